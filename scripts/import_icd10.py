@@ -29,9 +29,10 @@ FILES = {
 def convert(src: Path, dst: Path) -> int:
     """Copy ``code,name`` rows from ``src`` into a four-column code table at ``dst``."""
     count = 0
-    with src.open(encoding="utf-8-sig", newline="") as fin, dst.open(
-        "w", encoding="utf-8", newline=""
-    ) as fout:
+    with (
+        src.open(encoding="utf-8-sig", newline="") as fin,
+        dst.open("w", encoding="utf-8", newline="") as fout,
+    ):
         writer = csv.writer(fout, lineterminator="\n")
         writer.writerow(["code", "name", "aliases", "note"])
         for row in csv.DictReader(fin):

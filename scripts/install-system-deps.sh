@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian packages IMSP needs beyond Python: fonts and Pango for PDF reports, Chromium for browser
+# tests, curl for the chunked-upload test, poppler for looking at PDFs. Installs only what is missing.
+set -euo pipefail
+want=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 curl)
+if [ "${1:-}" = "--dev" ]; then
+  want+=(chromium poppler-utils)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing Debian packages: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,1 @@
+"""Identity: institutions, their exchange credentials (appId/appSecret), portal users, the audit log."""

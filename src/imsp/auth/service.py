@@ -1,0 +1,119 @@
+"""Use cases of the auth domain. Functions take a session and never commit (the caller does)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imsp.auth import crypto
+from imsp.auth.models import AppCredential, AuditEvent, Institution, PortalUser
+from imsp.auth.passwords import hash_password
+
+ROLES: dict[str, str] = {
+    "operator": "平台实施方",
+    "applicant": "申请机构",
+    "reviewer": "登记机关审核人员",
+    "regulator": "监管人员",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCredential:
+    """What the operator hands to a hospital once: the secret is never shown again."""
+
+    app_id: str
+    app_secret: str
+    org_code: str
+    institution_name: str
+
+
+async def ensure_institution(
+    session: AsyncSession, *, org_code: str, name: str, now: datetime
+) -> Institution:
+    """The institution with ``org_code``, created if new (its name is updated if given)."""
+    inst = await session.scalar(select(Institution).where(Institution.org_code == org_code))
+    if inst is None:
+        inst = Institution(org_code=org_code, name=name, created_at=now)
+        session.add(inst)
+        await session.flush()
+    elif name and inst.name != name:
+        inst.name = name
+    return inst
+
+
+async def issue_credential(
+    session: AsyncSession, *, institution: Institution, name: str, now: datetime
+) -> IssuedCredential:
+    """Create an appId/appSecret for ``institution``; only the secret's digest is stored."""
+    secret = crypto.new_secret()
+    cred = AppCredential(
+        app_id=crypto.new_app_id(),
+        secret_hash=crypto.digest(secret),
+        institution_id=institution.id,
+        name=name,
+        status="active",
+        created_at=now,
+    )
+    session.add(cred)
+    await session.flush()
+    return IssuedCredential(cred.app_id, secret, institution.org_code, institution.name)
+
+
+async def create_portal_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    now: datetime,
+    display_name: str = "",
+    institution: Institution | None = None,
+    must_change_password: bool = True,
+) -> PortalUser:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    user = PortalUser(
+        username=username,
+        display_name=display_name or username,
+        password_hash=hash_password(password),
+        role=role,
+        institution_id=institution.id if institution else None,
+        must_change_password=must_change_password,
+        failed_logins=0,
+        active=True,
+        created_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def audit(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    actor: str,
+    actor_kind: str,
+    action: str,
+    target: str = "",
+    institution_id: int | None = None,
+    client_addr: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit event (logins, views of patient data and video, review decisions)."""
+    session.add(
+        AuditEvent(
+            at=now,
+            actor=actor,
+            actor_kind=actor_kind,
+            action=action,
+            target=target,
+            institution_id=institution_id,
+            client_addr=client_addr,
+            detail=detail or {},
+        )
+    )

@@ -1,0 +1,1 @@
+"""The ``imsp`` command: thin commands over the domains."""

@@ -1,0 +1,77 @@
+"""Settings, read from the environment (prefix ``IMSP_``) and passed explicitly into each app.
+
+There is no import-time singleton: ``Settings()`` is built by the CLI (or a test) and handed to
+``create_exchange_app(settings)`` / ``create_portal_app(settings)``. Nested groups use ``__`` in the
+environment, e.g. ``IMSP_EXCHANGE__TOKEN_TTL_SECONDS=600``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ExchangeSettings(BaseModel):
+    """数据上报 (data exchange service, default port 8888)."""
+
+    port: int = 8888
+    token_ttl_seconds: int = Field(
+        default=86400, ge=60, description="访问令牌有效期（秒），默认 1 天"
+    )
+    max_records: int = Field(default=1000, ge=1, description="单次上传的最大记录数")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="请求体上限（字节）")
+    auth_failures_per_minute: int = Field(
+        default=10, ge=1, description="每个 appId/地址每分钟失败次数上限"
+    )
+
+
+class PortalSettings(BaseModel):
+    """资质管理 and the regulator's portal (default port 8091)."""
+
+    port: int = 8091
+    session_ttl_seconds: int = 8 * 3600
+    max_upload_bytes: int = 10 * 1024 * 1024
+    login_failures_before_lock: int = 5
+    lock_minutes: int = 15
+    secure_cookies: bool = Field(default=False, description="HTTPS 部署时设为 true")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="IMSP_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(
+        default=Path("var"), description="数据目录（SQLite 文件、附件、报文归档）"
+    )
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL 连接串；为空时使用数据目录下的 SQLite"
+    )
+    host: str = "127.0.0.1"
+    exchange: ExchangeSettings = ExchangeSettings()
+    portal: PortalSettings = PortalSettings()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL: psycopg 3 for PostgreSQL, aiosqlite for SQLite."""
+        url = self.database_url
+        if not url:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'imsp.db').resolve()}"
+        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+        return url
+
+    @property
+    def sync_url(self) -> str:
+        """The synchronous URL of the same database (used by Alembic)."""
+        url = self.sqlalchemy_url
+        return url.replace("sqlite+aiosqlite://", "sqlite://", 1)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")

@@ -1,0 +1,105 @@
+"""The one error tree. Every error IMSP reports carries a stable code from the catalogue.
+
+Domain code raises these; one handler per app (``imsp.web``) renders them as
+``{"code": <code>, "msg": "<中文>", "data": null}`` with the catalogue's HTTP status.
+Never raise ad-hoc ``HTTPException``s from domain code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imsp.standard.protocol import GATEWAY
+
+
+class ImspError(Exception):
+    """Base of every expected error. ``code`` is a key of ``imsp.standard.protocol.GATEWAY``."""
+
+    code: int = 50000
+
+    def __init__(
+        self, msg: str | None = None, *, data: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
+        self.msg = msg or GATEWAY[self.code].msg
+        self.data = data
+        self.headers = headers or {}
+        super().__init__(self.msg)
+
+    @property
+    def http_status(self) -> int:
+        return GATEWAY[self.code].http_status
+
+    def body(self) -> dict[str, Any]:
+        return {"code": self.code, "msg": self.msg, "data": self.data}
+
+
+class MalformedJson(ImspError):
+    code = 40000
+
+
+class BadRequest(ImspError):
+    code = 40001
+
+
+class UnknownAppId(ImspError):
+    code = 40002
+
+
+class SecretMismatch(ImspError):
+    code = 40004
+
+
+class CredentialRevoked(ImspError):
+    code = 40005
+
+
+class TokenMissing(ImspError):
+    code = 40101
+
+
+class TokenInvalid(ImspError):
+    code = 40102
+
+
+class TokenExpired(ImspError):
+    code = 40103
+
+
+class Forbidden(ImspError):
+    code = 40300
+
+
+class NotFound(ImspError):
+    code = 40400
+
+
+class MethodNotAllowed(ImspError):
+    code = 40500
+
+
+class BodyTooLarge(ImspError):
+    code = 41300
+
+
+class TooManyRecords(ImspError):
+    code = 41301
+
+
+class UnsupportedMediaType(ImspError):
+    code = 41500
+
+
+class RateLimited(ImspError):
+    code = 42900
+
+    def __init__(self, retry_after: int, msg: str | None = None) -> None:
+        super().__init__(msg, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = retry_after
+
+
+class Unavailable(ImspError):
+    code = 50300
+
+
+class ConfigError(Exception):
+    """Bad configuration at start-up; the CLI prints ``message`` on one line and exits non-zero."""

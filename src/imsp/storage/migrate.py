@@ -1,0 +1,43 @@
+"""Alembic glue: migrations live in ``imsp/storage/migrations/versions`` and run on both databases.
+
+Each domain owns one migration branch off the foundation revision (``0001``), so domains can add
+tables independently; ``upgrade`` applies every head.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+
+from imsp.config import Settings
+
+
+def alembic_config(settings: Settings) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("imsp.storage") / "migrations"))
+    cfg.attributes["sync_url"] = settings.sync_url
+    return cfg
+
+
+def upgrade(settings: Settings, target: str = "heads") -> None:
+    """Migrate the configured database to the newest schema (idempotent)."""
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings), target)
+
+
+def unapplied_heads(settings: Settings) -> list[str]:
+    """Migration heads the database has not reached (empty when the schema is current)."""
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    engine = create_engine(settings.sync_url)
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    finally:
+        engine.dispose()
+    return sorted(set(script.get_heads()) - current)

@@ -1,0 +1,24 @@
+"""Alembic environment: the URL comes from IMSP settings (``alembic_config``), never from an ini file."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+import imsp.storage.registry  # noqa: F401  (imports every domain's models)
+from imsp.storage.base import Base
+
+config = context.config
+url = config.attributes["sync_url"]
+engine = create_engine(url, poolclass=pool.NullPool)
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()

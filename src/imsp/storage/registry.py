@@ -1,0 +1,8 @@
+"""Imports every domain's ORM models so ``Base.metadata`` is complete (Alembic, schema tests).
+
+Each domain adds one line here when it gains a ``models.py``.
+"""
+
+from __future__ import annotations
+
+import imsp.auth.models  # noqa: F401

@@ -1,0 +1,123 @@
+"""What both servers share at the HTTP edge: the app context, sessions, the error handler, health.
+
+Every error leaves as ``{"code": <catalogue code>, "msg": "<中文>", "data": ...}`` — one shape for
+the exchange service and the portal's JSON endpoints (STYLE §4). Unexpected exceptions are logged
+with their traceback and answered with code 50000, never with a bare 500 page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from imsp import __version__
+from imsp.clock import Clock
+from imsp.config import Settings
+from imsp.errors import ImspError, MethodNotAllowed, NotFound
+from imsp.standard.protocol import GATEWAY
+from imsp.storage.db import Database
+
+log = logging.getLogger("imsp.web")
+
+
+class JsonResponse(JSONResponse):
+    """JSON via orjson: UTF-8 Chinese as-is, fast."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """What a running app owns; stored on ``app.state.ctx``."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    service: str  # "exchange" | "portal"
+
+
+def ctx(request: Request) -> AppContext:
+    c: AppContext = request.app.state.ctx
+    return c
+
+
+async def session(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: one unit of work per request, committed when the handler succeeds."""
+    async with ctx(request).db.session() as s:
+        yield s
+
+
+def client_addr(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def error_response(
+    code: int, msg: str | None = None, data: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    entry = GATEWAY[code]
+    return JsonResponse(
+        {"code": code, "msg": msg or entry.msg, "data": data},
+        status_code=entry.http_status,
+        headers=headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_imsp(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ImspError)
+        return error_response(exc.code, exc.msg, exc.data, exc.headers)
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "msg": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        return error_response(40001, data={"errors": errors})
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return error_response(NotFound.code)
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed.code)
+        code = {400: 40001, 401: 40101, 403: 40300, 413: 41300, 415: 41500, 429: 42900}.get(
+            exc.status_code, 50000
+        )
+        return error_response(code)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(50000)
+
+    app.add_exception_handler(ImspError, on_imsp)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def install_healthz(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["运维"], summary="健康检查")
+    async def healthz(request: Request) -> Response:
+        c = ctx(request)
+        db = await c.db.ping()
+        ok = db["status"] == "ok"
+        body = {
+            "status": "ok" if ok else "degraded",
+            "service": c.service,
+            "version": __version__,
+            "database": db,
+        }
+        return JsonResponse(body, status_code=200 if ok else 503)

@@ -1,0 +1,1 @@
+"""Test helpers shared across domains (small builders, a live server on loopback)."""
