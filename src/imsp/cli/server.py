@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import click
 from pydantic import ValidationError
@@ -89,7 +90,8 @@ def serve(
         click.echo(
             f"资质管理系统 / portal:   {endpoints[1].url}  (健康检查 {endpoints[1].url}/healthz)"
         )
-        click.echo("按 Ctrl+C 停止 / press Ctrl+C to stop", err=False)
+        click.echo("按 Ctrl+C 停止 / press Ctrl+C to stop")
+        sys.stdout.flush()
 
     asyncio.run(serve_forever(settings, endpoints, sockets, on_ready=ready))
 
