@@ -1,0 +1,259 @@
+"""In-record rules (FORMAT.md §rules; 数据标准 V1.0 §记录内规则) compiled into closures.
+
+A rule is skipped for fields that already carry an error (a bad date cannot be ordered), and for
+empty values (emptiness is the required/conditional checks' business).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from imsp.standard import checks
+from imsp.standard.issues import Issue, as_number, get_path, is_empty, show
+from imsp.standard.model import CodeTable, Dataset, Field, StandardDataError
+
+__all__ = ["RESIDENT_ID_CARD", "RuleCheck", "compile_rules"]
+
+_TOLERANCE: Final = 0.01 + 1e-9  # 数据标准 V1.0 §记录内规则: 合计、乘积允许 ±0.01 元
+
+RuleCheck = Callable[[dict[str, Any], "set[str] | None", list[Issue]], None]
+
+#: 居民身份证 in 身份证件类别代码 (WS 364.3 CV02.01.101).
+RESIDENT_ID_CARD: Final = "01"
+
+
+def _touched(bad: set[str] | None, path: str) -> bool:
+    """Whether ``path`` (or anything inside it) already has an error."""
+    if not bad:
+        return False
+    if path in bad:
+        return True
+    return any(b.startswith((path + ".", path + "[")) for b in bad)
+
+
+class _RuleCompiler:
+    """Turns one ``[[rules]]`` entry (FORMAT.md §rules) into a closure over the record."""
+
+    def __init__(self, ds: Dataset, tables: Mapping[str, CodeTable]) -> None:
+        self.ds = ds
+        self.tables = tables
+        self.paths = dict(ds.walk())
+
+    def field(self, path: str, where: str) -> tuple[str, tuple[str, ...], str, Field]:
+        f = self.paths.get(path)
+        if f is None:
+            raise StandardDataError(f"datasets/{self.ds.code} {where}: unknown field {path!r}")
+        return path, tuple(path.split(".")), f"{f.name}({path})", f
+
+    def param(self, params: Mapping[str, Any], name: str, where: str) -> Any:
+        if name not in params:
+            raise StandardDataError(f"datasets/{self.ds.code} {where}: rule needs `{name}`")
+        return params[name]
+
+    def compile(self, kind: str, params: Mapping[str, Any], code: str | None) -> RuleCheck:
+        where = f"rule {kind}"
+        build = getattr(self, "_" + kind, None)
+        if build is None:
+            raise StandardDataError(f"datasets/{self.ds.code}: unknown rule kind {kind!r}")
+        fn: RuleCheck = build(params, code, where)
+        return fn
+
+    def _order(self, params: Mapping[str, Any], code: str | None, where: str) -> RuleCheck:
+        items = [self.field(p, where) for p in self.param(params, "fields", where)]
+        issue_code = code or "time_order"
+
+        def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
+            prev: str | None = None
+            prev_label = ""
+            for path, parts, label, _ in items:
+                v = get_path(rec, parts)
+                if type(v) is not str or is_empty(v) or _touched(bad, path):
+                    continue
+                if prev is not None:
+                    a, b = (prev, v) if len(prev) == len(v) else (prev[:10], v[:10])
+                    if b < a:
+                        msg = f"{label} 早于 {prev_label}：{v} < {prev}"
+                        errs.append(Issue(path, issue_code, msg, "error"))
+                        continue
+                prev, prev_label = v, label
+
+        return rule
+
+    def _sum(self, params: Mapping[str, Any], code: str | None, where: str) -> RuleCheck:
+        total, tparts, tlabel, _ = self.field(self.param(params, "total", where), where)
+        lpath, lparts, _, _ = self.field(self.param(params, "list", where), where)
+        sub = self.param(params, "field", where)
+        _, _, slabel, _ = self.field(f"{lpath}.{sub}", where)
+        issue_code = code or "sum_mismatch"
+
+        def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
+            if _touched(bad, total) or _touched(bad, lpath):
+                return
+            raw = get_path(rec, tparts)
+            t = as_number(raw)
+            items = get_path(rec, lparts)
+            if t is None or type(items) is not list:
+                return
+            s = 0.0
+            for el in items:
+                if type(el) is dict:
+                    x = as_number(el.get(sub))
+                    if x is not None:
+                        s += x
+            if abs(t - s) > _TOLERANCE:
+                msg = f"{tlabel} 应等于各条 {slabel} 之和 {s:.2f}（允许 ±0.01）：{show(raw)}"
+                errs.append(Issue(total, issue_code, msg, "error"))
+
+        return rule
+
+    def _product(self, params: Mapping[str, Any], code: str | None, where: str) -> RuleCheck:
+        lpath = params.get("list")
+        lparts: tuple[str, ...] = ()
+        base = ""
+        if lpath is not None:
+            lpath, lparts, _, _ = self.field(lpath, where)
+            base = lpath + "."
+        result = self.param(params, "result", where)
+        factors = list(self.param(params, "factors", where))
+        _, _, rlabel, _ = self.field(base + result, where)
+        flabels = [self.field(base + f, where)[2] for f in factors]
+        issue_code = code or "product_mismatch"
+        detail = f"应等于 {' × '.join(flabels)}（允许 ±0.01）"
+
+        def one(el: dict[str, Any], at: str, bad: set[str] | None, errs: list[Issue]) -> None:
+            if bad and any(_touched(bad, at + c) for c in (result, *factors)):
+                return
+            raw = el.get(result)
+            r = as_number(raw)
+            if r is None:
+                return
+            p = 1.0
+            for c in factors:
+                x = as_number(el.get(c))
+                if x is None:
+                    return
+                p *= x
+            if abs(r - p) > _TOLERANCE:
+                path = at + result
+                msg = f"{rlabel.replace(base + result, path)} {detail}，积为 {p:.4g}：{show(raw)}"
+                errs.append(Issue(path, issue_code, msg, "error"))
+
+        def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
+            if not lparts:
+                one(rec, "", bad, errs)
+                return
+            items = get_path(rec, lparts)
+            if type(items) is not list:
+                return
+            for i, el in enumerate(items):
+                if type(el) is dict:
+                    one(el, f"{lpath}[{i}].", bad, errs)
+
+        return rule
+
+    def _idcard(self, params: Mapping[str, Any], code: str | None, where: str) -> RuleCheck:
+        id_path, id_parts, id_label, _ = self.field(self.param(params, "id", where), where)
+        opt = {
+            k: self.field(params[k], where) if params.get(k) else None
+            for k in ("type", "birthday", "sex")
+        }
+        type_ref, bday_ref, sex_ref = opt["type"], opt["birthday"], opt["sex"]
+        type_table = self._table(type_ref[3]) if type_ref else None
+        sex_table = self._table(sex_ref[3]) if sex_ref else None
+
+        def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
+            if type_ref is not None:
+                tv = get_path(rec, type_ref[1])
+                if type(tv) is not str:
+                    return
+                canon = type_table.canonical(tv) if type_table is not None else tv
+                if canon != RESIDENT_ID_CARD:
+                    return
+            idv = get_path(rec, id_parts)
+            if type(idv) is not str or is_empty(idv) or _touched(bad, id_path):
+                return
+            if not checks.is_idcard(idv):
+                # GB 11643-1999: 18 位、出生日期有效、ISO 7064 MOD 11-2 校验码
+                msg = f"{id_label} 不是有效的居民身份证号码（GB 11643 校验失败）：{show(idv)}"
+                errs.append(Issue(id_path, code or "idcard", msg, "error"))
+                return
+            if bday_ref is not None and not _touched(bad, bday_ref[0]):
+                bv = get_path(rec, bday_ref[1])
+                born = checks.idcard_birthday(idv)
+                if type(bv) is str and not is_empty(bv) and bv[:10] != born:
+                    msg = f"{bday_ref[2]} 与 {id_label} 中的出生日期 {born} 不一致：{show(bv)}"
+                    errs.append(Issue(bday_ref[0], code or "idcard_birthday", msg, "error"))
+            if sex_ref is not None and not _touched(bad, sex_ref[0]):
+                sv = get_path(rec, sex_ref[1])
+                if type(sv) is str and sex_table is not None:
+                    sv = sex_table.canonical(sv) or sv
+                sex = checks.idcard_sex(idv)
+                if sv in ("1", "2") and sv != sex:
+                    msg = f"{sex_ref[2]} 与 {id_label} 的性别（{sex}）不一致：{show(sv)}"
+                    errs.append(Issue(sex_ref[0], code or "idcard_sex", msg, "error"))
+
+        return rule
+
+    def _table(self, f: Field) -> CodeTable | None:
+        return self.tables.get(f.table) if f.table else None
+
+    def _pair(self, params: Mapping[str, Any], code: str | None, where: str) -> RuleCheck:
+        items = [self.field(p, where) for p in self.param(params, "fields", where)]
+        issue_code = code or "pair_mismatch"
+
+        def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
+            ref: tuple[int, str] | None = None
+            for path, parts, label, _ in items:
+                v = get_path(rec, parts)
+                if type(v) is not str or is_empty(v) or _touched(bad, path):
+                    continue
+                n = v.count("|") + 1
+                if ref is None:
+                    ref = (n, label)
+                elif n != ref[0]:
+                    msg = f"{label} 有 {n} 项，与 {ref[1]} 的 {ref[0]} 项不对应：{show(v)}"
+                    errs.append(Issue(path, issue_code, msg, "error"))
+
+        return rule
+
+    def _one_of(self, params: Mapping[str, Any], code: str | None, where: str) -> RuleCheck:
+        items = [self.field(p, where) for p in self.param(params, "fields", where)]
+        path = "|".join(i[0] for i in items)
+        msg = f"{'、'.join(i[2] for i in items)} 至少填写一项"
+        issue = Issue(path, code or "one_of", msg, "error")
+
+        def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
+            for _, parts, _, _ in items:
+                if not is_empty(get_path(rec, parts)):
+                    return
+            errs.append(issue)
+
+        return rule
+
+    def _not_equal(self, params: Mapping[str, Any], code: str | None, where: str) -> RuleCheck:
+        fields = self.param(params, "fields", where)
+        if len(fields) != 2:
+            raise StandardDataError(f"datasets/{self.ds.code} {where}: needs exactly two fields")
+        (_, a_parts, a_label, _), (b_path, b_parts, b_label, _) = (
+            self.field(fields[0], where),
+            self.field(fields[1], where),
+        )
+        a_path = fields[0]
+        issue_code = code or "not_equal"
+
+        def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
+            a, b = get_path(rec, a_parts), get_path(rec, b_parts)
+            if is_empty(a) or is_empty(b) or _touched(bad, a_path) or _touched(bad, b_path):
+                return
+            if a == b or str(a) == str(b):
+                msg = f"{b_label} 不应与 {a_label} 相同：{show(b)}"
+                errs.append(Issue(b_path, issue_code, msg, "error"))
+
+        return rule
+
+
+def compile_rules(ds: Dataset, tables: Mapping[str, CodeTable]) -> tuple[RuleCheck, ...]:
+    """The dataset's rules as closures ``rule(record, error_paths, errors)``."""
+    rc = _RuleCompiler(ds, tables)
+    return tuple(rc.compile(r.kind, r.params, r.code) for r in ds.rules)
