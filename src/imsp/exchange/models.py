@@ -1,0 +1,133 @@
+"""Tables of the exchange domain: access tokens, stored records, their versions, the exchange log.
+
+Design (数据上报, issue 4):
+
+* ``access_token`` — one row per issued token, keyed by the token's SHA-256 (the token itself is never
+  stored). A new token does not revoke older unexpired ones; revoking a credential deletes its
+  tokens (ON DELETE CASCADE also covers a deleted credential).
+* ``record`` — the *current* version of every record, one row per (institution, dataset, business
+  key). Typed, indexed columns hold what supervision and reports query (the dataset's ``columns``
+  roles in the Data Standard); ``data`` holds the normalised record (JSONB on PostgreSQL).
+* ``record_version`` — a light history: which request (``exchange_id``) and which position in its
+  body carried each version, when and with which appId. The content of any version is reproduced
+  from the archived request body (``exchange_log.body``) with the same validator, so history costs
+  no second copy of the data.
+* ``exchange_log`` — every request to the token service and the upload services, accepted or not.
+  Its id is a UUIDv7 made by the server (time-ordered, no round trip to obtain it) and is returned
+  to the client as ``exchangeId``. Bodies of accepted uploads are kept zlib-compressed with their
+  SHA-256, so any stored record traces to the exact bytes that carried it.
+
+There are deliberately no foreign keys from ``record``/``record_version`` to ``exchange_log``:
+the log may be archived or pruned on its own schedule, and the per-row FK checks would slow ingest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from imsp.storage.base import Base
+
+#: A 64-bit id on PostgreSQL; SQLite needs INTEGER for its auto-incrementing rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+#: Maximum length of a stored business key (key fields joined with ``|``).
+KEY_LENGTH = 200
+
+
+class AccessToken(Base):
+    """An access token (授权码) issued by ``/auth/accesstoken/create``; only its SHA-256 is kept."""
+
+    __tablename__ = "access_token"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    credential_id: Mapped[int] = mapped_column(
+        ForeignKey("app_credential.id", ondelete="CASCADE"), index=True
+    )
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"))
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Record(Base):
+    """The current version of one uploaded record (upsert by institution, dataset, business key)."""
+
+    __tablename__ = "record"
+    __table_args__ = (
+        UniqueConstraint("institution_id", "dataset", "key"),
+        Index("ix_record_institution_id_dataset_business_time", "institution_id", "dataset", "business_time"),
+        Index("ix_record_institution_id_patient_id", "institution_id", "patient_id"),
+        Index("ix_record_institution_id_visit_no", "institution_id", "visit_no"),
+        Index("ix_record_institution_id_dept_code", "institution_id", "dept_code"),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"))
+    dataset: Mapped[str] = mapped_column(String(30))
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    version: Mapped[int]
+    business_time: Mapped[datetime | None]
+    patient_id: Mapped[str | None] = mapped_column(String(64))
+    # 证件号码 are stored as given (supervision needs them) and masked in every display.
+    patient_cert_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    doctor_cert_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    visit_no: Mapped[str | None] = mapped_column(String(64))
+    dept_code: Mapped[str | None] = mapped_column(String(32))
+    voided: Mapped[bool]  # operType = 3 作废
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    exchange_id: Mapped[uuid.UUID]  # the request that carried the current version
+
+
+class RecordVersion(Base):
+    """One stored version of a record: who sent it, when, in which request and at which index."""
+
+    __tablename__ = "record_version"
+
+    record_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("record.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(primary_key=True)
+    exchange_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    position: Mapped[int]  # index of the record in the request body
+    at: Mapped[datetime]
+    app_id: Mapped[str] = mapped_column(String(40))
+
+
+class ExchangeLog(Base):
+    """One request to the exchange service (token or upload), accepted or not."""
+
+    __tablename__ = "exchange_log"
+    __table_args__ = (Index("ix_exchange_log_institution_id_at", "institution_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)  # UUIDv7, returned as exchangeId
+    at: Mapped[datetime] = mapped_column(index=True)
+    institution_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id"))
+    app_id: Mapped[str] = mapped_column(String(40))
+    service: Mapped[str] = mapped_column(String(40))  # uploadPatientFile, accesstoken, …
+    dataset: Mapped[str | None] = mapped_column(String(30))
+    client_addr: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]  # body bytes received
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    code: Mapped[int]  # gateway code (200 = processed; see protocol.GATEWAY)
+    total: Mapped[int]
+    success: Mapped[int]
+    fail: Mapped[int]
+    latency_ms: Mapped[float]
+    dry_run: Mapped[bool]
+    atomic: Mapped[bool]
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)  # zlib; accepted uploads only
