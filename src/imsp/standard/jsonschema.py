@@ -73,7 +73,6 @@ NOT_EXPRESSIBLE: Final[Mapping[str, str]] = {
     "pair": "多值个数对应（pair 规则）：不能数 | 分隔的项数并比较",
     "not_equal": "两项不相同（not_equal 规则）：不能比较两个节点的值",
     "idcard_birthday_sex": "身份证号码与出生日期、性别一致（idcard 规则后半部分）",
-    "root_condition": "明细（数组元素）内引用记录根节点的条件必填",
     "numeric_string_condition": "以数字字符串给出的数值参与条件比较（lt/le/gt/ge）",
     "decimal_string_range": "以数字字符串给出的 decimal 的 min/max 范围",
     "integer_literal": "int 节点写成 3.0：JSON Schema 的 integer 接受，平台只接受整数字面量",
@@ -148,10 +147,12 @@ class _Builder:
         self.tables = tables
 
     def record(self) -> dict[str, Any]:
-        schema = self.node(self.ds.fields, top=True)
+        self.root_all_of: list[dict[str, Any]] = []
+        schema = self.node(self.ds.fields, ())
         schema["title"] = self.ds.name
         rules_meta: list[dict[str, Any]] = []
         all_of: list[dict[str, Any]] = schema.setdefault("allOf", [])
+        all_of.extend(self.root_all_of)
         for r in self.ds.rules:
             expressed = self.rule(r.kind, r.params, all_of)
             entry: dict[str, Any] = {"kind": r.kind, **dict(r.params), "expressed": expressed}
@@ -166,26 +167,30 @@ class _Builder:
             schema["x-imsp-rules"] = rules_meta
         return schema
 
-    def node(self, fields: tuple[Field, ...], *, top: bool) -> dict[str, Any]:
+    def node(self, fields: tuple[Field, ...], steps: tuple[Field, ...]) -> dict[str, Any]:
+        """The object schema of ``fields``, reached from the record root through ``steps``
+        (list and object fields)."""
         props: dict[str, Any] = {}
         all_of: list[dict[str, Any]] = []
         for f in fields:
-            strict = self.strict(f)
+            strict = self.strict(f, steps)
             if f.required == "Y":
                 props[f.code] = strict
             else:
                 props[f.code] = {"anyOf": [self.empty(f), strict]}
             if f.required == "C":
+                then: dict[str, Any] = {"properties": {f.code: strict}}
                 local = all(_resolve(fields, c.field) is not None for c in f.when)
-                if local or top:
-                    all_of.append(
-                        {
-                            "if": {"allOf": [self.condition(c, fields) for c in f.when]},
-                            "then": {"properties": {f.code: strict}},
-                        }
-                    )
+                if local or not steps:
+                    conds = [self.condition(c, fields) for c in f.when]
+                    all_of.append({"if": {"allOf": conds}, "then": then})
                 else:
-                    props[f.code]["x-imsp-when"] = [_cond_json(c) for c in f.when]
+                    # The condition names a root field: state it at the root and descend.
+                    for step in reversed(steps):
+                        inner = {"items": then} if step.type == "list" else then
+                        then = {"properties": {step.code: inner}}
+                    conds = [self.condition(c, self.ds.fields) for c in f.when]
+                    self.root_all_of.append({"if": {"allOf": conds}, "then": then})
             _annotate(props[f.code], f)
         schema: dict[str, Any] = {
             "type": "object",
@@ -205,7 +210,7 @@ class _Builder:
             return {"anyOf": [*_EMPTY_SCALAR["anyOf"], {"type": "object", "maxProperties": 0}]}
         return _EMPTY_SCALAR
 
-    def strict(self, f: Field) -> dict[str, Any]:
+    def strict(self, f: Field, steps: tuple[Field, ...]) -> dict[str, Any]:
         """The schema of a non-empty, valid value of ``f``."""
         if f.type == "string":
             s: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": "\\S"}
@@ -232,7 +237,7 @@ class _Builder:
             return {"type": "string", "format": "date"}
         if f.type == "datetime":
             return {"type": "string", "format": "imsp-datetime"}
-        sub = self.node(f.fields, top=False)
+        sub = self.node(f.fields, (*steps, f))
         if f.type == "object":
             return sub
         s = {"type": "array", "items": sub, "minItems": max(f.min_items or 0, 1)}
@@ -341,10 +346,6 @@ def _annotate(s: dict[str, Any], f: Field) -> None:
         s["examples"] = [f.example]
     s["x-imsp-required"] = f.required
     s["x-imsp-type"] = f.type_label
-
-
-def _cond_json(c: Condition) -> dict[str, Any]:
-    return {"field": c.field, c.op: c.value}
 
 
 # --------------------------------------------------------------------------- formats

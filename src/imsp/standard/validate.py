@@ -403,10 +403,11 @@ class _Node:
             v = get(code, MISSING)
             if not (type(v) is int and lo <= v <= hi):
                 add((e, v))
-        if pending:
-            pending.sort(key=_position)
+        failed = len(pending)
         for code, e in self.others:
             add((e, get(code, MISSING)))
+        if failed:
+            pending.sort(key=_position)
         repl: dict[str, Any] | None = None
         for (_, code, check, meta), v in pending:
             if v is MISSING:
