@@ -72,3 +72,18 @@ class AuditEvent(Base):
     institution_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id"), index=True)
     client_addr: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class PortalSession(Base):
+    """A signed-in portal session. The browser holds a random token; only its SHA-256 is stored,
+    so a leaked table cannot be replayed. Expires ``settings.portal.session_ttl_seconds`` after
+    sign-in (absolute, not sliding); logout and password changes delete the row."""
+
+    __tablename__ = "portal_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("portal_user.id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    client_addr: Mapped[str] = mapped_column(String(64), default="")

@@ -6,4 +6,5 @@ Each domain adds one line here when it gains a ``models.py``.
 from __future__ import annotations
 
 import imsp.auth.models
-import imsp.exchange.models  # noqa: F401
+import imsp.exchange.models
+import imsp.qualification.models  # noqa: F401
