@@ -28,10 +28,10 @@ from imsp.standard.demo import DEMO_ORG_CODE
 ENV_PREFIX = "IMSP_CLIENT_"
 
 
-def _config_home() -> Path:
-    if sys.platform == "win32" and os.environ.get("APPDATA"):
-        return Path(os.environ["APPDATA"])
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+def _config_home(env: Mapping[str, str]) -> Path:
+    if sys.platform == "win32" and env.get("APPDATA"):
+        return Path(env["APPDATA"])
+    return Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
 
 def _data_home() -> Path:
@@ -40,8 +40,8 @@ def _data_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
 
 
-def default_config_path() -> Path:
-    return _config_home() / "imsp" / "client.toml"
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    return _config_home(os.environ if env is None else env) / "imsp" / "client.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class ClientConfig:
         """Merge defaults ← file ← environment ← flags (``None`` flags are not given)."""
         env = os.environ if environ is None else environ
         explicit = config_file or env.get(ENV_PREFIX + "CONFIG")
-        path = Path(explicit).expanduser() if explicit else default_config_path()
+        path = Path(explicit).expanduser() if explicit else default_config_path(env)
         cfg = cls()
         if path.is_file():
             cfg = replace(cfg, **_coerce(_read_toml(path), str(path)), source=str(path))

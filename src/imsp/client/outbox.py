@@ -116,7 +116,8 @@ def _field_errors(raw: str | None) -> tuple[FieldError, ...]:
 
 @cache
 def _upstream(code: str) -> frozenset[str]:
-    """Datasets ``code`` refers to, directly or through others."""
+    """Datasets ``code`` refers to, directly or through others (references may form cycles:
+    departments name their head doctor, doctors their department)."""
     std = load_standard()
     seen: set[str] = set()
     todo = list(std.datasets[code].references)
@@ -125,7 +126,7 @@ def _upstream(code: str) -> frozenset[str]:
         if ref not in seen:
             seen.add(ref)
             todo.extend(std.datasets[ref].references)
-    return frozenset(seen)
+    return frozenset(seen - {code})
 
 
 class Outbox:

@@ -31,13 +31,16 @@ class Step:
 
 
 def reference_order(datasets: Sequence[Dataset]) -> list[Dataset]:
-    """``datasets`` sorted so that every dataset comes after those it refers to."""
+    """``datasets`` sorted so that every dataset comes after those it refers to (a reference
+    cycle is broken at the dataset with the lower number)."""
     by_code = {d.code: d for d in datasets}
     done: dict[str, Dataset] = {}
+    visiting: set[str] = set()
 
     def visit(d: Dataset) -> None:
-        if d.code in done:
+        if d.code in done or d.code in visiting:  # a cycle (department ↔ doctor): first come
             return
+        visiting.add(d.code)
         for ref in d.references:
             if ref in by_code and ref != d.code:
                 visit(by_code[ref])
