@@ -89,23 +89,28 @@ def is_date(s: str) -> bool:
     return _remember(_date_memo, s, s.isascii() and _date_uncached(s))
 
 
-def _time_uncached(t: str) -> bool:
-    if t[2] != ":" or t[5] != ":":
+def _minute_uncached(hm: str) -> bool:
+    if hm[2] != ":" or not hm.isascii():
         return False
-    h, m, s = t[0:2], t[3:5], t[6:8]
-    if not (h.isdigit() and m.isdigit() and s.isdigit()):
-        return False
-    return int(h) < 24 and int(m) < 60 and int(s) < 60
+    h, m = hm[0:2], hm[3:5]
+    return h.isdigit() and m.isdigit() and int(h) < 24 and int(m) < 60
 
 
 def is_time(t: str) -> bool:
-    """``t`` is a clock time ``HH:mm:ss`` (00:00:00 … 23:59:59; no leap second)."""
-    known = _time_memo.get(t)
+    """``t`` is a clock time ``HH:mm:ss`` (00:00:00 … 23:59:59; no leap second).
+
+    The memo holds ``HH:mm`` only (at most 1 440 valid entries); seconds are checked inline.
+    """
+    if len(t) != 8 or t[5] != ":":
+        return False
+    s = t[6:8]
+    if not (s.isascii() and s.isdigit() and s < "60"):
+        return False
+    hm = t[:5]
+    known = _time_memo.get(hm)
     if known is not None:
         return known
-    if len(t) != 8:
-        return False
-    return _remember(_time_memo, t, t.isascii() and _time_uncached(t))
+    return _remember(_time_memo, hm, _minute_uncached(hm))
 
 
 def is_datetime(s: str) -> bool:

@@ -13,7 +13,7 @@ from imsp.standard import checks
 from imsp.standard.issues import Issue, as_number, get_path, is_empty, show
 from imsp.standard.model import CodeTable, Dataset, Field, StandardDataError
 
-__all__ = ["RESIDENT_ID_CARD", "RuleCheck", "compile_rules"]
+__all__ = ["RESIDENT_ID_CARD", "RuleCheck", "compile_rules", "error_paths"]
 
 _TOLERANCE: Final = 0.01 + 1e-9  # 数据标准 V1.0 §记录内规则: 合计、乘积允许 ±0.01 元
 
@@ -23,13 +23,24 @@ RuleCheck = Callable[[dict[str, Any], "set[str] | None", list[Issue]], None]
 RESIDENT_ID_CARD: Final = "01"
 
 
+def error_paths(errors: list[Issue]) -> set[str] | None:
+    """The paths with errors and every path enclosing one (``items[0].amount`` also marks
+    ``items[0]`` and ``items``), so a rule asks one set lookup per field; None if no errors."""
+    if not errors:
+        return None
+    bad: set[str] = set()
+    for issue in errors:
+        p = issue.field
+        bad.add(p)
+        for k, ch in enumerate(p):
+            if ch == "." or ch == "[":
+                bad.add(p[:k])
+    return bad
+
+
 def _touched(bad: set[str] | None, path: str) -> bool:
-    """Whether ``path`` (or anything inside it) already has an error."""
-    if not bad:
-        return False
-    if path in bad:
-        return True
-    return any(b.startswith((path + ".", path + "[")) for b in bad)
+    """Whether ``path`` (or anything inside it) already has an error (see :func:`error_paths`)."""
+    return bad is not None and path in bad
 
 
 class _RuleCompiler:

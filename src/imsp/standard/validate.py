@@ -45,7 +45,7 @@ from imsp.standard.model import (
     StandardDataError,
     load_standard,
 )
-from imsp.standard.rules import compile_rules
+from imsp.standard.rules import compile_rules, error_paths
 
 __all__ = [
     "ISSUES",
@@ -605,7 +605,7 @@ class Validator:
         new = self._root.run(record, record, "", errs, warns)
         rec: dict[str, Any] = record if new is None else new
         if self._rules:
-            bad = {i.field for i in errs} if errs else None
+            bad = error_paths(errs)
             for rule in self._rules:
                 rule(rec, bad, errs)
         return Verdict(index, self._key_of(rec), errs, warns, None if errs else rec)
