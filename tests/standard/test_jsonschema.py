@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from typing import Any
 
 import pytest
@@ -49,6 +50,7 @@ def test_schema_is_valid_2020_12_and_accepts_a_record_or_a_batch(code: str) -> N
     assert not js.is_valid("x")
     schema = dataset_schema(ds, STD)
     assert set(schema["$defs"]["record"]["required"]) == {f.code for f in ds.fields}
+    assert json.loads(json.dumps(schema, ensure_ascii=False)) == schema  # publishable as is
 
 
 def test_batch_size_limit_is_optional() -> None:

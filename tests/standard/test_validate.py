@@ -489,3 +489,11 @@ def test_definition_errors_fail_at_compile_time() -> None:
         Validator(toy.dataset(rules=(Rule("order", {"fields": ["x1"]}),)), toy.TABLES)
     with pytest.raises(StandardDataError, match="string fields only"):
         Validator(toy.dataset(fields=(toy.f("n", "int", table="sex"),), rules=()), toy.TABLES)
+
+
+def test_unknown_node_is_reported_even_when_a_defined_node_is_missing() -> None:
+    rec = toy.record(extra=1)
+    del rec["homepage"]
+    verdict = V.check(rec)
+    assert [(i.field, i.code) for i in verdict.errors] == [("homepage", "node_missing")]
+    assert [(w.field, w.code) for w in verdict.warnings] == [("extra", "unknown_field")]

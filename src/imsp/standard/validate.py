@@ -409,17 +409,19 @@ class _Node:
         if failed:
             pending.sort(key=_position)
         repl: dict[str, Any] | None = None
+        missing = 0
         for (_, code, check, meta), v in pending:
             if v is MISSING:
                 # 数据标准 V1.0 §通用约定: 所有节点都必须存在 (optional ones may be null or "").
                 errs.append(meta.issue(prefix, "node_missing", "节点缺失"))
+                missing += 1
                 continue
             r = check(v, node, root, prefix, errs, warns)
             if r is not _SAME:
                 if repl is None:
                     repl = {}
                 repl[code] = r
-        if len(node) != self.count and not self.codes.issuperset(node):
+        if len(node) + missing != self.count:  # some keys are not defined nodes
             codes = self.codes
             for k in node:
                 if k not in codes:
