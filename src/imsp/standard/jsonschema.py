@@ -177,7 +177,7 @@ class _Builder:
             if f.required == "Y":
                 props[f.code] = strict
             else:
-                props[f.code] = {"anyOf": [self.empty(f), strict]}
+                props[f.code] = {"anyOf": [*self.empty(f)["anyOf"], strict]}
             if f.required == "C":
                 then: dict[str, Any] = {"properties": {f.code: strict}}
                 local = all(_resolve(fields, c.field) is not None for c in f.when)
@@ -289,7 +289,8 @@ class _Builder:
             )
             return True
         if kind == "idcard":
-            id_schema = {"anyOf": [_EMPTY_ANY, {"type": "string", "format": "gb11643-idcard"}]}
+            idcard = {"type": "string", "format": "gb11643-idcard"}
+            id_schema = {"anyOf": [*_EMPTY_ANY["anyOf"], idcard]}
             check = _at(p["id"], id_schema, required=False)
             if p.get("type"):
                 ref = _resolve(self.ds.fields, p["type"])
