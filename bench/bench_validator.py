@@ -182,7 +182,9 @@ def main() -> None:
     codes = args.dataset or ["prescription", "prescription_item"]
     machine = (
         f"{cpu_model()}, {os.cpu_count()} logical CPUs; Python {platform.python_version()} "
-        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
+        f"({platform.python_implementation()}), {platform.system()} {platform.release()}; "
+        f"1-minute load average at start {os.getloadavg()[0]:.1f} (other work shares the CPUs, "
+        "so the figures are a lower bound)"
     )
     print(machine)
     rows = []
