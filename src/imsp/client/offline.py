@@ -17,6 +17,9 @@ from imsp.standard.validate import validator_for
 
 #: msgCode of a record that passed (数据标准 V1.0 §错误代码: 202 校验通过（试运行，未入库）).
 PASSED = 202
+#: A record with several problems gets the msgCode of the first kind present in this order — the
+#: platform's rule (a contract test checks the two agree).
+PRIORITY = (-98, -93, -92, -99, -97, -96, -95, -94)
 
 
 def _field_errors(issues: list[Issue]) -> tuple[FieldError, ...]:
@@ -24,8 +27,11 @@ def _field_errors(issues: list[Issue]) -> tuple[FieldError, ...]:
 
 
 def record_code(errors: list[Issue]) -> int:
-    """The record's msgCode: the code of its first error (the receipt's convention)."""
-    return errors[0].msg_code if errors else PASSED
+    """The record's msgCode: its most fundamental problem's code (see :data:`PRIORITY`)."""
+    if not errors:
+        return PASSED
+    codes = {e.msg_code for e in errors}
+    return next((c for c in PRIORITY if c in codes), -1)
 
 
 def check(dataset: str, records: Iterable[Any]) -> Receipt:
