@@ -18,6 +18,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("imsp.cli.server:serve", "启动数据交换服务（8888）与资质管理系统（8091）"),
     "db": ("imsp.cli.server:db", "数据库迁移与状态"),
     "demo": ("imsp.cli.server:demo", "演示数据"),
+    # Hospital side (imsp.client): no server extra needed.
+    "push": ("imsp.cli.client:push", "上传数据集记录（.json/.jsonl/.csv）"),
+    "validate": ("imsp.cli.client:validate", "离线校验数据集记录（与平台同一数据标准）"),
+    "sample": ("imsp.cli.client:sample", "生成测试数据"),
+    "token": ("imsp.cli.client:token", "获取访问令牌（授权码）"),
+    "selfcheck": ("imsp.cli.client:selfcheck", "接入自检：令牌与 16 个上传服务"),
+    "outbox": ("imsp.cli.outbox:outbox", "本地出站队列：状态、投递、暂存记录重发"),
 }
 
 

@@ -1,9 +1,9 @@
 """Self-check before applying for acceptance (接入确认, 第四章): token, then every upload service in
 dry-run and real mode with test data, each with a pass/fail and the reason.
 
-Datasets are checked in reference order (organisation, departments and doctors before the visits
-and prescriptions that refer to them), so the real uploads of one dataset exist before the next
-dataset is checked.
+Datasets are checked in the order of ``samples`` — ``imsp.standard.sample.generate_all`` gives them
+in upload order (organisation, departments and doctors before the visits and prescriptions that refer
+to them), so what a dataset refers to has been uploaded for real before it is checked.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from imsp.client.client import Client
 from imsp.client.errors import ClientError
 from imsp.client.receipt import Receipt
-from imsp.standard.model import Dataset, load_standard
+from imsp.standard.model import load_standard
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,27 +28,6 @@ class Step:
     real: str
     ok: bool
     reason: str = ""
-
-
-def reference_order(datasets: Sequence[Dataset]) -> list[Dataset]:
-    """``datasets`` sorted so that every dataset comes after those it refers to (a reference
-    cycle is broken at the dataset with the lower number)."""
-    by_code = {d.code: d for d in datasets}
-    done: dict[str, Dataset] = {}
-    visiting: set[str] = set()
-
-    def visit(d: Dataset) -> None:
-        if d.code in done or d.code in visiting:  # a cycle (department ↔ doctor): first come
-            return
-        visiting.add(d.code)
-        for ref in d.references:
-            if ref in by_code and ref != d.code:
-                visit(by_code[ref])
-        done[d.code] = d
-
-    for d in sorted(datasets, key=lambda d: d.number):
-        visit(d)
-    return list(done.values())
 
 
 def _outcome(receipt: Receipt) -> tuple[bool, str, str]:
@@ -66,7 +45,7 @@ def run(
     *,
     on_step: Callable[[Step], None] | None = None,
 ) -> list[Step]:
-    """Check the token, then every dataset of ``samples`` (keyed by dataset code)."""
+    """Check the token, then every dataset of ``samples`` (keyed by dataset code, in order)."""
     steps: list[Step] = []
 
     def add(step: Step) -> None:
@@ -81,8 +60,9 @@ def run(
         return steps
     add(Step("accesstoken", "授权码获取", "", f"有效期 {token.expires_in} 秒", True))
     std = load_standard()
-    for ds in reference_order([std.datasets[c] for c in samples]):
-        records = list(samples[ds.code])
+    for code, sample in samples.items():
+        ds = std.dataset(code)
+        records = list(sample)
         try:
             ok_dry, dry, why = _outcome(client.upload(ds.code, records, dry_run=True))
             if not ok_dry:
