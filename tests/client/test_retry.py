@@ -43,8 +43,8 @@ class Flaky:
     async def upload(self, request: Request) -> Response:
         self.uploads += 1
         records = json.loads(await request.body())
-        if self.script:
-            status, headers = self.script.pop(0)
+        status, headers = self.script.pop(0) if self.script else (200, {})
+        if status != 200:
             code = {429: 42900, 503: 50300}.get(status, 50000)
             return JSONResponse({"code": code, "msg": "忙", "data": None}, status, headers)
         results = [
@@ -111,6 +111,18 @@ def test_server_error_is_raised_after_the_last_retry(sleeps: list[float]) -> Non
         client.upload("patient", [{"a": 1}])
     assert info.value.code == 50300 and info.value.status == 503
     assert flaky.uploads == 3 and len(sleeps) == 2
+
+
+def test_a_failure_mid_upload_reports_what_got_through(sleeps: list[float]) -> None:
+    flaky = Flaky([(200, {}), (503, {}), (503, {}), (503, {})])
+    with (
+        InProcessTransport(flaky.app) as t,
+        _client(flaky, t, sleeps, retries=2, batch_size=2) as client,
+        pytest.raises(ServerError) as info,
+    ):
+        client.upload("patient", [{"patientId": str(i)} for i in range(6)])
+    partial = info.value.partial
+    assert partial is not None and partial.total == 2 and partial.success == 2
 
 
 def test_retry_after_beyond_the_limit_is_reported_not_waited(sleeps: list[float]) -> None:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import orjson
@@ -65,7 +65,14 @@ def with_config(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def fail(exc: ClientError) -> None:
+def fail(exc: ClientError) -> NoReturn:
+    if exc.partial is not None:
+        p = exc.partial
+        click.echo(
+            f"中断前已处理 {p.total} 条（通过 {p.success}，拒绝 {p.fail}）；其余未上传。"
+            "可直接重新运行（重复上传无害），或改用 --via-outbox。",
+            err=True,
+        )
     click.echo(f"错误：{mask(str(exc))}", err=True)
     if exc.hint:
         click.echo(f"处理建议：{exc.hint}", err=True)

@@ -34,6 +34,7 @@ from imsp.client.auth import (
     error_of,
 )
 from imsp.client.errors import (
+    ClientError,
     ConfigurationError,
     ProtocolError,
     RequestRejected,
@@ -167,7 +168,9 @@ class Client:
         validates on the platform; ``atomic`` makes the platform store all or nothing, which
         needs the records to fit one batch. With ``validate`` the records are first checked
         offline and :class:`ValidationFailed` is raised, sending nothing, if one fails.
-        ``progress`` is called with the number of records sent after each batch.
+        ``progress`` is called with the number of records sent after each batch. If a batch
+        fails after others went through, the raised error's ``partial`` holds their receipt
+        (re-running the whole upload is harmless: the platform stores by business key).
         """
         ds = resolve(dataset)
         if validate or atomic:
@@ -187,11 +190,15 @@ class Client:
                 )
         parts: list[Receipt] = []
         sent = 0
-        for batch in batches:
-            parts.extend(self._send_split(ds, batch, sent, dry_run=dry_run, atomic=atomic))
-            sent += len(batch)
-            if progress is not None:
-                progress(sent)
+        try:
+            for batch in batches:
+                parts.extend(self._send_split(ds, batch, sent, dry_run=dry_run, atomic=atomic))
+                sent += len(batch)
+                if progress is not None:
+                    progress(sent)
+        except ClientError as exc:  # say what did get through before the failure
+            exc.partial = Receipt.merge(ds.code, parts, dry_run=dry_run) if parts else None
+            raise
         return Receipt.merge(ds.code, parts, dry_run=dry_run)
 
     def upload_batch(

@@ -27,12 +27,15 @@ from typing import TYPE_CHECKING, Any
 from imsp.standard.protocol import GATEWAY, TOKEN_ERRORS
 
 if TYPE_CHECKING:
-    from imsp.client.receipt import RecordResult
+    from imsp.client.receipt import Receipt, RecordResult
 
 
 class ClientError(Exception):
     """Base of every SDK error. ``code`` is the platform's gateway code when there is one,
-    ``status`` the HTTP status, ``hint`` what to do about it (Chinese, from the catalogue)."""
+    ``status`` the HTTP status, ``hint`` what to do about it (Chinese, from the catalogue).
+    ``partial`` is set by ``Client.upload`` when earlier batches were delivered before it."""
+
+    partial: Receipt | None = None
 
     def __init__(
         self,
