@@ -34,7 +34,8 @@ def dataset(name: str) -> Dataset:
 
 
 def business_key(ds: Dataset, record: Any) -> str | None:
-    """The record's business key (key values joined with ``|``), ``None`` if one is empty."""
+    """The record's business key (key values joined with ``|``), ``None`` if one is empty —
+    as the standard's validator computes it."""
     if not isinstance(record, Mapping):
         return None
     parts: list[str] = []
@@ -42,7 +43,11 @@ def business_key(ds: Dataset, record: Any) -> str | None:
         node: Any = record
         for p in k.split("."):
             node = node.get(p) if isinstance(node, Mapping) else None
-        if node is None or node == "":
+        if (
+            node is None
+            or isinstance(node, dict | list)
+            or (isinstance(node, str) and not node.strip())
+        ):
             return None
         parts.append(str(node))
     return "|".join(parts)
