@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import imsp.client
 
@@ -23,9 +25,10 @@ SERVER_ONLY = (
 )
 
 
-def test_sdk_and_client_commands_import_without_the_server_extra() -> None:
-    """With every server-only package made unimportable, the SDK and the hospital-side commands
-    still load and ``imsp push --help`` / ``imsp validate --help`` run."""
+def test_sdk_and_client_commands_work_without_the_server_extra(tmp_path: Path) -> None:
+    """With every server-only package made unimportable, the SDK loads and the offline commands
+    run for real: ``imsp sample`` writes test data and ``imsp validate`` checks it."""
+    data = tmp_path / "patients.json"
     script = textwrap.dedent(
         f"""
         import importlib.abc, sys
@@ -40,11 +43,16 @@ def test_sdk_and_client_commands_import_without_the_server_extra() -> None:
         sys.meta_path.insert(0, Block())
         import imsp.client, imsp.cli.client, imsp.cli.outbox, imsp.standard.validate
         from imsp.cli.main import cli
-        for args in (["push", "--help"], ["validate", "--help"], ["outbox", "status", "--help"]):
+        for args in (
+            ["push", "--help"],
+            ["outbox", "status", "--help"],
+            ["sample", "patient", "--count", "3", "--output", {str(data)!r}],
+            ["validate", "uploadPatientFile", {str(data)!r}],
+        ):
             try:
                 cli.main(args, prog_name="imsp", standalone_mode=False)
             except SystemExit as exc:
-                assert not exc.code, exc
+                assert not exc.code, (args, exc)
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
         assert not loaded, loaded
         print("ok")
@@ -54,7 +62,8 @@ def test_sdk_and_client_commands_import_without_the_server_extra() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().endswith("ok")
+    assert "离线校验" in proc.stdout and proc.stdout.strip().endswith("ok")
+    assert len(json.loads(data.read_text("utf-8"))) == 3
 
 
 def test_public_api_is_sorted_and_complete() -> None:
