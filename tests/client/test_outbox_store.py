@@ -124,3 +124,10 @@ def test_purge_removes_only_old_delivered_records(tmp_path: Path) -> None:
         now[0] += 8 * 86400
         assert box.purge_delivered(older_than=7 * 86400) == 2
         assert box.status().counts == {"patient": {"parked": 1}}
+
+
+def test_the_outbox_file_is_readable_only_by_its_owner(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        box.enqueue("patient", [_patient(1)])
+        for name in ("o.db", "o.db-wal"):
+            assert (tmp_path / name).stat().st_mode & 0o077 == 0, name

@@ -18,7 +18,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def default_config_path(env: Mapping[str, str] | None = None) -> Path:
 class ClientConfig:
     base_url: str = ""
     app_id: str = ""
-    app_secret: str = ""
+    app_secret: str = field(default="", repr=False)
     org_code: str = DEMO_ORG_CODE  # institution of the credential, for sample data and selfcheck
     outbox: str = ""  # empty: <data home>/imsp/outbox.db
     timeout: float = 30.0

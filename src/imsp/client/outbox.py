@@ -24,6 +24,7 @@ twice (the later record waits for the next batch, so the last one written wins).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -135,6 +136,9 @@ class Outbox:
     def __init__(self, path: str | Path, *, now: Callable[[], float] = time.time) -> None:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The queue holds patients' data: only the owner may read it (-wal/-shm files inherit
+        # the database file's mode).
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         self._now = now
         self._lock = threading.Lock()
         self._db = sqlite3.connect(

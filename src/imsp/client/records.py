@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -144,5 +145,7 @@ def write_json(path: Path, items: Iterable[Any]) -> None:
         body = b"".join(orjson.dumps(x) + b"\n" for x in data)
     else:
         body = orjson.dumps(data, option=orjson.OPT_INDENT_2)
-    path.write_bytes(body)
-    path.chmod(0o600)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(body)
+    path.chmod(0o600)  # also when the file existed before
