@@ -1,0 +1,186 @@
+"""Portal account administration by the platform operator (平台实施方).
+
+Initial and reset passwords are random, shown to the operator once and never stored in clear;
+the account must change them at first sign-in (``must_change_password``). Operators manage the
+other roles' accounts, never other operators' (those are created with the CLI or the demo seed).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imsp.auth.login import end_all_sessions
+from imsp.auth.models import Institution, PortalUser
+from imsp.auth.passwords import hash_password
+from imsp.auth.service import ROLES, audit, create_portal_user
+from imsp.errors import BadRequest, Forbidden, NotFound
+
+#: Roles an operator may create and manage.
+MANAGED_ROLES: tuple[str, ...] = ("applicant", "reviewer", "regulator")
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{2,49}", re.ASCII)
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """An account and the password to hand over once."""
+
+    user: PortalUser
+    password: str
+
+
+def new_initial_password() -> str:
+    """14 random characters without look-alikes (0/O, 1/l/I), at least one letter and one digit."""
+    while True:
+        pw = "".join(secrets.choice(_ALPHABET) for _ in range(14))
+        if any(c.isdigit() for c in pw) and any(c.isalpha() for c in pw):
+            return pw
+
+
+def username_problem(username: str) -> str | None:
+    if not _USERNAME.fullmatch(username):
+        return "用户名为 3–50 位字母、数字或 . _ -，以字母或数字开头"
+    return None
+
+
+async def create_account(
+    session: AsyncSession,
+    *,
+    actor: str,
+    role: str,
+    username: str,
+    display_name: str,
+    now: datetime,
+    institution: Institution | None = None,
+    client_addr: str = "",
+) -> Issued:
+    """Create a portal account with a one-time initial password. Raises ``BadRequest`` with
+    ``data={"errors": {field: problem}}`` and changes nothing when the input is invalid."""
+    errors: dict[str, str] = {}
+    if role not in MANAGED_ROLES:
+        errors["role"] = "请选择账号角色"
+    problem = username_problem(username)
+    if problem:
+        errors["username"] = problem
+    elif await session.scalar(select(PortalUser.id).where(PortalUser.username == username)):
+        errors["username"] = "该用户名已被使用"
+    if len(display_name) > 50:
+        errors["display_name"] = "姓名或说明不超过 50 个字"
+    if role == "applicant" and institution is None:
+        errors["org_code"] = "申请机构账号须关联机构"
+    if errors:
+        raise BadRequest("账号信息有误", data={"errors": errors})
+    password = new_initial_password()
+    user = await create_portal_user(
+        session,
+        username=username,
+        password=password,
+        role=role,
+        now=now,
+        display_name=display_name or username,
+        institution=institution if role == "applicant" else None,
+        must_change_password=True,
+    )
+    await audit(
+        session,
+        now=now,
+        actor=actor,
+        actor_kind="user",
+        action="account_created",
+        target=f"portal_user:{user.id}",
+        institution_id=user.institution_id,
+        client_addr=client_addr,
+        detail={"username": username, "role": role},
+    )
+    return Issued(user, password)
+
+
+async def _managed(session: AsyncSession, user_id: int) -> PortalUser:
+    user = await session.get(PortalUser, user_id)
+    if user is None:
+        raise NotFound("账号不存在")
+    if user.role not in MANAGED_ROLES:
+        raise Forbidden("平台实施方账号不能在此管理")
+    return user
+
+
+async def reset_password(
+    session: AsyncSession, *, actor: str, user_id: int, now: datetime, client_addr: str = ""
+) -> Issued:
+    """A new one-time password; unlocks the account, ends its sessions, forces a change."""
+    user = await _managed(session, user_id)
+    password = new_initial_password()
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    user.failed_logins = 0
+    user.locked_until = None
+    await end_all_sessions(session, user_id=user.id)
+    await audit(
+        session,
+        now=now,
+        actor=actor,
+        actor_kind="user",
+        action="account_password_reset",
+        target=f"portal_user:{user.id}",
+        institution_id=user.institution_id,
+        client_addr=client_addr,
+        detail={"username": user.username},
+    )
+    return Issued(user, password)
+
+
+async def set_active(
+    session: AsyncSession,
+    *,
+    actor: str,
+    user_id: int,
+    active: bool,
+    now: datetime,
+    client_addr: str = "",
+) -> PortalUser:
+    """Enable or disable an account; disabling ends its sessions."""
+    user = await _managed(session, user_id)
+    user.active = active
+    if not active:
+        await end_all_sessions(session, user_id=user.id)
+    await audit(
+        session,
+        now=now,
+        actor=actor,
+        actor_kind="user",
+        action="account_enabled" if active else "account_disabled",
+        target=f"portal_user:{user.id}",
+        institution_id=user.institution_id,
+        client_addr=client_addr,
+        detail={"username": user.username},
+    )
+    return user
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    user: PortalUser
+    institution: Institution | None
+
+
+async def list_accounts(
+    session: AsyncSession, *, role: str | None, offset: int, limit: int
+) -> tuple[list[AccountRow], int]:
+    """Accounts (optionally of one role), newest first, with their institutions; and the total."""
+    where = [PortalUser.role == role] if role in ROLES else []
+    total = await session.scalar(select(func.count()).select_from(PortalUser).where(*where)) or 0
+    rows = await session.execute(
+        select(PortalUser, Institution)
+        .outerjoin(Institution, Institution.id == PortalUser.institution_id)
+        .where(*where)
+        .order_by(PortalUser.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [AccountRow(u, i) for u, i in rows], int(total)
