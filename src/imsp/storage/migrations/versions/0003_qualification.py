@@ -6,6 +6,8 @@ Revises: 0001
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,7 +21,7 @@ depends_on = None
 _APP = "qualification_application"
 
 
-def _child(name: str, *columns: sa.Column, unique: tuple[str, ...] = ()) -> None:
+def _child(name: str, *columns: sa.Column[Any], unique: tuple[str, ...] = ()) -> None:
     """A table belonging to an application (FK + index on application_id)."""
     constraints: list[sa.Constraint] = [
         sa.ForeignKeyConstraint(
