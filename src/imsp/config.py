@@ -25,6 +25,14 @@ class ExchangeSettings(BaseModel):
     auth_failures_per_minute: int = Field(
         default=10, ge=1, description="每个 appId/地址每分钟失败次数上限"
     )
+    token_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="令牌校验结果在进程内缓存的秒数；凭据停用后最迟在此时间内失效（0 为不缓存）",
+    )
+    bench_echo: bool = Field(
+        default=False, description="仅供基准测试：开启隐藏的 POST /bench/echo 对照端点"
+    )
 
 
 class PortalSettings(BaseModel):

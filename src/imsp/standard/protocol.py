@@ -93,3 +93,25 @@ RECORD: Final[dict[int, RecordCode]] = {
         _rc(-1, "其他错误", "见 msg"),
     )
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeIssue:
+    """A per-record issue the exchange service adds to the validator's (``issues.ISSUES``)."""
+
+    code: str
+    msg_code: int
+    title: str
+
+
+#: Issue codes (``errors[].code`` of a receipt) decided by the exchange service itself, beyond
+#: the Data Standard validator's: they depend on the access token or on the batch as a whole.
+EXCHANGE_ISSUES: Final[dict[str, ExchangeIssue]] = {
+    i.code: i
+    for i in (
+        ExchangeIssue("organ_mismatch", -93, "记录的 organID 与访问令牌所属机构不一致"),
+        ExchangeIssue("duplicate_key", -92, "同一批次内业务主键重复"),
+        ExchangeIssue("key_missing", -99, "业务主键为空"),
+        ExchangeIssue("key_too_long", -96, "业务主键过长"),
+    )
+}

@@ -1,0 +1,397 @@
+"""``imsp credentials …`` (appId/appSecret) and ``imsp exchange …`` (exchange log, request archive).
+
+Identifiers in records are masked in every output (``imsp.exchange.mask``); the one way to get the
+exact bytes of an archived request is ``imsp exchange show ID --body FILE``, which is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imsp.auth import credentials as creds
+from imsp.auth.service import audit
+from imsp.cli.server import _settings
+from imsp.clock import BEIJING, SystemClock, format_datetime
+from imsp.errors import ImspError
+from imsp.exchange import queries, tokens
+from imsp.exchange.mask import mask_key, mask_record
+from imsp.standard.model import load_standard
+from imsp.standard.validate import validator_for
+from imsp.storage.db import Database
+
+T = TypeVar("T")
+
+
+def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one unit of work on the configured database; errors end in one line."""
+
+    async def main() -> T:
+        db = Database(_settings())
+        try:
+            async with db.session() as session:
+                return await work(session)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ImspError as exc:
+        raise click.ClickException(f"{exc.msg}（{exc.code}）") from None
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def width(text: str) -> int:
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+    cells = [[str(h) for h in headers], *[[str(c) for c in r] for r in rows]]
+    widths = [max(width(r[i]) for r in cells) for i in range(len(headers))]
+    for r in cells:
+        click.echo(
+            "  ".join(c + " " * (w - width(c)) for c, w in zip(r, widths, strict=True)).rstrip()
+        )
+
+
+def _when(value: datetime | None) -> str:
+    return format_datetime(value) if value is not None else "-"
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+@click.group()
+def credentials() -> None:
+    """数据上报凭据（appId/appSecret）：创建、更换密钥、停用、列表。"""
+
+
+@credentials.command("create")
+@click.argument("org_code")
+@click.option("--name", "institution_name", default="", help="机构名称（新机构必填）")
+@click.option("--label", default="数据上报", show_default=True, help="凭据用途说明")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
+def credentials_create(org_code: str, institution_name: str, label: str, as_json: bool) -> None:
+    """为机构 ORG_CODE（统一社会信用代码）创建 appId/appSecret；密钥只显示这一次。"""
+    now = SystemClock().now()
+    issued = _run(
+        lambda s: creds.create_credential(
+            s, org_code=org_code, institution_name=institution_name, now=now, name=label
+        )
+    )
+    _show_secret(
+        issued.app_id, issued.app_secret, issued.org_code, issued.institution_name, as_json
+    )
+
+
+def _show_secret(app_id: str, secret: str, org: str, name: str, as_json: bool) -> None:
+    if as_json:
+        _echo_json({"appId": app_id, "appSecret": secret, "organID": org, "institution": name})
+        return
+    click.echo(f"机构 / institution: {name}  organID={org}")
+    click.echo(f"  appId={app_id}")
+    click.echo(f"  appSecret={secret}   （仅显示这一次 / shown once）")
+
+
+@credentials.command("rotate")
+@click.argument("app_id")
+@click.option("--revoke-tokens", is_flag=True, help="同时作废已签发的访问令牌（密钥泄露时使用）")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
+def credentials_rotate(app_id: str, revoke_tokens: bool, as_json: bool) -> None:
+    """为 APP_ID 生成新密钥，旧密钥立即失效；已签发的令牌默认在到期前仍可用。"""
+    now = SystemClock().now()
+
+    async def work(s: AsyncSession) -> tuple[Any, int]:
+        issued = await creds.rotate_secret(s, app_id=app_id, now=now)
+        revoked = await tokens.revoke_tokens(s, app_id=app_id) if revoke_tokens else 0
+        return issued, revoked
+
+    issued, revoked = _run(work)
+    _show_secret(
+        issued.app_id, issued.app_secret, issued.org_code, issued.institution_name, as_json
+    )
+    if revoke_tokens and not as_json:
+        click.echo(f"  已作废访问令牌 / tokens revoked: {revoked}")
+
+
+@credentials.command("revoke")
+@click.argument("app_id")
+def credentials_revoke(app_id: str) -> None:
+    """停用 APP_ID：不再签发令牌，已签发的令牌随即失效（各服务进程最迟 token_cache_seconds 秒内）。"""
+    now = SystemClock().now()
+
+    async def work(s: AsyncSession) -> creds.CredentialInfo:
+        info = await creds.revoke_credential(s, app_id=app_id, now=now)
+        await tokens.revoke_tokens(s, app_id=app_id)
+        return info
+
+    info = _run(work)
+    click.echo(f"已停用 / revoked: {info.app_id}  {info.institution_name}（{info.org_code}）")
+
+
+@credentials.command("list")
+@click.option("--org", "org_code", default=None, help="只列出该机构（统一社会信用代码）")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
+def credentials_list(org_code: str | None, as_json: bool) -> None:
+    """列出全部凭据（不含密钥）。"""
+    rows = _run(lambda s: creds.list_credentials(s, org_code=org_code))
+    if as_json:
+        _echo_json(
+            [
+                {
+                    "appId": r.app_id,
+                    "organID": r.org_code,
+                    "institution": r.institution_name,
+                    "label": r.name,
+                    "status": r.status,
+                    "createdAt": _when(r.created_at),
+                    "rotatedAt": _when(r.rotated_at),
+                    "revokedAt": _when(r.revoked_at),
+                }
+                for r in rows
+            ]
+        )
+        return
+    _table(
+        ("appId", "organID", "机构", "用途", "状态", "创建", "更换密钥", "停用"),
+        [
+            (
+                r.app_id,
+                r.org_code,
+                r.institution_name,
+                r.name,
+                r.status,
+                _when(r.created_at),
+                _when(r.rotated_at),
+                _when(r.revoked_at),
+            )
+            for r in rows
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- exchange log
+
+
+@click.group()
+def exchange() -> None:
+    """交换日志与报文归档：查询、查看、按记录追溯到原始报文。"""
+
+
+_RELATIVE = re.compile(r"^(\d+)([mhd])$")
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """``30m``/``12h``/``7d`` ago, or ``yyyy-MM-dd[ HH:mm:ss]`` in Beijing time."""
+    m = _RELATIVE.match(value.strip())
+    if m:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        return now - timedelta(**{unit: int(m.group(1))})
+    try:
+        return datetime.fromisoformat(value.strip()).replace(tzinfo=BEIJING)
+    except ValueError:
+        raise click.BadParameter("应为 30m、12h、7d 或 yyyy-MM-dd[ HH:mm:ss]") from None
+
+
+def _log_json(r: queries.LogRow) -> dict[str, Any]:
+    return {
+        "exchangeId": str(r.id),
+        "time": format_datetime(r.at),
+        "organID": r.org_code,
+        "appId": r.app_id,
+        "service": r.service,
+        "code": r.code,
+        "total": r.total,
+        "success": r.success,
+        "fail": r.fail,
+        "size": r.size,
+        "latencyMs": round(r.latency_ms, 2),
+        "client": r.client_addr,
+        "dryRun": r.dry_run,
+        "atomic": r.atomic,
+        "archived": r.archived,
+    }
+
+
+@exchange.command("log")
+@click.option("--org", "org_code", default=None, help="机构统一社会信用代码")
+@click.option("--service", default=None, help="服务名，如 uploadPrescriptionInfo、accesstoken")
+@click.option("--since", default=None, help="起始时间：30m、12h、7d 或 yyyy-MM-dd[ HH:mm:ss]")
+@click.option("--failed", is_flag=True, help="只看被拒绝的请求或含失败记录的请求")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
+def exchange_log(
+    org_code: str | None,
+    service: str | None,
+    since: str | None,
+    failed: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """列出交换日志（最新在前）：每个请求，无论是否被接受。"""
+    start = parse_since(since, SystemClock().now()) if since else None
+    rows = _run(
+        lambda s: queries.list_log(
+            s, org_code=org_code, service=service, since=start, failed=failed, limit=limit
+        )
+    )
+    if as_json:
+        _echo_json([_log_json(r) for r in rows])
+        return
+    _table(
+        ("时间", "exchangeId", "organID", "服务", "代码", "总/成功/失败", "字节", "耗时ms", "来源"),
+        [
+            (
+                format_datetime(r.at),
+                r.id,
+                r.org_code or "-",
+                r.service + (" (dryRun)" if r.dry_run else ""),
+                r.code,
+                f"{r.total}/{r.success}/{r.fail}",
+                r.size,
+                f"{r.latency_ms:.1f}",
+                r.client_addr,
+            )
+            for r in rows
+        ],
+    )
+
+
+def _exchange_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise click.BadParameter(f"不是有效的 exchangeId：{value}") from None
+
+
+@exchange.command("show")
+@click.argument("exchange_id")
+@click.option(
+    "--body",
+    "body_file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=None,
+    help="把原始报文（逐字节）写入该文件（- 为标准输出）；此操作记入审计日志",
+)
+def exchange_show(exchange_id: str, body_file: Path | None) -> None:
+    """查看一次交换：日志、报文摘要校验、本次写入的记录版本；可导出原始报文。"""
+    xid = _exchange_id(exchange_id)
+    now = SystemClock().now()
+
+    async def work(
+        s: AsyncSession,
+    ) -> tuple[queries.LogRow | None, queries.Archived | None, list[queries.StoredVersion]]:
+        row = await queries.get_log(s, xid)
+        archived = await queries.archived_body(s, xid) if row else None
+        versions = await queries.versions_of_exchange(s, xid) if row else []
+        if body_file is not None and archived is not None:
+            await audit(
+                s,
+                now=now,
+                actor="cli",
+                actor_kind="system",
+                action="exchange.body_export",
+                target=str(xid),
+                detail={"file": str(body_file)},
+            )
+        return row, archived, versions
+
+    row, archived, versions = _run(work)
+    if row is None:
+        raise click.ClickException(f"交换记录不存在 / unknown exchange: {xid}")
+    if body_file is not None:
+        if archived is None:
+            raise click.ClickException("该请求的报文未归档（被拒绝的请求或试运行不保存报文）")
+        if str(body_file) == "-":
+            sys.stdout.buffer.write(archived.body)
+            sys.stdout.buffer.flush()
+            return
+        body_file.write_bytes(archived.body)
+    for k, v in _log_json(row).items():
+        click.echo(f"{k:<11} {v}")
+    if archived is not None:
+        state = "一致 / intact" if archived.intact else "不一致！/ MISMATCH"
+        click.echo(f"sha256      {archived.sha256}  {state}")
+        if body_file is not None:
+            click.echo(f"报文已写入 / body written to {body_file} ({len(archived.body)} bytes)")
+    std = load_standard()
+    if versions:
+        click.echo("写入的记录版本 / stored versions:")
+        _table(
+            ("位置", "数据集", "业务主键", "版本", "当前"),
+            [
+                (
+                    v.position,
+                    v.dataset,
+                    mask_key(std.dataset(v.dataset), v.key),
+                    v.version,
+                    "是" if v.current else "",
+                )
+                for v in versions
+            ],
+        )
+
+
+@exchange.command("trace")
+@click.argument("dataset")
+@click.argument("key")
+@click.option("--org", "org_code", required=True, help="机构统一社会信用代码")
+@click.option("--show", "show_records", is_flag=True, help="同时显示每个版本的记录内容（已脱敏）")
+def exchange_trace(dataset: str, key: str, org_code: str, show_records: bool) -> None:
+    """追溯一条记录：每个版本来自哪次交换、报文中的第几条、何时、哪个 appId。"""
+    std = load_standard()
+    try:
+        ds = std.dataset(dataset)
+    except KeyError:
+        raise click.BadParameter(f"未知数据集 {dataset}") from None
+
+    async def work(s: AsyncSession) -> list[tuple[queries.StoredVersion, Any]]:
+        out: list[tuple[queries.StoredVersion, Any]] = []
+        for v in await queries.record_history(s, org_code=org_code, dataset=ds.code, key=key):
+            content = None
+            if show_records:
+                archived = await queries.archived_body(s, v.exchange_id)
+                if archived is not None:
+                    raw = archived.records()[v.position]
+                    verdict = validator_for(ds).check(raw, v.position)
+                    content = verdict.record if verdict.record is not None else raw
+            out.append((v, content))
+        return out
+
+    history = _run(work)
+    if not history:
+        raise click.ClickException("记录不存在 / no such record")
+    click.echo(f"{ds.name}（{ds.code}） {mask_key(ds, key)}  organID={org_code}")
+    _table(
+        ("版本", "时间", "exchangeId", "位置", "appId", "当前"),
+        [
+            (
+                v.version,
+                format_datetime(v.at),
+                v.exchange_id,
+                v.position,
+                v.app_id,
+                "是" if v.current else "",
+            )
+            for v, _ in history
+        ],
+    )
+    if show_records:
+        for v, content in history:
+            click.echo(f"— 版本 {v.version}：")
+            if content is None:
+                click.echo("  （报文未归档）")
+            else:
+                _echo_json(mask_record(ds, content))

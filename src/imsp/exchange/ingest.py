@@ -1,0 +1,218 @@
+"""数据上报 use case: check a batch record by record, store the good ones, build the receipt.
+
+Rules (issue 4; the Data Standard's own checks live in ``imsp.standard.validate``):
+
+* Partial acceptance: every record is judged on its own; one bad record never sinks the batch —
+  unless ``atomic`` is asked, then any failure leaves the whole batch unstored (good records get
+  -91 整批未入库).
+* ``dry_run`` validates and stores nothing (good records get 202); the request is still logged.
+* A record whose ``organID`` is not the token's institution is rejected (-93); records are always
+  stored under the token's institution, so one institution can never write another's rows.
+* A business key that occurs more than once in a batch rejects every occurrence (-92): the platform
+  cannot know which of them the hospital meant.
+* Stored: 200 new, 201 updated (a new version), 201 unchanged (identical content, no new version).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from imsp.exchange import receipts
+from imsp.exchange.models import KEY_LENGTH
+from imsp.exchange.pgstore import PgWriter
+from imsp.exchange.store import Batch, LogEntry, Writer
+from imsp.exchange.tokens import Grant
+from imsp.standard.issues import Issue
+from imsp.standard.model import Dataset
+from imsp.standard.validate import validator_for
+
+#: Data Standard column roles → short names in the rows parameter (``store.ROW_COLUMNS``).
+_ROLES: Final = {
+    "patient_id": "pid",
+    "patient_cert_id": "pc",
+    "doctor_cert_id": "dc",
+    "visit_no": "vn",
+    "dept_code": "dp",
+}
+_BEIJING_OFFSET: Final = timedelta(hours=8)
+
+
+@dataclass(slots=True)
+class Checked:
+    """A batch after checking: one result per record, and the rows to store."""
+
+    results: list[dict[str, Any]]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    fail: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What an upload answers: the summary ``msg`` and the receipt ``data``."""
+
+    msg: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where a dataset's typed columns come from (``[columns]`` of its definition)."""
+
+    roles: tuple[tuple[str, str], ...]
+    business_time: str | None
+    has_organ: bool
+
+
+_layouts: dict[str, _Layout] = {}
+
+
+def _layout(ds: Dataset) -> _Layout:
+    hit = _layouts.get(ds.code)
+    if hit is None:
+        roles = tuple((_ROLES[r], f) for r, f in ds.columns.items() if r in _ROLES)
+        codes = {f.code for f in ds.fields}
+        hit = _Layout(roles, ds.columns.get("business_time"), "organID" in codes)
+        _layouts[ds.code] = hit
+    return hit
+
+
+def _issue(field_: str, code: str, msg: str) -> Issue:
+    return Issue(field_, code, msg, "error")
+
+
+def check(dataset: Dataset, records: Sequence[Any], *, org_code: str, postgres: bool) -> Checked:
+    """Validate every record and prepare the storable rows (pure: no database, no clock)."""
+    layout = _layout(dataset)
+    verdicts = validator_for(dataset).check_many(records)
+    seen: dict[str, list[int]] = {}
+    for v in verdicts:
+        if v.key is not None:
+            seen.setdefault(v.key, []).append(v.index)
+    out = Checked(results=[])
+    for v in verdicts:
+        errors = v.errors
+        raw = v.record if v.record is not None else records[v.index]
+        if layout.has_organ and type(raw) is dict:
+            organ = raw.get("organID")
+            if type(organ) is str and organ.strip() and organ != org_code:
+                errors.append(
+                    _issue(
+                        "organID",
+                        "organ_mismatch",
+                        f"机构统一社会信用代码(organID) {organ} 与访问令牌所属机构 {org_code} 不一致",
+                    )
+                )
+        key = v.key
+        if key is not None:
+            where = seen[key]
+            if len(where) > 1:
+                others = "、".join(str(i) for i in where if i != v.index)
+                errors.append(
+                    _issue(
+                        ",".join(dataset.key),
+                        "duplicate_key",
+                        f"业务主键 {key} 在本批次中重复出现（另见第 {others} 条），均未入库",
+                    )
+                )
+            elif len(key) > KEY_LENGTH:
+                errors.append(_issue(",".join(dataset.key), "key_too_long", "业务主键过长"))
+        elif not errors:
+            errors.append(_issue(",".join(dataset.key), "key_missing", "业务主键为空"))
+        if errors:
+            out.fail += 1
+            out.results.append(receipts.failure(v.index, key, errors, v.warnings))
+            continue
+        assert v.record is not None and key is not None
+        out.results.append(receipts.success(v.index, key, v.warnings))
+        out.rows.append(_row(v.index, key, v.record, layout, postgres))
+    return out
+
+
+def _row(
+    index: int, key: str, rec: dict[str, Any], layout: _Layout, postgres: bool
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"i": index, "k": key, "vd": rec.get("operType") == "3", "d": rec}
+    for short, code in layout.roles:
+        value = rec.get(code)
+        if type(value) is str and value:
+            row[short] = value
+    if layout.business_time is not None:
+        bt = rec.get(layout.business_time)
+        if type(bt) is str and bt:
+            row["bt"] = _pg_time(bt) if postgres else _sqlite_time(bt)
+    return row
+
+
+def _pg_time(value: str) -> str:
+    """``yyyy-MM-dd[ HH:mm:ss]`` Beijing time (validated) as ISO 8601 with its offset."""
+    if len(value) == 10:
+        return value + "T00:00:00+08:00"
+    return value[:10] + "T" + value[11:] + "+08:00"
+
+
+def _sqlite_time(value: str) -> str:
+    """The same instant in the form SQLAlchemy stores on SQLite: naive UTC with microseconds."""
+    utc = datetime.fromisoformat(value) - _BEIJING_OFFSET
+    return utc.isoformat(sep=" ", timespec="microseconds")
+
+
+async def ingest(
+    writer: Writer,
+    *,
+    dataset: Dataset,
+    records: Sequence[Any],
+    grant: Grant,
+    dry_run: bool,
+    atomic: bool,
+    entry: LogEntry,
+    started: float,
+) -> Receipt:
+    """Check, store and log one upload and return its receipt. ``entry`` is the log row, filled
+    in here with the outcome counts; ``started`` is the request's ``time.perf_counter()``."""
+    postgres = isinstance(writer, PgWriter)
+    checked = check(dataset, records, org_code=grant.org_code, postgres=postgres)
+    results = checked.results
+    total = len(results)
+    ok = total - checked.fail
+    atomic_failed = atomic and checked.fail > 0
+    entry.total = total
+    if dry_run or atomic_failed or not checked.rows:
+        if dry_run:
+            for r in results:
+                if r["msgCode"] == 200:
+                    receipts.mark(r, 202)
+        elif atomic_failed:
+            for r in results:
+                if r["msgCode"] == 200:
+                    receipts.mark(r, -91)
+            ok = 0
+        entry.success, entry.fail = ok, total - ok
+        await writer.log(entry, started=started)
+    else:
+        entry.success, entry.fail = ok, checked.fail
+        batch = Batch(grant.institution_id, dataset.code, grant.app_id, checked.rows)
+        stored = await writer.store(batch, log=entry, started=started)
+        _finish(results, stored)
+    msg = receipts.summary(total, ok, total - ok, dry_run=dry_run, atomic_failed=atomic_failed)
+    data = {
+        "exchangeId": str(entry.id),
+        "total": total,
+        "success": entry.success,
+        "fail": entry.fail,
+        "results": results,
+    }
+    return Receipt(msg, data)
+
+
+def _finish(results: list[dict[str, Any]], stored: Mapping[int, int]) -> None:
+    for r in results:
+        if r["msgCode"] != 200:
+            continue
+        version = stored.get(r["index"])
+        if version is None:
+            receipts.mark(r, 201, receipts.MSG_UNCHANGED)
+        elif version > 1:
+            receipts.mark(r, 201)

@@ -1,0 +1,209 @@
+"""Reads of the exchange domain: the exchange log, the request archive and record history.
+
+Used by ``imsp exchange …`` and by other domains (acceptance checks, supervision). Every function
+takes a session and an explicit scope; nothing here decides who may see what — callers pass the
+institution they are allowed to see (a hospital only its own, a regulator any).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imsp.auth.models import Institution
+from imsp.exchange import archive
+from imsp.exchange.models import ExchangeLog, Record, RecordVersion
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    id: uuid.UUID
+    at: datetime
+    org_code: str | None
+    app_id: str
+    service: str
+    client_addr: str
+    size: int
+    code: int
+    total: int
+    success: int
+    fail: int
+    latency_ms: float
+    dry_run: bool
+    atomic: bool
+    archived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Archived:
+    """An accepted request's exact body, checked against the SHA-256 logged when it arrived."""
+
+    row: LogRow
+    sha256: str | None
+    body: bytes
+    intact: bool
+
+    def records(self) -> list[Any]:
+        doc = orjson.loads(self.body.removeprefix(b"\xef\xbb\xbf"))
+        return [doc] if isinstance(doc, dict) else list(doc)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    record_id: int
+    dataset: str
+    key: str
+    version: int
+    current: bool
+    exchange_id: uuid.UUID
+    position: int
+    at: datetime
+    app_id: str
+
+
+_LOG_COLUMNS = (
+    ExchangeLog.id,
+    ExchangeLog.at,
+    Institution.org_code,
+    ExchangeLog.app_id,
+    ExchangeLog.service,
+    ExchangeLog.client_addr,
+    ExchangeLog.size,
+    ExchangeLog.code,
+    ExchangeLog.total,
+    ExchangeLog.success,
+    ExchangeLog.fail,
+    ExchangeLog.latency_ms,
+    ExchangeLog.dry_run,
+    ExchangeLog.atomic,
+    ExchangeLog.body.is_not(None),
+)
+
+
+def _log_row(row: Any) -> LogRow:
+    values = list(row)
+    values[-1] = bool(values[-1])
+    return LogRow(*values)
+
+
+async def list_log(
+    session: AsyncSession,
+    *,
+    org_code: str | None = None,
+    service: str | None = None,
+    since: datetime | None = None,
+    failed: bool = False,
+    limit: int = 50,
+) -> list[LogRow]:
+    """Newest first. ``failed``: refused requests and requests with rejected records."""
+    stmt = (
+        select(*_LOG_COLUMNS)
+        .outerjoin(Institution, Institution.id == ExchangeLog.institution_id)
+        .order_by(ExchangeLog.at.desc(), ExchangeLog.id.desc())
+        .limit(limit)
+    )
+    if org_code:
+        stmt = stmt.where(Institution.org_code == org_code)
+    if service:
+        stmt = stmt.where(func.lower(ExchangeLog.service) == service.lower().lstrip("/"))
+    if since is not None:
+        stmt = stmt.where(ExchangeLog.at >= since)
+    if failed:
+        stmt = stmt.where(or_(ExchangeLog.code != 200, ExchangeLog.fail > 0))
+    return [_log_row(r) for r in (await session.execute(stmt)).all()]
+
+
+async def get_log(session: AsyncSession, exchange_id: uuid.UUID) -> LogRow | None:
+    row = (
+        await session.execute(
+            select(*_LOG_COLUMNS)
+            .outerjoin(Institution, Institution.id == ExchangeLog.institution_id)
+            .where(ExchangeLog.id == exchange_id)
+        )
+    ).first()
+    return _log_row(row) if row is not None else None
+
+
+async def archived_body(session: AsyncSession, exchange_id: uuid.UUID) -> Archived | None:
+    """The exact bytes of an accepted request (``None`` if unknown or not archived)."""
+    row = await get_log(session, exchange_id)
+    if row is None or not row.archived:
+        return None
+    blob, sha = (
+        await session.execute(
+            select(ExchangeLog.body, ExchangeLog.sha256).where(ExchangeLog.id == exchange_id)
+        )
+    ).one()
+    if blob is None:
+        return None
+    body = archive.decompress(blob)
+    return Archived(row, sha, body, archive.sha256_hex(body) == sha)
+
+
+async def versions_of_exchange(
+    session: AsyncSession, exchange_id: uuid.UUID
+) -> list[StoredVersion]:
+    """The record versions a request stored, in body order."""
+    stmt = (
+        select(
+            Record.id,
+            Record.dataset,
+            Record.key,
+            RecordVersion.version,
+            Record.version == RecordVersion.version,
+            RecordVersion.exchange_id,
+            RecordVersion.position,
+            RecordVersion.at,
+            RecordVersion.app_id,
+        )
+        .join(Record, Record.id == RecordVersion.record_id)
+        .where(RecordVersion.exchange_id == exchange_id)
+        .order_by(RecordVersion.position)
+    )
+    return [_version(r) for r in (await session.execute(stmt)).all()]
+
+
+def _version(r: Any) -> StoredVersion:
+    return StoredVersion(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8])
+
+
+async def record_history(
+    session: AsyncSession, *, org_code: str, dataset: str, key: str
+) -> list[StoredVersion]:
+    """Every stored version of one record, oldest first (empty if the record is unknown)."""
+    stmt = (
+        select(
+            Record.id,
+            Record.dataset,
+            Record.key,
+            RecordVersion.version,
+            Record.version == RecordVersion.version,
+            RecordVersion.exchange_id,
+            RecordVersion.position,
+            RecordVersion.at,
+            RecordVersion.app_id,
+        )
+        .join(Record, Record.id == RecordVersion.record_id)
+        .join(Institution, Institution.id == Record.institution_id)
+        .where(Institution.org_code == org_code, Record.dataset == dataset, Record.key == key)
+        .order_by(RecordVersion.version)
+    )
+    return [_version(r) for r in (await session.execute(stmt)).all()]
+
+
+async def current_record(
+    session: AsyncSession, *, org_code: str, dataset: str, key: str
+) -> dict[str, Any] | None:
+    """The stored (normalised) content of the current version."""
+    data: dict[str, Any] | None = await session.scalar(
+        select(Record.data)
+        .join(Institution, Institution.id == Record.institution_id)
+        .where(Institution.org_code == org_code, Record.dataset == dataset, Record.key == key)
+    )
+    return data
