@@ -1,0 +1,305 @@
+"""What every portal page shares: who is visiting, CSRF checks, rendering, redirects, paging.
+
+Pages stay thin (STYLE §2): parse the form, call one domain function, render or redirect.
+Sign-in state comes from the session cookie (``imsp.auth.login``); a visitor without a live
+session is sent to the login page, one who must change the initial password to ``/password``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import FormData, UploadFile
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from imsp.auth.login import csrf_ok, csrf_token, resolve_session
+from imsp.auth.models import PortalUser
+from imsp.auth.service import ROLES
+from imsp.clock import format_datetime
+from imsp.config import Settings
+from imsp.errors import Forbidden
+from imsp.qualification.registration import Actor
+from imsp.web import client_addr, ctx, session
+
+PLATFORM = "河北省互联网医疗服务监管平台"
+SYSTEM = "资质管理系统"
+SESSION_COOKIE = "imsp_session"
+SECURE_SESSION_COOKIE = "__Host-imsp_session"
+LOGIN_COOKIE = "imsp_login"
+CSRF_FIELD = "csrf_token"
+CSRF_PROBLEM = (
+    "表单校验失败：页面已过期或请求并非来自本系统的页面（CSRF 令牌无效）。"
+    "本次操作未生效，请返回上一页，刷新后重新提交。"
+)
+PER_PAGE: Final = 20
+
+NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "operator": (("/accounts", "账号管理"), ("/accounts/new", "分配账号")),
+    "applicant": (
+        ("/my", "申请概览"),
+        ("/my/institution", "机构注册"),
+        ("/my/attachments", "附件材料"),
+        ("/my/departments", "科室信息"),
+        ("/my/doctors", "人员信息"),
+        ("/my/progress", "审核进度查询"),
+    ),
+    "reviewer": (("/review", "待审核"), ("/review?status=all", "全部申请")),
+    "regulator": (("/review?status=all", "申请列表"),),
+}
+HOME: Final[dict[str, str]] = {
+    "operator": "/accounts",
+    "applicant": "/my",
+    "reviewer": "/review",
+    "regulator": "/review?status=all",
+}
+#: Fixed confirmation messages after a redirect (``?ok=saved``) — never user-supplied text.
+FLASH: Final[dict[str, str]] = {
+    "saved": "已保存",
+    "uploaded": "附件已上传",
+    "removed": "已删除",
+    "submitted": "已提交，请等待登记机关审核",
+    "approved": "已审核通过",
+    "rejected": "已驳回，申请机构将看到驳回原因",
+    "password": "密码已修改",
+    "account": "账号状态已更新",
+}
+
+templates = Environment(
+    loader=PackageLoader("imsp.portal", "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates.filters["dt"] = lambda v: format_datetime(v) if isinstance(v, datetime) else ""
+
+
+class Redirect(Exception):
+    """Raised by a dependency to send the visitor elsewhere (login, password change)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class Rerender(Exception):
+    """Raised by a page with the response to show (a form with its errors). Raising — instead of
+    returning — lets the exception pass the unit of work, which rolls back whatever the use case
+    may have written before it refused; the page is rendered before that, while data is loaded."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("rerender")
+        self.response = response
+
+
+def session_cookie_name(settings: Settings) -> str:
+    return SECURE_SESSION_COOKIE if settings.portal.secure_cookies else SESSION_COOKIE
+
+
+def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
+    response.set_cookie(
+        session_cookie_name(settings),
+        token,
+        max_age=settings.portal.session_ttl_seconds,
+        path="/",
+        secure=settings.portal.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def clear_session_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        session_cookie_name(settings),
+        path="/",
+        secure=settings.portal.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
+
+
+@dataclass
+class Visit:
+    """A signed-in visitor's request: the user, the unit of work, the CSRF token, the time."""
+
+    request: Request
+    db: AsyncSession
+    user: PortalUser
+    token: str
+    settings: Settings
+    now: datetime
+    csrf: str = ""
+    form: FormData | None = field(default=None, repr=False)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(
+            username=self.user.username,
+            role=self.user.role,
+            institution_id=self.user.institution_id,
+            client_addr=client_addr(self.request),
+        )
+
+    def text(self, name: str) -> str:
+        """A text field of the checked form ("" if absent)."""
+        assert self.form is not None
+        value = self.form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    def texts(self, name: str) -> list[str]:
+        assert self.form is not None
+        return [v for v in self.form.getlist(name) if isinstance(v, str)]
+
+    def file(self, name: str) -> UploadFile | None:
+        assert self.form is not None
+        value = self.form.get(name)
+        return value if isinstance(value, UploadFile) else None
+
+
+async def _visit(
+    request: Request,
+    db: AsyncSession = Depends(session),  # noqa: B008
+) -> AsyncIterator[Visit]:
+    c = ctx(request)
+    now = c.clock.now()
+    token = request.cookies.get(session_cookie_name(c.settings), "")
+    user = await resolve_session(db, token=token, now=now)
+    if user is None:
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        raise Redirect("/login" if request.method != "GET" else f"/login?next={quote(target)}")
+    if user.must_change_password and request.url.path not in ("/password", "/logout"):
+        raise Redirect("/password")
+    visit = Visit(request, db, user, token, c.settings, now, csrf=csrf_token(token))
+    try:
+        yield visit
+    finally:
+        if visit.form is not None:  # uploaded files are spooled to temporary files
+            await visit.form.close()
+
+
+def visitor(*roles: str) -> Callable[..., Awaitable[Visit]]:
+    """A dependency: the signed-in visitor, who must have one of ``roles`` (any role if none)."""
+
+    async def dependency(v: Visit = Depends(_visit)) -> Visit:  # noqa: B008
+        if roles and v.user.role not in roles:
+            raise Forbidden("当前账号无权访问此页面")
+        return v
+
+    return dependency
+
+
+async def checked_form(v: Visit) -> Visit:
+    """Read the POSTed form and verify its CSRF token (constant time). A missing or forged token
+    ends the request with a clear error page before anything changes."""
+    v.form = form = await v.request.form(max_files=4, max_fields=400)
+    presented = form.get(CSRF_FIELD)
+    if not csrf_ok(v.token, presented if isinstance(presented, str) else None):
+        raise Forbidden(CSRF_PROBLEM)
+    return v
+
+
+def _active(nav: tuple[tuple[str, str], ...], path: str, full: str) -> str:
+    """The navigation entry of the current page (longest matching path; query links exactly)."""
+    best = ""
+    for href, _ in nav:
+        if "?" in href:
+            if full == href or full.startswith(href + "&"):
+                return href
+        elif (path == href or path.startswith(href + "/")) and len(href) > len(best):
+            best = href
+    return best
+
+
+def render(
+    request: Request,
+    name: str,
+    *,
+    visit: Visit | None = None,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    user = visit.user if visit else None
+    flash = FLASH.get(request.query_params.get("ok", ""), "")
+    nav = NAV.get(user.role, ()) if user and not user.must_change_password else ()
+    path = request.url.path
+    full = path + ("?" + request.url.query if request.url.query else "")
+    body = templates.get_template(name).render(
+        platform=PLATFORM,
+        system=SYSTEM,
+        user=user,
+        role_label=ROLES.get(user.role, "") if user else "",
+        nav=nav,
+        active=_active(nav, path, full),
+        path=path,
+        csrf=visit.csrf if visit else context.pop("csrf", ""),
+        csrf_field=CSRF_FIELD,
+        flash=flash,
+        **context,
+    )
+    return HTMLResponse(body, status_code=status)
+
+
+def see_other(location: str) -> RedirectResponse:
+    """Post/redirect/get."""
+    return RedirectResponse(location, status_code=303)
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """A same-site path to return to after sign-in (never another host)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+@dataclass(frozen=True, slots=True)
+class Pager:
+    page: int
+    per_page: int
+    total: int
+    base: str  # the URL without the page parameter, ending in ? or &
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    def url(self, page: int) -> str:
+        return f"{self.base}page={page}"
+
+
+def page_number(request: Request) -> int:
+    try:
+        return max(1, min(100_000, int(request.query_params.get("page", "1"))))
+    except ValueError:
+        return 1
+
+
+def pager(request: Request, total: int, *, per_page: int = PER_PAGE) -> Pager:
+    """Paging links for a list of ``total`` items; the current page comes from ``?page=``."""
+    page = page_number(request)
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "ok")]
+    query = "&".join(f"{quote(k)}={quote(v)}" for k, v in params)
+    base = request.url.path + "?" + (query + "&" if query else "")
+    return Pager(page, per_page, total, base)
+
+
+def errors_of(data: Any) -> dict[str, str]:
+    """Field errors carried by a ``BadRequest`` raised by a domain use case."""
+    if isinstance(data, Mapping):
+        errs = data.get("errors")
+        if isinstance(errs, Mapping):
+            return {str(k): str(v) for k, v in errs.items()}
+    return {}

@@ -1,0 +1,240 @@
+"""The registration authority's pages (登记机关, 第五章 第 6 步) — also the regulator's read-only
+view — and the attachment viewer shared with the applicant.
+
+The reviewer sees exactly what was submitted (the version's snapshot), the field-level diff
+against the rejected version before it, the previous decision and the timeline, and decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.responses import FileResponse, Response
+
+from imsp.errors import BadRequest, NotFound
+from imsp.portal.edge import (
+    PER_PAGE,
+    Rerender,
+    Visit,
+    checked_form,
+    errors_of,
+    page_number,
+    pager,
+    render,
+    see_other,
+    visitor,
+)
+from imsp.portal.roster import cells, roster_of
+from imsp.qualification import fields as F
+from imsp.qualification import queries
+from imsp.qualification.attachments import KINDS, TYPE_LABELS
+from imsp.qualification.diff import record_label
+from imsp.qualification.review import decide, reason_targets
+from imsp.qualification.workflow import ACTION_LABELS, STATES, allowed_actions
+
+router = APIRouter()
+readers = visitor("reviewer", "regulator")
+FILTERS = {"submitted": "待审核", "rejected": "审核驳回", "approved": "审核通过", "draft": "填报中"}
+
+
+@router.get("/review")
+async def queue(v: Visit = Depends(readers)) -> Response:  # noqa: B008
+    status = v.request.query_params.get("status", "submitted")
+    status = status if status in FILTERS or status == "all" else "submitted"
+    rows, total = await queries.queue(
+        v.db,
+        actor=v.actor,
+        status=None if status == "all" else status,
+        offset=(page_number(v.request) - 1) * PER_PAGE,
+        limit=PER_PAGE,
+    )
+    return render(
+        v.request,
+        "review_queue.html",
+        visit=v,
+        rows=rows,
+        pager=pager(v.request, total),
+        current=status,
+        filters=FILTERS,
+        states=STATES,
+    )
+
+
+def _profile_rows(profile: dict[str, Any]) -> list[tuple[str, str, list[tuple[str, str, str]]]]:
+    """Sections of the submitted 机构注册 form: (section, title, [(path, label, value)])."""
+    out = []
+    for section, title in F.SECTIONS.items():
+        values = profile.get(section) or {}
+        out.append(
+            (
+                section,
+                title,
+                [
+                    (f"{section}.{f.code}", f.name, F.show_value(f, values.get(f.code)))
+                    for f in F.institution_fields()
+                ],
+            )
+        )
+    return out
+
+
+async def _application_page(
+    v: Visit,
+    app_id: int,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    version = v.request.query_params.get("version")
+    view = await queries.review_view(
+        v.db,
+        actor=v.actor,
+        app_id=app_id,
+        version=int(version) if version and version.isdigit() else None,
+    )
+    snap: dict[str, Any] = view.current.snapshot if view.current else {}
+    profile = snap.get("profile", {})
+    latest = view.current is not None and view.current.version == view.app.version
+    actions = allowed_actions(view.app.status, v.user.role) if latest else []
+    return render(
+        v.request,
+        "review_application.html",
+        visit=v,
+        view=view,
+        app=view.app,
+        inst=view.institution,
+        state=STATES[view.app.status],
+        snapshot=snap,
+        kind_value=F.show_value(F.type_field(), profile.get(F.TYPE_FIELD)),
+        sections=_profile_rows(profile),
+        departments=[
+            (i, cells(F.DEPARTMENTS, r)) for i, r in enumerate(snap.get("departments", []))
+        ],
+        dept_headers=[F.DEPARTMENTS.field(c).name for c in F.DEPARTMENTS.columns],
+        doctors=[(i, cells(F.DOCTORS, r)) for i, r in enumerate(snap.get("doctors", []))],
+        doc_headers=[F.DOCTORS.field(c).name for c in F.DOCTORS.columns],
+        attachments=snap.get("attachments", []),
+        kinds=KINDS,
+        type_labels=TYPE_LABELS,
+        actions=actions,
+        action_labels=ACTION_LABELS,
+        states=STATES,
+        targets=reason_targets(),
+        changed={c.code for c in view.diff.profile} if view.diff else set(),
+        errors=errors or {},
+        values=values or {},
+        status=status,
+    )
+
+
+@router.get("/applications/{app_id}")
+async def application(app_id: int, v: Visit = Depends(readers)) -> Response:  # noqa: B008
+    return await _application_page(v, app_id)
+
+
+@router.get("/applications/{app_id}/v{version}/{kind}/{index}")
+async def record_detail(
+    app_id: int,
+    version: int,
+    kind: str,
+    index: int,
+    v: Visit = Depends(readers),  # noqa: B008
+) -> Response:
+    """One submitted department or doctor in full (ID numbers unmasked — an audited view)."""
+    roster = roster_of(kind)
+    app = await queries.application_for(v.db, actor=v.actor, app_id=app_id)
+    sub = await queries.submission(v.db, app=app, version=version)
+    records = sub.snapshot.get(roster.kind, [])
+    if not 0 <= index < len(records):
+        raise NotFound(f"{roster.title}记录不存在")
+    record = records[index]
+    if roster.personal & {k for k, val in record.items() if val}:
+        await queries.view_person(
+            v.db, actor=v.actor, app=app, roster=roster, record=record, now=v.now, where="review"
+        )
+    rows = [(f.name, F.show_value(f, record.get(f.code))) for f in roster.fields]
+    return render(
+        v.request,
+        "review_record.html",
+        visit=v,
+        app=app,
+        version=version,
+        roster=roster,
+        label=record_label(roster, record),
+        rows=rows,
+    )
+
+
+@router.post("/applications/{app_id}/{action}")
+async def decision(app_id: int, action: str, v: Visit = Depends(visitor())) -> Response:  # noqa: B008
+    """Approve or reject. Every role may post here; the transition table decides who may act."""
+    if action not in ("approve", "reject"):
+        raise NotFound("页面不存在")
+    await checked_form(v)
+    await queries.application_for(v.db, actor=v.actor, app_id=app_id)
+    field_reasons: dict[str, str] = {}
+    for target, text in zip(v.texts("field"), v.texts("field_reason"), strict=False):
+        if target and text.strip():
+            field_reasons[target] = text.strip()
+    reason = v.text("reason")
+    try:
+        await decide(
+            v.db,
+            app_id=app_id,
+            action=action,
+            actor=v.actor,
+            now=v.now,
+            reason=reason,
+            field_reasons=field_reasons,
+        )
+    except BadRequest as exc:
+        values = {
+            "reason": reason,
+            "fields": list(zip(v.texts("field"), v.texts("field_reason"), strict=False)),
+        }
+        page = await _application_page(
+            v, app_id, errors=errors_of(exc.data), values=values, status=400
+        )
+        raise Rerender(page) from exc
+    return see_other(
+        f"/applications/{app_id}?ok={'approved' if action == 'approve' else 'rejected'}"
+    )
+
+
+# --------------------------------------------------------------------------- attachments
+
+
+async def _serve(v: Visit, attachment_id: int, *, download: bool) -> Response:
+    row, path = await queries.open_attachment(
+        v.db,
+        actor=v.actor,
+        attachment_id=attachment_id,
+        data_dir=v.settings.data_dir,
+        now=v.now,
+        download=download,
+    )
+    return FileResponse(
+        path,
+        media_type=row.mime,
+        filename=row.original_name,
+        content_disposition_type="attachment" if download else "inline",
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
+attachment_viewers = visitor("applicant", "reviewer", "regulator")
+
+
+@router.get("/attachments/{attachment_id}")
+async def attachment_view(attachment_id: int, v: Visit = Depends(attachment_viewers)) -> Response:  # noqa: B008
+    return await _serve(v, attachment_id, download=False)
+
+
+@router.get("/attachments/{attachment_id}/download")
+async def attachment_download(
+    attachment_id: int,
+    v: Visit = Depends(attachment_viewers),  # noqa: B008
+) -> Response:
+    return await _serve(v, attachment_id, download=True)

@@ -1,0 +1,134 @@
+"""The whole chapter-5 flow through the portal's pages (the browser test does it in Chromium)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+
+from imsp.clock import FrozenClock
+from imsp.config import Settings
+from tests.portal.client import post_form, sign_in
+from tests.qualification import builders as b
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _excel(template: bytes, records: list[dict[str, object]]) -> bytes:
+    wb = load_workbook(io.BytesIO(template))
+    ws = wb.worksheets[0]
+    codes = [c.value for c in ws[2]]
+    for row, record in enumerate(records, start=3):
+        for col, code in enumerate(codes, start=1):
+            value = record.get(str(code))
+            ws.cell(row=row, column=col, value=None if value is None else str(value))
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_register_submit_reject_resubmit_approve(
+    portal_client: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    c = portal_client
+    b.make_user(settings, clock.now(), username="operator1", role="operator")
+    b.make_user(settings, clock.now(), username="reviewer1", role="reviewer")
+
+    # 第二步: the operator allocates the applicant's account; the password is shown once.
+    sign_in(c, "operator1", "Passw0rd-123")
+    r = post_form(
+        c,
+        "/accounts/new",
+        {"role": "applicant", "username": "sjzyy", "org_code": b.ORG, "org_name": b.ORG_NAME},
+    )
+    found = re.search(r'id="issued-password">([^<]+)<', r.text)
+    assert found, r.text
+    initial = found.group(1)
+    assert "只显示这一次" in r.text
+    assert initial not in c.get("/accounts").text
+    post_form(c, "/logout", page="/accounts")
+
+    # 第三至五步: the applicant fills everything in and submits.
+    sign_in(c, "sjzyy", initial, "Hospital-2026")
+    assert post_form(c, "/my/institution", b.form_of(b.profile())).url.path == "/my/attachments"
+    for kind, name, content in (
+        ("license", "许可证.png", b.png()),
+        ("approval", "批文.pdf", b.pdf()),
+    ):
+        r = post_form(c, "/my/attachments", {"kind": kind}, files={"file": (name, content)})
+        assert "附件已上传" in r.text
+    r = post_form(c, "/my/departments/new", b.department())
+    assert r.url.path == "/my/departments" and "0304" in r.text
+    template = c.get("/my/doctors/template.xlsx")
+    assert template.headers["content-type"] == XLSX
+    r = post_form(
+        c,
+        "/my/doctors/import",
+        files={
+            "file": ("人员.xlsx", _excel(template.content, [b.doctor(), b.second_doctor()]), XLSX)
+        },
+        page="/my/doctors",
+    )
+    assert "导入成功：新增 2 条" in r.text
+    assert "130102********2317" in r.text and "130102197804152317" not in r.text
+    r = post_form(c, "/my/submit", page="/my")
+    assert r.url.path == "/my/progress" and "待审核" in r.text
+    assert post_form(c, "/my/institution", b.form_of(b.profile())).status_code == 403
+    post_form(c, "/logout", page="/my")
+
+    # 第六步: the reviewer rejects with a reason, one of them per field.
+    sign_in(c, "reviewer1", "Passw0rd-123")
+    queue = c.get("/review")
+    assert b.ORG_NAME in queue.text
+    app_url = re.search(r'href="(/applications/\d+)"', queue.text)
+    assert app_url
+    r = post_form(
+        c,
+        app_url.group(1) + "/reject",
+        {
+            "reason": "执业许可证登记号与许可证原件不一致",
+            "field": ["entity.licenseNo", "", ""],
+            "field_reason": ["应为 40170028613010211A1002", "", ""],
+        },
+        page=app_url.group(1),
+    )
+    assert "已驳回" in r.text and "审核驳回" in r.text
+    post_form(c, "/logout", page="/review")
+
+    # The applicant sees the reason next to the field, fixes it and resubmits.
+    sign_in(c, "sjzyy", "Hospital-2026")
+    home = c.get("/my")
+    assert "执业许可证登记号与许可证原件不一致" in home.text
+    form = c.get("/my/institution").text
+    assert "审核意见：应为 40170028613010211A1002" in form
+    fixed = b.profile(**{"entity.licenseNo": "40170028613010211A1002"})
+    assert post_form(c, "/my/institution", b.form_of(fixed)).status_code == 200
+    r = post_form(c, "/my/submit", page="/my")
+    assert "第 2 版" in r.text
+    post_form(c, "/logout", page="/my")
+
+    # The reviewer sees exactly what changed, and approves.
+    sign_in(c, "reviewer1", "Passw0rd-123")
+    page = c.get(app_url.group(1)).text
+    assert "与第 1 版（已驳回）相比的变更" in page
+    assert (
+        "<del>40170028613010211A1001</del>" in page and "<ins>40170028613010211A1002</ins>" in page
+    )
+    assert "上次驳回原因" in page
+    r = post_form(c, app_url.group(1) + "/approve", page=app_url.group(1))
+    assert "已审核通过" in r.text
+    post_form(c, "/logout", page="/review")
+
+    # 第七步: the applicant sees 审核通过 and can no longer edit anything.
+    sign_in(c, "sjzyy", "Hospital-2026")
+    progress = c.get("/my/progress").text
+    assert "审核通过" in progress and "执业许可证登记号与许可证原件不一致" in progress
+    institution = c.get("/my/institution").text
+    assert "资料已锁定" in institution and "保存，下一步" not in institution
+    assert post_form(c, "/my/institution", b.form_of(b.profile()), page="/my").status_code == 403
+    assert (
+        post_form(c, "/my/departments/new", b.department(deptID="9"), page="/my").status_code == 403
+    )
+    assert "添加人员" not in c.get("/my/doctors").text
