@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +37,10 @@ T = TypeVar("T")
 
 
 def run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in its own unit of work (committed) against ``settings``' database."""
+    """Run ``work`` in its own unit of work (committed) against ``settings``' database.
+
+    It runs on a thread of its own, so it works also where an event loop is already running
+    (Playwright's sync API keeps one in the test's thread)."""
 
     async def go() -> T:
         db = Database(settings)
@@ -46,7 +50,8 @@ def run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         finally:
             await db.dispose()
 
-    return asyncio.run(go())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def profile(org_code: str = ORG, **changes: str) -> dict[str, Any]:

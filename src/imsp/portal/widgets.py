@@ -155,6 +155,10 @@ def institution_inputs(
         error=errors.get(F.TYPE_FIELD, ""),
         note=notes.get(F.TYPE_FIELD, ""),
     )
+    kind.hint = (
+        "1：互联网医院是实体医院的第二名称，两者统一社会信用代码与执业许可证相同；"
+        "2：依托实体医疗机构独立设置，互联网医院有自己的统一社会信用代码"
+    )
     sections: dict[str, list[Input]] = {}
     for section in F.SECTIONS:
         given = values.get(section)

@@ -1,0 +1,141 @@
+"""The operator allocates and manages accounts; initial passwords are shown once."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imsp.auth.models import Institution, PortalUser
+from imsp.clock import FrozenClock
+from imsp.config import Settings
+from imsp.qualification.models import Application
+from tests.portal.client import login, post_form, sign_in
+from tests.qualification import builders as b
+
+
+@pytest.fixture
+def operator(portal_client: TestClient, settings: Settings, clock: FrozenClock) -> TestClient:
+    b.make_user(settings, clock.now(), username="operator1", role="operator")
+    sign_in(portal_client, "operator1", "Passw0rd-123")
+    return portal_client
+
+
+def _issued_password(html: str) -> str:
+    found = re.search(r'id="issued-password">([^<]+)<', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_allocating_an_applicant_account_opens_its_application(
+    operator: TestClient, settings: Settings
+) -> None:
+    r = post_form(
+        operator,
+        "/accounts/new",
+        {
+            "role": "applicant",
+            "username": "hosp1",
+            "org_code": b.ORG.lower(),
+            "org_name": b.ORG_NAME,
+        },
+    )
+    assert r.status_code == 200 and len(_issued_password(r.text)) == 14
+
+    async def state(session: AsyncSession) -> tuple[str, str, bool, str]:
+        user = await session.scalar(select(PortalUser).where(PortalUser.username == "hosp1"))
+        inst = await session.scalar(select(Institution))
+        app = await session.scalar(select(Application))
+        assert user and inst and app
+        assert user.institution_id == inst.id == app.institution_id
+        return inst.org_code, app.status, user.must_change_password, user.password_hash
+
+    org, status, must_change, digest = b.run(settings, state)
+    assert (org, status, must_change) == (b.ORG, "draft", True)
+    assert digest.startswith("$argon2id$")
+
+
+def test_account_form_errors_keep_the_input_and_create_nothing(
+    operator: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    r = post_form(
+        operator,
+        "/accounts/new",
+        {
+            "role": "applicant",
+            "username": "x",
+            "org_code": "12130000MB1A2B3C4X",
+            "org_name": "某医院",
+        },
+    )
+    assert r.status_code == 400
+    assert "GB 32100" in r.text and "3–50 位" in r.text
+    assert 'value="某医院"' in r.text
+    b.make_user(settings, clock.now(), username="taken", role="reviewer")
+    r = post_form(operator, "/accounts/new", {"role": "reviewer", "username": "taken"})
+    assert r.status_code == 400 and "该用户名已被使用" in r.text
+
+    async def count(session: AsyncSession) -> tuple[int, int]:
+        users = list(await session.scalars(select(PortalUser.username)))
+        insts = list(await session.scalars(select(Institution.id)))
+        return len(users), len(insts)
+
+    assert b.run(settings, count) == (2, 0)
+
+
+def test_reviewer_accounts_are_created_reset_and_disabled(
+    operator: TestClient, settings: Settings
+) -> None:
+    r = post_form(
+        operator,
+        "/accounts/new",
+        {"role": "reviewer", "username": "shenhe1", "display_name": "登记机关审核员"},
+    )
+    first = _issued_password(r.text)
+    uid = re.search(r"/accounts/(\d+)/reset", operator.get("/accounts?role=reviewer").text)
+    assert uid
+    r = post_form(operator, f"/accounts/{uid.group(1)}/reset", page="/accounts")
+    second = _issued_password(r.text)
+    assert second != first and "密码已重置" in r.text
+    with TestClient(operator.app) as other:
+        assert login(other, "shenhe1", first).status_code == 401
+        assert login(other, "shenhe1", second).url.path == "/password"
+    post_form(operator, f"/accounts/{uid.group(1)}/active", {"active": "0"}, page="/accounts")
+    assert "已停用" in operator.get("/accounts?role=reviewer").text
+    with TestClient(operator.app) as other:
+        assert "账号已停用" in login(other, "shenhe1", second).text
+
+
+def test_operators_cannot_manage_operator_accounts(
+    operator: TestClient, settings: Settings
+) -> None:
+    async def my_id(session: AsyncSession) -> int:
+        found = await session.scalar(
+            select(PortalUser.id).where(PortalUser.username == "operator1")
+        )
+        assert found
+        return found
+
+    r = post_form(operator, f"/accounts/{b.run(settings, my_id)}/reset", page="/accounts")
+    assert r.status_code == 403
+
+
+def test_lists_are_paginated(operator: TestClient, settings: Settings, clock: FrozenClock) -> None:
+    async def many(session: AsyncSession) -> None:
+        for i in range(25):
+            session.add(
+                PortalUser(
+                    username=f"user{i:02d}", display_name="", password_hash="x", role="regulator",
+                    institution_id=None, must_change_password=False, failed_logins=0, active=True,
+                    created_at=clock.now(),
+                )
+            )  # fmt: skip
+
+    b.run(settings, many)
+    first = operator.get("/accounts?role=regulator")
+    assert first.text.count("<tr>") - 1 == 20 and "下一页" in first.text
+    second = operator.get("/accounts?role=regulator&page=2")
+    assert second.text.count("<tr>") - 1 == 5 and "上一页" in second.text
