@@ -69,7 +69,9 @@ def test_push_prints_a_summary_writes_rejected_records_and_exits_1(
         "--rejected", str(rejected),
     )  # fmt: skip
     assert result.exit_code == 1, result.output
-    assert "上传完成" in result.output and "拒绝原因" in result.output
+    assert (
+        "上传完成" in result.output and "拒绝原因" in result.output and "交换编号" in result.output
+    )
     assert "value_set" in result.output and "sex" in result.output
     assert bad_id not in result.output  # ID numbers are masked on screen …
     assert bad_id[:4] + "*" * 10 + bad_id[-4:] in result.output

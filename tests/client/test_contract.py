@@ -40,6 +40,7 @@ def test_every_service_accepts_sample_data_dry_run_then_real_then_unchanged(
 
     real = sdk.upload(dataset, records)
     assert real.ok and real.created == n
+    assert len(real.exchange_ids) == real.batches
     assert [r.key for r in real.results] == [r.key for r in dry.results]
 
     again = sdk.upload(dataset, records)  # redelivery: harmless, no new version

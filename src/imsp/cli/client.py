@@ -151,6 +151,10 @@ def push(
     echo_receipt(
         receipt, title=f"{ds.name}（{ds.service}）{mode}：", elapsed=time.monotonic() - started
     )
+    ids = receipt.exchange_ids
+    if ids:
+        more = f" 等 {len(ids)} 个批次" if len(ids) > 1 else ""
+        click.echo(f"\n交换编号（联系平台实施方时请提供）：{ids[0]}{more}")
     _write_rejected(rejected_file, receipt, records)
     if not receipt.ok:
         raise SystemExit(EXIT_REJECTED)

@@ -79,6 +79,9 @@ class Receipt:
     results: tuple[RecordResult, ...]
     dry_run: bool = False
     batches: int = 1
+    #: The platform's ``exchangeId`` of each batch (UUIDv7): quote it when asking the platform
+    #: about an upload — it leads to the exact request in the exchange log.
+    exchange_ids: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -107,6 +110,7 @@ class Receipt:
             results=tuple(r for p in parts for r in p.results),
             dry_run=dry_run,
             batches=sum(p.batches for p in parts),
+            exchange_ids=tuple(x for p in parts for x in p.exchange_ids),
         )
 
 
@@ -179,7 +183,16 @@ def parse_receipt(dataset: str, data: Any, *, offset: int, size: int, dry_run: b
             )
         )
     results.sort(key=lambda x: x.index)
-    return Receipt(dataset, total, success, fail, tuple(results), dry_run=dry_run)
+    exchange_id = data.get("exchangeId")
+    return Receipt(
+        dataset,
+        total,
+        success,
+        fail,
+        tuple(results),
+        dry_run=dry_run,
+        exchange_ids=(str(exchange_id),) if exchange_id else (),
+    )
 
 
 def rejected_json(results: Iterable[RecordResult], records: Sequence[Any]) -> list[dict[str, Any]]:

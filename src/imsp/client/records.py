@@ -78,8 +78,11 @@ class JsonArrayBody:
 # --------------------------------------------------------------------------- files
 
 
-def read_records(path: Path, ds: Dataset) -> list[Any]:
-    """Records of a ``.json`` (array or one object), ``.jsonl`` or ``.csv`` file."""
+def read_records(path: str | Path, ds: str | Dataset) -> list[Any]:
+    """Records of ``ds`` (a dataset or its name) from a ``.json`` (array or one object),
+    ``.jsonl`` or ``.csv`` file."""
+    path = Path(path)
+    ds = dataset(ds) if isinstance(ds, str) else ds
     suffix = path.suffix.lower()
     try:
         raw = path.read_bytes()
