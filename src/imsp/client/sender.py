@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -197,7 +198,11 @@ class Sender:
         rng = random.Random()  # noqa: S311 (jitter)
         failures = 0
         while not stop.is_set():
-            result = self.drain()
+            try:
+                result = self.drain()
+            except (sqlite3.Error, OSError) as exc:  # a busy or full disk: wait, keep the queue
+                log.exception("outbox: drain failed")
+                result = DrainReport(error=f"本地出站队列暂不可用（{type(exc).__name__}: {exc}）")
             if on_report is not None:
                 on_report(result)
             if result.error is None:
