@@ -68,7 +68,8 @@ class Filler:
         rec = self.node(self.ds.fields, facts, rng, "", None)
         self.rules(rec, facts, rng)
         if _HEADER_TIME in rec and _HEADER_TIME not in facts:
-            latest = max(_times(rec), default=self.anchor)
+            times = _times(rec)
+            latest = datetime.fromisoformat(max(times)) if times else self.anchor
             rec[_HEADER_TIME] = fmt(latest + timedelta(minutes=rng.randrange(1, 90)), _datetime())
         return rec
 
@@ -262,13 +263,14 @@ def _holds(c: Condition, node: Mapping[str, Any], root: Mapping[str, Any]) -> bo
     return {"lt": x < bound, "le": x <= bound, "gt": x > bound, "ge": x >= bound}[c.op]
 
 
-def _times(rec: Mapping[str, Any]) -> list[datetime]:
-    out: list[datetime] = []
+def _times(rec: Mapping[str, Any]) -> list[str]:
+    """Every datetime string of the record except ``updateTime`` (same format: they sort)."""
+    out: list[str] = []
     for k, v in rec.items():
         if k == _HEADER_TIME:
             continue
         if isinstance(v, str) and len(v) == 19 and checks.is_datetime(v):
-            out.append(datetime.strptime(v, "%Y-%m-%d %H:%M:%S"))
+            out.append(v)
         elif isinstance(v, list):
             for el in v:
                 if isinstance(el, Mapping):

@@ -86,7 +86,7 @@ def mobile(rng: random.Random) -> str:
 
 
 def hexid(rng: random.Random, n: int) -> str:
-    return "".join(rng.choice("0123456789ABCDEF") for _ in range(n))
+    return f"{rng.getrandbits(4 * n):0{n}X}"
 
 
 def person_name(rng: random.Random, sex: str) -> str:
@@ -227,6 +227,9 @@ class World:
         self.counties = tuple(
             c for c in self.regions if c.startswith("13") and not c.endswith("00")
         )
+        self._by_city: dict[str, tuple[str, ...]] = {}
+        for c in self.counties:
+            self._by_city[c[:4]] = (*self._by_city.get(c[:4], ()), c)
         self.org = self._org(org_code, org_name)
         self._depts: list[Dept] = []
         self._staff: list[Staff] = []
@@ -243,8 +246,8 @@ class World:
         return min(self.bound, pool)
 
     def place(self, rng: random.Random, city: str | None = None) -> Place:
-        candidates = [c for c in self.counties if city is None or c[:4] == city[:4]]
-        area = rng.choice(candidates or list(self.counties))
+        candidates = self.counties if city is None else self._by_city.get(city[:4], self.counties)
+        area = rng.choice(candidates)
         city_code = area[:4] + "00"
         phone, post = vocab.CITY_CODES.get(city_code, ("0311", "050"))
         area_name = f"河北省{self.regions.get(city_code, '')}{self.regions[area]}"
