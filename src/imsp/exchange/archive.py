@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import uuid
 import zlib
@@ -19,11 +20,27 @@ import zlib
 COMPRESSION_LEVEL = 1
 
 
+_lock = threading.Lock()
+_last = [0, 0]  # the last (milliseconds, counter) handed out by this process
+
+
 def new_exchange_id() -> uuid.UUID:
-    """A UUIDv7: time-ordered, unique without coordination between server processes."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64
+    """A UUIDv7: time-ordered, unique without coordination between server processes.
+
+    Within a process ids are strictly increasing: ``rand_a`` (12 bits) is a counter within the
+    millisecond (RFC 9562 §6.2, method 1), so ``ORDER BY id`` lists a process's requests in order.
+    """
+    rand = int.from_bytes(os.urandom(8), "big")
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last[0]:
+            ms, counter = _last[0], _last[1] + 1
+            if counter > 0xFFF:
+                ms, counter = ms + 1, 0
+        else:
+            counter = rand >> 56  # a random start below 256 leaves room to count up
+        _last[0], _last[1] = ms, counter
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64
     value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
     return uuid.UUID(int=value)
 

@@ -1,0 +1,77 @@
+"""Small parts of the exchange domain: exchange ids, the rate limiter, masking, column sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from imsp.exchange.archive import compress, decompress, new_exchange_id
+from imsp.exchange.mask import mask_key, mask_record
+from imsp.exchange.models import KEY_LENGTH, Record
+from imsp.exchange.ratelimit import SlidingWindow
+from imsp.standard.model import load_standard
+from tests.exchange.builders import record
+
+STD = load_standard()
+ROLE_COLUMNS = {
+    "patient_id": Record.patient_id,
+    "patient_cert_id": Record.patient_cert_id,
+    "doctor_cert_id": Record.doctor_cert_id,
+    "visit_no": Record.visit_no,
+    "dept_code": Record.dept_code,
+}
+
+
+def test_exchange_ids_are_uuid7_and_increase_within_a_process() -> None:
+    ids = [new_exchange_id() for _ in range(5000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert {i.version for i in ids} == {7}
+
+
+def test_archive_round_trips_bytes_exactly() -> None:
+    body = b'\xef\xbb\xbf[{"a": "\xe4\xb8\xad"}]\n'
+    assert decompress(compress(body)) == body
+
+
+def test_sliding_window_limits_failures_and_forgets_them() -> None:
+    w = SlidingWindow(limit=3, window=60)
+    for t in (0.0, 10.0, 20.0):
+        assert w.retry_after("k", t) == 0
+        w.fail("k", t)
+    assert w.retry_after("k", 30.0) == 30  # until the failure at 0 s leaves the window
+    assert w.retry_after("other", 30.0) == 0
+    assert w.retry_after("k", 60.5) == 0
+
+
+def test_sliding_window_memory_is_bounded() -> None:
+    w = SlidingWindow(limit=2, window=60, max_keys=100)
+    for n in range(1000):
+        w.fail(f"addr-{n}", float(n))
+    assert len(w._hits) <= 100
+
+
+@pytest.mark.parametrize("ds", STD.ordered(), ids=lambda d: d.code)
+def test_typed_columns_hold_every_value_the_standard_allows(ds: Any) -> None:
+    paths = dict(ds.walk())
+    for role, code in ds.columns.items():
+        if role in ROLE_COLUMNS:
+            f = paths[code]
+            assert f.type == "string" and f.length is not None
+            assert f.length <= ROLE_COLUMNS[role].type.length, (ds.code, code)
+        else:
+            assert role == "business_time" and paths[code].type in ("date", "datetime")
+    longest_key = sum((paths[k].length or 20) for k in ds.key) + len(ds.key) - 1
+    assert longest_key <= KEY_LENGTH
+
+
+def test_mask_record_hides_identifiers_everywhere() -> None:
+    ds = STD.dataset("prescription")
+    rec = record(ds)
+    masked = mask_record(ds, rec)
+    for code in ("patientCertID", "doctorCertID", "mobile"):
+        assert masked[code] != rec[code] and masked[code][-4:] == rec[code][-4:], code
+    assert masked["recipeID"] == rec["recipeID"]
+    doctor = STD.dataset("doctor")
+    assert "*" in mask_key(doctor, record(doctor)["doctorCertID"])
+    assert mask_key(STD.dataset("patient"), "P0001") == "P0001"

@@ -1,0 +1,416 @@
+"""The 16 upload services in-process: receipts, partial acceptance, versions, dry run, atomic
+batches, institution checks, and the gateway's refusals of bad requests."""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from imsp.app import create_exchange_app
+from imsp.clock import FrozenClock
+from imsp.config import ExchangeSettings, Settings
+from imsp.standard.model import load_standard
+from imsp.standard.protocol import RECORD
+from tests.exchange.builders import ORG_A, ORG_B, get_token, make_credential, record, records
+from tests.exchange.conftest import Peek
+
+DATASETS = load_standard().ordered()
+
+
+def post(client: TestClient, path: str, body: Any, headers: dict[str, str], **params: str) -> Any:
+    r = client.post(
+        path,
+        content=orjson.dumps(body),
+        headers={**headers, "Content-Type": "application/json"},
+        params=params,
+    )
+    assert r.status_code in (200, 400, 401, 403, 413, 415, 429), r.text
+    return r.json()
+
+
+def codes(receipt: Any) -> list[int]:
+    return [r["msgCode"] for r in receipt["data"]["results"]]
+
+
+@pytest.mark.parametrize("ds", DATASETS, ids=lambda d: d.code)
+def test_every_service_stores_valid_records(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek, ds: Any
+) -> None:
+    batch = records(ds, 1 if ds.code == "organization" else 3)
+    receipt = post(exchange_client, ds.path, batch, auth)
+    assert receipt["code"] == 200, receipt
+    assert codes(receipt) == [200] * len(batch)
+    assert receipt["data"]["total"] == receipt["data"]["success"] == len(batch)
+    assert peek.count("record") == len(batch)
+    assert peek.rows("SELECT DISTINCT dataset FROM record") == [(ds.code,)]
+
+
+def test_one_object_body_is_one_record(exchange_client: TestClient, auth: dict[str, str]) -> None:
+    receipt = post(exchange_client, "/uploadDoctor", record("doctor"), auth)
+    assert receipt["data"]["total"] == 1 and codes(receipt) == [200]
+
+
+def test_a_mutated_record_is_rejected_naming_the_field(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    bad = record("prescription", n=1, sex="X", datein="2025-13-01 10:00:00")
+    del bad["recipeType"]
+    receipt = post(exchange_client, "/uploadPrescriptionInfo", [bad], auth)
+    result = receipt["data"]["results"][0]
+    fields = {e["field"]: e["code"] for e in result["errors"]}
+    assert fields == {"sex": "value_set", "datein": "datetime", "recipeType": "node_missing"}
+    assert result["msgCode"] == -99  # a missing node is the most fundamental of the three
+    assert "recipeType" in result["msg"]
+    assert all(e["msg"] for e in result["errors"])
+    assert peek.count("record") == 0
+
+
+def test_a_mixed_batch_stores_the_good_records(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    batch = records("register", 4)
+    batch[1]["appointDate"] = "not a time"
+    batch[3] = "not an object"  # type: ignore[call-overload]
+    receipt = post(exchange_client, "/uploadRegister", batch, auth)
+    assert codes(receipt) == [200, -96, 200, -98]
+    assert (receipt["data"]["success"], receipt["data"]["fail"]) == (2, 2)
+    assert "成功 2 条" in receipt["msg"]
+    assert sorted(k for (k,) in peek.rows("SELECT key FROM record")) == [
+        batch[0]["bussID"],
+        batch[2]["bussID"],
+    ]
+
+
+def test_resubmission_updates_in_place_and_keeps_versions(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    first = record("patient", n=7)
+    assert codes(post(exchange_client, "/uploadPatientFile", [first], auth)) == [200]
+    changed = {**first, "patientName": "李四"}
+    receipt = post(exchange_client, "/uploadPatientFile", [changed], auth)
+    assert codes(receipt) == [201]
+    assert receipt["data"]["results"][0]["msg"] == RECORD[201].msg
+    assert peek.count("record") == 1
+    assert peek.scalar("SELECT version FROM record") == 2
+    versions = peek.rows("SELECT version, position FROM record_version ORDER BY version")
+    assert versions == [(1, 0), (2, 0)]
+    stored = peek.scalar("SELECT data FROM record")
+    stored = orjson.loads(stored) if isinstance(stored, str) else stored
+    assert stored["patientName"] == "李四"
+
+
+def test_an_unchanged_resubmission_creates_no_version(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    rec = record("patient", n=8)
+    post(exchange_client, "/uploadPatientFile", [rec], auth)
+    receipt = post(exchange_client, "/uploadPatientFile", [rec], auth)
+    assert codes(receipt) == [201]
+    assert "未变化" in receipt["data"]["results"][0]["msg"]
+    assert peek.count("record_version") == 1
+
+
+def test_dry_run_validates_and_stores_nothing(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    batch = records("consult", 2)
+    batch[1]["bussID"] = ""
+    receipt = post(exchange_client, "/uploadConsult", batch, auth, dryRun="true")
+    assert codes(receipt) == [202, -99]
+    assert "试运行" in receipt["msg"]
+    assert peek.count("record") == 0 and peek.count("record_version") == 0
+    assert peek.rows("SELECT dry_run, body FROM exchange_log WHERE service = 'uploadConsult'") == [
+        (True, None)
+    ]
+
+
+def test_atomic_batch_with_a_failure_stores_nothing(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    batch = records("lis", 3)
+    batch[2]["reportTime"] = "yesterday"
+    receipt = post(exchange_client, "/uploadLis", batch, auth, atomic="true")
+    assert codes(receipt) == [-91, -91, -96]
+    assert receipt["data"]["success"] == 0 and receipt["data"]["fail"] == 3
+    assert peek.count("record") == 0
+    ok = post(exchange_client, "/uploadLis", records("lis", 3), auth, atomic="true")
+    assert codes(ok) == [200, 200, 200] and peek.count("record") == 3
+
+
+def test_record_of_another_institution_is_rejected(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    receipt = post(exchange_client, "/uploadDepartment", [record("department", ORG_B)], auth)
+    result = receipt["data"]["results"][0]
+    assert result["msgCode"] == -93
+    assert [e["code"] for e in result["errors"]] == ["organ_mismatch"]
+    assert result["errors"][0]["field"] == "organID"
+    assert peek.count("record") == 0
+
+
+def test_duplicate_keys_in_one_batch_reject_every_occurrence(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    a = record("payment", n=1)
+    b = record("payment", n=2)
+    receipt = post(exchange_client, "/uploadPayment", [a, b, dict(a)], auth)
+    assert codes(receipt) == [-92, 200, -92]
+    assert "第 2 条" in receipt["data"]["results"][0]["errors"][0]["msg"]
+    assert peek.count("record") == 1
+
+
+def test_unknown_nodes_are_warnings_and_are_not_stored(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    rec = {**record("appraise"), "vendorExtra": "x"}
+    result = post(exchange_client, "/uploadAppraise", [rec], auth)["data"]["results"][0]
+    assert result["msgCode"] == 200
+    assert [(w["field"], w["code"]) for w in result["warnings"]] == [
+        ("vendorExtra", "unknown_field")
+    ]
+    stored = peek.scalar("SELECT data FROM record")
+    stored = orjson.loads(stored) if isinstance(stored, str) else stored
+    assert "vendorExtra" not in stored
+
+
+def test_typed_columns_are_filled_from_the_dataset_roles(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    rec = record("prescription", n=3, datein="2025-06-01 09:30:00", operType="3")
+    assert codes(post(exchange_client, "/uploadPrescriptionInfo", [rec], auth)) == [200]
+    row = peek.rows(
+        "SELECT patient_id, patient_cert_id, doctor_cert_id, visit_no, dept_code, voided FROM record"
+    )[0]
+    assert row == (
+        rec["patientId"],
+        rec["patientCertID"],
+        rec["doctorCertID"],
+        rec["bussID"],
+        rec["deptID"],
+        True,
+    )
+    # 09:30 Beijing time is 01:30 UTC, on both databases.
+    bt = peek.scalar("SELECT business_time FROM record")
+    if isinstance(bt, str):  # SQLite keeps SQLAlchemy's naive-UTC text
+        bt = datetime.fromisoformat(bt).replace(tzinfo=UTC)
+    assert bt == datetime(2025, 6, 1, 1, 30, tzinfo=UTC)
+
+
+def test_accepted_bodies_are_archived_with_their_digest(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    raw = orjson.dumps(records("pacs", 2))
+    r = exchange_client.post(
+        "/uploadPacs", content=raw, headers={**auth, "Content-Type": "application/json"}
+    )
+    xid = r.json()["data"]["exchangeId"]
+    size, sha, body = peek.rows(
+        "SELECT size, sha256, body FROM exchange_log WHERE service = 'uploadPacs'"
+    )[0]
+    assert size == len(raw)
+    assert zlib.decompress(body) == raw
+    assert sha == hashlib.sha256(raw).hexdigest()
+    versions = peek.rows("SELECT position FROM record_version ORDER BY position")
+    assert versions == [(0,), (1,)]
+    assert all(
+        str(x).replace("-", "") == xid.replace("-", "")
+        for (x,) in peek.rows("SELECT DISTINCT exchange_id FROM record_version")
+    )
+
+
+# --------------------------------------------------------------------------- gateway refusals
+
+
+@pytest.mark.parametrize(
+    ("content_type", "code"),
+    [
+        ("text/plain", 41500),
+        ("application/x-www-form-urlencoded", 41500),
+        ("application/json; charset=GBK", 41500),
+        ("application/json; charset=UTF-8", 200),
+        ("Application/JSON", 200),
+    ],
+)
+def test_content_type_must_be_utf8_json(
+    exchange_client: TestClient, auth: dict[str, str], content_type: str, code: int
+) -> None:
+    r = exchange_client.post(
+        "/uploadPatientFile",
+        content=orjson.dumps([record("patient")]),
+        headers={**auth, "Content-Type": content_type},
+    )
+    assert r.json()["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"", 40000),
+        (b"[{", 40000),
+        (b'["\xff"]', 40000),
+        (b'[{"organID": "a\\u0000b"}]', 40000),
+        (b"[]", 40001),
+        (b'"text"', 40001),
+        (b"42", 40001),
+        (b"null", 40001),
+        (b"[" * 2000 + b"]" * 2000, 40000),
+    ],
+    ids=[
+        "empty",
+        "truncated",
+        "invalid-utf8",
+        "nul",
+        "empty-array",
+        "string",
+        "number",
+        "null",
+        "deep",
+    ],
+)
+def test_malformed_bodies_get_clear_gateway_codes(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek, body: bytes, code: int
+) -> None:
+    r = exchange_client.post(
+        "/uploadPatientFile", content=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert r.json()["code"] == code and r.json()["data"] is None
+    assert r.status_code == 400
+    assert peek.count("record") == 0
+    assert peek.rows("SELECT code, body FROM exchange_log WHERE service = 'uploadPatientFile'") == [
+        (code, None)
+    ]
+
+
+def test_utf8_byte_order_mark_is_tolerated(
+    exchange_client: TestClient, auth: dict[str, str]
+) -> None:
+    body = b"\xef\xbb\xbf" + orjson.dumps([record("patient")])
+    r = exchange_client.post(
+        "/uploadPatientFile", content=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert r.json()["code"] == 200
+
+
+def test_query_flags_must_be_booleans(exchange_client: TestClient, auth: dict[str, str]) -> None:
+    r = post(exchange_client, "/uploadPatientFile", [record("patient")], auth, dryRun="maybe")
+    assert r["code"] == 40001
+
+
+def _small_app(settings: Settings, clock: FrozenClock, **limits: int) -> TestClient:
+    small = settings.model_copy(update={"exchange": ExchangeSettings(**limits)})
+    return TestClient(create_exchange_app(small, clock=clock))
+
+
+def test_too_many_records_is_41301(settings: Settings, clock: FrozenClock, peek: Peek) -> None:
+    cred = make_credential(settings, clock)
+    with _small_app(settings, clock, max_records=2) as client:
+        auth = {"accessToken": get_token(client, cred)}
+        assert post(client, "/uploadOrganization", [record("organization")], auth)["code"] == 200
+        r = client.post(
+            "/uploadPatientFile",
+            content=orjson.dumps(records("patient", 3)),
+            headers={**auth, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 413 and r.json()["code"] == 41301
+    assert peek.count("record") == 1
+
+
+def test_oversized_body_is_refused_from_its_declared_length(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    cred = make_credential(settings, clock)
+    with _small_app(settings, clock, max_body_bytes=2048) as client:
+        auth = {"accessToken": get_token(client, cred)}
+        big = orjson.dumps(records("prescription", 3))
+        assert len(big) > 2048
+        r = client.post(
+            "/uploadPrescriptionInfo",
+            content=big,
+            headers={**auth, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 413 and r.json()["code"] == 41300
+
+
+def test_oversized_chunked_body_is_refused_while_streaming(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    cred = make_credential(settings, clock)
+    sent: list[int] = []
+
+    def chunks() -> Any:
+        for _ in range(1000):  # 1000 × 1 KiB, far past the limit: the server stops reading early
+            sent.append(1)
+            yield b" " * 1024
+
+    with _small_app(settings, clock, max_body_bytes=4096) as client:
+        auth = {"accessToken": get_token(client, cred)}
+        r = client.post(
+            "/uploadPatientFile",
+            content=chunks(),
+            headers={**auth, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 413 and r.json()["code"] == 41300
+
+
+def test_refused_requests_are_logged_with_their_code(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    exchange_client.post("/uploadLis", content=b"{}", headers={"Content-Type": "application/json"})
+    exchange_client.post(
+        "/uploadLis", content=b"{}", headers={**auth, "Content-Type": "text/plain"}
+    )
+    rows = peek.rows(
+        "SELECT code, institution_id IS NULL FROM exchange_log WHERE service = 'uploadLis' ORDER BY code"
+    )
+    assert [(c, bool(n)) for c, n in rows] == [(40101, True), (41500, False)]
+
+
+def test_unknown_service_and_wrong_method_use_the_error_shape(exchange_client: TestClient) -> None:
+    r = exchange_client.post("/uploadNothing", json=[])
+    assert r.status_code == 404 and r.json() == {
+        "code": 40400,
+        "msg": r.json()["msg"],
+        "data": None,
+    }
+    r = exchange_client.get("/uploadPatientFile")
+    assert r.status_code == 405 and r.json()["code"] == 40500
+
+
+def test_other_institution_cannot_overwrite(
+    exchange_client: TestClient,
+    auth: dict[str, str],
+    settings: Settings,
+    clock: FrozenClock,
+    peek: Peek,
+) -> None:
+    mine = record("doctor", ORG_A, n=5)
+    assert codes(post(exchange_client, "/uploadDoctor", [mine], auth)) == [200]
+    other = make_credential(settings, clock, ORG_B, "另一家医院")
+    other_auth = {"accessToken": get_token(exchange_client, other)}
+    # B sends the same doctor under A's organID: refused; under its own organID: B's own row.
+    forged = post(exchange_client, "/uploadDoctor", [{**mine, "doctorName": "冒名"}], other_auth)
+    assert codes(forged) == [-93]
+    own = post(
+        exchange_client,
+        "/uploadDoctor",
+        [{**mine, "organID": ORG_B, "doctorName": "乙"}],
+        other_auth,
+    )
+    assert codes(own) == [200]
+    rows = peek.rows(
+        "SELECT i.org_code, r.version FROM record r JOIN institution i ON i.id = r.institution_id ORDER BY i.org_code"
+    )
+    assert rows == [(ORG_A, 1), (ORG_B, 1)]
+    names = {
+        o: (orjson.loads(d) if isinstance(d, str) else d)["doctorName"]
+        for o, d in peek.rows(
+            "SELECT i.org_code, r.data FROM record r JOIN institution i ON i.id = r.institution_id"
+        )
+    }
+    assert names[ORG_A] == mine["doctorName"]
