@@ -91,9 +91,10 @@ def test_every_field_comes_from_the_realism_layer() -> None:
                 extra = set(facts) - top - BLOCK_KEYS
                 if extra:
                     stale.setdefault(code, set()).update(extra)
-    assert set(FACTS) == set(STD.datasets)
-    assert generic == {}
-    assert stale == {}
+    where = "src/imsp/standard/sample/basedata.py or care.py"
+    assert set(FACTS) == set(STD.datasets), f"a dataset has no realism provider in {where}"
+    assert generic == {}, f"fields generated only generically — give them realism in {where}"
+    assert stale == {}, f"facts for fields the datasets no longer define — remove them from {where}"
 
 
 # --------------------------------------------------------------------------- determinism and API
