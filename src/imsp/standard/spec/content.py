@@ -8,7 +8,7 @@ from typing import Final
 from imsp.standard.issues import ISSUES
 from imsp.standard.jsonschema import CUSTOM_FORMATS, NOT_EXPRESSIBLE
 from imsp.standard.model import Standard
-from imsp.standard.protocol import GATEWAY, RECORD, RETRYABLE, TOKEN_ERRORS
+from imsp.standard.protocol import EXCHANGE_ISSUES, GATEWAY, RECORD, RETRYABLE, TOKEN_ERRORS
 from imsp.standard.spec.document import Part, code, link
 from imsp.standard.spec.services import anchor, service_title, slug
 
@@ -25,11 +25,8 @@ def sentence(text: str) -> str:
 
 
 def exchange_issues() -> dict[str, tuple[str, int]]:
-    """Issue codes the exchange service adds (``protocol.EXCHANGE_ISSUES``), if it defines any."""
-    from imsp.standard import protocol
-
-    extra = getattr(protocol, "EXCHANGE_ISSUES", {})
-    return {k: (v.title, v.msg_code) for k, v in extra.items()}
+    """Issue codes the exchange service adds to the validator's (``protocol.EXCHANGE_ISSUES``)."""
+    return {k: (v.title, v.msg_code) for k, v in EXCHANGE_ISSUES.items()}
 
 
 # --------------------------------------------------------------------------- index
