@@ -267,6 +267,7 @@ class Pager:
     per_page: int
     total: int
     base: str  # the URL without the page parameter, ending in ? or &
+    param: str = "page"
 
     @property
     def pages(self) -> int:
@@ -277,23 +278,24 @@ class Pager:
         return (self.page - 1) * self.per_page
 
     def url(self, page: int) -> str:
-        return f"{self.base}page={page}"
+        return f"{self.base}{self.param}={page}"
 
 
-def page_number(request: Request) -> int:
+def page_number(request: Request, param: str = "page") -> int:
     try:
-        return max(1, min(100_000, int(request.query_params.get("page", "1"))))
+        return max(1, min(100_000, int(request.query_params.get(param, "1"))))
     except ValueError:
         return 1
 
 
-def pager(request: Request, total: int, *, per_page: int = PER_PAGE) -> Pager:
-    """Paging links for a list of ``total`` items; the current page comes from ``?page=``."""
-    page = page_number(request)
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "ok")]
+def pager(request: Request, total: int, *, per_page: int = PER_PAGE, param: str = "page") -> Pager:
+    """Paging links for a list of ``total`` items; the current page comes from ``?<param>=``
+    (pages with two lists page them independently)."""
+    page = page_number(request, param)
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in (param, "ok")]
     query = "&".join(f"{quote(k)}={quote(v)}" for k, v in params)
     base = request.url.path + "?" + (query + "&" if query else "")
-    return Pager(page, per_page, total, base)
+    return Pager(page, per_page, total, base, param)
 
 
 def errors_of(data: Any) -> dict[str, str]:

@@ -7,6 +7,7 @@ against the rejected version before it, the previous decision and the timeline, 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -15,6 +16,7 @@ from starlette.responses import FileResponse, Response
 from imsp.errors import BadRequest, NotFound
 from imsp.portal.edge import (
     PER_PAGE,
+    Pager,
     Rerender,
     Visit,
     checked_form,
@@ -79,6 +81,22 @@ def _profile_rows(profile: dict[str, Any]) -> list[tuple[str, str, list[tuple[st
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One page of a submitted list: (index in the snapshot, shown cells), and its pager."""
+
+    rows: list[tuple[int, list[str]]]
+    pager: Pager
+    total: int
+
+
+def _listed(v: Visit, roster: F.Roster, records: list[dict[str, Any]], param: str) -> Listed:
+    page = pager(v.request, len(records), param=param)
+    shown = records[page.offset : page.offset + PER_PAGE]
+    rows = [(page.offset + i, cells(roster, r)) for i, r in enumerate(shown)]
+    return Listed(rows, page, len(records))
+
+
 async def _application_page(
     v: Visit,
     app_id: int,
@@ -109,11 +127,9 @@ async def _application_page(
         snapshot=snap,
         kind_value=F.show_value(F.type_field(), profile.get(F.TYPE_FIELD)),
         sections=_profile_rows(profile),
-        departments=[
-            (i, cells(F.DEPARTMENTS, r)) for i, r in enumerate(snap.get("departments", []))
-        ],
+        departments=_listed(v, F.DEPARTMENTS, snap.get("departments", []), "dpage"),
         dept_headers=[F.DEPARTMENTS.field(c).name for c in F.DEPARTMENTS.columns],
-        doctors=[(i, cells(F.DOCTORS, r)) for i, r in enumerate(snap.get("doctors", []))],
+        doctors=_listed(v, F.DOCTORS, snap.get("doctors", []), "ppage"),
         doc_headers=[F.DOCTORS.field(c).name for c in F.DOCTORS.columns],
         attachments=snap.get("attachments", []),
         kinds=KINDS,
