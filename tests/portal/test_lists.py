@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.qualification import fields as F
-from imsp.qualification import registration
+from imsp.qualification import roster as records
 from tests.portal.client import sign_in
 from tests.qualification import builders as b
 
@@ -28,7 +28,7 @@ def test_department_lists_paginate_for_applicant_and_reviewer(
         app, inst = await b.load(session, who.application_id)
         for i in range(24):
             raw = b.department(deptID=f"D{i:02d}", deptName=f"科室{i}", principalCertID=None)
-            await registration.save_record(
+            await records.save_record(
                 session, app=app, institution=inst, roster=F.DEPARTMENTS, raw=raw, now=clock.now()
             )
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from imsp.auth.models import Institution
 from imsp.config import Settings
 from imsp.qualification import fields as F
 from imsp.qualification import registration
+from imsp.qualification import roster as records
 from imsp.qualification.attachments import Upload, add_attachment
 from imsp.qualification.models import Application
 from imsp.qualification.registration import Actor, allocate_applicant, open_application
@@ -253,10 +254,10 @@ def make_complete_applicant(
                 max_bytes=settings.portal.max_upload_bytes,
                 now=now,
             )
-        await registration.save_record(
+        await records.save_record(
             session, app=app, institution=inst, roster=F.DEPARTMENTS, raw=department(), now=now
         )
-        await registration.save_record(
+        await records.save_record(
             session, app=app, institution=inst, roster=F.DOCTORS, raw=doctor(), now=now
         )
 

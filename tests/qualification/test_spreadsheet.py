@@ -14,7 +14,7 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.errors import BadRequest
 from imsp.qualification import fields as F
-from imsp.qualification import registration
+from imsp.qualification import roster as records
 from imsp.qualification.spreadsheet import SheetError, read_rows, template
 from imsp.standard.validate import validator_for
 from tests.qualification import builders as b
@@ -124,10 +124,10 @@ def test_a_workbook_without_the_standard_columns_is_refused() -> None:
 
 def _import(
     settings: Settings, who: b.Applicant, roster: F.Roster, content: bytes, clock: FrozenClock
-) -> registration.Imported:
-    async def work(session: AsyncSession) -> registration.Imported:
+) -> records.Imported:
+    async def work(session: AsyncSession) -> records.Imported:
         app, inst = await b.load(session, who.application_id)
-        return await registration.import_records(
+        return await records.import_records(
             session, app=app, institution=inst, roster=roster, content=content, now=clock.now()
         )
 
@@ -137,7 +137,7 @@ def _import(
 def _count(settings: Settings, who: b.Applicant, roster: F.Roster) -> int:
     async def work(session: AsyncSession) -> int:
         app, _ = await b.load(session, who.application_id)
-        return await registration.count_records(session, app=app, roster=roster)
+        return await records.count_records(session, app=app, roster=roster)
 
     return b.run(settings, work)
 
@@ -159,15 +159,15 @@ def test_import_adds_rows_and_updates_by_business_key(
     ]
     assert _import(
         settings, who, F.DEPARTMENTS, filled(F.DEPARTMENTS, depts), clock
-    ) == registration.Imported(2, 0)
+    ) == records.Imported(2, 0)
     docs = [b.doctor(), b.second_doctor()]
-    assert _import(
-        settings, who, F.DOCTORS, filled(F.DOCTORS, docs), clock
-    ) == registration.Imported(2, 0)
+    assert _import(settings, who, F.DOCTORS, filled(F.DOCTORS, docs), clock) == records.Imported(
+        2, 0
+    )
     again = [b.doctor(mobile="13803119999")]
-    assert _import(
-        settings, who, F.DOCTORS, filled(F.DOCTORS, again), clock
-    ) == registration.Imported(0, 1)
+    assert _import(settings, who, F.DOCTORS, filled(F.DOCTORS, again), clock) == records.Imported(
+        0, 1
+    )
     assert _count(settings, who, F.DOCTORS) == 2
 
 

@@ -15,6 +15,7 @@ from imsp.portal.edge import Rerender, Visit, checked_form, errors_of, render, s
 from imsp.portal.widgets import institution_inputs
 from imsp.qualification import fields as F
 from imsp.qualification import queries, registration
+from imsp.qualification import roster as records
 from imsp.qualification.attachments import (
     ACCEPTED,
     KINDS,
@@ -80,8 +81,8 @@ async def _overview(v: Visit, problems: list[str] | None = None, status: int = 2
         missing=missing,
         files={k: sum(1 for a in files if a.kind == k) for k in KINDS},
         kinds=KINDS,
-        departments=await registration.count_records(v.db, app=app, roster=F.DEPARTMENTS),
-        doctors=await registration.count_records(v.db, app=app, roster=F.DOCTORS),
+        departments=await records.count_records(v.db, app=app, roster=F.DEPARTMENTS),
+        doctors=await records.count_records(v.db, app=app, roster=F.DOCTORS),
         decision=decision,
         targets=reason_targets(),
         status=status,

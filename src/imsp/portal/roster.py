@@ -29,7 +29,8 @@ from imsp.portal.edge import (
 )
 from imsp.portal.widgets import record_inputs
 from imsp.qualification import fields as F
-from imsp.qualification import queries, registration
+from imsp.qualification import queries
+from imsp.qualification import roster as records
 from imsp.qualification.models import Application
 from imsp.qualification.spreadsheet import CellProblem, template
 from imsp.qualification.workflow import STATES, is_editable
@@ -65,7 +66,7 @@ async def _list_page(
     status: int = 200,
 ) -> Response:
     app, inst = await mine(v)
-    rows = await registration.list_records(v.db, app=app, roster=roster)
+    rows = await records.list_records(v.db, app=app, roster=roster)
     page = pager(v.request, len(rows))
     shown = rows[page.offset : page.offset + PER_PAGE]
     notes = await rejection_notes(v, app)
@@ -117,7 +118,7 @@ async def record_import(kind: str, v: Visit = Depends(applicant)) -> Response:  
     upload = v.file("file")
     content = await upload.read() if upload is not None else b""
     try:
-        done = await registration.import_records(
+        done = await records.import_records(
             v.db, app=app, institution=inst, roster=roster, content=content, now=v.now
         )
     except BadRequest as exc:
@@ -173,7 +174,7 @@ async def record_add(kind: str, v: Visit = Depends(applicant)) -> Response:  # n
 async def record_edit(kind: str, record_id: int, v: Visit = Depends(applicant)) -> Response:  # noqa: B008
     roster = roster_of(kind)
     app, inst = await mine(v)
-    row = await registration.get_record(v.db, app=app, roster=roster, record_id=record_id)
+    row = await records.get_record(v.db, app=app, roster=roster, record_id=record_id)
     if roster.personal & {k for k, val in row.data.items() if val}:
         await queries.view_person(
             v.db, actor=v.actor, app=app, roster=roster, record=row.data, now=v.now, where="form"
@@ -191,7 +192,7 @@ async def _save(v: Visit, roster: F.Roster, record_id: int | None) -> Response:
     app, inst = await mine(v)
     raw = _raw(v, roster)
     try:
-        await registration.save_record(
+        await records.save_record(
             v.db,
             app=app,
             institution=inst,
@@ -211,5 +212,5 @@ async def record_delete(kind: str, record_id: int, v: Visit = Depends(applicant)
     roster = roster_of(kind)
     await checked_form(v)
     app, _ = await mine(v)
-    await registration.delete_record(v.db, app=app, roster=roster, record_id=record_id, now=v.now)
+    await records.delete_record(v.db, app=app, roster=roster, record_id=record_id, now=v.now)
     return see_other(f"/my/{roster.kind}?ok=removed")

@@ -8,7 +8,7 @@ text-formatted so ID numbers keep every digit.
 
 Reading is defensive: the upload must be a zip container of modest unpacked size before openpyxl
 sees it, at most ``MAX_ROWS`` rows are read, and every problem is reported with its Excel row and
-column. Parsing never touches the database; ``registration.import_records`` applies all rows or none.
+column. Parsing never touches the database; ``roster.import_records`` applies all rows or none.
 """
 
 from __future__ import annotations
