@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from imsp.exchange.archive import compress, decompress, new_exchange_id
+from imsp.exchange.archive import compress, new_exchange_id, restore
 from imsp.exchange.mask import mask_key, mask_record
 from imsp.exchange.models import KEY_LENGTH, Record
 from imsp.exchange.ratelimit import SlidingWindow
@@ -29,9 +29,12 @@ def test_exchange_ids_are_uuid7_and_increase_within_a_process() -> None:
     assert {i.version for i in ids} == {7}
 
 
-def test_archive_round_trips_bytes_exactly() -> None:
-    body = b'\xef\xbb\xbf[{"a": "\xe4\xb8\xad"}]\n'
-    assert decompress(compress(body)) == body
+@pytest.mark.parametrize(
+    "body", [b'\xef\xbb\xbf[{"a": "\xe4\xb8\xad"}]\n', b"  {}", b"[]", b"\n[1]"]
+)
+def test_archive_restores_bytes_exactly_whether_compressed_or_not(body: bytes) -> None:
+    assert restore(compress(body)) == body
+    assert restore(body) == body
 
 
 def test_sliding_window_limits_failures_and_forgets_them() -> None:

@@ -4,7 +4,6 @@ batches, institution checks, and the gateway's refusals of bad requests."""
 from __future__ import annotations
 
 import hashlib
-import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from fastapi.testclient import TestClient
 from imsp.app import create_exchange_app
 from imsp.clock import FrozenClock
 from imsp.config import ExchangeSettings, Settings
+from imsp.exchange.archive import restore
 from imsp.standard.model import load_standard
 from imsp.standard.protocol import RECORD
 from tests.exchange.builders import ORG_A, ORG_B, get_token, make_credential, record, records
@@ -214,7 +214,7 @@ def test_accepted_bodies_are_archived_with_their_digest(
         "SELECT size, sha256, body FROM exchange_log WHERE service = 'uploadPacs'"
     )[0]
     assert size == len(raw)
-    assert zlib.decompress(body) == raw
+    assert restore(bytes(body)) == raw
     assert sha == hashlib.sha256(raw).hexdigest()
     versions = peek.rows("SELECT position FROM record_version ORDER BY position")
     assert versions == [(0,), (1,)]

@@ -15,10 +15,14 @@ Design (数据上报, issue 4):
 * ``exchange_log`` — every request to the token service and the upload services, accepted or not.
   Its id is a UUIDv7 made by the server (time-ordered, no round trip to obtain it) and is returned
   to the client as ``exchangeId``. Bodies of accepted uploads are kept zlib-compressed with their
-  SHA-256, so any stored record traces to the exact bytes that carried it.
+  SHA-256, so any stored record traces to the exact bytes that carried it (``archive``).
 
-There are deliberately no foreign keys from ``record``/``record_version`` to ``exchange_log``:
-the log may be archived or pruned on its own schedule, and the per-row FK checks would slow ingest.
+There are deliberately no foreign keys from ``record``/``record_version`` to ``exchange_log``, nor
+from ``record_version`` to ``record``: the log may be archived or pruned on its own schedule,
+version rows are written by the same statement as their record (records are never deleted), and
+each per-row FK check costs ~4 µs of ingest (docs/performance.md). ``record`` → ``institution``
+keeps its FK. Indexes are those supervision and reports query by (institution + dataset +
+business time, patient, doctor, visit); ``dept_code`` is a plain column.
 """
 
 from __future__ import annotations
@@ -71,7 +75,6 @@ class Record(Base):
         Index("ix_record_institution_id_dataset_business_time", "institution_id", "dataset", "business_time"),
         Index("ix_record_institution_id_patient_id", "institution_id", "patient_id"),
         Index("ix_record_institution_id_visit_no", "institution_id", "visit_no"),
-        Index("ix_record_institution_id_dept_code", "institution_id", "dept_code"),
     )  # fmt: skip
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -98,9 +101,7 @@ class RecordVersion(Base):
 
     __tablename__ = "record_version"
 
-    record_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("record.id", ondelete="CASCADE"), primary_key=True
-    )
+    record_id: Mapped[int] = mapped_column(BigId, primary_key=True)  # record.id
     version: Mapped[int] = mapped_column(primary_key=True)
     exchange_id: Mapped[uuid.UUID] = mapped_column(index=True)
     position: Mapped[int]  # index of the record in the request body
@@ -130,4 +131,5 @@ class ExchangeLog(Base):
     latency_ms: Mapped[float]
     dry_run: Mapped[bool]
     atomic: Mapped[bool]
-    body: Mapped[bytes | None] = mapped_column(LargeBinary)  # zlib; accepted uploads only
+    # Accepted uploads only: as sent on PostgreSQL (column compressed with lz4), zlib on SQLite.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -142,7 +142,7 @@ async def archived_body(session: AsyncSession, exchange_id: uuid.UUID) -> Archiv
     ).one()
     if blob is None:
         return None
-    body = archive.decompress(blob)
+    body = archive.restore(blob)
     return Archived(row, sha, body, archive.sha256_hex(body) == sha)
 
 

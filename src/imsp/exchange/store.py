@@ -53,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
 from imsp.errors import ImspError, Unavailable
+from imsp.exchange import archive
 from imsp.exchange.models import ExchangeLog, Record, RecordVersion
 from imsp.storage.base import UtcDateTime
 from imsp.storage.db import Database
@@ -209,7 +210,10 @@ async def _sqlite_store(
     if versions:
         await conn.execute(insert(RECORD_VERSION), versions)
     log.latency_ms = (time.perf_counter() - started) * 1000
-    await conn.execute(insert(EXCHANGE_LOG), log.params())
+    params = log.params()
+    if log.body is not None:
+        params["body"] = archive.compress(log.body)
+    await conn.execute(insert(EXCHANGE_LOG), params)
     return stored
 
 

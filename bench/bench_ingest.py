@@ -1,0 +1,528 @@
+"""Benchmark: the data exchange service's ingest against PostgreSQL (not a test).
+
+    .venv/bin/python bench/bench_ingest.py [--duration 20] [--workers 2] [--write]
+
+What it does, all on this machine over loopback:
+
+1. creates a fresh PostgreSQL database (dropped at the end), migrates it, creates a credential;
+2. starts the exchange service in its own process group: ``uvicorn --factory`` with ``--workers``
+   processes (default 2, one per core), the hidden ``/bench/echo`` endpoint switched on;
+3. loads it from a second process, ``wrk`` (C, Lua scripts), with generated prescription records
+   (``imsp.standard.sample``, 处方, ~1.8 KB each) — every request carries new business keys:
+   * baseline: ``POST /bench/echo`` — a trivial JSON endpoint on the same server (parse, answer);
+   * single-record uploads: ``POST /uploadPrescriptionInfo`` with one record, 32 connections;
+   * batch uploads: 500 records a request, ``--batch-connections`` connections;
+4. baseline for records/s: a raw ``COPY`` of the same records (typed columns + JSONB) into a table
+   like ``record`` (same indexes), from one client connection;
+5. checks that every upload was stored, reads CPU time used by the server processes, PostgreSQL
+   and wrk during each run (``/proc``), prints the figures, and with ``--write`` puts them into
+   ``docs/performance.md`` (its section "数据交换服务 / Exchange ingest" only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "performance.md"
+SECTION = "## 数据交换服务 / Exchange ingest"
+ORG = "12130000MB1A2B3C4R"
+TARGET_SINGLE = 1500
+TARGET_P99_MS = 50
+TARGET_RECORDS = 20_000
+
+LUA = r"""
+local token = io.open(os.getenv("BENCH_DIR") .. "/token.txt"):read("*l")
+local f = io.open(os.getenv("BENCH_BODY"), "rb"); local template = f:read("*a"); f:close()
+local run = os.getenv("BENCH_RUN")
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["accessToken"] = token
+local counter = 0
+threads = 0
+function setup(thread) threads = threads + 1; thread:set("id", threads) end
+function init(args) prefix = run .. "T" .. tostring(id) .. "N" end
+function request()
+  counter = counter + 1
+  local body = string.gsub(template, "@@KEY@@", prefix .. counter)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+@dataclass
+class Run:
+    name: str
+    requests: int
+    rps: float
+    p50: float
+    p90: float
+    p99: float
+    errors: int
+    cpu: dict[str, float]
+    seconds: float
+
+
+# --------------------------------------------------------------------------- processes and CPU
+
+
+def _cpu_of(pids: set[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime, clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(root: int) -> set[int]:
+    out = {root}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) in out:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _pids_named(word: str) -> set[int]:
+    out = set()
+    for cmd in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if word.encode() in cmd.read_bytes().split(b"\0")[0]:
+                out.add(int(cmd.parent.name))
+        except OSError:
+            continue
+    return out
+
+
+def _groups(server: int) -> dict[str, set[int]]:
+    return {"server": _children(server), "postgres": _pids_named("postgres")}
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def _admin(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, autocommit=True)
+
+
+@contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    name = f"imsp_bench_{os.getpid()}"
+    with _admin(admin_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with _admin(admin_url) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def prepare(url: str) -> tuple[str, str]:
+    import asyncio
+
+    from imsp.auth.credentials import create_credential
+    from imsp.clock import SystemClock
+    from imsp.config import Settings
+    from imsp.storage import migrate
+    from imsp.storage.db import Database
+
+    settings = Settings(database_url=url)
+    migrate.upgrade(settings)
+
+    async def issue() -> tuple[str, str]:
+        db = Database(settings)
+        try:
+            async with db.session() as s:
+                c = await create_credential(
+                    s, org_code=ORG, institution_name="基准测试医院", now=SystemClock().now()
+                )
+        finally:
+            await db.dispose()
+        return c.app_id, c.app_secret
+
+    return asyncio.run(issue())
+
+
+@contextmanager
+def server(url: str, port: int, workers: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSP_")} | {
+        "IMSP_DATABASE_URL": url,
+        "IMSP_EXCHANGE__BENCH_ECHO": "true",
+    }
+    cmd = [
+        sys.executable, "-m", "uvicorn", "--factory", "exchange_server:create",
+        "--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+        "--loop", "uvloop", "--http", "httptools",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("the exchange server did not start")
+            time.sleep(0.2)
+        time.sleep(1)  # let every worker finish starting
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+def bodies(workdir: Path, batch: int) -> tuple[list[dict[str, Any]], Path, Path]:
+    from imsp.standard.sample import generate
+
+    recs = generate("prescription", batch, seed=7, org_code=ORG)
+    one = dict(recs[0], recipeID="@@KEY@@")
+    (workdir / "one.json").write_bytes(orjson.dumps([one]))
+    many = [dict(r, recipeID=f"@@KEY@@-{i:04d}") for i, r in enumerate(recs)]
+    (workdir / "batch.json").write_bytes(orjson.dumps(many))
+    (workdir / "upload.lua").write_text(LUA)
+    return recs, workdir / "one.json", workdir / "batch.json"
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def wrk(
+    name: str, url: str, body: Path, workdir: Path, *, connections: int, seconds: int, server: int
+) -> Run:
+    env = os.environ | {
+        "BENCH_DIR": str(workdir),
+        "BENCH_BODY": str(body),
+        "BENCH_RUN": uuid.uuid4().hex[:8],
+    }
+    groups = _groups(server)
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+           "-s", str(workdir / "upload.lua"), url]  # fmt: skip
+    before = {k: _cpu_of(v) for k, v in groups.items()}
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    groups["wrk"] = {proc.pid}
+    before["wrk"] = 0.0
+    wrk_cpu = 0.0
+    while proc.poll() is None:
+        wrk_cpu = max(wrk_cpu, _cpu_of({proc.pid}))
+        time.sleep(0.2)
+    out = proc.stdout.read() if proc.stdout else ""
+    elapsed = time.monotonic() - started
+    after = {k: _cpu_of(v) for k, v in groups.items() if k != "wrk"}
+    after["wrk"] = wrk_cpu
+    pct = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
+    errors = sum(
+        int(n)
+        for n in re.findall(r"(?:Non-2xx or 3xx responses|timeout|read|write|connect) (\d+)", out)
+    )
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Run(
+        name=name,
+        requests=requests,
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50=_ms(pct["50"]),
+        p90=_ms(pct["90"]),
+        p99=_ms(pct["99"]),
+        errors=errors,
+        cpu={k: (after[k] - before[k]) / elapsed for k in after},
+        seconds=elapsed,
+    )
+
+
+# --------------------------------------------------------------------------- COPY baseline
+
+
+def copy_baseline(url: str, recs: list[dict[str, Any]], total: int) -> float:
+    """Records/s of a raw COPY of ``total`` rows built from ``recs`` into a copy of ``record``."""
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for n in range(total):
+        r = recs[n % len(recs)]
+        rows.append(
+            (
+                1,
+                "prescription",
+                f"COPY-{n}",
+                1,
+                dt.datetime.fromisoformat(r["datein"]).replace(
+                    tzinfo=dt.timezone(dt.timedelta(hours=8))
+                ),
+                r["patientId"],
+                r["patientCertID"],
+                r["doctorCertID"],
+                r["bussID"],
+                r["deptID"],
+                False,
+                orjson.dumps(r).decode(),
+                now,
+                now,
+                uuid.uuid4(),
+            )
+        )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_copy (LIKE record INCLUDING ALL)")
+        cols = (
+            "institution_id, dataset, key, version, business_time, patient_id, patient_cert_id, "
+            "doctor_cert_id, visit_no, dept_code, voided, data, created_at, updated_at, exchange_id"
+        )
+        started = time.perf_counter()
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(f"COPY bench_copy ({cols}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_copy")
+    return total / elapsed
+
+
+# --------------------------------------------------------------------------- main
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
+        pg = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
+        f"PostgreSQL {pg} (default configuration: fsync and synchronous_commit on), "
+        f"{platform.system()} {platform.release()}; 1-minute load average before the run "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+
+
+def stored(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return int(conn.execute("SELECT count(*) FROM record").fetchone()[0])  # type: ignore[index]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--batch-connections", type=int, default=8)
+    ap.add_argument("--port", type=int, default=18888)
+    ap.add_argument("--write", action="store_true", help="update docs/performance.md")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    host = machine()
+    print(host)
+    base = f"http://127.0.0.1:{args.port}"
+    with fresh_database(args.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        app_id, secret = prepare(url)
+        recs, one, batch = bodies(workdir, args.batch)
+        args.record_bytes = round(sum(len(orjson.dumps(r)) for r in recs) / len(recs))
+        with server(url, args.port, args.workers) as proc:
+            token = httpx.get(
+                f"{base}/auth/accesstoken/create", params={"appId": app_id, "appSecret": secret}
+            ).json()["data"]["accessToken"]
+            (workdir / "token.txt").write_text(token + "\n")
+            common = {"seconds": args.duration, "server": proc.pid}
+            wrk(
+                "warm-up",
+                f"{base}/uploadPrescriptionInfo",
+                one,
+                workdir,
+                connections=args.connections,
+                seconds=3,
+                server=proc.pid,
+            )
+            runs = [
+                wrk(
+                    "echo",
+                    f"{base}/bench/echo",
+                    one,
+                    workdir,
+                    connections=args.connections,
+                    **common,
+                ),
+                wrk(
+                    "single",
+                    f"{base}/uploadPrescriptionInfo",
+                    one,
+                    workdir,
+                    connections=args.connections,
+                    **common,
+                ),
+            ]
+            before = stored(url)
+            runs.append(
+                wrk(
+                    "batch",
+                    f"{base}/uploadPrescriptionInfo",
+                    batch,
+                    workdir,
+                    connections=args.batch_connections,
+                    **common,
+                )
+            )
+            batch_stored = stored(url) - before
+        single, batched = runs[1], runs[2]
+        copy_rate = copy_baseline(url, recs, max(batch_stored, 50_000))
+    echo = runs[0]
+    records_s = batched.rps * args.batch
+    print_results(runs, args, records_s, copy_rate, batch_stored)
+    if args.write:
+        write_doc(host, args, runs, records_s, copy_rate, batch_stored)
+        print(f"wrote {DOC.relative_to(ROOT)}")
+    if single.errors or batched.errors:
+        raise SystemExit("some uploads failed — see wrk's output")
+    assert echo
+
+
+def _cpu(run: Run) -> str:
+    return " · ".join(f"{k} {v * 100:.0f}%" for k, v in run.cpu.items())
+
+
+def print_results(
+    runs: list[Run], args: argparse.Namespace, records_s: float, copy_rate: float, stored_n: int
+) -> None:
+    echo, single, _ = runs
+    for r in runs:
+        print(
+            f"{r.name:<7} {r.rps:>9,.0f} req/s  p50 {r.p50:6.1f} ms  p90 {r.p90:6.1f} ms  "
+            f"p99 {r.p99:6.1f} ms  errors {r.errors}  CPU: {_cpu(r)}"
+        )
+    print(
+        f"single-record uploads: {single.rps:,.0f}/s = {single.rps / echo.rps:.0%} of the echo "
+        f"baseline; target ≥ {TARGET_SINGLE:,}/s with p99 < {TARGET_P99_MS} ms"
+    )
+    print(
+        f"{args.batch}-record batches: {records_s:,.0f} records/s ({stored_n:,} stored) = "
+        f"{records_s / copy_rate:.0%} of raw COPY ({copy_rate:,.0f} records/s); "
+        f"target ≥ {TARGET_RECORDS:,} records/s"
+    )
+
+
+def write_doc(
+    host: str,
+    args: argparse.Namespace,
+    runs: list[Run],
+    records_s: float,
+    copy_rate: float,
+    stored_n: int,
+) -> None:
+    echo, single, batched = runs
+
+    def ok(good: bool) -> str:
+        return "met" if good else "**not met**"
+
+    lines = [
+        SECTION,
+        "",
+        f"Measured {dt.date.today().isoformat()} with `bench/bench_ingest.py --write` "
+        f"(`--duration {args.duration} --workers {args.workers}`).",
+        "",
+        "**Method.** A fresh PostgreSQL database is created and migrated; the exchange service runs "
+        f"in its own process group as `uvicorn --factory` with {args.workers} worker processes "
+        "(one per core; `imsp serve` runs both servers in one process and is meant for demos and "
+        "small sites) — loopback, no TLS. Load comes from a second process, `wrk` (2 threads, "
+        "Lua script), with generated prescription records (`imsp.standard.sample`, 处方, "
+        f"{args.record_bytes:,} bytes of JSON each on average); every request carries new business keys, so "
+        "every record is a real insert (record row with 8 indexes, version row, log row with the "
+        "compressed body, all committed durably). Runs, in this order and in the same server: "
+        f"(1) baseline `POST /bench/echo` — parse the same one-record body and answer — at "
+        f"{args.connections} connections; (2) single-record uploads at {args.connections} "
+        f"connections; (3) {args.batch}-record uploads at {args.batch_connections} connections; "
+        f"then (4) baseline for records/s: a raw `COPY` of the same records ({stored_n:,} rows, "
+        "typed columns + JSONB) from one connection into a table `LIKE record INCLUDING ALL`. "
+        f"{args.duration} s per run after a 3 s warm-up; latencies are wrk's; CPU is the share of "
+        "one core used by each group of processes during the run (from `/proc`).",
+        "",
+        f"**Machine.** {host}.",
+        "",
+        "| run | requests/s | records/s | p50 | p90 | p99 | errors | CPU (server · PostgreSQL · wrk) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r, per in ((echo, 1), (single, 1), (batched, args.batch)):
+        label = {
+            "echo": "baseline: trivial JSON endpoint",
+            "single": "single-record uploads",
+            "batch": f"{args.batch}-record uploads",
+        }[r.name]
+        lines.append(
+            f"| {label} | {r.rps:,.0f} | {r.rps * per:,.0f} | {r.p50:.1f} ms | {r.p90:.1f} ms | "
+            f"{r.p99:.1f} ms | {r.errors} | {_cpu(r)} |"
+        )
+    lines += [
+        f"| baseline: raw COPY, one connection | — | {copy_rate:,.0f} | — | — | — | — | — |",
+        "",
+        f"**Against the targets.** Single-record uploads: {single.rps:,.0f}/s "
+        f"({single.rps / echo.rps:.0%} of the trivial endpoint on the same server), p99 "
+        f"{single.p99:.1f} ms — target ≥ {TARGET_SINGLE:,}/s with p99 < {TARGET_P99_MS} ms: "
+        f"{ok(single.rps >= TARGET_SINGLE and single.p99 < TARGET_P99_MS)}. "
+        f"{args.batch}-record batches: {records_s:,.0f} records/s "
+        f"({records_s / copy_rate:.0%} of raw COPY) — target ≥ {TARGET_RECORDS:,} records/s: "
+        f"{ok(records_s >= TARGET_RECORDS)}.",
+        "",
+    ]
+    text = DOC.read_text("utf-8") if DOC.exists() else "# Performance\n\n"
+    start = text.find(SECTION)
+    body = "\n".join(lines)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + body
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + body + ("\n" + text[end + 1 :] if end >= 0 else "")
+    DOC.write_text(text.rstrip("\n") + "\n", "utf-8")
+
+
+if __name__ == "__main__":
+    main()
