@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imsp.errors import BadRequest, BodyTooLarge, ImspError, MethodNotAllowed, NotFound
 from imsp.portal import accounts, applicant, review, roster, signin
+from imsp.portal import spec as spec_page
 from imsp.portal.edge import Redirect, Rerender, render
 from imsp.standard.protocol import GATEWAY
 from imsp.web import log
@@ -118,6 +119,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     for module in (signin, accounts, applicant, roster, review):
         app.include_router(module.router)
+    spec_page.install(app)  # the published interface spec, public like /login
     app.add_middleware(
         PortalGuard,
         max_body=settings.portal.max_upload_bytes + 1024 * 1024,
