@@ -414,3 +414,20 @@ def test_other_institution_cannot_overwrite(
         )
     }
     assert names[ORG_A] == mine["doctorName"]
+
+
+def test_an_unreachable_database_is_503_not_500(tmp_path: Any) -> None:
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    down = Settings(database_url="postgresql://postgres@127.0.0.1:1/none", data_dir=tmp_path)
+    with TestClient(create_exchange_app(down)) as client:
+        r = client.get("/auth/accesstoken/create", params={"appId": "hb1", "appSecret": "hbs_1"})
+        assert r.status_code == 503 and r.json()["code"] == 50300
+        token = "hbt_" + "a" * 43
+        r = client.post(
+            "/uploadPatientFile", json=[record("patient")], headers={"accessToken": token}
+        )
+        assert r.status_code == 503 and r.json() == {
+            "code": 50300,
+            "msg": r.json()["msg"],
+            "data": None,
+        }

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -38,12 +39,13 @@ from imsp.errors import (
     MalformedJson,
     NotFound,
     TooManyRecords,
+    Unavailable,
     UnsupportedMediaType,
 )
 from imsp.exchange import archive, schemas
 from imsp.exchange.ingest import ingest
 from imsp.exchange.pgstore import PgWriter
-from imsp.exchange.store import LogEntry, SqliteWriter, Writer
+from imsp.exchange.store import LogEntry, SqliteWriter, Writer, db_failure
 from imsp.exchange.tokens import TokenService
 from imsp.standard.jsonschema import code_table_json, dataset_schema
 from imsp.standard.model import Dataset, Standard, load_standard
@@ -187,6 +189,8 @@ def _new_entry(request: Request, service: str, dataset: str | None) -> LogEntry:
 async def _refused(request: Request, entry: LogEntry, exc: ImspError, started: float) -> None:
     entry.code = exc.code
     entry.body = None
+    if exc.code == Unavailable.code:
+        return  # the database is what failed: nothing to log to
     try:
         await writer_of(request).log(entry, started=started)
     except ImspError:  # the database is down: the refusal itself still goes out
@@ -204,10 +208,13 @@ async def create_token(request: Request) -> Response:
     try:
         if not app_id or not secret:
             raise BadRequest("缺少查询参数 appId 或 appSecret")
-        async with c.db.session() as session:
-            issued = await tokens_of(request).issue(
-                session, app_id=app_id, app_secret=secret, client_addr=entry.client_addr
-            )
+        try:
+            async with c.db.session() as session:
+                issued = await tokens_of(request).issue(
+                    session, app_id=app_id, app_secret=secret, client_addr=entry.client_addr
+                )
+        except DBAPIError as exc:
+            raise db_failure(exc, None, connection_lost=exc.connection_invalidated) from None
     except ImspError as exc:
         await _refused(request, entry, exc, started)
         raise

@@ -88,6 +88,8 @@ from imsp.exchange.store import (
 GROUP_ROWS: Final = 2000
 #: Merged statements in flight at once per server process (= ingest pool connections).
 IN_FLIGHT: Final = 2
+#: How long a write waits for a pooled connection before answering 50300.
+POOL_WAIT_SECONDS: Final = 3.0
 #: deadlock_detected, serialization_failure: retried (the write is atomic and idempotent).
 _RETRY_SQLSTATES: Final = frozenset({"40P01", "40001"})
 _ATTEMPTS: Final = 3
@@ -144,6 +146,9 @@ class PgWriter:
             open=False,
             kwargs={"autocommit": True},
             name="imsp-exchange",
+            # Only the IN_FLIGHT drain tasks borrow connections, so one is free at once unless
+            # the database is unreachable — then answer 50300 quickly rather than hang.
+            timeout=POOL_WAIT_SECONDS,
         )
         self._opened = False
         self._sql, self._defaults = _compiled(_group_statement())

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from imsp.auth import credentials, crypto
@@ -29,6 +30,7 @@ from imsp.config import ExchangeSettings
 from imsp.errors import ImspError, RateLimited, TokenExpired, TokenInvalid, TokenMissing
 from imsp.exchange.models import AccessToken
 from imsp.exchange.ratelimit import SlidingWindow
+from imsp.exchange.store import db_failure
 
 #: Expired tokens are kept this long so a late client still gets "expired" (40103), not "invalid".
 KEEP_EXPIRED = timedelta(days=7)
@@ -131,7 +133,10 @@ class TokenService:
             wait = self.bad_tokens.retry_after(client_addr, ts)
             if wait:
                 raise RateLimited(wait)
-            grant = await self._load(engine, digest)
+            try:
+                grant = await self._load(engine, digest)
+            except DBAPIError as exc:
+                raise db_failure(exc, None, connection_lost=True) from None
             if self.cache_seconds > 0:
                 if len(self._cache) >= _CACHE_MAX:
                     self._cache.clear()
