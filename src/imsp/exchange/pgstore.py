@@ -85,7 +85,7 @@ from imsp.exchange.store import (
 )
 
 #: Most records merged into one statement.
-GROUP_ROWS: Final = 2000
+GROUP_ROWS: Final = 1000
 #: Merged statements in flight at once per server process (= ingest pool connections).
 IN_FLIGHT: Final = 2
 #: How long a write waits for a pooled connection before answering 50300.
@@ -144,7 +144,7 @@ class PgWriter:
             min_size=1,
             max_size=IN_FLIGHT,
             open=False,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "options": "-c work_mem=64MB"},
             name="imsp-exchange",
             # Only the IN_FLIGHT drain tasks borrow connections, so one is free at once unless
             # the database is unreachable — then answer 50300 quickly rather than hang.
