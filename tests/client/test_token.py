@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imsp.auth.service import IssuedCredential
-from imsp.client import AuthError, Client, TokenError
+from imsp.client import AuthError, Client, ServerError, TokenError
 from imsp.clock import FrozenClock
 from imsp.config import ExchangeSettings, Settings
 from tests.client.builders import logged_codes, sample, stored
@@ -165,3 +165,44 @@ def test_a_token_error_that_persists_after_one_resend_raises_token_error() -> No
         c.upload("patient", [{"patientId": "1"}])
     assert info.value.code == 40103
     assert calls == {"token": 2, "upload": 2}
+
+
+def test_a_failed_refresh_ahead_of_expiry_keeps_using_the_still_valid_token(
+    sleeps: list[float],
+) -> None:
+    """The platform's token service is down during the refresh window: the token in hand is
+    still valid, so uploads go on with it; only once it has expired does the outage surface."""
+    calls = {"token": 0}
+    seen: list[str] = []
+
+    async def token(request: Request) -> Response:
+        calls["token"] += 1
+        if calls["token"] > 1:
+            return JSONResponse({"code": 50000, "msg": "服务暂不可用", "data": None}, 503)
+        data = {"accessToken": "t1", "expiresIn": 600, "expireTime": ""}
+        return JSONResponse({"code": 200, "msg": "成功", "data": data})
+
+    async def upload(request: Request) -> Response:
+        seen.append(request.headers["accessToken"])
+        data = {"total": 1, "success": 1, "fail": 0, "results": []}
+        return JSONResponse({"code": 200, "msg": "成功", "data": data})
+
+    app = Starlette(
+        routes=[
+            Route("/auth/accesstoken/create", token),
+            Route("/uploadPatientFile", upload, methods=["POST"]),
+        ]
+    )
+    clock = FrozenClock()
+    with (
+        InProcessTransport(app) as t,
+        Client(BASE_URL, "app", "secret", transport=t, clock=clock, sleep=sleeps.append) as c,
+    ):
+        c.upload("patient", [{"patientId": "1"}])
+        clock.advance(seconds=400)  # inside the refresh margin, 200 s before expiry
+        c.upload("patient", [{"patientId": "2"}])
+        assert seen == ["t1", "t1"]
+        clock.advance(seconds=201)  # now the token has expired: nothing to fall back on
+        with pytest.raises(ServerError):
+            c.upload("patient", [{"patientId": "3"}])
+    assert seen == ["t1", "t1"]

@@ -24,7 +24,14 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from imsp.client.errors import ClientError, ProtocolError, from_response
+from imsp.client.errors import (
+    ClientError,
+    ProtocolError,
+    RateLimited,
+    ServerError,
+    TransportError,
+    from_response,
+)
 from imsp.client.receipt import Token
 from imsp.client.transport import retry_after_seconds
 from imsp.standard.protocol import TOKEN_ERRORS
@@ -78,6 +85,7 @@ class TokenManager:
         self._margin = refresh_margin
         self._lock = threading.Lock()
         self._token: Token | None = None
+        self._next_try: datetime | None = None  # after a failed early refresh
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.fetches = 0  # how many tokens were obtained (observability, tests)
@@ -91,12 +99,25 @@ class TokenManager:
         return token.expires_at - timedelta(seconds=margin)
 
     def current(self) -> Token:
-        """A token that is not due for renewal, fetching one if needed."""
+        """A token that is not due for renewal, fetching one if needed.
+
+        A renewal ahead of expiry that fails for a passing reason (the platform unreachable,
+        5xx, 429) keeps the token in hand while it is still valid — a short outage of the token
+        service must not stop uploads — and is tried again after a pause."""
         with self._lock:
             token = self._token
-            if token is None or self._clock.now() >= self.refresh_at(token):
-                token = self._obtain()
-            return token
+            now = self._clock.now()
+            if token is None or now >= token.expires_at:
+                return self._obtain()
+            if now < self.refresh_at(token) or (self._next_try and now < self._next_try):
+                return token
+            try:
+                return self._obtain()
+            except (TransportError, ServerError, RateLimited) as exc:
+                left = (token.expires_at - now).total_seconds()
+                self._next_try = now + timedelta(seconds=max(1.0, min(60.0, left / 4)))
+                log.warning("token renewal failed (%s); current token valid %.0fs more", exc, left)
+                return token
 
     def renew(self, stale: str | None = None) -> Token:
         """A new token — unless another thread already replaced ``stale`` meanwhile."""
@@ -126,6 +147,7 @@ class TokenManager:
             expire_time=str(data.get("expireTime") or ""),
         )
         self._token = token
+        self._next_try = None
         self.fetches += 1
         log.info("access token obtained, valid %ss", expires_in)
         return token
