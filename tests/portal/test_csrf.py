@@ -1,0 +1,92 @@
+"""CSRF protection on every form: each POST route of the portal, found on the app itself (so a
+route added later is covered without anyone remembering this test), refuses a forged token
+before it changes anything."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imsp.auth.models import PortalSession, PortalUser
+from imsp.clock import FrozenClock
+from imsp.config import Settings
+from imsp.qualification.models import Application, Attachment, Department, Doctor
+from tests.portal.client import sign_in
+from tests.qualification import builders as b
+
+NEW_PASSWORD = "Hospital-2026"
+#: Who may reach the routes under each first path segment (the CSRF check comes after the role).
+ROLE_OF_SEGMENT = {
+    "my": "applicant",
+    "applications": "reviewer",
+    "accounts": "operator",
+    "logout": "applicant",
+    "password": "applicant",
+}
+#: Path parameters: any value of the right shape — the token is checked before any lookup.
+PARAMS = {"kind": "doctors", "action": "reject"}
+
+
+def _state(settings: Settings) -> tuple[object, ...]:
+    async def work(session: AsyncSession) -> tuple[object, ...]:
+        apps = (
+            await session.execute(
+                select(Application.status, Application.version, Application.profile)
+            )
+        ).all()
+        users = (
+            await session.execute(
+                select(PortalUser.username, PortalUser.password_hash, PortalUser.active)
+            )
+        ).all()
+        return (
+            [tuple(r) for r in apps],
+            sorted(tuple(r) for r in users),
+            len((await session.scalars(select(Doctor.id))).all()),
+            len((await session.scalars(select(Department.id))).all()),
+            (await session.scalars(select(Attachment.removed_at))).all(),
+            len((await session.scalars(select(PortalSession.id))).all()),
+        )
+
+    return b.run(settings, work)
+
+
+def _post_routes(app: FastAPI) -> list[str]:
+    """Every POST path of the app (the OpenAPI document walks included routers for us)."""
+    paths = app.openapi()["paths"]
+    return [path for path, ops in paths.items() if "post" in ops and path != "/login"]
+
+
+def test_every_post_route_refuses_a_forged_csrf_token_and_changes_nothing(
+    settings: Settings, clock: FrozenClock, portal_client: TestClient
+) -> None:
+    who = b.make_complete_applicant(settings, clock.now())
+    b.make_user(settings, clock.now(), username="reviewer1", role="reviewer")
+    b.make_user(settings, clock.now(), username="operator1", role="operator")
+    app = portal_client.app
+    assert isinstance(app, FastAPI)
+    clients = {"applicant": portal_client}
+    for role, username in (("reviewer", "reviewer1"), ("operator", "operator1")):
+        clients[role] = TestClient(app)
+        sign_in(clients[role], username, "Passw0rd-123")
+    sign_in(portal_client, who.username, who.password, NEW_PASSWORD)
+    routes = _post_routes(app)
+    assert len(routes) >= 14, routes  # the portal's forms, not an empty app
+    before = _state(settings)
+
+    for template in routes:
+        segment = template.strip("/").split("/")[0]
+        assert segment in ROLE_OF_SEGMENT, f"classify the new POST route {template} in this test"
+        path = re.sub(r"\{(\w+)\}", lambda m: PARAMS.get(m.group(1), "1"), template)
+        client = clients[ROLE_OF_SEGMENT[segment]]
+        for token in ("forged", None):
+            data = {"reason": "x", "active": "0"} | ({"csrf_token": token} if token else {})
+            r = client.post(path, data=data, follow_redirects=False)
+            assert r.status_code == 403, (template, token, r.status_code)
+            assert "CSRF 令牌无效" in r.text, (template, token)
+
+    assert _state(settings) == before
