@@ -72,7 +72,9 @@ def test_account_form_errors_keep_the_input_and_create_nothing(
         },
     )
     assert r.status_code == 400
-    assert "GB 32100" in r.text and "3–50 位" in r.text
+    # Every problem is said beside its field at once (not the username only after the code).
+    assert "GB 32100" in r.text
+    assert '<span class="error" role="alert">用户名为 3–50 位' in r.text
     assert 'value="某医院"' in r.text
     b.make_user(settings, clock.now(), username="taken", role="reviewer")
     r = post_form(operator, "/accounts/new", {"role": "reviewer", "username": "taken"})

@@ -49,6 +49,21 @@ def username_problem(username: str) -> str | None:
     return None
 
 
+async def identity_problems(
+    session: AsyncSession, *, username: str, display_name: str
+) -> dict[str, str]:
+    """What is wrong with a new account's username and display name (field → problem)."""
+    errors: dict[str, str] = {}
+    problem = username_problem(username)
+    if problem:
+        errors["username"] = problem
+    elif await session.scalar(select(PortalUser.id).where(PortalUser.username == username)):
+        errors["username"] = "该用户名已被使用"
+    if len(display_name) > 50:
+        errors["display_name"] = "姓名或说明不超过 50 个字"
+    return errors
+
+
 async def create_account(
     session: AsyncSession,
     *,
@@ -65,13 +80,7 @@ async def create_account(
     errors: dict[str, str] = {}
     if role not in MANAGED_ROLES:
         errors["role"] = "请选择账号角色"
-    problem = username_problem(username)
-    if problem:
-        errors["username"] = problem
-    elif await session.scalar(select(PortalUser.id).where(PortalUser.username == username)):
-        errors["username"] = "该用户名已被使用"
-    if len(display_name) > 50:
-        errors["display_name"] = "姓名或说明不超过 50 个字"
+    errors.update(await identity_problems(session, username=username, display_name=display_name))
     if role == "applicant" and institution is None:
         errors["org_code"] = "申请机构账号须关联机构"
     if errors:

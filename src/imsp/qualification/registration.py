@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth import service as auth
-from imsp.auth.accounts import Issued, create_account
+from imsp.auth.accounts import Issued, create_account, identity_problems
 from imsp.auth.models import Institution
 from imsp.errors import BadRequest
 from imsp.qualification import fields as F
@@ -85,7 +85,12 @@ async def allocate_applicant(
             errors["org_code"] = F.message(issue)
         elif issue.field == "organName" and "org_name" not in errors:
             errors["org_name"] = F.message(issue)
-    if errors:
+    if errors:  # say everything that is wrong at once, the account's fields too
+        errors.update(
+            await identity_problems(
+                session, username=username.strip(), display_name=display_name.strip()
+            )
+        )
         raise BadRequest("机构信息有误", data={"errors": errors})
     institution = await auth.ensure_institution(session, org_code=org_code, name=org_name, now=now)
     issued = await create_account(
