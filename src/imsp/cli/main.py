@@ -18,7 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("imsp.cli.server:serve", "启动数据交换服务（8888）与资质管理系统（8091）"),
     "db": ("imsp.cli.server:db", "数据库迁移与状态"),
     "demo": ("imsp.cli.server:demo", "演示数据"),
-    "credentials": ("imsp.cli.exchange:credentials", "数据上报凭据 appId/appSecret：创建、更换、停用、列表"),
+    "credentials": (
+        "imsp.cli.exchange:credentials",
+        "数据上报凭据 appId/appSecret：创建、更换、停用、列表",
+    ),
     "exchange": ("imsp.cli.exchange:exchange", "交换日志与报文归档：查询、查看、追溯"),
     # Hospital side (imsp.client): no server extra needed.
     "push": ("imsp.cli.client:push", "上传数据集记录（.json/.jsonl/.csv）"),
