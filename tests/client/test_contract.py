@@ -144,13 +144,6 @@ def test_validate_first_raises_validation_failed_and_sends_nothing(
     assert not [r for r in exchange.requests if r.method == "POST"]
 
 
-def test_offline_and_platform_pick_a_records_msg_code_the_same_way() -> None:
-    from imsp.client.offline import PRIORITY
-    from imsp.exchange.receipts import PRIORITY as PLATFORM
-
-    assert PRIORITY == PLATFORM
-
-
 def test_unknown_dataset_is_named_with_the_known_ones(sdk: Client) -> None:
     with pytest.raises(UnknownDataset, match="uploadPatientFile"):
         sdk.upload("uploadNothing", [{}])

@@ -12,14 +12,11 @@ from typing import Any
 from imsp.client.receipt import FieldError, Receipt, RecordResult
 from imsp.client.records import dataset as resolve
 from imsp.standard.issues import Issue
-from imsp.standard.protocol import RECORD
+from imsp.standard.protocol import RECORD, record_msg_code
 from imsp.standard.validate import validator_for
 
 #: msgCode of a record that passed (数据标准 V1.0 §错误代码: 202 校验通过（试运行，未入库）).
 PASSED = 202
-#: A record with several problems gets the msgCode of the first kind present in this order — the
-#: platform's rule (a contract test checks the two agree).
-PRIORITY = (-98, -93, -92, -99, -97, -96, -95, -94)
 
 
 def _field_errors(issues: list[Issue]) -> tuple[FieldError, ...]:
@@ -27,11 +24,11 @@ def _field_errors(issues: list[Issue]) -> tuple[FieldError, ...]:
 
 
 def record_code(errors: list[Issue]) -> int:
-    """The record's msgCode: its most fundamental problem's code (see :data:`PRIORITY`)."""
+    """The record's msgCode: its most fundamental problem's code, decided as the platform does
+    (:func:`imsp.standard.protocol.record_msg_code`)."""
     if not errors:
         return PASSED
-    codes = {e.msg_code for e in errors}
-    return next((c for c in PRIORITY if c in codes), -1)
+    return record_msg_code({e.msg_code for e in errors})
 
 
 def check(dataset: str, records: Iterable[Any]) -> Receipt:

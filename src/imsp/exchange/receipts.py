@@ -9,7 +9,7 @@ Shape (the published contract, see ``protocol``)::
 
 ``results`` lists every record, in body order. A rejected record lists *every* problem in
 ``errors`` (``field`` is the node path, ``code`` a stable issue code, ``msg`` Chinese); its
-``msgCode`` is the most fundamental of its problems, in the order of :data:`PRIORITY`.
+``msgCode`` is the most fundamental of its problems, in the order of :data:`imsp.standard.protocol.RECORD_CODE_PRIORITY`.
 Warnings (unknown nodes dropped, code aliases normalised) never reject a record.
 """
 
@@ -18,11 +18,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from imsp.standard.issues import Issue
-from imsp.standard.protocol import EXCHANGE_ISSUES, RECORD
+from imsp.standard.protocol import EXCHANGE_ISSUES, RECORD, record_msg_code
 
-#: A record with several problems gets the msgCode of the first kind present in this order:
-#: not an object, wrong institution, duplicate key, missing, value set, format, reference, logic.
-PRIORITY: Final = (-98, -93, -92, -99, -97, -96, -95, -94)
 _SHOWN_FIELDS = 5
 
 MSG_UNCHANGED: Final = "已存在，内容未变化（未生成新版本）"
@@ -43,7 +40,7 @@ def failure(
 ) -> dict[str, Any]:
     """The result of a rejected record."""
     codes = {issue_code(e) for e in errors}
-    code = next((c for c in PRIORITY if c in codes), -1)
+    code = record_msg_code(codes)
     fields = list(dict.fromkeys(e.field or "记录" for e in errors if issue_code(e) == code))
     shown = "、".join(fields[:_SHOWN_FIELDS])
     if len(fields) > _SHOWN_FIELDS:

@@ -115,3 +115,15 @@ EXCHANGE_ISSUES: Final[dict[str, ExchangeIssue]] = {
         ExchangeIssue("key_too_long", -96, "业务主键过长"),
     )
 }
+
+
+#: A rejected record with several problems gets the msgCode of the first kind present in this
+#: order — the most fundamental first: not an object, wrong institution, duplicate key in the
+#: batch, missing, value set, format, reference, logic. The platform's receipts and the SDK's
+#: offline validation both decide with :func:`record_msg_code`.
+RECORD_CODE_PRIORITY: Final[tuple[int, ...]] = (-98, -93, -92, -99, -97, -96, -95, -94)
+
+
+def record_msg_code(codes: set[int] | frozenset[int]) -> int:
+    """The msgCode of a rejected record whose problems have the business ``codes``."""
+    return next((c for c in RECORD_CODE_PRIORITY if c in codes), -1)
