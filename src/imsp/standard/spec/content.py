@@ -155,7 +155,7 @@ def overview(std: Standard) -> Part:
                 "code": 200,
                 "msg": "处理完成：共 2 条，成功 1 条，失败 1 条",
                 "data": {
-                    "exchangeId": "0197a3c1d2e4f5061728394a5b",
+                    "exchangeId": "0197a3c1-d2e4-7506-9728-394a5b6c7d8e",
                     "total": 2,
                     "success": 1,
                     "fail": 1,

@@ -37,7 +37,7 @@ RULE_KINDS: Final = {
 PRINT_LIMIT: Final = 1000
 EXAMPLE_SEED: Final = 0
 EXAMPLE_COUNT: Final = 10
-EXCHANGE_ID: Final = "0197a3c1d2e4f5061728394a5b"
+EXCHANGE_ID: Final = "0197a3c1-d2e4-7506-9728-394a5b6c7d8e"  # a UUIDv7, as the platform issues
 
 
 def service_title(ds: Dataset) -> str:
