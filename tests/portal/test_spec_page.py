@@ -19,3 +19,9 @@ def test_portal_serves_spec_to_anonymous_visitors(portal_client: TestClient) -> 
         "http://" not in r.text.split("<body", 1)[0]
         and "https://" not in r.text.split("<body", 1)[0]
     )
+
+
+def test_every_portal_page_links_to_the_spec(portal_client: TestClient) -> None:
+    r = portal_client.get("/login")
+    assert r.status_code == 200
+    assert 'href="/spec"' in r.text
