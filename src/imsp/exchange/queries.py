@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth.models import Institution
@@ -146,25 +146,27 @@ async def archived_body(session: AsyncSession, exchange_id: uuid.UUID) -> Archiv
     return Archived(row, sha, body, archive.sha256_hex(body) == sha)
 
 
+def _versions() -> Select[int, str, str, int, bool, uuid.UUID, int, datetime, str]:
+    """Version rows with their record, in the column order :func:`_version` reads."""
+    return select(
+        Record.id,
+        Record.dataset,
+        Record.key,
+        RecordVersion.version,
+        Record.version == RecordVersion.version,
+        RecordVersion.exchange_id,
+        RecordVersion.position,
+        RecordVersion.at,
+        RecordVersion.app_id,
+    ).join(Record, Record.id == RecordVersion.record_id)
+
+
 async def versions_of_exchange(
     session: AsyncSession, exchange_id: uuid.UUID
 ) -> list[StoredVersion]:
     """The record versions a request stored, in body order."""
     stmt = (
-        select(
-            Record.id,
-            Record.dataset,
-            Record.key,
-            RecordVersion.version,
-            Record.version == RecordVersion.version,
-            RecordVersion.exchange_id,
-            RecordVersion.position,
-            RecordVersion.at,
-            RecordVersion.app_id,
-        )
-        .join(Record, Record.id == RecordVersion.record_id)
-        .where(RecordVersion.exchange_id == exchange_id)
-        .order_by(RecordVersion.position)
+        _versions().where(RecordVersion.exchange_id == exchange_id).order_by(RecordVersion.position)
     )
     return [_version(r) for r in (await session.execute(stmt)).all()]
 
@@ -178,18 +180,7 @@ async def record_history(
 ) -> list[StoredVersion]:
     """Every stored version of one record, oldest first (empty if the record is unknown)."""
     stmt = (
-        select(
-            Record.id,
-            Record.dataset,
-            Record.key,
-            RecordVersion.version,
-            Record.version == RecordVersion.version,
-            RecordVersion.exchange_id,
-            RecordVersion.position,
-            RecordVersion.at,
-            RecordVersion.app_id,
-        )
-        .join(Record, Record.id == RecordVersion.record_id)
+        _versions()
         .join(Institution, Institution.id == Record.institution_id)
         .where(Institution.org_code == org_code, Record.dataset == dataset, Record.key == key)
         .order_by(RecordVersion.version)
