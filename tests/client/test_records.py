@@ -23,6 +23,14 @@ def test_business_key_is_the_validators(code: str) -> None:
     assert [business_key(ds, r) for r in records] == [validator.check(r).key for r in records]
 
 
+def test_business_key_escapes_the_separator_like_the_validator() -> None:
+    ds = dataset("prescription_item")
+    a = {**sample("prescription_item", 1)[0], "recipeID": "R1|X", "recipeDetailId": "Y"}
+    b = {**a, "recipeID": "R1", "recipeDetailId": "X|Y"}
+    assert business_key(ds, a) != business_key(ds, b)
+    assert business_key(ds, a) == validator_for(ds).check(a).key == "R1\\|X|Y"
+
+
 def test_csv_cells_are_typed_from_the_standard(tmp_path: Path) -> None:
     """payment: ``age`` is an int, ``items`` a list (JSON text in the cell), fees decimals."""
     path = tmp_path / "pay.csv"

@@ -431,3 +431,16 @@ def test_an_unreachable_database_is_503_not_500(tmp_path: Any) -> None:
             "msg": r.json()["msg"],
             "data": None,
         }
+
+
+def test_composite_keys_with_separator_do_not_collide(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    # ("R1|X", "Y") and ("R1", "X|Y") are two prescription lines, not two versions of one.
+    a = {**record("prescription_item", ORG_A, n=1), "recipeID": "R1|X", "recipeDetailId": "Y"}
+    b = {**a, "recipeID": "R1", "recipeDetailId": "X|Y"}
+    assert codes(post(exchange_client, "/uploadPrescriptionList", [a], auth)) == [200]
+    assert codes(post(exchange_client, "/uploadPrescriptionList", [b], auth)) == [200]
+    assert peek.count("record") == 2 and peek.count("record_version") == 2
+    both = post(exchange_client, "/uploadPrescriptionList", [a, b], auth)
+    assert codes(both) == [201, 201]  # unchanged, not -92 duplicate keys

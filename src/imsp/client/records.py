@@ -20,6 +20,7 @@ import orjson
 
 from imsp.client.errors import InputError, UnknownDataset
 from imsp.standard.model import Dataset, load_standard
+from imsp.standard.validate import join_key
 
 _INT = re.compile(r"-?\d+")
 CHUNK = 64 * 1024
@@ -35,8 +36,8 @@ def dataset(name: str) -> Dataset:
 
 
 def business_key(ds: Dataset, record: Any) -> str | None:
-    """The record's business key (key values joined with ``|``), ``None`` if one is empty —
-    as the standard's validator computes it."""
+    """The record's business key (key values joined with ``|`` by ``validate.join_key``),
+    ``None`` if one is empty — as the standard's validator computes it."""
     if not isinstance(record, Mapping):
         return None
     parts: list[str] = []
@@ -51,7 +52,7 @@ def business_key(ds: Dataset, record: Any) -> str | None:
         ):
             return None
         parts.append(str(node))
-    return "|".join(parts)
+    return join_key(parts)
 
 
 class JsonArrayBody:

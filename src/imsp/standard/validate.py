@@ -21,7 +21,7 @@ Input typing (数据标准 V1.0 §通用约定, decided here and printed in the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from imsp.standard import checks
@@ -624,7 +624,19 @@ class Validator:
             if is_empty(v) or type(v) is dict or type(v) is list:
                 return None
             values.append(v if type(v) is str else str(v))
-        return "|".join(values) if values else None
+        return join_key(values) if values else None
+
+
+def join_key(values: Sequence[str]) -> str:
+    """A business key from its values, joined with ``|``. In a key of several values every ``\\``
+    and ``|`` inside a value is escaped with ``\\``, so two different records never share a key
+    (``recipeID`` "R1|X" + ``recipeDetailId`` "Y" ≠ "R1" + "X|Y"); keys without them are as before.
+    """
+    if len(values) == 1:
+        return values[0]
+    return "|".join(
+        v.replace("\\", "\\\\").replace("|", "\\|") if "|" in v or "\\" in v else v for v in values
+    )
 
 
 _cache: dict[tuple[int, int], tuple[Dataset, Standard, Validator]] = {}

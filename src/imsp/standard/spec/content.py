@@ -180,7 +180,7 @@ def overview(std: Standard) -> Part:
             (code("data.exchangeId"), "本次请求在平台交换日志中的编号，可据此追溯原始报文"),
             (code("data.total / success / fail"), "记录总数、入库（或试运行通过）数、未通过数"),
             (code("data.results[].index"), "记录在报文中的序号，从 0 开始"),
-            (code("data.results[].key"), "记录的业务主键（多个主键节点以 | 连接）；主键为空时为 null"),
+            (code("data.results[].key"), "记录的业务主键（多个主键节点以 | 连接，节点值中的 \\ 与 | 前加 \\ 转义）；主键为空时为 null"),
             (code("data.results[].msgCode"), "逐条结果代码，见 " + link("5.2", "err-record")),
             (code("data.results[].errors[]"), "全部问题：" + code("field") + " 节点路径（如 " + code("items[2].amount") + "）、" + code("code") + " 问题代码（见 " + link("5.3", "err-issues") + "）、" + code("msg") + " 中文说明"),
             (code("data.results[].warnings[]"), "警告（未定义节点已忽略、代码别名已转换），不影响入库"),
