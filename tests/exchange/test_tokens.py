@@ -169,3 +169,12 @@ def test_every_token_request_is_logged(
     exchange_client.get(TOKEN_URL, params={"appId": cred.app_id, "appSecret": "hbs_no"})
     rows = peek.rows("SELECT service, app_id, code FROM exchange_log ORDER BY code")
     assert rows == [("accesstoken", cred.app_id, 200), ("accesstoken", cred.app_id, 40004)]
+
+
+def test_nul_in_app_id_is_an_unknown_app_id_and_is_logged(
+    exchange_client: TestClient, peek: Peek
+) -> None:
+    # PostgreSQL text cannot hold NUL: the appId must not reach a query or the log as it is.
+    r = exchange_client.get(TOKEN_URL, params={"appId": "hb\x00x", "appSecret": "hbs_x"})
+    assert r.status_code == 401 and r.json()["code"] == 40002
+    assert peek.rows("SELECT app_id, code FROM exchange_log") == [("hb\ufffdx", 40002)]

@@ -152,7 +152,12 @@ async def authenticate(session: AsyncSession, *, app_id: str, app_secret: str) -
     """The principal of a valid, active appId/appSecret pair (constant-time secret comparison).
 
     Raises ``UnknownAppId`` (40002), ``SecretMismatch`` (40004) or ``CredentialRevoked`` (40005).
+    An appId with a NUL character is unknown without asking the database (PostgreSQL refuses NUL
+    in text: that would be a 503 reachable from the query string).
     """
+    if "\x00" in app_id:
+        crypto.matches(app_secret, _DUMMY_DIGEST)
+        raise UnknownAppId()
     row = (
         await session.execute(
             select(

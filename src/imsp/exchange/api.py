@@ -204,7 +204,7 @@ async def create_token(request: Request) -> Response:
     app_id = request.query_params.get("appId", "").strip()
     secret = request.query_params.get("appSecret", "").strip()
     entry = _new_entry(request, TOKEN_SERVICE, None)
-    entry.app_id = app_id[:40]
+    entry.app_id = app_id[:40].replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
     try:
         if not app_id or not secret:
             raise BadRequest("缺少查询参数 appId 或 appSecret")
