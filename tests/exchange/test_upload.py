@@ -340,22 +340,45 @@ def test_oversized_body_is_refused_from_its_declared_length(
 def test_oversized_chunked_body_is_refused_while_streaming(
     settings: Settings, clock: FrozenClock
 ) -> None:
+    # Driven at the ASGI level: the test client reads a streamed body whole before calling the
+    # app, so only counting what the app pulls from ``receive`` shows it stops early.
     cred = make_credential(settings, clock)
-    sent: list[int] = []
+    pulled: list[int] = []
+    sent: list[dict[str, Any]] = []
 
-    def chunks() -> Any:
-        for _ in range(1000):  # 1000 × 1 KiB, far past the limit: the server stops reading early
-            sent.append(1)
-            yield b" " * 1024
+    async def receive() -> dict[str, Any]:
+        pulled.append(1)  # 1000 × 1 KiB, far past the 4 KiB limit
+        return {"type": "http.request", "body": b" " * 1024, "more_body": len(pulled) < 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
 
     with _small_app(settings, clock, max_body_bytes=4096) as client:
-        auth = {"accessToken": get_token(client, cred)}
-        r = client.post(
-            "/uploadPatientFile",
-            content=chunks(),
-            headers={**auth, "Content-Type": "application/json"},
-        )
-        assert r.status_code == 413 and r.json()["code"] == 41300
+        token = get_token(client, cred)
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/uploadPatientFile",
+            "raw_path": b"/uploadPatientFile",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"accesstoken", token.encode()),
+                (b"content-type", b"application/json"),
+                (b"transfer-encoding", b"chunked"),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8888),
+            "state": {},
+        }
+        assert client.portal is not None
+        client.portal.call(client.app, scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert orjson.loads(sent[1]["body"])["code"] == 41300
+    assert len(pulled) <= 6
 
 
 def test_refused_requests_are_logged_with_their_code(
