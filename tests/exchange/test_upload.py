@@ -260,6 +260,7 @@ def test_content_type_must_be_utf8_json(
         (b"42", 40001),
         (b"null", 40001),
         (b"[" * 2000 + b"]" * 2000, 40000),
+        (b"[" * 1000 + b'"\\u0000"' + b"]" * 1000, 40000),
     ],
     ids=[
         "empty",
@@ -271,6 +272,7 @@ def test_content_type_must_be_utf8_json(
         "number",
         "null",
         "deep",
+        "deep-nul",
     ],
 )
 def test_malformed_bodies_get_clear_gateway_codes(

@@ -158,13 +158,21 @@ def parse_records(body: bytes, max_records: int) -> list[Any]:
     return doc
 
 
-def _has_nul(node: Any) -> bool:
-    if type(node) is str:
-        return "\x00" in node
-    if type(node) is list:
-        return any(_has_nul(v) for v in node)
-    if type(node) is dict:
-        return any("\x00" in k or _has_nul(v) for k, v in node.items())
+def _has_nul(doc: Any) -> bool:
+    """Whether any string or object key in ``doc`` holds NUL. Iterative: orjson accepts nesting
+    1024 deep, past Python's recursion limit (a RecursionError would be a 500)."""
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if type(node) is str:
+            if "\x00" in node:
+                return True
+        elif type(node) is list:
+            stack.extend(node)
+        elif type(node) is dict:
+            if any("\x00" in k for k in node):
+                return True
+            stack.extend(node.values())
     return False
 
 
