@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from imsp.exchange.archive import compress, new_exchange_id, restore
 from imsp.exchange.mask import mask_key, mask_record
 from imsp.exchange.models import KEY_LENGTH, Record
+from imsp.exchange.pgstore import PgWriter, _Item
 from imsp.exchange.ratelimit import SlidingWindow
+from imsp.exchange.store import Batch, LogEntry
 from imsp.standard.model import load_standard
 from tests.exchange.builders import record
 
@@ -78,3 +81,19 @@ def test_mask_record_hides_identifiers_everywhere() -> None:
     doctor = STD.dataset("doctor")
     assert "*" in mask_key(doctor, record(doctor)["doctorCertID"])
     assert mask_key(STD.dataset("patient"), "P0001") == "P0001"
+
+
+def test_group_commit_never_lets_a_later_request_overtake_an_earlier_one_on_a_key() -> None:
+    # Queued: 1 {k}, 2 {k, m}, 3 {m}. 2 collides with 1 and waits; 3 shares m with 2, so it must
+    # wait too — written before 2, its newer m would be replaced by 2's older one.
+    def item(n: int, *keys: str) -> _Item:
+        entry = LogEntry(new_exchange_id(), datetime.now(UTC), 1, "a", "s", "d", "", 0, None, 200)
+        rows = [{"i": i, "k": k, "d": {}} for i, k in enumerate(keys)]
+        return _Item(entry, Batch(1, "d", "a", rows), float(n), None, frozenset(keys))  # type: ignore[arg-type]
+
+    writer = PgWriter("postgresql://nobody@127.0.0.1:1/none")
+    one, two, three = item(1, "k"), item(2, "k", "m"), item(3, "m")
+    writer._pending.extend([one, two, three])
+    assert writer._take() == [one]
+    assert writer._take() == [two]
+    assert writer._take() == [three]

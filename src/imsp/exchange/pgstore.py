@@ -186,7 +186,9 @@ class PgWriter:
 
     def _take(self) -> list[_Item]:
         """The next group: queued requests in order, skipping (for the next group) any whose
-        keys collide with the group's, up to ``GROUP_ROWS`` records."""
+        keys collide with the group's, up to ``GROUP_ROWS`` records. A skipped request keeps its
+        keys reserved, so a later request sharing one of them cannot overtake it (its older
+        version would then replace the newer one)."""
         group: list[_Item] = []
         taken: dict[tuple[int, str], set[str]] = {}
         rows = 0
@@ -201,6 +203,7 @@ class PgWriter:
                 scope = (item.batch.institution_id, item.batch.dataset)
                 seen = taken.setdefault(scope, set())
                 if not seen.isdisjoint(item.keys):
+                    seen.update(item.keys)
                     deferred.append(item)
                     continue
                 seen.update(item.keys)
