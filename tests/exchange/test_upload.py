@@ -15,6 +15,7 @@ from imsp.app import create_exchange_app
 from imsp.clock import FrozenClock
 from imsp.config import ExchangeSettings, Settings
 from imsp.exchange.archive import restore
+from imsp.exchange.receipts import MSG_UNCHANGED
 from imsp.standard.model import load_standard
 from imsp.standard.protocol import RECORD
 from tests.exchange.builders import ORG_A, ORG_B, get_token, make_credential, record, records
@@ -469,3 +470,14 @@ def test_composite_keys_with_separator_do_not_collide(
     assert peek.count("record") == 2 and peek.count("record_version") == 2
     both = post(exchange_client, "/uploadPrescriptionList", [a, b], auth)
     assert codes(both) == [201, 201]  # unchanged, not -92 duplicate keys
+
+
+def test_a_resend_with_nodes_reordered_is_unchanged(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek
+) -> None:
+    # The same content in another key order: no new version, on SQLite as on PostgreSQL (JSONB).
+    mine = record("doctor", ORG_A, n=1)
+    assert codes(post(exchange_client, "/uploadDoctor", [mine], auth)) == [200]
+    again = post(exchange_client, "/uploadDoctor", [dict(reversed(mine.items()))], auth)
+    assert again["data"]["results"][0]["msg"] == MSG_UNCHANGED
+    assert peek.count("record_version") == 1

@@ -183,7 +183,9 @@ async def _sqlite_store(
 ) -> Stored:
     now = log.at
     params = {
-        "rows": orjson.dumps(batch.rows).decode(),
+        # Keys sorted: SQLite compares JSON as text, and a resend with its nodes in another order
+        # must be "unchanged" here as on PostgreSQL (JSONB equality ignores key order).
+        "rows": orjson.dumps(batch.rows, option=orjson.OPT_SORT_KEYS).decode(),
         "inst": batch.institution_id,
         "ds": batch.dataset,
         "now": now,
