@@ -225,6 +225,20 @@ def test_accepted_bodies_are_archived_with_their_digest(
     )
 
 
+def test_a_body_that_stored_nothing_is_archived_compressed_too(
+    exchange_client: TestClient, auth: dict[str, str], settings: Settings, peek: Peek
+) -> None:
+    bad = {**record("pacs", n=1), "reportId": ""}
+    raw = orjson.dumps([bad])
+    exchange_client.post(
+        "/uploadPacs", content=raw, headers={**auth, "Content-Type": "application/json"}
+    )
+    (body,) = peek.rows("SELECT body FROM exchange_log WHERE service = 'uploadPacs'")[0]
+    assert restore(bytes(body)) == raw
+    if settings.sqlalchemy_url.startswith("sqlite"):  # zlib on SQLite, lz4 column on PostgreSQL
+        assert bytes(body)[:1] == b"x"
+
+
 # --------------------------------------------------------------------------- gateway refusals
 
 

@@ -168,9 +168,12 @@ class SqliteWriter:
 
     async def log(self, entry: LogEntry, *, started: float) -> None:
         entry.latency_ms = (time.perf_counter() - started) * 1000
+        params = entry.params()
+        if entry.body is not None:  # a request none of whose records was stored (atomic, all bad)
+            params["body"] = archive.compress(entry.body)
         try:
             async with self.db.engine.begin() as conn:
-                await conn.execute(insert(EXCHANGE_LOG), entry.params())
+                await conn.execute(insert(EXCHANGE_LOG), params)
         except DBAPIError as exc:
             raise db_failure(exc, None, connection_lost=exc.connection_invalidated) from None
 
