@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -26,6 +28,13 @@ from imsp.storage import (
     registry,  # noqa: F401  (all models, for table cleanup)
 )
 from imsp.storage.base import Base
+
+# Property tests judge behaviour, never speed (speed is measured in bench/): no per-example
+# deadline and no "too slow" health check, so a loaded CI machine cannot make them flaky.
+hypothesis_settings.register_profile(
+    "imsp", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("imsp")
 
 PG_URL = os.environ.get("IMSP_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
