@@ -21,7 +21,7 @@ from imsp.errors import BadRequest, BodyTooLarge, ImspError, MethodNotAllowed, N
 from imsp.portal import accounts, applicant, review, roster, signin
 from imsp.portal import spec as spec_page
 from imsp.portal.edge import Redirect, Rerender, render
-from imsp.standard.protocol import GATEWAY
+from imsp.standard.protocol import GATEWAY, TOKEN_ERRORS
 from imsp.web import log
 
 #: Content Security Policy: only this origin; no inline script; no framing.
@@ -34,7 +34,6 @@ _HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
 ]
-_TOKEN_CODES = frozenset({40101, 40102, 40103})
 _BY_STATUS: dict[int, type[ImspError]] = {
     404: NotFound,
     405: MethodNotAllowed,
@@ -135,7 +134,7 @@ def install(app: FastAPI) -> None:
 
     async def on_imsp(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ImspError)
-        if exc.code in _TOKEN_CODES:
+        if exc.code in TOKEN_ERRORS:
             return RedirectResponse("/login", status_code=303)
         return _error_page(request, exc)
 
