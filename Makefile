@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck pytest install system-deps system-deps-dev clean
 
-run: install system-deps
+run: system-deps install
 	$(BIN)/imsp serve --migrate --demo
 
-test: install system-deps-dev lint typecheck pytest
+test: system-deps-dev install lint typecheck pytest
 
 lint:
 	$(BIN)/ruff check src tests bench scripts
@@ -31,10 +31,10 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 system-deps:
-	./scripts/install-system-deps.sh
+	PYTHON=$(PYTHON) ./scripts/install-system-deps.sh
 
 system-deps-dev:
-	./scripts/install-system-deps.sh --dev
+	PYTHON=$(PYTHON) ./scripts/install-system-deps.sh --dev
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

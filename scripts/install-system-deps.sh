@@ -3,6 +3,10 @@
 # tests, curl for the chunked-upload test, poppler for looking at PDFs. Installs only what is missing.
 set -euo pipefail
 want=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 curl)
+# Debian's own Python needs python3-venv for `python3 -m venv` (other Pythons ship ensurepip).
+if ! "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null; then
+  want+=(python3-venv)
+fi
 if [ "${1:-}" = "--dev" ]; then
   want+=(chromium poppler-utils)
 fi
