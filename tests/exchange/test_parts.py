@@ -1,4 +1,4 @@
-"""Small parts of the exchange domain: exchange ids, the rate limiter, masking, column sizes."""
+"""Small parts of the exchange domain: exchange ids, the rate limiter, column sizes, grouping."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 
 from imsp.exchange.archive import compress, new_exchange_id, restore
-from imsp.exchange.mask import mask_key, mask_record
 from imsp.exchange.models import KEY_LENGTH, Record
 from imsp.exchange.pg_writer import PgWriter, _Item
 from imsp.exchange.ratelimit import SlidingWindow
 from imsp.exchange.writer import ROLE_COLUMNS, Batch, LogEntry
 from imsp.standard.model import load_standard
-from tests.exchange.builders import record
 
 STD = load_standard()
 
@@ -63,18 +61,6 @@ def test_typed_columns_hold_every_value_the_standard_allows(ds: Any) -> None:
             assert column.kind == "time" and paths[code].type in ("date", "datetime")
     longest_key = sum((paths[k].length or 20) for k in ds.key) + len(ds.key) - 1
     assert longest_key <= KEY_LENGTH
-
-
-def test_mask_record_hides_identifiers_everywhere() -> None:
-    ds = STD.dataset("prescription")
-    rec = record(ds)
-    masked = mask_record(ds, rec)
-    for code in ("patientCertID", "doctorCertID", "mobile"):
-        assert masked[code] != rec[code] and masked[code][-4:] == rec[code][-4:], code
-    assert masked["recipeID"] == rec["recipeID"]
-    doctor = STD.dataset("doctor")
-    assert "*" in mask_key(doctor, record(doctor)["doctorCertID"])
-    assert mask_key(STD.dataset("patient"), "P0001") == "P0001"
 
 
 def test_group_commit_never_lets_a_later_request_overtake_an_earlier_one_on_a_key() -> None:

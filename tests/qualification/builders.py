@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth import service as auth
+from imsp.auth.audit import Actor
 from imsp.auth.models import Institution
 from imsp.config import Settings
 from imsp.qualification import fields as F
@@ -22,7 +23,7 @@ from imsp.qualification import registration
 from imsp.qualification import roster as records
 from imsp.qualification.attachments import Upload, add_attachment
 from imsp.qualification.models import Application
-from imsp.qualification.registration import Actor, allocate_applicant, open_application
+from imsp.qualification.registration import allocate_applicant, open_application
 from tests.support.database import run
 
 ORG = "12130000MB1A2B3C4R"  # the demo institution (GB 32100 check digit R)

@@ -32,19 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
 from imsp.exchange import archive
-from imsp.exchange.writer import (
-    EXCHANGE_LOG,
-    INSERT_COLUMNS,
-    RECORD,
-    RECORD_CHANGE,
-    RECORD_VERSION,
-    ROW_COLUMNS,
-    Batch,
-    LogEntry,
-    Stored,
-    db_failure,
-    update_set,
-)
+from imsp.exchange import writer as seam
+from imsp.exchange.writer import Batch, LogEntry, Stored, db_failure
 from imsp.storage.base import UtcDateTime
 from imsp.storage.db import Database
 
@@ -85,7 +74,7 @@ async def _insert_log(conn: AsyncConnection, entry: LogEntry, *, started: float)
     params = entry.params()
     if entry.body is not None:
         params["body"] = archive.compress(entry.body)
-    await conn.execute(insert(EXCHANGE_LOG), params)
+    await conn.execute(insert(seam.EXCHANGE_LOG), params)
 
 
 async def _store(conn: AsyncConnection, batch: Batch, *, log: LogEntry, started: float) -> Stored:
@@ -131,8 +120,8 @@ async def _store(conn: AsyncConnection, batch: Batch, *, log: LogEntry, started:
             }
         )
     if versions:
-        await conn.execute(insert(RECORD_VERSION), versions)
-        await conn.execute(insert(RECORD_CHANGE), changes)
+        await conn.execute(insert(seam.RECORD_VERSION), versions)
+        await conn.execute(insert(seam.RECORD_CHANGE), changes)
     await _insert_log(conn, log, started=started)
     return stored
 
@@ -144,7 +133,7 @@ def _upsert() -> Executable:
         select(
             bindparam("inst", type_=Integer()),
             bindparam("ds", type_=String()),
-            *(func.json_extract(each.c.value, f"$.{c.short}") for c in ROW_COLUMNS),
+            *(func.json_extract(each.c.value, f"$.{c.short}") for c in seam.ROW_COLUMNS),
             literal_column("1"),
             bindparam("now", type_=UtcDateTime()),
             bindparam("now", type_=UtcDateTime()),
@@ -153,9 +142,9 @@ def _upsert() -> Executable:
         .select_from(each)
         .where(true())  # SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
     )
-    ins = sqlite.insert(RECORD).from_select(list(INSERT_COLUMNS), source)
+    ins = sqlite.insert(seam.RECORD).from_select(list(seam.INSERT_COLUMNS), source)
     return ins.on_conflict_do_update(
         index_elements=["institution_id", "dataset", "key"],
-        set_=update_set(ins.excluded),
-        where=RECORD.c.data.is_distinct_from(ins.excluded.data),
-    ).returning(RECORD.c.id, RECORD.c.key, RECORD.c.version)
+        set_=seam.update_set(ins.excluded),
+        where=seam.RECORD.c.data.is_distinct_from(ins.excluded.data),
+    ).returning(seam.RECORD.c.id, seam.RECORD.c.key, seam.RECORD.c.version)
