@@ -97,6 +97,16 @@ def _snapshot(settings: Settings) -> tuple[object, ...]:
     return b.run(settings, work)
 
 
+def _decide_each(client: TestClient, app_id: int, *, page: str) -> list[int]:
+    """Try to approve, then reject, application ``app_id``; the status of each answer."""
+    return [
+        post_form(
+            client, f"/applications/{app_id}/{action}", {"reason": "x"}, page=page
+        ).status_code
+        for action in ("approve", "reject")
+    ]
+
+
 def _guarded(client: TestClient, method: str) -> list[str]:
     """Request paths of every ``method`` route of the app that is not public (``routes.PUBLIC``)."""
     app = client.app
@@ -202,14 +212,7 @@ def test_an_applicant_cannot_change_another_institutions_records(
         portal_client, f"/my/attachments/{world.b_attachment}/remove", page="/my/attachments"
     )
     assert r.status_code == 404
-    for action in ("approve", "reject"):
-        r = post_form(
-            portal_client,
-            f"/applications/{world.b.application_id}/{action}",
-            {"reason": "x"},
-            page="/my",
-        )
-        assert r.status_code == 404
+    assert _decide_each(portal_client, world.b.application_id, page="/my") == [404, 404]
     assert _snapshot(settings) == before
 
 
@@ -253,14 +256,8 @@ def test_a_regulator_reads_everything_but_cannot_decide(
     assert "审核驳回</button>" not in page.text and "审核通过</button>" not in page.text
     assert portal_client.get(f"/attachments/{world.b_attachment}").status_code == 200
     before = _snapshot(settings)
-    for action in ("approve", "reject"):
-        r = post_form(
-            portal_client,
-            f"/applications/{world.b.application_id}/{action}",
-            {"reason": "x"},
-            page="/review?status=all",
-        )
-        assert r.status_code == 403
+    statuses = _decide_each(portal_client, world.b.application_id, page="/review?status=all")
+    assert statuses == [403, 403]
     assert _snapshot(settings) == before
 
 

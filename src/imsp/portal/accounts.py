@@ -91,30 +91,26 @@ async def account_create(v: Visit = Depends(operator)) -> Response:  # noqa: B00
             )
     except BadRequest as exc:
         raise Rerender(_new_page(v, values, errors_of(exc.data), status=400)) from exc
-    return render(
-        v.request,
-        "account_issued.html",
-        visit=v,
-        issued=issued,
-        role_name=ROLES[issued.user.role],
-        org=values if issued.user.role == "applicant" else None,
-        reset=False,
-    )
+    org = values if issued.user.role == "applicant" else None
+    return _issued_page(v, issued, org=org, reset=False)
 
 
 @router.post("/accounts/{user_id}/reset")
 async def account_reset(user_id: int, v: Visit = Depends(operator)) -> Response:  # noqa: B008
     await checked_form(v)
     issued = await accounts.reset_password(v.db, actor=v.actor, user_id=user_id, now=v.now)
+    return _issued_page(v, issued, org=None, reset=True)
+
+
+def _issued_page(
+    v: Visit, issued: accounts.Issued, *, org: dict[str, str] | None, reset: bool
+) -> Response:
+    """The one-time password of a new or reset account, shown once."""
+    role_name = ROLES[issued.user.role]
     return render(
-        v.request,
-        "account_issued.html",
-        visit=v,
-        issued=issued,
-        role_name=ROLES[issued.user.role],
-        org=None,
-        reset=True,
-    )
+        v.request, "account_issued.html", visit=v, issued=issued, role_name=role_name, org=org,
+        reset=reset,
+    )  # fmt: skip
 
 
 @router.post("/accounts/{user_id}/active")
