@@ -57,7 +57,7 @@ def _base_app(
 def create_exchange_app(
     settings: Settings, *, clock: Clock | None = None, db: Database | None = None
 ) -> FastAPI:
-    """数据交换服务: token service, the 16 upload services, the published standard."""
+    """数据交换服务: token service, the upload services (one per dataset), the published standard."""
     from imsp.exchange.api import install as install_exchange
 
     app = _base_app(

@@ -29,9 +29,6 @@ class ImspError(Exception):
     def http_status(self) -> int:
         return GATEWAY[self.code].http_status
 
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "msg": self.msg, "data": self.data}
-
 
 class MalformedJson(ImspError):
     code = 40000

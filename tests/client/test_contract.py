@@ -1,4 +1,4 @@
-"""Contract tests: the real SDK against the real exchange app, in process, for all 16 services."""
+"""Contract tests: the real SDK against the real exchange app, in process, for every service."""
 
 from __future__ import annotations
 

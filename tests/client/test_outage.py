@@ -23,7 +23,7 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from tests.client.builders import sample, stored
 from tests.client.conftest import make_credential
-from tests.support.live import free_port
+from tests.support.live import served_urls
 
 IMSP = [sys.executable, "-m", "imsp.cli.main"]
 pytestmark = pytest.mark.slow
@@ -34,11 +34,13 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 
 class Platform:
-    """``imsp serve`` in its own process, on fixed ports, against the test's database."""
+    """``imsp serve`` in its own process against the test's database. The first start takes the
+    ports the kernel picks (``0``) and reads them back from the log; a restart reuses them, as a
+    restarted platform comes back at its address."""
 
     def __init__(self, settings: Settings, tmp_path: Path) -> None:
-        self.port, self.portal_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port, self.portal_port = 0, 0
+        self.url = ""
         self.env = _env(
             {"IMSP_DATABASE_URL": settings.database_url or "", "IMSP_DATA_DIR": str(tmp_path)}
         )
@@ -48,7 +50,15 @@ class Platform:
     def start(self) -> None:
         args = ["serve", "--exchange-port", str(self.port), "--portal-port", str(self.portal_port)]
         with self.log.open("ab") as log:
+            offset = log.tell()
             self.proc = subprocess.Popen(IMSP + args, env=self.env, stdout=log, stderr=log)
+        if not self.url:
+            with self.log.open("r", encoding="utf-8", errors="replace") as out:
+                out.seek(offset)
+                urls = served_urls(out.readline)
+            self.url = urls["exchange"]
+            self.port = int(self.url.rsplit(":", 1)[1])
+            self.portal_port = int(urls["portal"].rsplit(":", 1)[1])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text("utf-8", "replace")

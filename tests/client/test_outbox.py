@@ -13,7 +13,7 @@ from imsp.config import ExchangeSettings, Settings
 from tests.client.builders import sample, stored
 from tests.client.conftest import BASE_URL
 from tests.client.inprocess import InProcessTransport
-from tests.support.live import free_port
+from tests.support.live import refused_url
 
 
 @pytest.fixture
@@ -58,8 +58,8 @@ def test_an_outage_keeps_records_pending_and_a_later_drain_delivers_them(
     sdk: Client, box: Outbox, credential: IssuedCredential, exchange_settings: Settings
 ) -> None:
     box.enqueue("patient", sample("patient", 6))
-    down = f"http://127.0.0.1:{free_port()}"  # the platform is unreachable
     with (
+        refused_url() as down,  # the platform is unreachable
         Client(
             down, credential.app_id, credential.app_secret, retries=1, sleep=lambda s: None
         ) as c,

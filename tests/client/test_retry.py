@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from imsp.client import Client, RateLimited, ServerError, TransportError
 from tests.client.inprocess import InProcessTransport
-from tests.support.live import free_port
+from tests.support.live import refused_url
 
 
 class Flaky:
@@ -138,8 +138,8 @@ def test_retry_after_beyond_the_limit_is_reported_not_waited(sleeps: list[float]
 
 
 def test_unreachable_platform_raises_transport_error_after_retries(sleeps: list[float]) -> None:
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with (
+        refused_url() as url,  # nothing listens there
         Client(url, "app", "s3cret-value", retries=3, sleep=sleeps.append) as client,
         pytest.raises(TransportError) as info,
     ):

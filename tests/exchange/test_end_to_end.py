@@ -1,6 +1,6 @@
 """The exchange service as a hospital meets it: a real server on loopback, real HTTP.
 
-One test walks the issue's whole story in order — token, all 16 services with generated data,
+One test walks the issue's whole story in order — token, every service with generated data,
 rejections that name the field, resubmission, dry run, a mixed batch, institution isolation and
 token expiry on the injected clock — and one drives the service with ``curl`` using
 ``Transfer-Encoding: chunked``.

@@ -1,4 +1,4 @@
-"""``/openapi.json`` documents the token service and the 16 upload services with their schemas,
+"""``/openapi.json`` documents the token service and every upload service with their schemas,
 and the server's real answers match what it documents; the standard is published alongside."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The 16 upload services in-process: receipts, partial acceptance, versions, dry run, atomic
+"""Every upload service in-process: receipts, partial acceptance, versions, dry run, atomic
 batches, institution checks, and the gateway's refusals of bad requests."""
 
 from __future__ import annotations

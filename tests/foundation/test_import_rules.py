@@ -12,6 +12,8 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "imsp"
+#: Packages whose ``api`` other domains must not import (rule 4); ``test_architecture`` checks this
+#: set and EDGES against ARCHITECTURE.md and the source tree.
 DOMAINS = {
     "auth",
     "exchange",
@@ -23,6 +25,8 @@ DOMAINS = {
     "storage",
     "client",
 }
+#: The edges nothing but the composition roots imports (rule 3).
+EDGES = {"portal", "cli"}
 ROOTS = {"imsp.app", "imsp.server", "imsp.demo"}
 
 

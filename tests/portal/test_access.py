@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.qualification.models import Application, Attachment, Department, Doctor, Transition
 from tests.portal.client import post_form, sign_in
+from tests.portal.routes import PUBLIC, concrete, routes
 from tests.qualification import builders as b
 
 NEW_PASSWORD = "Hospital-2026"
@@ -95,36 +97,51 @@ def _snapshot(settings: Settings) -> tuple[object, ...]:
     return b.run(settings, work)
 
 
-ANONYMOUS_PAGES = [
-    "/", "/my", "/my/institution", "/my/attachments", "/my/departments", "/my/doctors",
-    "/my/doctors/new", "/my/doctors/1", "/my/departments/template.xlsx", "/my/progress",
-    "/review", "/review?status=all", "/applications/1", "/applications/1/v1/doctors/0",
-    "/attachments/1", "/attachments/1/download", "/accounts", "/accounts/new", "/password",
-]  # fmt: skip
-ANONYMOUS_POSTS = [
-    "/my/institution", "/my/attachments", "/my/submit", "/my/doctors/new", "/my/doctors/import",
-    "/applications/1/approve", "/applications/1/reject", "/accounts/new", "/accounts/1/reset",
-    "/logout", "/password",
-]  # fmt: skip
+def _decide_each(client: TestClient, app_id: int, *, page: str) -> list[int]:
+    """Try to approve, then reject, application ``app_id``; the status of each answer."""
+    return [
+        post_form(
+            client, f"/applications/{app_id}/{action}", {"reason": "x"}, page=page
+        ).status_code
+        for action in ("approve", "reject")
+    ]
 
 
-@pytest.mark.parametrize("path", ANONYMOUS_PAGES)
+def _guarded(client: TestClient, method: str) -> list[str]:
+    """Request paths of every ``method`` route of the app that is not public (``routes.PUBLIC``)."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    found = [concrete(p) for m, p in routes(app) if m == method and (m, p) not in PUBLIC]
+    assert len(found) >= 10, found  # the portal's pages, not an empty app
+    return found
+
+
 def test_anonymous_visitors_are_sent_to_the_login_page(
-    portal_client: TestClient, world: World, path: str
+    portal_client: TestClient, world: World
 ) -> None:
-    r = portal_client.get(path, follow_redirects=False)
-    assert r.status_code == 303
-    assert r.headers["location"].startswith("/login")
+    for path in [*_guarded(portal_client, "GET"), "/review?status=all"]:
+        r = portal_client.get(path, follow_redirects=False)
+        assert r.status_code == 303, path
+        assert r.headers["location"].startswith("/login"), path
 
 
 def test_anonymous_posts_change_nothing(
     portal_client: TestClient, settings: Settings, world: World
 ) -> None:
     before = _snapshot(settings)
-    for path in ANONYMOUS_POSTS:
+    for path in _guarded(portal_client, "POST"):
         r = portal_client.post(path, data={"reason": "x"}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/login", path
     assert _snapshot(settings) == before
+
+
+def test_the_public_routes_exist_and_need_no_sign_in(portal_client: TestClient) -> None:
+    app = portal_client.app
+    assert isinstance(app, FastAPI)
+    assert set(routes(app)) >= PUBLIC
+    for method, path in PUBLIC:
+        if method == "GET":
+            assert portal_client.get(path, follow_redirects=False).status_code == 200, path
 
 
 def test_the_login_page_and_static_assets_are_public(portal_client: TestClient) -> None:
@@ -195,14 +212,7 @@ def test_an_applicant_cannot_change_another_institutions_records(
         portal_client, f"/my/attachments/{world.b_attachment}/remove", page="/my/attachments"
     )
     assert r.status_code == 404
-    for action in ("approve", "reject"):
-        r = post_form(
-            portal_client,
-            f"/applications/{world.b.application_id}/{action}",
-            {"reason": "x"},
-            page="/my",
-        )
-        assert r.status_code == 404
+    assert _decide_each(portal_client, world.b.application_id, page="/my") == [404, 404]
     assert _snapshot(settings) == before
 
 
@@ -246,14 +256,8 @@ def test_a_regulator_reads_everything_but_cannot_decide(
     assert "审核驳回</button>" not in page.text and "审核通过</button>" not in page.text
     assert portal_client.get(f"/attachments/{world.b_attachment}").status_code == 200
     before = _snapshot(settings)
-    for action in ("approve", "reject"):
-        r = post_form(
-            portal_client,
-            f"/applications/{world.b.application_id}/{action}",
-            {"reason": "x"},
-            page="/review?status=all",
-        )
-        assert r.status_code == 403
+    statuses = _decide_each(portal_client, world.b.application_id, page="/review?status=all")
+    assert statuses == [403, 403]
     assert _snapshot(settings) == before
 
 
@@ -287,5 +291,5 @@ def test_viewing_files_and_id_numbers_is_audited(
         return [(e.action, e.target) for e in rows]
 
     seen = b.run(settings, events)
-    assert ("personal_data_view", f"application:{world.b.application_id}/doctor") in seen
-    assert ("attachment_download", f"attachment:{world.b_attachment}") in seen
+    assert ("personal_data.view", f"application:{world.b.application_id}/doctor") in seen
+    assert ("attachment.download", f"attachment:{world.b_attachment}") in seen

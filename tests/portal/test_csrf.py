@@ -4,8 +4,6 @@ before it changes anything."""
 
 from __future__ import annotations
 
-import re
-
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -16,6 +14,7 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.qualification.models import Application, Attachment, Department, Doctor
 from tests.portal.client import sign_in
+from tests.portal.routes import PUBLIC, concrete, routes
 from tests.qualification import builders as b
 
 NEW_PASSWORD = "Hospital-2026"
@@ -27,8 +26,6 @@ ROLE_OF_SEGMENT = {
     "logout": "applicant",
     "password": "applicant",
 }
-#: Path parameters: any value of the right shape — the token is checked before any lookup.
-PARAMS = {"kind": "doctors", "action": "reject"}
 
 
 def _state(settings: Settings) -> tuple[object, ...]:
@@ -56,9 +53,8 @@ def _state(settings: Settings) -> tuple[object, ...]:
 
 
 def _post_routes(app: FastAPI) -> list[str]:
-    """Every POST path of the app (the OpenAPI document walks included routers for us)."""
-    paths = app.openapi()["paths"]
-    return [path for path, ops in paths.items() if "post" in ops and path != "/login"]
+    """Every POST route of the app that needs a signed-in user (``routes.PUBLIC`` do not)."""
+    return [p for m, p in routes(app) if m == "POST" and (m, p) not in PUBLIC]
 
 
 def test_every_post_route_refuses_a_forged_csrf_token_and_changes_nothing(
@@ -81,7 +77,7 @@ def test_every_post_route_refuses_a_forged_csrf_token_and_changes_nothing(
     for template in routes:
         segment = template.strip("/").split("/")[0]
         assert segment in ROLE_OF_SEGMENT, f"classify the new POST route {template} in this test"
-        path = re.sub(r"\{(\w+)\}", lambda m: PARAMS.get(m.group(1), "1"), template)
+        path = concrete(template)
         client = clients[ROLE_OF_SEGMENT[segment]]
         for token in ("forged", None):
             data = {"reason": "x", "active": "0"} | ({"csrf_token": token} if token else {})

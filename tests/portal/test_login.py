@@ -49,7 +49,7 @@ def test_login_sets_an_httponly_samesite_session_cookie_stored_only_as_a_hash(
         return list(await session.scalars(select(PortalSession.token_hash)))
 
     assert b.run(settings, stored) == [crypto.digest(token)]
-    assert ("reviewer1", "login_success", "") in _events(settings)
+    assert ("reviewer1", "login.success", "") in _events(settings)
 
 
 def test_secure_cookies_when_configured(settings: Settings, clock: FrozenClock) -> None:
@@ -75,9 +75,9 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(
     assert bad.status_code == unknown.status_code == 401
     assert "用户名或密码错误" in bad.text and "用户名或密码错误" in unknown.text
     assert 'value="reviewer1"' in bad.text  # the typed username is kept
-    assert [e for e in _events(settings) if e[1] == "login_failure"] == [
-        ("reviewer1", "login_failure", "bad_password"),
-        ("nobody", "login_failure", "unknown_user"),
+    assert [e for e in _events(settings) if e[1] == "login.failure"] == [
+        ("reviewer1", "login.failure", "bad_password"),
+        ("nobody", "login.failure", "unknown_user"),
     ]
 
 
@@ -107,8 +107,8 @@ def test_account_locks_after_repeated_failures_then_unlocks_after_the_lock_time(
     r = login(strict_client, "reviewer1", PASSWORD)
     assert r.status_code == 200 and r.url.path == "/review"
     actions = [e[1] for e in _events(settings)]
-    assert actions.count("account_locked") == 1
-    assert actions.count("login_refused") == 2
+    assert actions.count("account.lock") == 1
+    assert actions.count("login.refuse") == 2
 
 
 def test_first_login_forces_a_password_change_before_anything_else(
@@ -165,7 +165,7 @@ def test_logout_ends_the_session_for_good(
     assert r.url.path == "/login"
     portal_client.cookies.set("imsp_session", token or "")
     assert portal_client.get("/review").url.path == "/login"
-    assert ("reviewer1", "logout", "") in _events(settings)
+    assert ("reviewer1", "login.logout", "") in _events(settings)
 
 
 def test_sessions_expire_after_the_configured_lifetime(

@@ -121,8 +121,3 @@ def test_a_nurse_needs_no_prescription_right_or_practice_type() -> None:
     )  # fmt: skip
     _, errors = F.validate_record(F.DOCTORS, nurse, **META)
     assert errors == {}
-
-
-def test_id_numbers_are_masked_for_lists() -> None:
-    assert F.mask_id("130102197804152317") == "130102********2317"
-    assert F.mask_id("") == ""

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imsp.auth.audit import Actor
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.errors import BadRequest, Forbidden
 from imsp.qualification import registration, review
 from imsp.qualification.models import Submission, Transition
-from imsp.qualification.registration import Actor
 from imsp.qualification.workflow import (
     STATES,
     TRANSITIONS,

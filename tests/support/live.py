@@ -1,22 +1,17 @@
-"""A real uvicorn server on a free loopback port, in a thread — for end-to-end tests over TCP."""
+"""Real servers on loopback for end-to-end tests over TCP. Every server binds port 0 itself and
+the test reads the port back — no "find a free port, release it, hope nobody takes it" race."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class _ThreadServer(uvicorn.Server):
@@ -25,11 +20,11 @@ class _ThreadServer(uvicorn.Server):
 
 
 @contextmanager
-def live_server(app: FastAPI, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 until the block ends; yields the base URL."""
-    port = port or free_port()
+def live_server(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 (a port the kernel picks) until the block ends; yields the
+    base URL."""
     server = _ThreadServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -38,8 +33,42 @@ def live_server(app: FastAPI, port: int | None = None) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("live server did not start")
         time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@contextmanager
+def refused_url() -> Iterator[str]:
+    """A loopback URL where nothing accepts connections, for as long as the block runs: the port
+    stays bound (so nobody else can take it) but never listens, so connecting is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+#: How ``imsp serve`` announces its servers (``数据交换服务 / exchange: http://…``).
+SERVE_URLS = re.compile(r"/ (exchange|portal):\s+(http://\S+)")
+
+
+def served_urls(read_line: Callable[[], str], timeout: float = 60) -> dict[str, str]:
+    """Read ``imsp serve`` output line by line until it has announced both servers; returns
+    ``{"exchange": url, "portal": url}``."""
+    urls: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    line = ""
+    while len(urls) < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError("imsp serve did not announce its servers")
+        line += read_line()
+        if not line.endswith("\n"):  # nothing yet, or half a line still being written
+            time.sleep(0.05)
+            continue
+        m = SERVE_URLS.search(line)
+        line = ""
+        if m:
+            urls[m.group(1)] = m.group(2)
+    return urls

@@ -15,10 +15,11 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imsp.auth.audit import Actor, AuditAction, audit, on_user
 from imsp.auth.login import end_all_sessions
 from imsp.auth.models import Institution, PortalUser
 from imsp.auth.passwords import hash_password
-from imsp.auth.service import ROLES, audit, create_portal_user
+from imsp.auth.service import ROLES, create_portal_user
 from imsp.errors import BadRequest, Forbidden, NotFound
 
 #: Roles an operator may create and manage.
@@ -67,13 +68,12 @@ async def identity_problems(
 async def create_account(
     session: AsyncSession,
     *,
-    actor: str,
+    actor: Actor,
     role: str,
     username: str,
     display_name: str,
     now: datetime,
     institution: Institution | None = None,
-    client_addr: str = "",
 ) -> Issued:
     """Create a portal account with a one-time initial password. Raises ``BadRequest`` with
     ``data={"errors": {field: problem}}`` and changes nothing when the input is invalid."""
@@ -96,17 +96,8 @@ async def create_account(
         institution=institution if role == "applicant" else None,
         must_change_password=True,
     )
-    await audit(
-        session,
-        now=now,
-        actor=actor,
-        actor_kind="user",
-        action="account_created",
-        target=f"portal_user:{user.id}",
-        institution_id=user.institution_id,
-        client_addr=client_addr,
-        detail={"username": username, "role": role},
-    )
+    detail = {"username": username, "role": role}
+    await audit(session, actor, AuditAction.ACCOUNT_CREATE, now=now, detail=detail, **on_user(user))
     return Issued(user, password)
 
 
@@ -120,7 +111,7 @@ async def _managed(session: AsyncSession, user_id: int) -> PortalUser:
 
 
 async def reset_password(
-    session: AsyncSession, *, actor: str, user_id: int, now: datetime, client_addr: str = ""
+    session: AsyncSession, *, actor: Actor, user_id: int, now: datetime
 ) -> Issued:
     """A new one-time password; unlocks the account, ends its sessions, forces a change."""
     user = await _managed(session, user_id)
@@ -130,45 +121,28 @@ async def reset_password(
     user.failed_logins = 0
     user.locked_until = None
     await end_all_sessions(session, user_id=user.id)
-    await audit(
-        session,
-        now=now,
-        actor=actor,
-        actor_kind="user",
-        action="account_password_reset",
-        target=f"portal_user:{user.id}",
-        institution_id=user.institution_id,
-        client_addr=client_addr,
-        detail={"username": user.username},
-    )
+    detail = {"username": user.username}
+    action = AuditAction.ACCOUNT_RESET_PASSWORD
+    await audit(session, actor, action, now=now, detail=detail, **on_user(user))
     return Issued(user, password)
 
 
 async def set_active(
     session: AsyncSession,
     *,
-    actor: str,
+    actor: Actor,
     user_id: int,
     active: bool,
     now: datetime,
-    client_addr: str = "",
 ) -> PortalUser:
     """Enable or disable an account; disabling ends its sessions."""
     user = await _managed(session, user_id)
     user.active = active
     if not active:
         await end_all_sessions(session, user_id=user.id)
-    await audit(
-        session,
-        now=now,
-        actor=actor,
-        actor_kind="user",
-        action="account_enabled" if active else "account_disabled",
-        target=f"portal_user:{user.id}",
-        institution_id=user.institution_id,
-        client_addr=client_addr,
-        detail={"username": user.username},
-    )
+    action = AuditAction.ACCOUNT_ENABLE if active else AuditAction.ACCOUNT_DISABLE
+    detail = {"username": user.username}
+    await audit(session, actor, action, now=now, detail=detail, **on_user(user))
     return user
 
 

@@ -15,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth import crypto
+from imsp.auth.audit import CLI, Actor, AuditAction, audit
 from imsp.auth.models import AppCredential, Institution
-from imsp.auth.service import IssuedCredential, audit, ensure_institution, issue_credential
+from imsp.auth.service import IssuedCredential, ensure_institution, issue_credential
 from imsp.errors import BadRequest, CredentialRevoked, SecretMismatch, UnknownAppId
 from imsp.standard.checks import is_uscc
 
@@ -53,7 +54,7 @@ async def create_credential(
     institution_name: str,
     now: datetime,
     name: str = "数据上报",
-    actor: str = "cli",
+    actor: Actor = CLI,
 ) -> IssuedCredential:
     """A new appId/appSecret for the institution ``org_code`` (created if unknown)."""
     if not is_uscc(org_code):
@@ -65,15 +66,8 @@ async def create_credential(
         session, org_code=org_code, name=institution_name.strip(), now=now
     )
     issued = await issue_credential(session, institution=inst, name=name, now=now)
-    await audit(
-        session,
-        now=now,
-        actor=actor,
-        actor_kind="system",
-        action="credential.create",
-        target=issued.app_id,
-        institution_id=inst.id,
-    )
+    action = AuditAction.CREDENTIAL_CREATE
+    await audit(session, actor, action, now=now, target=issued.app_id, institution_id=inst.id)
     return issued
 
 
@@ -91,7 +85,7 @@ async def _credential(session: AsyncSession, app_id: str) -> tuple[AppCredential
 
 
 async def rotate_secret(
-    session: AsyncSession, *, app_id: str, now: datetime, actor: str = "cli"
+    session: AsyncSession, *, app_id: str, now: datetime, actor: Actor = CLI
 ) -> IssuedCredential:
     """A new secret for ``app_id``; the old secret stops working at once. Tokens already issued
     stay valid until they expire (a running hospital is not cut off mid-rotation); to cut them off
@@ -102,20 +96,13 @@ async def rotate_secret(
     secret = crypto.new_secret()
     cred.secret_hash = crypto.digest(secret)
     cred.rotated_at = now
-    await audit(
-        session,
-        now=now,
-        actor=actor,
-        actor_kind="system",
-        action="credential.rotate",
-        target=app_id,
-        institution_id=inst.id,
-    )
+    action = AuditAction.CREDENTIAL_ROTATE
+    await audit(session, actor, action, now=now, target=app_id, institution_id=inst.id)
     return IssuedCredential(app_id, secret, inst.org_code, inst.name)
 
 
 async def revoke_credential(
-    session: AsyncSession, *, app_id: str, now: datetime, actor: str = "cli"
+    session: AsyncSession, *, app_id: str, now: datetime, actor: Actor = CLI
 ) -> CredentialInfo:
     """Stop ``app_id`` for good: no new tokens, and its tokens are refused (the exchange service's
     token cache forgets them within ``token_cache_seconds``)."""
@@ -123,15 +110,8 @@ async def revoke_credential(
     if cred.status != "revoked":
         cred.status = "revoked"
         cred.revoked_at = now
-        await audit(
-            session,
-            now=now,
-            actor=actor,
-            actor_kind="system",
-            action="credential.revoke",
-            target=app_id,
-            institution_id=inst.id,
-        )
+        action = AuditAction.CREDENTIAL_REVOKE
+        await audit(session, actor, action, now=now, target=app_id, institution_id=inst.id)
     return _info(cred, inst)
 
 

@@ -28,9 +28,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth import crypto
+from imsp.auth.audit import Actor, AuditAction, as_actor, audit, on_user
 from imsp.auth.models import PortalSession, PortalUser
 from imsp.auth.passwords import hash_password, policy_problem, verify_password
-from imsp.auth.service import audit
 from imsp.clock import format_datetime
 
 SESSION_PREFIX = "hbp_"
@@ -93,26 +93,19 @@ async def sign_in(
     """Check a username and password; on success open a session and return its token."""
     user = await session.scalar(select(PortalUser).where(PortalUser.username == username))
 
-    async def record(action: str, **detail: object) -> None:
-        await audit(
-            session,
-            now=now,
-            actor=username[:60],
-            actor_kind="user",
-            action=action,
-            target=f"portal_user:{user.id}" if user else "",
-            institution_id=user.institution_id if user else None,
-            client_addr=client_addr,
-            detail=dict(detail),
-        )
+    actor = Actor(username, client_addr=client_addr)
+
+    async def record(action: AuditAction, **detail: object) -> None:
+        about = on_user(user) if user else {}
+        await audit(session, actor, action, now=now, detail=dict(detail), **about)
 
     if user is None:
         verify_password(_dummy_hash(), password)  # same cost as a real check
-        await record("login_failure", reason="unknown_user")
+        await record(AuditAction.LOGIN_FAILURE, reason="unknown_user")
         return SignIn(None, None, BAD_CREDENTIALS)
     if user.locked_until is not None:
         if user.locked_until > now:
-            await record("login_refused", reason="locked")
+            await record(AuditAction.LOGIN_REFUSE, reason="locked")
             return SignIn(user, None, _locked_message(user.locked_until, policy))
         user.locked_until = None
         user.failed_logins = 0
@@ -121,20 +114,21 @@ async def sign_in(
         if user.failed_logins >= policy.failures_before_lock:
             user.locked_until = now + timedelta(minutes=policy.lock_minutes)
             user.failed_logins = 0
-            await record("login_failure", reason="bad_password")
-            await record("account_locked", until=format_datetime(user.locked_until))
+            await record(AuditAction.LOGIN_FAILURE, reason="bad_password")
+            await record(AuditAction.ACCOUNT_LOCK, until=format_datetime(user.locked_until))
             return SignIn(user, None, _locked_message(user.locked_until, policy))
-        await record("login_failure", reason="bad_password", failures=user.failed_logins)
+        failures = user.failed_logins
+        await record(AuditAction.LOGIN_FAILURE, reason="bad_password", failures=failures)
         return SignIn(user, None, BAD_CREDENTIALS)
     if not user.active:
-        await record("login_refused", reason="inactive")
+        await record(AuditAction.LOGIN_REFUSE, reason="inactive")
         return SignIn(user, None, "账号已停用，请联系平台实施方")
     user.failed_logins = 0
     user.last_login_at = now
     token = await open_session(
         session, user=user, now=now, ttl_seconds=policy.session_ttl_seconds, client_addr=client_addr
     )
-    await record("login_success")
+    await record(AuditAction.LOGIN_SUCCESS)
     return SignIn(user, token, None)
 
 
@@ -195,16 +189,8 @@ async def sign_out(
     await session.execute(
         delete(PortalSession).where(PortalSession.token_hash == crypto.digest(token))
     )
-    await audit(
-        session,
-        now=now,
-        actor=user.username,
-        actor_kind="user",
-        action="logout",
-        target=f"portal_user:{user.id}",
-        institution_id=user.institution_id,
-        client_addr=client_addr,
-    )
+    actor = as_actor(user, client_addr)
+    await audit(session, actor, AuditAction.LOGOUT, now=now, **on_user(user))
 
 
 async def end_all_sessions(session: AsyncSession, *, user_id: int) -> None:
@@ -241,14 +227,6 @@ async def change_password(
     user.password_hash = hash_password(new)
     user.must_change_password = False
     await end_all_sessions(session, user_id=user.id)
-    await audit(
-        session,
-        now=now,
-        actor=user.username,
-        actor_kind="user",
-        action="password_changed",
-        target=f"portal_user:{user.id}",
-        institution_id=user.institution_id,
-        client_addr=client_addr,
-    )
+    action = AuditAction.ACCOUNT_CHANGE_PASSWORD
+    await audit(session, as_actor(user, client_addr), action, now=now, **on_user(user))
     return {}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth import crypto
-from imsp.auth.models import AppCredential, AuditEvent, Institution, PortalUser
+from imsp.auth.models import AppCredential, Institution, PortalUser
 from imsp.auth.passwords import hash_password
 
 ROLES: dict[str, str] = {
@@ -90,30 +89,3 @@ async def create_portal_user(
     session.add(user)
     await session.flush()
     return user
-
-
-async def audit(
-    session: AsyncSession,
-    *,
-    now: datetime,
-    actor: str,
-    actor_kind: str,
-    action: str,
-    target: str = "",
-    institution_id: int | None = None,
-    client_addr: str = "",
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Append one audit event (logins, views of patient data and video, review decisions)."""
-    session.add(
-        AuditEvent(
-            at=now,
-            actor=actor,
-            actor_kind=actor_kind,
-            action=action,
-            target=target,
-            institution_id=institution_id,
-            client_addr=client_addr,
-            detail=detail or {},
-        )
-    )

@@ -19,13 +19,14 @@ from typing import Any, NoReturn, TypeVar
 import click
 import orjson
 
-from imsp.cli.output import echo_receipt, mask, table
+from imsp.cli.output import echo_receipt, table
 from imsp.client import Client, ClientError, Outbox, Receipt, Sender
 from imsp.client import validate as offline_check
 from imsp.client.config import ClientConfig
 from imsp.client.receipt import rejected_json
 from imsp.client.records import dataset as resolve
 from imsp.client.records import read_records, write_json
+from imsp.standard.mask import mask_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,7 +74,7 @@ def fail(exc: ClientError) -> NoReturn:
             "可直接重新运行（重复上传无害），或改用 --via-outbox。",
             err=True,
         )
-    click.echo(f"错误：{mask(str(exc))}", err=True)
+    click.echo(f"错误：{mask_text(str(exc))}", err=True)
     if exc.hint:
         click.echo(f"处理建议：{exc.hint}", err=True)
     raise SystemExit(EXIT_FAILED)
@@ -190,7 +191,9 @@ def _push_via_outbox(
         )
         raise SystemExit(EXIT_REJECTED)
     if pending:
-        click.echo(f"暂未送达 {pending} 条（{mask(report.error or '')}）：已安全保存在出站队列，")
+        click.echo(
+            f"暂未送达 {pending} 条（{mask_text(report.error or '')}）：已安全保存在出站队列，"
+        )
         click.echo("稍后运行 imsp outbox drain（或常驻 imsp outbox drain --follow）继续投递。")
         raise SystemExit(EXIT_FAILED)
 

@@ -1,53 +1,29 @@
 """``imsp credentials …`` (appId/appSecret) and ``imsp exchange …`` (exchange log, request archive).
 
-Identifiers in records are masked in every output (``imsp.exchange.mask``); the one way to get the
+Identifiers in records are masked in every output (``imsp.standard.mask``); the one way to get the
 exact bytes of an archived request is ``imsp exchange show ID --body FILE``, which is audited.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth import credentials as creds
-from imsp.auth.service import audit
-from imsp.cli.server import _settings
+from imsp.cli.env import run
+from imsp.cli.output import table
 from imsp.clock import BEIJING, SystemClock, format_datetime
-from imsp.errors import ImspError
-from imsp.exchange import queries, tokens
-from imsp.exchange.mask import mask_key, mask_record
+from imsp.exchange import history, queries, tokens
+from imsp.standard.mask import mask_key, mask_record
 from imsp.standard.model import load_standard
-from imsp.standard.validate import validator_for
-from imsp.storage.db import Database
-
-T = TypeVar("T")
-
-
-def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one unit of work on the configured database; errors end in one line."""
-
-    async def main() -> T:
-        db = Database(_settings())
-        try:
-            async with db.session() as session:
-                return await work(session)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ImspError as exc:
-        raise click.ClickException(f"{exc.msg}（{exc.code}）") from None
 
 
 def _echo_json(value: Any) -> None:
@@ -55,15 +31,7 @@ def _echo_json(value: Any) -> None:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    def width(text: str) -> int:
-        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
-
-    cells = [[str(h) for h in headers], *[[str(c) for c in r] for r in rows]]
-    widths = [max(width(r[i]) for r in cells) for i in range(len(headers))]
-    for r in cells:
-        click.echo(
-            "  ".join(c + " " * (w - width(c)) for c, w in zip(r, widths, strict=True)).rstrip()
-        )
+    click.echo(table(headers, rows))
 
 
 def _when(value: datetime | None) -> str:
@@ -86,7 +54,7 @@ def credentials() -> None:
 def credentials_create(org_code: str, institution_name: str, label: str, as_json: bool) -> None:
     """为机构 ORG_CODE（统一社会信用代码）创建 appId/appSecret；密钥只显示这一次。"""
     now = SystemClock().now()
-    issued = _run(
+    issued = run(
         lambda s: creds.create_credential(
             s, org_code=org_code, institution_name=institution_name, now=now, name=label
         )
@@ -112,13 +80,9 @@ def _show_secret(app_id: str, secret: str, org: str, name: str, as_json: bool) -
 def credentials_rotate(app_id: str, revoke_tokens: bool, as_json: bool) -> None:
     """为 APP_ID 生成新密钥，旧密钥立即失效；已签发的令牌默认在到期前仍可用。"""
     now = SystemClock().now()
-
-    async def work(s: AsyncSession) -> tuple[Any, int]:
-        issued = await creds.rotate_secret(s, app_id=app_id, now=now)
-        revoked = await tokens.revoke_tokens(s, app_id=app_id) if revoke_tokens else 0
-        return issued, revoked
-
-    issued, revoked = _run(work)
+    issued, revoked = run(
+        lambda s: tokens.rotate_secret(s, app_id=app_id, now=now, revoke=revoke_tokens)
+    )
     _show_secret(
         issued.app_id, issued.app_secret, issued.org_code, issued.institution_name, as_json
     )
@@ -131,13 +95,7 @@ def credentials_rotate(app_id: str, revoke_tokens: bool, as_json: bool) -> None:
 def credentials_revoke(app_id: str) -> None:
     """停用 APP_ID：不再签发令牌，已签发的令牌随即失效（各服务进程最迟 token_cache_seconds 秒内）。"""
     now = SystemClock().now()
-
-    async def work(s: AsyncSession) -> creds.CredentialInfo:
-        info = await creds.revoke_credential(s, app_id=app_id, now=now)
-        await tokens.revoke_tokens(s, app_id=app_id)
-        return info
-
-    info = _run(work)
+    info = run(lambda s: tokens.revoke_credential(s, app_id=app_id, now=now))
     click.echo(f"已停用 / revoked: {info.app_id}  {info.institution_name}（{info.org_code}）")
 
 
@@ -146,7 +104,7 @@ def credentials_revoke(app_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
 def credentials_list(org_code: str | None, as_json: bool) -> None:
     """列出全部凭据（不含密钥）。"""
-    rows = _run(lambda s: creds.list_credentials(s, org_code=org_code))
+    rows = run(lambda s: creds.list_credentials(s, org_code=org_code))
     if as_json:
         _echo_json(
             [
@@ -242,7 +200,7 @@ def exchange_log(
 ) -> None:
     """列出交换日志（最新在前）：每个请求，无论是否被接受。"""
     start = parse_since(since, SystemClock().now()) if since else None
-    rows = _run(
+    rows = run(
         lambda s: queries.list_log(
             s, org_code=org_code, service=service, since=start, failed=failed, limit=limit
         )
@@ -289,28 +247,11 @@ def exchange_show(exchange_id: str, body_file: Path | None) -> None:
     """查看一次交换：日志、报文摘要校验、本次写入的记录版本；可导出原始报文。"""
     xid = _exchange_id(exchange_id)
     now = SystemClock().now()
-
-    async def work(
-        s: AsyncSession,
-    ) -> tuple[queries.LogRow | None, queries.Archived | None, list[queries.StoredVersion]]:
-        row = await queries.get_log(s, xid)
-        archived = await queries.archived_body(s, xid) if row else None
-        versions = await queries.versions_of_exchange(s, xid) if row else []
-        if body_file is not None and archived is not None:
-            await audit(
-                s,
-                now=now,
-                actor="cli",
-                actor_kind="system",
-                action="exchange.body_export",
-                target=str(xid),
-                detail={"file": str(body_file)},
-            )
-        return row, archived, versions
-
-    row, archived, versions = _run(work)
-    if row is None:
+    export_to = str(body_file) if body_file is not None else None
+    found = run(lambda s: history.show_exchange(s, exchange_id=xid, now=now, export_to=export_to))
+    if found is None:
         raise click.ClickException(f"交换记录不存在 / unknown exchange: {xid}")
+    row, archived, versions = found.log, found.archived, found.versions
     if body_file is not None:
         if archived is None:
             raise click.ClickException("该请求的报文未归档（被拒绝的请求或试运行不保存报文）")
@@ -357,21 +298,12 @@ def exchange_trace(dataset: str, key: str, org_code: str, show_records: bool) ->
     except KeyError:
         raise click.BadParameter(f"未知数据集 {dataset}") from None
 
-    async def work(s: AsyncSession) -> list[tuple[queries.StoredVersion, Any]]:
-        out: list[tuple[queries.StoredVersion, Any]] = []
-        for v in await queries.record_history(s, org_code=org_code, dataset=ds.code, key=key):
-            content = None
-            if show_records:
-                archived = await queries.archived_body(s, v.exchange_id)
-                if archived is not None:
-                    raw = archived.records()[v.position]
-                    verdict = validator_for(ds).check(raw, v.position)
-                    content = verdict.record if verdict.record is not None else raw
-            out.append((v, content))
-        return out
-
-    history = _run(work)
-    if not history:
+    traced = run(
+        lambda s: history.trace_record(
+            s, org_code=org_code, dataset=ds, key=key, with_content=show_records
+        )
+    )
+    if not traced:
         raise click.ClickException("记录不存在 / no such record")
     click.echo(f"{ds.name}（{ds.code}） {mask_key(ds, key)}  organID={org_code}")
     _table(
@@ -385,13 +317,13 @@ def exchange_trace(dataset: str, key: str, org_code: str, show_records: bool) ->
                 v.app_id,
                 "是" if v.current else "",
             )
-            for v, _ in history
+            for v in (t.version for t in traced)
         ],
     )
     if show_records:
-        for v, content in history:
-            click.echo(f"— 版本 {v.version}：")
-            if content is None:
+        for t in traced:
+            click.echo(f"— 版本 {t.version.version}：")
+            if t.content is None:
                 click.echo("  （报文未归档）")
             else:
-                _echo_json(mask_record(ds, content))
+                _echo_json(mask_record(ds, t.content))

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("imsp.cli.client:validate", "离线校验数据集记录（与平台同一数据标准）"),
     "sample": ("imsp.cli.client:sample", "生成测试数据"),
     "token": ("imsp.cli.client:token", "获取访问令牌（授权码）"),
-    "selfcheck": ("imsp.cli.client:selfcheck", "接入自检：令牌与 16 个上传服务"),
+    "selfcheck": ("imsp.cli.client:selfcheck", "接入自检：令牌与全部上传服务"),
     "outbox": ("imsp.cli.outbox:outbox", "本地出站队列：状态、投递、暂存记录重发"),
     "standard": ("imsp.cli.standard:standard", "数据标准：导出 Schema、规范文档、测试数据"),
 }

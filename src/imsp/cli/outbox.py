@@ -12,10 +12,11 @@ import click
 import orjson
 
 from imsp.cli.client import EXIT_FAILED, EXIT_REJECTED, connect, fail, with_config
-from imsp.cli.output import mask, table
+from imsp.cli.output import table
 from imsp.client import ClientError, DrainReport, Outbox, Sender
 from imsp.client.config import ClientConfig
 from imsp.client.records import write_json
+from imsp.standard.mask import mask_text
 from imsp.standard.model import load_standard
 
 _STATE_NAMES = {
@@ -52,7 +53,7 @@ def status(cfg: ClientConfig) -> None:
         since = dt.datetime.fromtimestamp(st.oldest_pending).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"最早的未送达记录入队于 {since}")
     if st.last_error:
-        click.echo(f"最近一次投递失败：{mask(st.last_error)}")
+        click.echo(f"最近一次投递失败：{mask_text(st.last_error)}")
     if st.total("parked"):
         click.echo(
             "有被拒绝的记录：imsp outbox parked --output 文件 导出，修正后 imsp outbox retry。"
@@ -65,7 +66,7 @@ def _echo_report(r: DrainReport) -> None:
         line += f"；接管上次中断的 {r.recovered} 条"
     click.echo(line)
     if r.error:
-        click.echo(f"投递中止：{mask(r.error)}")
+        click.echo(f"投递中止：{mask_text(r.error)}")
 
 
 @outbox.command()

@@ -1,29 +1,25 @@
 """Terminal output of the hospital-side commands: aligned tables (CJK-aware) and masking.
 
 Printed output never shows a resident ID number in full (《个人信息保护法》第五十一条: 采取去标识化等
-安全技术措施): any 18-character ID number in a message is shown as ``1301**********123X``. Files a
-person asked for (``--rejected``, ``--output``) keep the data as it is, so it can be fixed.
+安全技术措施): any 18-character ID number in a message or a table cell is masked by the one rule of
+``imsp.standard.mask`` (``130102********123X``). Files a person asked for (``--rejected``,
+``--output``) keep the data as it is, so it can be fixed. :func:`table` is the CLI's one table
+renderer (CJK-aware: a wide character takes two columns).
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 
 import click
 
 from imsp.client.receipt import Receipt
-
-_IDCARD = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
-
-
-def mask(text: str) -> str:
-    """``text`` with every 18-character resident ID number masked."""
-    return _IDCARD.sub(lambda m: m.group(1) + "*" * 10 + m.group(2), text)
+from imsp.standard.mask import mask_text
 
 
 def width(text: str) -> int:
+    """Display columns of ``text`` in a terminal: East Asian wide and full-width take two."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
@@ -44,7 +40,7 @@ def _cut(text: str, n: int) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, max_col: int = 60) -> str:
     """A plain-text table; cells are masked and cut to ``max_col`` display columns."""
-    cells = [[_cut(mask(str(c)), max_col) for c in row] for row in rows]
+    cells = [[_cut(mask_text(str(c)), max_col) for c in row] for row in rows]
     widths = [width(h) for h in headers]
     for row in cells:
         for i, c in enumerate(row):
@@ -87,8 +83,8 @@ def echo_receipt(receipt: Receipt, *, title: str, elapsed: float | None, show: i
     click.echo(table(["问题代码", "字段", "记录数"], [(c, f or "-", n) for (c, f), n in top]))
     click.echo(f"\n被拒绝的记录（前 {min(show, len(rejected))} 条，共 {len(rejected)} 条）：")
     for r in rejected[:show]:
-        click.echo(mask(f"  序号 {r.index}  业务主键 {r.key or '-'}  {r.msg_code} {r.msg}"))
+        click.echo(mask_text(f"  序号 {r.index}  业务主键 {r.key or '-'}  {r.msg_code} {r.msg}"))
         for e in r.errors[:5]:
-            click.echo(mask(f"    - {e.field or '记录'}：{e.msg}"))
+            click.echo(mask_text(f"    - {e.field or '记录'}：{e.msg}"))
         if len(r.errors) > 5:
             click.echo(f"    - ……另有 {len(r.errors) - 5} 个问题")

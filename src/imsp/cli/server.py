@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 
 import click
-from pydantic import ValidationError
 
+from imsp.cli.env import load_settings
 from imsp.clock import SystemClock
 from imsp.config import Settings
 from imsp.errors import ConfigError
@@ -16,14 +17,8 @@ from imsp.storage import migrate
 from imsp.storage.db import Database
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:  # one line, no traceback
-        problems = "; ".join(
-            f"IMSP_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        raise click.ClickException(f"配置错误 / invalid configuration: {problems}") from None
+def _port(option: int | None, default: int) -> int:
+    return default if option is None else option
 
 
 def _fail(exc: ConfigError) -> click.ClickException:
@@ -57,7 +52,9 @@ async def _seed_and_report(settings: Settings, *, reset: bool) -> list[str]:
 @click.command()
 @click.option("--host", default=None, help="监听地址（默认 IMSP_HOST 或 127.0.0.1）")
 @click.option("--exchange-port", type=int, default=None, help="数据交换服务端口（默认 8888）")
-@click.option("--portal-port", type=int, default=None, help="资质管理系统端口（默认 8091）")
+@click.option(
+    "--portal-port", type=int, default=None, help="资质管理系统端口（默认 8091；0 由系统分配）"
+)
 @click.option("--migrate", "run_migrations", is_flag=True, help="启动前执行数据库迁移")
 @click.option("--demo", is_flag=True, help="初始化演示数据并打印演示凭据")
 def serve(
@@ -68,17 +65,22 @@ def serve(
     demo: bool,
 ) -> None:
     """启动数据交换服务与资质管理系统（同一进程，SIGTERM 优雅退出）。"""
-    settings = _settings()
+    settings = load_settings()
     host = host or settings.host
-    endpoints = (
-        Endpoint("数据交换服务", host, exchange_port or settings.exchange.port),
-        Endpoint("资质管理系统", host, portal_port or settings.portal.port),
+    asked = (
+        Endpoint("数据交换服务", host, _port(exchange_port, settings.exchange.port)),
+        Endpoint("资质管理系统", host, _port(portal_port, settings.portal.port)),
     )
     try:
         prepare_database(settings, run_migrations=run_migrations)
-        sockets = (bind(endpoints[0]), bind(endpoints[1]))
+        sockets = (bind(asked[0]), bind(asked[1]))
     except ConfigError as exc:
         raise _fail(exc) from None
+    # Port 0 asks the kernel for a free port; announce the ones actually bound.
+    endpoints = (
+        replace(asked[0], port=sockets[0].getsockname()[1]),
+        replace(asked[1], port=sockets[1].getsockname()[1]),
+    )
     report = asyncio.run(_seed_and_report(settings, reset=False)) if demo else []
 
     def ready() -> None:
@@ -104,7 +106,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """迁移数据库到最新结构（可重复执行）。"""
-    settings = _settings()
+    settings = load_settings()
     try:
         check_database(settings)
     except ConfigError as exc:
@@ -116,7 +118,7 @@ def db_upgrade() -> None:
 @db.command("status")
 def db_status() -> None:
     """显示数据库是否需要迁移。"""
-    settings = _settings()
+    settings = load_settings()
     try:
         check_database(settings)
     except ConfigError as exc:
@@ -138,7 +140,7 @@ def demo() -> None:
 @click.option("--reset", is_flag=True, help="重新生成演示 appSecret 与账号密码")
 def demo_seed(reset: bool) -> None:
     """初始化演示机构、凭据与各角色账号（可重复执行）。"""
-    settings = _settings()
+    settings = load_settings()
     try:
         prepare_database(settings, run_migrations=False)
     except ConfigError as exc:

@@ -26,7 +26,7 @@ def standard() -> None:
 
 @standard.command(name="list")
 def list_datasets() -> None:
-    """列出 16 个数据集：序号、服务名、数据集代码、名称、节点数、业务主键。"""
+    """列出数据标准的全部数据集：序号、服务名、数据集代码、名称、节点数、业务主键。"""
     std = load_standard()
     rows = [
         (

@@ -1,1 +1,1 @@
-"""数据上报 (data exchange): token service, the 16 upload services, ingest and receipts."""
+"""数据上报 (data exchange): token service, the upload services (one per dataset), ingest and receipts."""

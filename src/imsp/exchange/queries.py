@@ -186,15 +186,3 @@ async def record_history(
         .order_by(RecordVersion.version)
     )
     return [_version(r) for r in (await session.execute(stmt)).all()]
-
-
-async def current_record(
-    session: AsyncSession, *, org_code: str, dataset: str, key: str
-) -> dict[str, Any] | None:
-    """The stored (normalised) content of the current version."""
-    data: dict[str, Any] | None = await session.scalar(
-        select(Record.data)
-        .join(Institution, Institution.id == Record.institution_id)
-        .where(Institution.org_code == org_code, Record.dataset == dataset, Record.key == key)
-    )
-    return data

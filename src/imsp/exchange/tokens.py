@@ -25,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from imsp.auth import credentials, crypto
 from imsp.auth.models import AppCredential, Institution
+from imsp.auth.service import IssuedCredential
 from imsp.clock import Clock
 from imsp.config import ExchangeSettings
 from imsp.errors import ImspError, RateLimited, TokenExpired, TokenInvalid, TokenMissing
 from imsp.exchange.models import AccessToken
 from imsp.exchange.ratelimit import SlidingWindow
-from imsp.exchange.store import db_failure
+from imsp.exchange.writer import db_failure
 
 #: Expired tokens are kept this long so a late client still gets "expired" (40103), not "invalid".
 KEEP_EXPIRED = timedelta(days=7)
@@ -147,10 +148,6 @@ class TokenService:
             raise TokenExpired()
         return grant
 
-    def forget(self) -> None:
-        """Drop every cached verification (after revoking in this process)."""
-        self._cache.clear()
-
     def _unknown(self, client_addr: str, ts: float) -> NoReturn:
         self.bad_tokens.fail(client_addr, ts)
         raise TokenInvalid()
@@ -179,3 +176,24 @@ async def revoke_tokens(session: AsyncSession, *, app_id: str) -> int:
     cred_id = select(AppCredential.id).where(AppCredential.app_id == app_id).scalar_subquery()
     result = await session.execute(delete(AccessToken).where(AccessToken.credential_id == cred_id))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def rotate_secret(
+    session: AsyncSession, *, app_id: str, now: datetime, revoke: bool
+) -> tuple[IssuedCredential, int]:
+    """A new secret for ``app_id`` (``credentials.rotate_secret``); with ``revoke`` its access
+    tokens are revoked too (a leaked secret). Returns the new credential and how many tokens
+    were revoked."""
+    issued = await credentials.rotate_secret(session, app_id=app_id, now=now)
+    revoked = await revoke_tokens(session, app_id=app_id) if revoke else 0
+    return issued, revoked
+
+
+async def revoke_credential(
+    session: AsyncSession, *, app_id: str, now: datetime
+) -> credentials.CredentialInfo:
+    """Stop ``app_id`` for good: the credential (``credentials.revoke_credential``) and every
+    access token it was issued."""
+    info = await credentials.revoke_credential(session, app_id=app_id, now=now)
+    await revoke_tokens(session, app_id=app_id)
+    return info

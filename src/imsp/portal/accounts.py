@@ -83,41 +83,34 @@ async def account_create(v: Visit = Depends(operator)) -> Response:  # noqa: B00
         else:
             issued = await accounts.create_account(
                 v.db,
-                actor=v.user.username,
+                actor=v.actor,
                 role=values["role"],
                 username=values["username"],
                 display_name=values["display_name"],
                 now=v.now,
-                client_addr=v.actor.client_addr,
             )
     except BadRequest as exc:
         raise Rerender(_new_page(v, values, errors_of(exc.data), status=400)) from exc
-    return render(
-        v.request,
-        "account_issued.html",
-        visit=v,
-        issued=issued,
-        role_name=ROLES[issued.user.role],
-        org=values if issued.user.role == "applicant" else None,
-        reset=False,
-    )
+    org = values if issued.user.role == "applicant" else None
+    return _issued_page(v, issued, org=org, reset=False)
 
 
 @router.post("/accounts/{user_id}/reset")
 async def account_reset(user_id: int, v: Visit = Depends(operator)) -> Response:  # noqa: B008
     await checked_form(v)
-    issued = await accounts.reset_password(
-        v.db, actor=v.user.username, user_id=user_id, now=v.now, client_addr=v.actor.client_addr
-    )
+    issued = await accounts.reset_password(v.db, actor=v.actor, user_id=user_id, now=v.now)
+    return _issued_page(v, issued, org=None, reset=True)
+
+
+def _issued_page(
+    v: Visit, issued: accounts.Issued, *, org: dict[str, str] | None, reset: bool
+) -> Response:
+    """The one-time password of a new or reset account, shown once."""
+    role_name = ROLES[issued.user.role]
     return render(
-        v.request,
-        "account_issued.html",
-        visit=v,
-        issued=issued,
-        role_name=ROLES[issued.user.role],
-        org=None,
-        reset=True,
-    )
+        v.request, "account_issued.html", visit=v, issued=issued, role_name=role_name, org=org,
+        reset=reset,
+    )  # fmt: skip
 
 
 @router.post("/accounts/{user_id}/active")
@@ -125,10 +118,9 @@ async def account_active(user_id: int, v: Visit = Depends(operator)) -> Response
     await checked_form(v)
     await accounts.set_active(
         v.db,
-        actor=v.user.username,
+        actor=v.actor,
         user_id=user_id,
         active=v.text("active") == "1",
         now=v.now,
-        client_addr=v.actor.client_addr,
     )
     return see_other("/accounts?ok=account")

@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from imsp.auth.audit import Actor, as_actor
 from imsp.auth.login import csrf_ok, csrf_token, resolve_session
 from imsp.auth.models import PortalUser
 from imsp.auth.service import ROLES
 from imsp.clock import format_datetime
 from imsp.config import Settings
 from imsp.errors import Forbidden
-from imsp.qualification.registration import Actor
 from imsp.web import client_addr, ctx, session
 
 PLATFORM = "河北省互联网医疗服务监管平台"
@@ -141,12 +141,7 @@ class Visit:
 
     @property
     def actor(self) -> Actor:
-        return Actor(
-            username=self.user.username,
-            role=self.user.role,
-            institution_id=self.user.institution_id,
-            client_addr=client_addr(self.request),
-        )
+        return as_actor(self.user, client_addr(self.request))
 
     def text(self, name: str) -> str:
         """A text field of the checked form ("" if absent)."""

@@ -28,8 +28,8 @@ from imsp.portal.edge import (
     visitor,
 )
 from imsp.portal.roster import cells, roster_of
+from imsp.qualification import disclosure, queries
 from imsp.qualification import fields as F
-from imsp.qualification import queries
 from imsp.qualification.attachments import KINDS, TYPE_LABELS
 from imsp.qualification.diff import record_label
 from imsp.qualification.review import decide, reason_targets
@@ -167,7 +167,7 @@ async def record_detail(
         raise NotFound(f"{roster.title}记录不存在")
     record = records[index]
     if roster.personal & {k for k, val in record.items() if val}:
-        await queries.view_person(
+        await disclosure.view_person(
             v.db, actor=v.actor, app=app, roster=roster, record=record, now=v.now, where="review"
         )
     rows = [(f.name, F.show_value(f, record.get(f.code))) for f in roster.fields]
@@ -223,7 +223,7 @@ async def decision(app_id: int, action: str, v: Visit = Depends(visitor())) -> R
 
 
 async def _serve(v: Visit, attachment_id: int, *, download: bool) -> Response:
-    row, path = await queries.open_attachment(
+    row, path = await disclosure.open_attachment(
         v.db,
         actor=v.actor,
         attachment_id=attachment_id,

@@ -28,12 +28,13 @@ from imsp.portal.edge import (
     visitor,
 )
 from imsp.portal.widgets import record_inputs
+from imsp.qualification import disclosure
 from imsp.qualification import fields as F
-from imsp.qualification import queries
 from imsp.qualification import roster as records
 from imsp.qualification.models import Application
 from imsp.qualification.spreadsheet import CellProblem, template
 from imsp.qualification.workflow import STATES, is_editable
+from imsp.standard.mask import mask
 
 router = APIRouter()
 applicant = visitor("applicant")
@@ -50,7 +51,7 @@ def roster_of(kind: str) -> F.Roster:
 def cells(roster: F.Roster, record: dict[str, Any]) -> list[str]:
     """A record's list columns as shown: codes with names, ID numbers masked."""
     return [
-        F.mask_id(record.get(code))
+        mask(record.get(code))
         if code in roster.personal
         else F.show_value(roster.field(code), record.get(code))
         for code in roster.columns
@@ -176,7 +177,7 @@ async def record_edit(kind: str, record_id: int, v: Visit = Depends(applicant)) 
     app, inst = await mine(v)
     row = await records.get_record(v.db, app=app, roster=roster, record_id=record_id)
     if roster.personal & {k for k, val in row.data.items() if val}:
-        await queries.view_person(
+        await disclosure.view_person(
             v.db, actor=v.actor, app=app, roster=roster, record=row.data, now=v.now, where="form"
         )
     return _form_page(v, roster, app, inst, dict(row.data), {}, row.id)

@@ -191,7 +191,7 @@ def record_inputs(
         if f.code in roster.derived:
             item.required = "N"
             item.hint = "留空则按代码表自动填写"
-        elif roster.dataset == "doctor" and f.code == "deptName":
+        elif roster.department_ref and f.code == roster.department_ref[1]:
             item.required = "N"
             item.hint = "留空则按所在院内科室编码自动填写"
         out.append(item)

@@ -12,6 +12,7 @@ from typing import Any
 
 from imsp.qualification import fields as F
 from imsp.qualification.attachments import KINDS
+from imsp.standard.mask import mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ def _profile(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
 
 def _display(roster: F.Roster, code: str, value: Any) -> str:
     if code in roster.personal:
-        return F.mask_id(value)
+        return mask(value)
     return F.show_value(roster.field(code), value)
 
 

@@ -21,6 +21,8 @@ from datetime import date
 from functools import cache
 from typing import Any, Final
 
+from imsp.qualification.models import Department, Doctor
+from imsp.standard.mask import mask
 from imsp.standard.model import Dataset, Field, Standard, load_standard
 from imsp.standard.validate import Issue, validator_for
 
@@ -181,6 +183,12 @@ class Roster:
     columns: tuple[str, ...]  # shown in lists
     personal: frozenset[str]  # ID numbers: masked in lists, their views audited
     derived: Mapping[str, str]  # name field ← code field, filled from the code table when blank
+    model: type[Department] | type[Doctor]  # the table its records live in
+    key_column: str  # the model's column holding the business key
+    sort_column: str  # lists are ordered by this column of the model
+    #: (code field, name field) naming one of the application's departments — the name is filled
+    #: from the department when blank — or None
+    department_ref: tuple[str, str] | None = None
 
     @property
     def fields(self) -> tuple[Field, ...]:
@@ -190,6 +198,10 @@ class Roster:
 
     def field(self, code: str) -> Field:
         return standard().dataset(self.dataset).field(code)
+
+    def shown_key(self, key: Any) -> str:
+        """A record's business key as shown in messages and the audit log (masked if personal)."""
+        return mask(key) if self.key in self.personal else str(key)
 
 
 DEPARTMENTS: Final = Roster(
@@ -201,6 +213,9 @@ DEPARTMENTS: Final = Roster(
     columns=("deptID", "deptName", "deptType", "subjectCode", "internetFlag", "validFlag"),
     personal=frozenset({"principalCertID"}),
     derived={"subjectName": "subjectCode"},
+    model=Department,
+    key_column="dept_code",
+    sort_column="dept_code",
 )
 DOCTORS: Final = Roster(
     kind="doctors",
@@ -211,6 +226,10 @@ DOCTORS: Final = Roster(
     columns=("doctorName", "doctorCertID", "personType", "titleCode", "deptID", "practiceCertNo"),
     personal=frozenset({"doctorCertID"}),
     derived={"titleName": "titleCode", "subjectName": "subjectCode"},
+    model=Doctor,
+    key_column="cert_id",
+    sort_column="id",
+    department_ref=("deptID", "deptName"),
 )
 ROSTERS: Final[dict[str, Roster]] = {r.kind: r for r in (DEPARTMENTS, DOCTORS)}
 
@@ -277,12 +296,3 @@ def show_value(f: Field, value: Any) -> str:
         name = names.get(value)
         return f"{value} {name}" if name else value
     return str(value)
-
-
-def mask_id(value: Any) -> str:
-    """An ID number as shown in lists: ``130102********2317``."""
-    if not isinstance(value, str) or not value:
-        return ""
-    if len(value) <= 8:
-        return value[0] + "*" * (len(value) - 1)
-    return value[:6] + "*" * (len(value) - 10) + value[-4:]

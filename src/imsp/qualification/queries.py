@@ -8,7 +8,8 @@ Who sees what:
 * an operator (平台实施方) — no application data.
 
 Anything outside a viewer's scope is reported as *not found*, so guessing identifiers in URLs
-reveals nothing. Views of attachments and of personal data (ID numbers) are audited reads.
+reveals nothing. Reads here write nothing: showing attachments and personal data (ID numbers),
+which is audited, is ``disclosure``.
 """
 
 from __future__ import annotations
@@ -16,19 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imsp.auth.audit import Actor
 from imsp.auth.models import Institution
-from imsp.auth.service import audit
 from imsp.errors import NotFound
-from imsp.qualification import fields as F
 from imsp.qualification.attachments import path_for
 from imsp.qualification.diff import Diff, compare
 from imsp.qualification.models import Application, Attachment, Submission, Transition
-from imsp.qualification.registration import Actor
 
 READERS = frozenset({"reviewer", "regulator"})
 
@@ -150,19 +148,11 @@ async def review_view(
     return ReviewView(app, inst, current, previous, diff, decision, steps)
 
 
-# --------------------------------------------------------------------------- audited reads
-
-
-async def open_attachment(
-    session: AsyncSession,
-    *,
-    actor: Actor,
-    attachment_id: int,
-    data_dir: Path,
-    now: datetime,
-    download: bool,
-) -> tuple[Attachment, Path]:
-    """The attachment row and its file, if ``actor`` may see it; the view is audited."""
+async def readable_attachment(
+    session: AsyncSession, *, actor: Actor, attachment_id: int, data_dir: Path
+) -> tuple[Attachment, Application, Path]:
+    """The attachment row, its application and its file, if ``actor`` may see them (else
+    ``NotFound``). Showing it to the actor is ``disclosure.open_attachment`` (audited)."""
     row = await session.get(Attachment, attachment_id)
     if row is None:
         raise NotFound("附件不存在")
@@ -172,45 +162,4 @@ async def open_attachment(
     path = path_for(data_dir, row.sha256)
     if not path.is_file():
         raise NotFound("附件文件不存在")
-    await audit(
-        session,
-        now=now,
-        actor=actor.username,
-        actor_kind="user",
-        action="attachment_download" if download else "attachment_view",
-        target=f"attachment:{row.id}",
-        institution_id=app.institution_id,
-        client_addr=actor.client_addr,
-        detail={"application": app.id, "kind": row.kind, "sha256": row.sha256},
-    )
-    return row, path
-
-
-async def view_person(
-    session: AsyncSession,
-    *,
-    actor: Actor,
-    app: Application,
-    roster: F.Roster,
-    record: dict[str, Any],
-    now: datetime,
-    where: str,
-) -> None:
-    """Audit that ``actor`` saw a record's personal data (ID numbers) unmasked."""
-    await audit(
-        session,
-        now=now,
-        actor=actor.username,
-        actor_kind="user",
-        action="personal_data_view",
-        target=f"application:{app.id}/{roster.dataset}",
-        institution_id=app.institution_id,
-        client_addr=actor.client_addr,
-        detail={
-            "where": where,
-            "record": F.mask_id(record.get(roster.key))
-            if roster.key in roster.personal
-            else str(record.get(roster.key)),
-            "name": str(record.get(roster.label_field) or ""),
-        },
-    )
+    return row, app, path

@@ -8,7 +8,6 @@ a refused request changes nothing. Functions take a session and never commit.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,24 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth import service as auth
 from imsp.auth.accounts import Issued, create_account, identity_problems
+from imsp.auth.audit import Actor, AuditAction, audit
 from imsp.auth.models import Institution
 from imsp.errors import BadRequest
 from imsp.qualification import fields as F
 from imsp.qualification.attachments import KINDS, current_attachments
 from imsp.qualification.models import Application, Submission
 from imsp.qualification.roster import departments_of, list_records
-from imsp.qualification.workflow import ensure_editable, transition
+from imsp.qualification.workflow import ensure_editable, on_application, transition
 from imsp.standard.validate import validator_for
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who acts: a portal user as the domain sees it."""
-
-    username: str
-    role: str
-    institution_id: int | None = None
-    client_addr: str = ""
 
 
 async def open_application(
@@ -95,13 +85,12 @@ async def allocate_applicant(
     institution = await auth.ensure_institution(session, org_code=org_code, name=org_name, now=now)
     issued = await create_account(
         session,
-        actor=actor.username,
+        actor=actor,
         role="applicant",
         username=username.strip(),
         display_name=display_name.strip(),
         institution=institution,
         now=now,
-        client_addr=actor.client_addr,
     )
     await open_application(session, institution_id=institution.id, actor=actor, now=now)
     return issued
@@ -210,15 +199,12 @@ async def submit(
         snapshot=frozen,
     )
     session.add(sub)
-    await auth.audit(
+    await audit(
         session,
+        actor,
+        AuditAction(f"qualification.{action}"),
         now=now,
-        actor=actor.username,
-        actor_kind="user",
-        action=f"qualification_{action}",
-        target=f"application:{app.id}",
-        institution_id=app.institution_id,
-        client_addr=actor.client_addr,
+        **on_application(app),
         detail={"version": app.version},
     )
     await session.flush()

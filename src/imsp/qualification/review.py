@@ -14,13 +14,12 @@ from functools import cache
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imsp.auth.service import audit
+from imsp.auth.audit import Actor, AuditAction, audit
 from imsp.errors import BadRequest, NotFound
 from imsp.qualification import fields as F
 from imsp.qualification.attachments import KINDS
 from imsp.qualification.models import Application, Transition
-from imsp.qualification.registration import Actor
-from imsp.qualification.workflow import transition
+from imsp.qualification.workflow import on_application, transition
 
 MAX_REASON = 1000
 
@@ -84,13 +83,10 @@ async def decide(
     )
     await audit(
         session,
+        actor,
+        AuditAction(f"qualification.{action}"),
         now=now,
-        actor=actor.username,
-        actor_kind="user",
-        action=f"qualification_{action}",
-        target=f"application:{app.id}",
-        institution_id=app.institution_id,
-        client_addr=actor.client_addr,
+        **on_application(app),
         detail={"version": app.version, "reason": reason, "fields": sorted(per_field)},
     )
     return row

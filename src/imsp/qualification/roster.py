@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,36 +24,23 @@ from imsp.qualification.models import Application, Department, Doctor
 from imsp.qualification.spreadsheet import CellProblem, SheetError, read_rows
 from imsp.qualification.workflow import ensure_editable
 
-
-async def _get(
-    session: AsyncSession, roster: F.Roster, record_id: int
-) -> Department | Doctor | None:
-    if roster.dataset == "department":
-        return await session.get(Department, record_id)
-    return await session.get(Doctor, record_id)
+RosterRow = Department | Doctor
 
 
 async def list_records(
     session: AsyncSession, *, app: Application, roster: F.Roster
-) -> list[Department] | list[Doctor]:
-    if roster.dataset == "department":
-        deps = await session.scalars(
-            select(Department)
-            .where(Department.application_id == app.id)
-            .order_by(Department.dept_code)
-        )
-        return list(deps)
-    docs = await session.scalars(
-        select(Doctor).where(Doctor.application_id == app.id).order_by(Doctor.id)
+) -> list[RosterRow]:
+    model = roster.model
+    rows = await session.scalars(
+        select(model)
+        .where(model.application_id == app.id)
+        .order_by(getattr(model, roster.sort_column))
     )
-    return list(docs)
+    return [cast(RosterRow, r) for r in rows]
 
 
 async def count_records(session: AsyncSession, *, app: Application, roster: F.Roster) -> int:
-    if roster.dataset == "department":
-        query = select(func.count()).where(Department.application_id == app.id)
-    else:
-        query = select(func.count()).where(Doctor.application_id == app.id)
+    query = select(func.count()).where(roster.model.application_id == app.id)
     return int(await session.scalar(query) or 0)
 
 
@@ -72,10 +59,11 @@ def _check_record(
     now: datetime,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     raw = dict(raw)
-    if roster.dataset == "doctor":
-        dept = str(raw.get("deptID") or "").strip()
-        if dept in departments and not str(raw.get("deptName") or "").strip():
-            raw["deptName"] = departments[dept]
+    ref = roster.department_ref
+    if ref is not None:
+        dept = str(raw.get(ref[0]) or "").strip()
+        if dept in departments and not str(raw.get(ref[1]) or "").strip():
+            raw[ref[1]] = departments[dept]
     record, errors = F.validate_record(
         roster,
         raw,
@@ -83,10 +71,10 @@ def _check_record(
         org_name=institution.name,
         updated=format_datetime(now),
     )
-    if roster.dataset == "doctor" and "deptID" not in errors:
-        ref = record.get("deptID")
-        if ref and ref not in departments:
-            errors["deptID"] = f"科室编码 {ref} 未在本机构科室信息中登记，请先添加该科室"
+    if ref is not None and ref[0] not in errors:
+        dept_code = record.get(ref[0])
+        if dept_code and dept_code not in departments:
+            errors[ref[0]] = f"科室编码 {dept_code} 未在本机构科室信息中登记，请先添加该科室"
     return record, errors
 
 
@@ -99,7 +87,7 @@ async def save_record(
     raw: Mapping[str, Any],
     now: datetime,
     record_id: int | None = None,
-) -> Department | Doctor:
+) -> RosterRow:
     """Add (``record_id`` None) or change one department/doctor. ``BadRequest`` with field errors."""
     ensure_editable(app)
     existing = None
@@ -113,56 +101,47 @@ async def save_record(
     if roster.key not in errors and isinstance(key, str):
         clash = await _find(session, app, roster, key)
         if clash is not None and clash is not existing:
-            errors[roster.key] = f"{roster.field(roster.key).name} {_shown(roster, key)} 已登记"
+            errors[roster.key] = f"{roster.field(roster.key).name} {roster.shown_key(key)} 已登记"
     if errors:
         raise BadRequest(f"{roster.title}信息有误", data={"errors": errors})
     assert isinstance(key, str)
     row = existing or _new(roster, app)
-    _assign(row, key, record, now)
+    _assign(roster, row, key, record, now)
     session.add(row)
     app.updated_at = now
     await session.flush()
     return row
 
 
-def _shown(roster: F.Roster, key: str) -> str:
-    return F.mask_id(key) if roster.key in roster.personal else key
+def _new(roster: F.Roster, app: Application) -> RosterRow:
+    return roster.model(application_id=app.id, data={})
 
 
-def _new(roster: F.Roster, app: Application) -> Department | Doctor:
-    if roster.dataset == "department":
-        return Department(application_id=app.id, dept_code="", data={})
-    return Doctor(application_id=app.id, cert_id="", data={})
-
-
-def _assign(row: Department | Doctor, key: str, record: dict[str, Any], now: datetime) -> None:
-    if isinstance(row, Department):
-        row.dept_code = key
-    else:
-        row.cert_id = key
+def _assign(
+    roster: F.Roster, row: RosterRow, key: str, record: dict[str, Any], now: datetime
+) -> None:
+    setattr(row, roster.key_column, key)
     row.data = record
     row.updated_at = now
 
 
 async def _find(
     session: AsyncSession, app: Application, roster: F.Roster, key: str
-) -> Department | Doctor | None:
-    if roster.dataset == "department":
-        return await session.scalar(
-            select(Department).where(
-                Department.application_id == app.id, Department.dept_code == key
-            )
+) -> RosterRow | None:
+    model = roster.model
+    row = await session.scalar(
+        select(model).where(
+            model.application_id == app.id, getattr(model, roster.key_column) == key
         )
-    return await session.scalar(
-        select(Doctor).where(Doctor.application_id == app.id, Doctor.cert_id == key)
     )
+    return cast(RosterRow | None, row)
 
 
 async def get_record(
     session: AsyncSession, *, app: Application, roster: F.Roster, record_id: int
-) -> Department | Doctor:
+) -> RosterRow:
     """One record of ``app`` (scoped: another application's id is 'not found')."""
-    row = await _get(session, roster, record_id)
+    row = cast(RosterRow | None, await session.get(roster.model, record_id))
     if row is None or row.application_id != app.id:
         raise NotFound(f"{roster.title}记录不存在")
     return row
@@ -232,7 +211,7 @@ async def import_records(
             added += 1
         else:
             updated += 1
-        _assign(row_obj, key, record, now)
+        _assign(roster, row_obj, key, record, now)
         session.add(row_obj)
     app.updated_at = now
     await session.flush()

@@ -125,3 +125,8 @@ async def transition(
     session.add(row)
     await session.flush()
     return row
+
+
+def on_application(app: Application) -> dict[str, Any]:
+    """The ``target`` and ``institution_id`` of an audit event about ``app``."""
+    return {"target": f"application:{app.id}", "institution_id": app.institution_id}

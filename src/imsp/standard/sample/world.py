@@ -341,13 +341,6 @@ class World:
             i, f"{base.dept_id}{ward:02d}", f"{base.name}（第{ward}诊区）", base.dept_id, base
         )
 
-    def clinical_depts(self) -> list[Dept]:
-        return [
-            self.dept(i)
-            for i, d in enumerate(vocab.DEPARTMENTS)
-            if d.kind == "clinical" and i < self.bound
-        ]
-
     # ------------------------------------------------------------------ staff
 
     def staff(self, index: int) -> Staff:

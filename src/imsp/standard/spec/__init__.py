@@ -1,7 +1,7 @@
 """The published interface spec (数据接口规范), generated from the Data Standard's data files.
 
 《河北省互联网医疗服务监管平台数据接口规范（IMSP 版）V1.0》 in the shape of an official appendix:
-1 概述, 2 授权码获取服务, 3 the 16 upload services (field tables, rules, design decisions, a
+1 概述, 2 授权码获取服务, 3 the upload services (field tables, rules, design decisions, a
 generated example request and the receipts the platform's validator gives for it), 4 代码表,
 5 错误代码, 6 JSON Schema 与自定义格式, 附录. Two renderings of one document:
 
@@ -42,7 +42,7 @@ def parts(std: Standard | None = None) -> list[Part]:
     services_intro = Part("3-services", "3 上传服务")
     services_intro.h(1, "3 上传服务", "services")
     services_intro.p(
-        "16 个上传服务的请求方式、请求头与参数相同（见 "
+        f"{len(std.datasets)} 个上传服务的请求方式、请求头与参数相同（见 "
         + link("1.3 传输与处理", "transport")
         + "），各服务的节点见下列各节。"
     )

@@ -87,7 +87,8 @@ def overview(std: Standard) -> Part:
     part.h(2, "1.1 范围", "scope")
     part.p(
         "本规范规定互联网医院向河北省互联网医疗服务监管平台上传基本信息与医疗服务数据的接口："
-        "授权码获取服务、16 个数据上传服务、各数据集的节点与值域、代码表、错误代码与 JSON Schema。"
+        f"授权码获取服务、{len(std.datasets)} 个数据上传服务、各数据集的节点与值域、代码表、"
+        "错误代码与 JSON Schema。"
         "互联网医院开发厂商负责数据推送，采用实时上传方式。"
     )
     datasets = std.ordered()

@@ -1,4 +1,4 @@
-"""Part 3 (the 16 upload services) and part 4 (code tables) of the published spec."""
+"""Part 3 (the upload services, one per dataset) and part 4 (code tables) of the published spec."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""Masking of personal identifiers for display (CLI output, logs, pages).
+"""Masking of personal identifiers for display: the ONE rule, for the server, the CLI and the SDK.
 
 ID numbers are stored as sent — supervision needs them to link a patient or a doctor across
-institutions — but never shown in full: ``130102199001011234`` → ``130102********1234``, a mobile
-``13800138000`` → ``138****8000`` (《个人信息保护法》第五十一条: 采取去标识化等安全技术措施).
+institutions — but never shown in full (《个人信息保护法》第五十一条: 采取去标识化等安全技术措施):
+a resident ID number ``130102199001011234`` is shown as ``130102********1234`` (the region and the
+check part stay, so a person can still tell two records apart), a mobile ``13800138000`` as
+``138****8000``. Pure: the SDK may import it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from imsp.standard.model import Dataset, Field
 #: Formats and node names that carry a personal identifier or contact number.
 _FORMATS: Final = frozenset({"idcard", "mobile", "phone"})
 _NAMES: Final = re.compile(r"(cert_?id|card_?no|mobile|phone|tel)$", re.IGNORECASE)
+#: An 18-character resident ID number (GB 11643) standing on its own inside free text.
+_IDCARD_IN_TEXT: Final = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
 
 
-def mask(value: str) -> str:
-    """Keep the first 6 and last 4 characters of a long identifier, 3 and 4 of a shorter one."""
+def mask(value: str | None) -> str:
+    """Keep the first 6 and last 4 characters of a long identifier, 3 and 4 of a shorter one;
+    hide a very short one entirely (``None`` or blank: ``""``)."""
+    if not value:
+        return ""
     n = len(value)
     if n >= 15:
         return value[:6] + "*" * (n - 10) + value[-4:]
@@ -27,12 +34,18 @@ def mask(value: str) -> str:
     return "*" * n
 
 
+def mask_text(text: str) -> str:
+    """``text`` (a message, a table cell) with every resident ID number in it masked."""
+    return _IDCARD_IN_TEXT.sub(lambda m: mask(m.group(0)), text)
+
+
 def is_sensitive(f: Field) -> bool:
+    """Whether a field of the standard holds an identifier or a contact number."""
     return f.format in _FORMATS or bool(_NAMES.search(f.code))
 
 
 def mask_key(ds: Dataset, key: str) -> str:
-    """A business key for display: masked when one of its fields is an identifier (doctor)."""
+    """A business key for display: masked where one of its fields is an identifier (doctor)."""
     parts = key.split("|")
     if len(parts) != len(ds.key):
         return key
