@@ -22,9 +22,10 @@ from imsp.auth.service import ensure_institution
 from imsp.clock import BEIJING
 from imsp.config import Settings
 from imsp.exchange.ingest import Receipt, ingest
-from imsp.exchange.pgstore import PgWriter
-from imsp.exchange.store import LogEntry, SqliteWriter, Writer
+from imsp.exchange.pg_writer import PgWriter
+from imsp.exchange.sqlite_writer import SqliteWriter
 from imsp.exchange.tokens import Grant
+from imsp.exchange.writer import LogEntry, Writer
 from imsp.standard.model import load_standard
 from imsp.standard.sample import generate_all
 from imsp.storage.db import Database
