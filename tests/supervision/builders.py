@@ -178,3 +178,20 @@ class Platform:
             assert rec is not None
             rec.data = {**rec.data, **changes}
             rec.version += 1
+
+    async def work(self, *, now: datetime = NOW, rounds: int = 1000) -> int:
+        """Run worker rounds at ``now`` until the change feed is empty; returns changes done."""
+        from imsp.clock import FrozenClock
+        from imsp.supervision.worker import run_once
+
+        done = 0
+        for _ in range(rounds):
+            r = await run_once(self.db, settings=self.settings, clock=FrozenClock(now), worker="t")
+            if r.claimed == 0:
+                return done
+            done += r.claimed
+        raise AssertionError("the change feed did not drain")
+
+
+def key_of(dataset: str, doc: dict[str, Any]) -> str:
+    return "|".join(str(doc[k]) for k in load_standard().datasets[dataset].key)
