@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.standard.ruleset import load_rules
 from imsp.supervision import workflow
 from imsp.supervision.facts import Index, Rec, Verdict
-from imsp.supervision.loading import chunks, load_index
+from imsp.supervision.loading import BaseCache, chunks, load_index
 from imsp.supervision.models import Finding, FindingEvent, PendingCheck
 from imsp.supervision.predicates import PREDICATES
 
@@ -132,20 +132,27 @@ async def _existing(
     session: AsyncSession, outcomes: Sequence[Outcome]
 ) -> tuple[dict[tuple[str, int, str, str], Finding], dict[tuple[str, int, str, str], PendingCheck]]:
     insts = sorted({o.subject.institution_id for o in outcomes})
+    datasets = sorted({o.subject.dataset for o in outcomes})
     keys = sorted({o.subject.key for o in outcomes})
     findings: dict[tuple[str, int, str, str], Finding] = {}
     pending: dict[tuple[str, int, str, str], PendingCheck] = {}
     for part in chunks(keys):
         for f in (
             await session.scalars(
-                select(Finding).where(Finding.institution_id.in_(insts), Finding.key.in_(part))
+                select(Finding).where(
+                    Finding.institution_id.in_(insts),
+                    Finding.dataset.in_(datasets),
+                    Finding.key.in_(part),
+                )
             )
         ).all():
             findings[(f.rule_id, f.institution_id, f.dataset, f.key)] = f
         for p in (
             await session.scalars(
                 select(PendingCheck).where(
-                    PendingCheck.institution_id.in_(insts), PendingCheck.key.in_(part)
+                    PendingCheck.institution_id.in_(insts),
+                    PendingCheck.dataset.in_(datasets),
+                    PendingCheck.key.in_(part),
                 )
             )
         ).all():
@@ -277,12 +284,16 @@ async def evaluate_records(
     grace: timedelta,
     rule_ids: Collection[str] | None = None,
     org_registry: set[str] | None = None,
+    cache: BaseCache | None = None,
 ) -> Stats:
-    """Load what ``subjects`` refer to, evaluate the selected rules and apply the outcomes."""
+    """Load what ``subjects`` refer to, evaluate the selected rules and apply the outcomes.
+    ``cache`` (sweeps only) keeps base data loaded by earlier batches."""
     stats = Stats()
     if not subjects:
         return stats
-    idx = await load_index(session, subjects, now=now, grace=grace, org_registry=org_registry)
+    idx = await load_index(
+        session, subjects, now=now, grace=grace, org_registry=org_registry, cache=cache
+    )
     outcomes = evaluate(subjects, idx, rule_ids=rule_ids, stats=stats)
     applied = await apply(session, outcomes, now=now)
     applied.seconds, applied.checks = stats.seconds, stats.checks

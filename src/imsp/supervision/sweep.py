@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.exchange.models import Record
 from imsp.storage.db import Database
 from imsp.supervision.engine import Stats, evaluate_records
-from imsp.supervision.loading import load_org_registry, record_query, to_rec
+from imsp.supervision.loading import BaseCache, load_org_registry, record_query, to_rec
 from imsp.supervision.predicates import PREDICATES
 
 __all__ = ["sweep", "sweep_in_session"]
@@ -65,6 +65,7 @@ async def sweep_in_session(
     stats = Stats()
     datasets = _datasets(rule_ids)
     registry = await load_org_registry(session)
+    cache = BaseCache()
     after = 0
     while True:
         rows = await _batch(
@@ -77,7 +78,13 @@ async def sweep_in_session(
         after = subjects[-1].id
         stats.add(
             await evaluate_records(
-                session, subjects, now=now, grace=grace, rule_ids=rule_ids, org_registry=registry
+                session,
+                subjects,
+                now=now,
+                grace=grace,
+                rule_ids=rule_ids,
+                org_registry=registry,
+                cache=cache,
             )
         )
 
@@ -98,6 +105,7 @@ async def sweep(
     datasets = _datasets(rule_ids)
     async with db.session() as s:
         registry = await load_org_registry(s)
+    cache = BaseCache()
     after = 0
     while True:
         async with db.session() as s:
@@ -111,7 +119,13 @@ async def sweep(
             after = subjects[-1].id
             stats.add(
                 await evaluate_records(
-                    s, subjects, now=now, grace=grace, rule_ids=rule_ids, org_registry=registry
+                    s,
+                    subjects,
+                    now=now,
+                    grace=grace,
+                    rule_ids=rule_ids,
+                    org_registry=registry,
+                    cache=cache,
                 )
             )
         if progress is not None:
