@@ -115,6 +115,17 @@ def _rows(
     return out
 
 
+def _clean(world: dict[str, list[dict[str, Any]]]) -> None:
+    """Make the generated world compliant where the generator is looser than the rules, so the
+    ~1 % mutations are (nearly) the only violations: insurance in force for the whole year (R07),
+    a consent form in force (R17)."""
+    for d in world["doctor"]:
+        if d.get("policyNo"):
+            d.update(policyStartDate="2025-01-01", policyEndDate="2025-12-31")
+    consent = next(a for a in world["agreement"] if a["protocolType"] == "3")
+    consent.update(status="1", effectiveDate="2020-01-01", expireDate=None)
+
+
 def load(url: str, count: int, copies: int) -> int:
     from imsp.standard.sample import generate_all
 
@@ -123,9 +134,17 @@ def load(url: str, count: int, copies: int) -> int:
     print(
         f"generated {sum(len(v) for v in world.values())} records in {time.perf_counter() - started:.0f} s"
     )
+    _clean(world)
     rng = random.Random(20251130)
     total = 0
     with psycopg.connect(url, autocommit=True) as conn:
+        partners = sorted({t["invitedOrgCode"] for t in world["telemedicine"]} - {bi.ORG})
+        for code in partners:  # the invited hospitals are registered institutions (R42)
+            conn.execute(
+                "INSERT INTO institution (org_code, name, created_at) VALUES (%s, '合作医院', now()) "
+                "ON CONFLICT (org_code) DO NOTHING",
+                (code,),
+            )
         for n in range(copies):
             org = bi.ORG if n == 0 else f"1213{n:04d}MB1A2B3C4R"[:18]
             inst = conn.execute(

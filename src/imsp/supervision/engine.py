@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.standard.ruleset import load_rules
@@ -85,20 +85,21 @@ def evaluate(
     """Every selected rule on every subject (a voided record breaks no rule)."""
     out: list[Outcome] = []
     timer = time.perf_counter
-    by_dataset: dict[str, list[str]] = {}
+    groups: dict[str, list[Rec]] = {}
     for rec in subjects:
-        rids = by_dataset.get(rec.dataset)
-        if rids is None:
-            rids = by_dataset[rec.dataset] = sorted(rules_for(rec.dataset, rule_ids))
-        for rid in rids:
-            v = Verdict(rec)
-            if not rec.voided:
-                t0 = timer()
-                PREDICATES[rid].check(rec, idx, v)
-                if stats is not None:
-                    stats.seconds[rid] = stats.seconds.get(rid, 0.0) + timer() - t0
-                    stats.checks[rid] = stats.checks.get(rid, 0) + 1
-            out.append(Outcome(rid, v))
+        groups.setdefault(rec.dataset, []).append(rec)
+    for dataset, recs in groups.items():
+        for rid in sorted(rules_for(dataset, rule_ids)):
+            check = PREDICATES[rid].check
+            t0 = timer()
+            for rec in recs:
+                v = Verdict(rec)
+                if not rec.voided:
+                    check(rec, idx, v)
+                out.append(Outcome(rid, v))
+            if stats is not None:
+                stats.seconds[rid] = stats.seconds.get(rid, 0.0) + timer() - t0
+                stats.checks[rid] = stats.checks.get(rid, 0) + len(recs)
     return out
 
 
@@ -167,7 +168,7 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
         return stats
     catalogue = load_rules()
     findings, pending = await _existing(session, outcomes)
-    raised: list[Finding] = []
+    new: dict[tuple[str, int, str, str], dict[str, Any]] = {}
     events: list[FindingEvent] = []
     drop_pending: list[PendingCheck] = []
     for o in outcomes:
@@ -180,28 +181,28 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
                 drop_pending.append(p)
             records = _records_of(v)
             if f is None:
-                f = Finding(
-                    rule_id=o.rule_id,
-                    rule_version=catalogue[o.rule_id].version,
-                    institution_id=rec.institution_id,
-                    dataset=rec.dataset,
-                    key=rec.key,
-                    record_id=rec.id,
-                    record_version=rec.version,
-                    severity=v.severity or "violation",
-                    status=workflow.INITIAL,
-                    records=records,
-                    evidence=v.problems,
-                    business_time=rec.business_time,
-                    doctor_cert_id=rec["doctorCertID"] or None,
-                    first_seen=now,
-                    last_seen=now,
-                    updated_at=now,
-                )
-                session.add(f)
-                findings[k] = f
-                raised.append(f)
-                stats.raised += 1
+                new[k] = {
+                    "rule_id": o.rule_id,
+                    "rule_version": catalogue[o.rule_id].version,
+                    "institution_id": rec.institution_id,
+                    "dataset": rec.dataset,
+                    "key": rec.key,
+                    "record_id": rec.id,
+                    "record_version": rec.version,
+                    "severity": v.severity or "violation",
+                    "status": workflow.INITIAL,
+                    "records": records,
+                    "evidence": v.problems,
+                    "business_time": rec.business_time,
+                    "doctor_cert_id": rec["doctorCertID"] or None,
+                    "first_seen": now,
+                    "last_seen": now,
+                    "updated_at": now,
+                    "assignee": None,
+                    "due_at": None,
+                    "resolution": None,
+                    "resolved_version": None,
+                }
                 continue
             recur = f.status == "rectified" and (
                 f.resolution == "resubmitted"
@@ -256,21 +257,31 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
     for p in drop_pending:
         await session.delete(p)
     await session.flush()
-    for f in raised:
-        events.append(
-            FindingEvent(
-                finding_id=f.id,
-                at=now,
-                action="raise",
-                from_status=None,
-                to_status=f.status,
-                actor="system",
-                actor_role=workflow.SYSTEM,
-                text="",
-                attachment=None,
-                data={"version": f.record_version},
+    if new:
+        # one multi-row INSERT … RETURNING for the batch's new findings (a sweep may raise many)
+        rows = list(new.values())
+        ids = (
+            await session.execute(
+                insert(Finding).returning(Finding.id, sort_by_parameter_order=True), rows
             )
-        )
+        ).scalars()
+        raise_rows = [
+            {
+                "finding_id": fid,
+                "at": now,
+                "action": "raise",
+                "from_status": None,
+                "to_status": workflow.INITIAL,
+                "actor": "system",
+                "actor_role": workflow.SYSTEM,
+                "text": "",
+                "attachment": None,
+                "data": {"version": row["record_version"]},
+            }
+            for fid, row in zip(ids, rows, strict=True)
+        ]
+        await session.execute(insert(FindingEvent), raise_rows)
+        stats.raised += len(rows)
     session.add_all(events)
     await session.flush()
     return stats
