@@ -61,6 +61,12 @@ class SupervisionSettings(BaseModel):
     lease_seconds: float = Field(
         default=120, gt=0, description="领取后未确认的变更在此时间后可被重新领取（秒）"
     )
+    nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="单独运行的工作进程降低的 CPU 优先级（nice 值），使上传请求优先，队列随后追平",
+    )
 
 
 class Settings(BaseSettings):

@@ -17,11 +17,12 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imsp.standard.model import load_standard
 from imsp.standard.ruleset import load_rules
 from imsp.supervision import workflow
 from imsp.supervision.facts import Index, Rec, Verdict
@@ -101,6 +102,19 @@ def evaluate(
                 stats.seconds[rid] = stats.seconds.get(rid, 0.0) + timer() - t0
                 stats.checks[rid] = stats.checks.get(rid, 0) + len(recs)
     return out
+
+
+#: dataset → the field naming its doctor (数据标准 columns.doctor_cert_id), for per-doctor views.
+_DOCTOR_FIELD: Final[dict[str, str]] = {
+    ds.code: ds.columns["doctor_cert_id"]
+    for ds in load_standard().datasets.values()
+    if "doctor_cert_id" in ds.columns
+}
+
+
+def _doctor_of(rec: Rec) -> str | None:
+    f = _DOCTOR_FIELD.get(rec.dataset)
+    return (rec[f] or None) if f else None
 
 
 def _records_of(v: Verdict) -> list[dict[str, Any]]:
@@ -194,7 +208,7 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
                     "records": records,
                     "evidence": v.problems,
                     "business_time": rec.business_time,
-                    "doctor_cert_id": rec["doctorCertID"] or None,
+                    "doctor_cert_id": _doctor_of(rec),
                     "first_seen": now,
                     "last_seen": now,
                     "updated_at": now,
@@ -325,8 +339,6 @@ def try_rule(
 ) -> list[Outcome]:
     """Run one rule against a pasted record set (dataset code → records), without a database:
     the portal's "test this rule" form. Records count as received at ``now``."""
-    from imsp.standard.model import load_standard
-
     std = load_standard()
     idx = Index(now=now, grace=grace)
     received = now.astimezone(UTC)
