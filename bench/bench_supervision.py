@@ -347,7 +347,12 @@ def main() -> None:
             bi.prepare(url)
             total = load(url, args.count, args.copies)
             stats, seconds = run_sweep(url, args.batch)
+            with psycopg.connect(url) as conn:
+                by_rule = conn.execute(
+                    "SELECT rule_id, count(*) FROM supervision_finding GROUP BY 1 ORDER BY 2 DESC"
+                ).fetchall()
         part = sweep_report(args, host, total, stats, seconds)
+        part += "\n\nFindings by rule: " + ", ".join(f"{r} {n:,}" for r, n in by_rule) + "."
         marker = "全量重新评估"
     else:
         part = ingest_runs(args, host)
