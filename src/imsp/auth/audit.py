@@ -44,6 +44,14 @@ class AuditAction(StrEnum):
     ATTACHMENT_DOWNLOAD = "attachment.download"
     PERSONAL_DATA_VIEW = "personal_data.view"
     EXCHANGE_BODY_EXPORT = "exchange.body_export"
+    FINDING_CONFIRM = "finding.confirm"
+    FINDING_DISMISS = "finding.dismiss"
+    FINDING_RECTIFY = "finding.rectify"
+    FINDING_ANSWER = "finding.answer"
+    FINDING_CLOSE = "finding.close"
+    FINDING_REOPEN = "finding.reopen"
+    FINDING_ASSIGN = "finding.assign"
+    FINDING_COMMENT = "finding.comment"
 
 
 @dataclass(frozen=True, slots=True)

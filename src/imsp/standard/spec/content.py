@@ -293,7 +293,10 @@ def errors() -> Part:
         (code(k.code), k.title, str(k.msg_code), "警告" if k.severity == "warning" else "错误")
         for k in ISSUES.values()
     ]
-    rows += [(code(c), title, str(mc), "错误") for c, (title, mc) in exchange_issues().items()]
+    rows += [
+        (code(c), title, str(mc), "警告" if EXCHANGE_ISSUES[c].severity == "warning" else "错误")
+        for c, (title, mc) in exchange_issues().items()
+    ]
     part.table(("问题代码", "名称", "对应 msgCode", "级别"), rows)
     part.p(
         "数据集的记录内规则可声明自己的问题代码（见各服务的“记录内校验规则”表），对应 msgCode -94。"
