@@ -82,7 +82,10 @@ def prepare_database(settings: Settings, *, run_migrations: bool) -> None:
 
 def bind(endpoint: Endpoint) -> socket.socket:
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says it is TCP; without it every keep-alive response waits ~40 ms for the
+    # client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((endpoint.host, endpoint.port))
@@ -112,7 +115,10 @@ async def serve_forever(
     *,
     clock: Clock | None = None,
     on_ready: Callable[[], None] | None = None,
+    stop_event: asyncio.Event | None = None,
 ) -> None:
+    """Serve both apps on ``sockets`` until SIGTERM/SIGINT — or, when ``stop_event`` is given
+    (a server in a test's thread, where signals cannot be handled), until it is set."""
     clock = clock or SystemClock()
     db = Database(settings)
     apps = (
@@ -138,8 +144,17 @@ async def serve_forever(
         for s in servers:
             s.should_exit = True
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT) if stop_event is None else ()
+    for sig in signals:
         loop.add_signal_handler(sig, stop)
+    watcher = None
+    if stop_event is not None:
+
+        async def watch() -> None:
+            await stop_event.wait()
+            stop()
+
+        watcher = asyncio.create_task(watch())
     tasks = [
         asyncio.create_task(s.serve(sockets=[sock]))
         for s, sock in zip(servers, sockets, strict=True)
@@ -154,6 +169,8 @@ async def serve_forever(
         await asyncio.gather(*tasks)
     finally:
         stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        if watcher is not None:
+            watcher.cancel()
+        for sig in signals:
             loop.remove_signal_handler(sig)
         await db.dispose()
