@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from imsp import __version__
 from imsp.clock import Clock
 from imsp.config import Settings
-from imsp.errors import ImspError, MethodNotAllowed, NotFound
+from imsp.errors import UNAVAILABLE_RETRY_AFTER, ImspError, MethodNotAllowed, NotFound
 from imsp.standard.protocol import GATEWAY
 from imsp.storage.db import Database
 
@@ -120,4 +120,8 @@ def install_healthz(app: FastAPI) -> None:
             "version": __version__,
             "database": db,
         }
-        return JsonResponse(body, status_code=200 if ok else 503)
+        if ok:
+            return JsonResponse(body)
+        return JsonResponse(
+            body, status_code=503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
+        )

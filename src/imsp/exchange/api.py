@@ -27,6 +27,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -223,6 +224,8 @@ async def create_token(request: Request) -> Response:
                 )
         except DBAPIError as exc:
             raise db_failure(exc, None, connection_lost=exc.connection_invalidated) from None
+        except PoolTimeout as exc:
+            raise db_failure(exc, None, connection_lost=True) from None
     except ImspError as exc:
         await _refused(request, entry, exc, started)
         raise
