@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL 连接串；为空时使用数据目录下的 SQLite"
     )
     host: str = "127.0.0.1"
+    trusted_proxies: str = Field(
+        default="",
+        description="可信反向代理地址（逗号分隔的 IP 或网段，如 10.0.0.1,10.0.8.0/24）；"
+        "只有来自这些地址的请求才采用 X-Forwarded-For 中的客户端地址。默认为空：不信任任何代理",
+    )
     exchange: ExchangeSettings = ExchangeSettings()
     portal: PortalSettings = PortalSettings()
 

@@ -134,6 +134,9 @@ async def serve_forever(
                 lifespan="on",
                 timeout_graceful_shutdown=10,
                 server_header=False,
+                # Forwarded headers are judged by the app (web.client_addr, trusted_proxies
+                # only); uvicorn's default would believe them from loopback.
+                proxy_headers=False,
             )
         )
         for app in apps
