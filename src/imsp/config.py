@@ -23,7 +23,9 @@ class ExchangeSettings(BaseModel):
     max_records: int = Field(default=1000, ge=1, description="单次上传的最大记录数")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="请求体上限（字节）")
     auth_failures_per_minute: int = Field(
-        default=10, ge=1, description="每个 appId/地址每分钟失败次数上限"
+        default=10,
+        ge=1,
+        description="每个 (appId, 地址) 每分钟失败次数上限；按地址计数时正确的凭据或令牌不受影响",
     )
     token_cache_seconds: float = Field(
         default=5.0,

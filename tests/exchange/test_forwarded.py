@@ -7,14 +7,11 @@ invalid-token limit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
-from imsp.app import create_exchange_app
 from imsp.auth.service import IssuedCredential
 from imsp.clock import FrozenClock
 from imsp.config import Settings
@@ -32,14 +29,6 @@ def _log_addrs(peek: Peek) -> list[str]:
             "SELECT client_addr FROM exchange_log WHERE service = 'uploadPatientFile' ORDER BY at"
         )
     ]
-
-
-@pytest.fixture
-def behind_proxy(settings: Settings, clock: FrozenClock) -> Iterator[TestClient]:
-    trusting = settings.model_copy(update={"trusted_proxies": "10.0.0.1, 10.0.8.0/24"})
-    app = create_exchange_app(trusting, clock=clock)
-    with TestClient(app, client=("10.0.0.1", 40000)) as client:
-        yield client
 
 
 def _upload(client: Any, token: str, n: int, forwarded: str) -> Any:
