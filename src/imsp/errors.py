@@ -53,6 +53,18 @@ class CredentialRevoked(ImspError):
     code = 40005
 
 
+class DuplicateKey(ImspError):
+    code = 40006
+
+
+class RepeatedParameter(ImspError):
+    code = 40007
+
+
+class RepeatedHeader(ImspError):
+    code = 40008
+
+
 class TokenMissing(ImspError):
     code = 40101
 

@@ -17,6 +17,7 @@ Upload request handling, in this order (each refusal is logged in ``exchange_log
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,9 +37,12 @@ from imsp.clock import format_datetime
 from imsp.errors import (
     BadRequest,
     BodyTooLarge,
+    DuplicateKey,
     ImspError,
     MalformedJson,
     NotFound,
+    RepeatedHeader,
+    RepeatedParameter,
     TooManyRecords,
     Unavailable,
     UnsupportedMediaType,
@@ -75,19 +79,29 @@ def writer_of(request: Request) -> Writer:
 # --------------------------------------------------------------------------- request parsing
 
 
+def single(values: list[str], name: str, error: type[ImspError]) -> str | None:
+    """The one value of a header or query parameter; repeating it is ambiguous (which one did
+    the client mean?) and refused with ``error``."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise error(f"{name} 出现了 {len(values)} 次，只能出现一次")
+    return values[0]
+
+
 def bearer(request: Request) -> str | None:
     headers = request.headers
-    token = headers.get("accesstoken")
+    token = single(headers.getlist("accesstoken"), "请求头 accessToken", RepeatedHeader)
+    auth = single(headers.getlist("authorization"), "请求头 Authorization", RepeatedHeader)
     if token:
         return token.strip()
-    auth = headers.get("authorization")
     if auth and auth[:7].lower() == "bearer ":
         return auth[7:].strip()
     return None
 
 
 def flag(request: Request, name: str) -> bool:
-    raw = request.query_params.get(name)
+    raw = single(request.query_params.getlist(name), f"查询参数 {name}", RepeatedParameter)
     if raw is None:
         return False
     value = raw.strip().lower()
@@ -148,6 +162,9 @@ def parse_records(body: bytes, max_records: int) -> list[Any]:
         raise MalformedJson(f"请求体不是合法的 UTF-8 JSON：{exc}") from None
     if b"\\u0000" in body and _has_nul(doc):
         raise MalformedJson("请求体含 NUL 字符（\\u0000），不能接收")
+    key = duplicate_key(body, doc)
+    if key is not None:
+        raise DuplicateKey(f"JSON 对象中的键 {key[:64]!r} 重复出现，无法确定取哪一个值")
     if type(doc) is dict:
         return [doc]
     if type(doc) is not list:
@@ -157,6 +174,45 @@ def parse_records(body: bytes, max_records: int) -> list[Any]:
     if len(doc) > max_records:
         raise TooManyRecords(f"单次上传 {len(doc)} 条，超过上限 {max_records} 条")
     return doc
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _Duplicate(k)
+            seen.add(k)
+    return out
+
+
+def duplicate_key(body: bytes, doc: Any) -> str | None:
+    """A key that occurs twice in one object of ``body`` (parsed as ``doc``), or ``None``.
+
+    orjson keeps the last of duplicate keys silently. Fast check: every key in the body is
+    followed by one ``:``, and every ``:`` in the body is such a separator or a character of a
+    string; ``doc`` re-serialised has the same count unless a key (with its value) was dropped.
+    Only ``\\u003a`` (an escaped colon) could hide a duplicate from that count, so its presence —
+    or an unequal count — sends the body through the exact, slower check."""
+    if b"\\u003" not in body:
+        try:
+            if body.count(b":") == orjson.dumps(doc).count(b":"):
+                return None
+        except TypeError:  # nesting deeper than orjson writes (255)
+            pass
+    try:
+        json.loads(body.decode("utf-8-sig"), object_pairs_hook=_unique_pairs)
+    except _Duplicate as dup:
+        return dup.key
+    except RecursionError:  # nesting orjson accepts but the stdlib parser cannot follow
+        return None
+    return None
 
 
 def _has_nul(doc: Any) -> bool:
@@ -210,11 +266,15 @@ async def create_token(request: Request) -> Response:
     """授权码获取服务：GET /auth/accesstoken/create?appId=&appSecret="""
     started = time.perf_counter()
     c = ctx(request)
-    app_id = request.query_params.get("appId", "").strip()
-    secret = request.query_params.get("appSecret", "").strip()
+    params = request.query_params
     entry = _new_entry(request, TOKEN_SERVICE, None)
-    entry.app_id = app_id[:40].replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
     try:
+        app_id = (
+            single(params.getlist("appId"), "查询参数 appId", RepeatedParameter) or ""
+        ).strip()
+        entry.app_id = app_id[:40].replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
+        secret = single(params.getlist("appSecret"), "查询参数 appSecret", RepeatedParameter)
+        secret = (secret or "").strip()
         if not app_id or not secret:
             raise BadRequest("缺少查询参数 appId 或 appSecret")
         try:
