@@ -131,14 +131,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers) if exc.headers else None  # 405 carries Allow (RFC 9110)
         if exc.status_code == 404:
-            return error_response(NotFound.code)
+            return error_response(NotFound.code, headers=headers)
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed.code)
+            return error_response(MethodNotAllowed.code, headers=headers)
         code = {400: 40001, 401: 40101, 403: 40300, 413: 41300, 415: 41500, 429: 42900}.get(
             exc.status_code, 50000
         )
-        return error_response(code)
+        return error_response(code, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
