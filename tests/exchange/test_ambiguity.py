@@ -85,3 +85,13 @@ def test_warnings_are_capped_per_record_and_the_rest_counted(
     assert len(result["warnings"]) == MAX_LISTED + 1
     assert result["warnings"][-1]["code"] == "more_issues"
     assert str(50_000 - MAX_LISTED) in result["warnings"][-1]["msg"]
+
+
+@pytest.mark.parametrize("query", ["dryrun=true", "dryRun=TRUE", "dryRun=", "atomic=yes"])
+def test_unknown_query_parameters_and_flag_values_are_refused(
+    exchange_client: TestClient, auth: dict[str, str], peek: Peek, query: str
+) -> None:
+    """A misspelt ``dryrun`` ignored would store what the client meant only to check."""
+    r = exchange_client.post(f"{URL}?{query}", headers=auth, json=record("patient"))
+    assert r.status_code == 400 and r.json()["code"] == 40001
+    assert peek.count("record") == 0

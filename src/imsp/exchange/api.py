@@ -31,6 +31,7 @@ from imsp.exchange.edge import (
     check_media_type,
     fast,
     flag,
+    only_parameters,
     parse_records,
     read_body,
     single,
@@ -45,6 +46,8 @@ from imsp.web import AppContext, JsonResponse, client_addr, ctx
 log = logging.getLogger("imsp.exchange")
 
 TOKEN_SERVICE = "accesstoken"  # noqa: S105 - the service name in the exchange log
+TOKEN_PARAMETERS = frozenset({"appId", "appSecret"})
+UPLOAD_PARAMETERS = frozenset({"dryRun", "atomic"})
 
 
 def tokens_of(request: Request) -> TokenService:
@@ -105,6 +108,7 @@ async def create_token(request: Request) -> Response:
     params = request.query_params
     entry = _new_entry(request, TOKEN_SERVICE, None)
     try:
+        only_parameters(request, TOKEN_PARAMETERS)
         app_id = (
             single(params.getlist("appId"), "查询参数 appId", RepeatedParameter) or ""
         ).strip()
@@ -148,6 +152,7 @@ def upload_handler(ds: Dataset) -> Handler:
         try:
             grant = await tokens_of(request).verify(c.db.engine, bearer(request), entry.client_addr)
             entry.institution_id, entry.app_id = grant.institution_id, grant.app_id
+            only_parameters(request, UPLOAD_PARAMETERS)
             entry.dry_run = dry_run = flag(request, "dryRun")
             entry.atomic = atomic = flag(request, "atomic")
             check_media_type(request)

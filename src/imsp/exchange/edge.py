@@ -5,8 +5,8 @@ by the handler, ``exchange.api``):
 
 1. token from the ``accessToken`` header (or ``Authorization: Bearer``), each at most once —
    40101/40102/40103, 429, 40008;
-2. query flags ``dryRun`` / ``atomic`` (``true``/``false``/``1``/``0``), each at most once —
-   40001, 40007;
+2. query flags ``dryRun`` / ``atomic`` (``true``/``false``/``1``/``0``), each at most once, and
+   no other query parameter — 40001, 40007;
 3. ``Content-Type: application/json`` (charset, if given, must be UTF-8) — 41500;
 4. the body, read as a stream (``Content-Length`` or ``Transfer-Encoding: chunked``), refused with
    41300 as soon as it passes ``max_body_bytes`` — also up front from ``Content-Length``;
@@ -44,7 +44,7 @@ from imsp.exchange.store import LogEntry
 from imsp.web import error_response
 
 _TRUE = frozenset({"true", "1"})
-_FALSE = frozenset({"false", "0", ""})
+_FALSE = frozenset({"false", "0"})
 _BOM = b"\xef\xbb\xbf"
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -74,16 +74,21 @@ def bearer(request: Request) -> str | None:
     return None
 
 
+def only_parameters(request: Request, allowed: frozenset[str]) -> None:
+    """Refuse a query parameter the service does not define (40001): a misspelt ``dryrun``
+    silently ignored would store what the client meant only to check."""
+    for name in request.query_params:
+        if name not in allowed:
+            raise BadRequest(f"未定义的查询参数 {name[:40]}（只接受 {'、'.join(sorted(allowed))}）")
+
+
 def flag(request: Request, name: str) -> bool:
     raw = single(request.query_params.getlist(name), f"查询参数 {name}", RepeatedParameter)
-    if raw is None:
+    if raw is None or raw in _FALSE:
         return False
-    value = raw.strip().lower()
-    if value in _TRUE:
+    if raw in _TRUE:
         return True
-    if value in _FALSE:
-        return False
-    raise BadRequest(f"查询参数 {name} 只能为 true 或 false")
+    raise BadRequest(f"查询参数 {name} 只能为 true、false、1 或 0")
 
 
 def check_media_type(request: Request) -> None:

@@ -19,7 +19,14 @@ from imsp.standard.model import Dataset, Standard
 
 #: No NUL anywhere (PostgreSQL text and JSONB cannot hold it; the edge refuses it with 40000).
 NO_NUL: Final = "^[^\\u0000]*$"
-_ANY_JSON: Final = "JsonWithoutNul"
+#: The standard's string patterns that would let NUL through, and their NUL-free forms (the
+#: others — blank, decimal — exclude it already). One pattern per string keeps the schema one
+#: that generators and validators handle well (an ``allOf`` of patterns does not).
+_NUL_FREE: Final = {
+    "\\S": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+    "^(19|[2-9][0-9])[0-9]{2}-": "^(19|[2-9][0-9])[0-9]{2}-[^\\u0000]*$",
+    "^[^|]+(\\|[^|]+)*$": "^[^|\\u0000]+(\\|[^|\\u0000]+)*$",
+}
 
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     status: {"model": schemas.ErrorBody, "description": text}
@@ -71,6 +78,10 @@ TOKEN_PARAMETERS: Final[dict[str, Any]] = {
 }
 
 
+#: The values a query flag takes (``edge.flag``); anything else is 40001.
+_FLAG: Final[dict[str, Any]] = {"type": "string", "enum": ["true", "false", "1", "0"]}
+
+
 def path_parameter(name: str) -> dict[str, Any]:
     return {
         "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
@@ -93,17 +104,18 @@ def upload_doc(ds: Dataset, max_records: int) -> dict[str, Any]:
                 "name": "dryRun",
                 "in": "query",
                 "required": False,
-                "schema": {"type": "boolean", "default": False},
-                "description": "true：只校验不入库（逐条 msgCode 202）",
+                "schema": _FLAG,
+                "description": "true（或 1）：只校验不入库（逐条 msgCode 202）",
             },
             {
                 "name": "atomic",
                 "in": "query",
                 "required": False,
-                "schema": {"type": "boolean", "default": False},
-                "description": "true：批内任一记录失败则整批不入库（其余记录 msgCode -91）",
+                "schema": _FLAG,
+                "description": "true（或 1）：批内任一记录失败则整批不入库（其余记录 msgCode -91）",
             },
         ],
+        "description": "其他查询参数一律拒绝（40001）",
         "requestBody": {
             "required": True,
             "description": f"一条记录（JSON 对象）或 1..{max_records} 条记录的 JSON 数组，UTF-8；"
@@ -117,8 +129,7 @@ def upload_doc(ds: Dataset, max_records: int) -> dict[str, Any]:
 
 def forbid_nul(node: Any) -> None:
     """Say in ``node`` (a JSON Schema, changed in place) that no string holds NUL: every string
-    gets the ``NO_NUL`` pattern, every object's keys too, and nodes a record may carry beyond
-    the standard's (warned about and dropped) are any JSON without NUL."""
+    without a pattern gets ``NO_NUL``; a pattern that would allow NUL is narrowed."""
     if isinstance(node, list):
         for item in node:
             forbid_nul(item)
@@ -131,26 +142,8 @@ def forbid_nul(node: Any) -> None:
     kind = node.get("type")
     kinds = kind if isinstance(kind, list) else [kind]
     if "string" in kinds and "enum" not in node and "const" not in node:
-        if "pattern" not in node:
-            node["pattern"] = NO_NUL
-        elif node["pattern"] != NO_NUL:
-            node.setdefault("allOf", []).append({"pattern": NO_NUL})
-    if "object" in kinds or "properties" in node:
-        node.setdefault("propertyNames", {"pattern": NO_NUL})
-        node.setdefault("additionalProperties", {"$ref": f"#/components/schemas/{_ANY_JSON}"})
-
-
-def _any_json() -> dict[str, Any]:
-    ref = {"$ref": f"#/components/schemas/{_ANY_JSON}"}
-    return {
-        "description": "任意 JSON 值，字符串与键名中不含 NUL",
-        "anyOf": [
-            {"type": ["null", "boolean", "number"]},
-            {"type": "string", "pattern": NO_NUL},
-            {"type": "array", "items": ref},
-            {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": ref},
-        ],
-    }
+        pattern = node.get("pattern")
+        node["pattern"] = NO_NUL if pattern is None else _NUL_FREE.get(pattern, pattern)
 
 
 def install(app: FastAPI, std: Standard, *, max_records: int) -> None:
@@ -168,7 +161,6 @@ def install(app: FastAPI, std: Standard, *, max_records: int) -> None:
             datasets = copy.deepcopy(schemas.dataset_components(std, max_records=max_records))
             forbid_nul(datasets)
             components.update(datasets)
-            components[_ANY_JSON] = _any_json()
             app.openapi_schema = doc
         return app.openapi_schema
 
