@@ -48,6 +48,23 @@ class PortalSettings(BaseModel):
     secure_cookies: bool = Field(default=False, description="HTTPS 部署时设为 true")
 
 
+class ServerSettings(BaseModel):
+    """Connection limits of ``imsp serve`` (each of its two servers, per process)."""
+
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="请求行与请求头须在此秒数内收齐，否则断开连接"
+    )
+    body_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="请求体须在请求头之后此秒数内收齐，否则断开连接"
+    )
+    keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="空闲的长连接（keep-alive）保持的秒数"
+    )
+    max_connections: int = Field(
+        default=4096, ge=1, description="每个服务每个进程同时打开的连接数上限，超出即关闭"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMSP_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -67,6 +84,7 @@ class Settings(BaseSettings):
     )
     exchange: ExchangeSettings = ExchangeSettings()
     portal: PortalSettings = PortalSettings()
+    server: ServerSettings = ServerSettings()
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -22,6 +22,7 @@ from imsp.app import create_exchange_app, create_portal_app
 from imsp.clock import Clock, SystemClock
 from imsp.config import Settings
 from imsp.errors import ConfigError
+from imsp.guard import guarded_protocol, loop_error_handler
 from imsp.standard.model import load_standard
 from imsp.standard.validate import validator_for
 from imsp.storage import migrate
@@ -153,12 +154,15 @@ async def serve_forever(
                 # Forwarded headers are judged by the app (web.client_addr, trusted_proxies
                 # only); uvicorn's default would believe them from loopback.
                 proxy_headers=False,
+                http=guarded_protocol(settings.server),
+                timeout_keep_alive=settings.server.keep_alive_seconds,  # type: ignore[arg-type]
             )
         )
         for app in apps
     ]
     settle()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(loop_error_handler())
 
     def stop() -> None:
         for s in servers:
