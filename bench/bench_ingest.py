@@ -1,12 +1,14 @@
 """Benchmark: the data exchange service's ingest against PostgreSQL (not a test).
 
-    .venv/bin/python bench/bench_ingest.py [--duration 20] [--workers 2] [--write]
+    .venv/bin/python bench/bench_ingest.py [--duration 20] [--workers 2] [--command both] [--write]
 
 What it does, all on this machine over loopback:
 
 1. creates a fresh PostgreSQL database (dropped at the end), migrates it, creates a credential;
-2. starts the exchange service in its own process group: ``uvicorn --factory`` with ``--workers``
-   processes (default 2, one per core), the hidden ``/bench/echo`` endpoint switched on;
+2. starts the exchange service in its own process group, with the hidden ``/bench/echo`` endpoint
+   switched on, by each ``--command`` in turn: ``serve`` — ``imsp serve``, the command the README
+   tells operators to run (both servers, one process) — and ``uvicorn`` — ``uvicorn --factory``
+   with ``--workers`` processes (default 2, one per core); every figure says which command;
 3. loads it from a second process, ``wrk`` (C, Lua scripts), with generated prescription records
    (``imsp.standard.sample``, 处方, ~1.8 KB each) — every request carries new business keys:
    * baseline: ``POST /bench/echo`` — a trivial JSON endpoint on the same server (parse, answer);
@@ -34,7 +36,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,19 +175,39 @@ def prepare(url: str) -> tuple[str, str]:
     return asyncio.run(issue())
 
 
-@contextmanager
-def server(url: str, port: int, workers: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSP_")} | {
-        "IMSP_DATABASE_URL": url,
-        "IMSP_EXCHANGE__BENCH_ECHO": "true",
-    }
-    cmd = [
+#: --command → what is run (shown with every figure).
+COMMANDS = {
+    "serve": "imsp serve",
+    "uvicorn": "uvicorn --factory exchange_server:create --workers N --loop uvloop --http httptools",
+}
+
+
+def server_command(command: str, port: int, workers: int) -> list[str]:
+    if command == "serve":
+        return [
+            sys.executable, "-m", "imsp.cli.main", "serve", "--host", "127.0.0.1",
+            "--exchange-port", str(port), "--portal-port", "0",  # any free port
+        ]  # fmt: skip
+    return [
         sys.executable, "-m", "uvicorn", "--factory", "exchange_server:create",
         "--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(workers), "--no-access-log", "--log-level", "warning",
         "--loop", "uvloop", "--http", "httptools",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+
+
+@contextmanager
+def server(
+    url: str, port: int, workers: int, command: str, workdir: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSP_")} | {
+        "IMSP_DATABASE_URL": url,
+        "IMSP_DATA_DIR": str(workdir / "var"),
+        "IMSP_EXCHANGE__BENCH_ECHO": "true",
+    }
+    cmd = server_command(command, port, workers)
+    print("server:", " ".join(cmd[1:] if command == "uvicorn" else ["imsp", *cmd[3:]]))
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -200,7 +222,8 @@ def server(url: str, port: int, workers: int) -> Iterator[subprocess.Popen[bytes
         time.sleep(1)  # let every worker finish starting
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
 
 
@@ -368,8 +391,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--batch-connections", type=int, default=8)
     ap.add_argument("--port", type=int, default=18888)
+    ap.add_argument(
+        "--command",
+        choices=["serve", "uvicorn", "both"],
+        default="both",
+        help="server command: imsp serve (the README's), uvicorn with workers, or both in turn",
+    )
     ap.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = ap.parse_args()
+    args.commands = ["serve", "uvicorn"] if args.command == "both" else [args.command]
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     host = machine()
@@ -379,63 +409,65 @@ def main() -> None:
         workdir = Path(tmp)
         app_id, secret = prepare(url)
         recs, one, batch = bodies(workdir, args.batch)
+        args.workdir, args.one, args.batch_body = workdir, one, batch
+        BATCH_SIZE[0] = args.batch
         args.record_bytes = round(sum(len(orjson.dumps(r)) for r in recs) / len(recs))
-        with server(url, args.port, args.workers) as proc:
-            token = httpx.get(
-                f"{base}/auth/accesstoken/create", params={"appId": app_id, "appSecret": secret}
-            ).json()["data"]["accessToken"]
-            (workdir / "token.txt").write_text(token + "\n")
-            common = {"seconds": args.duration, "server": proc.pid}
-            wrk(
-                "warm-up",
-                f"{base}/uploadPrescriptionInfo",
-                one,
-                workdir,
-                connections=args.connections,
-                seconds=3,
-                server=proc.pid,
-            )
-            runs = [
-                wrk(
-                    "echo",
-                    f"{base}/bench/echo",
-                    one,
-                    workdir,
-                    connections=args.connections,
-                    **common,
-                ),
-                wrk(
-                    "single",
-                    f"{base}/uploadPrescriptionInfo",
-                    one,
-                    workdir,
-                    connections=args.connections,
-                    **common,
-                ),
-            ]
-            before = stored(url)
-            runs.append(
-                wrk(
-                    "batch",
-                    f"{base}/uploadPrescriptionInfo",
-                    batch,
-                    workdir,
-                    connections=args.batch_connections,
-                    **common,
-                )
-            )
-            batch_stored = stored(url) - before
-        single, batched = runs[1], runs[2]
-        copy_rate = copy_baseline(url, recs, max(batch_stored, 50_000))
-    echo = runs[0]
-    records_s = batched.rps * args.batch
-    print_results(runs, args, records_s, copy_rate, batch_stored)
+        results: list[Result] = []
+        for command in args.commands:
+            with server(url, args.port, args.workers, command, workdir) as proc:
+                results.append(measure(command, proc.pid, url, base, app_id, secret, args))
+        copy_rate = copy_baseline(url, recs, max(max(r.stored for r in results), 50_000))
+    for r in results:
+        print_results(r, args, copy_rate)
     if args.write:
-        write_doc(host, args, runs, records_s, copy_rate, batch_stored)
+        write_doc(host, args, results, copy_rate)
         print(f"wrote {DOC.relative_to(ROOT)}")
-    if single.errors or batched.errors:
+    if any(run.errors for r in results for run in r.runs[1:]):
         raise SystemExit("some uploads failed — see wrk's output")
-    assert echo
+
+
+@dataclass(frozen=True)
+class Result:
+    """The three runs against one server command."""
+
+    command: str
+    runs: list[Run]  # echo, single, batch
+    stored: int  # records stored by the batch run
+
+    @property
+    def records_s(self) -> float:
+        return self.runs[2].rps * BATCH_SIZE[0]
+
+
+BATCH_SIZE = [500]
+
+
+def measure(
+    command: str,
+    pid: int,
+    url: str,
+    base: str,
+    app_id: str,
+    secret: str,
+    args: argparse.Namespace,
+) -> Result:
+    workdir: Path = args.workdir
+    one: Path = args.one
+    batch: Path = args.batch_body
+    token = httpx.get(
+        f"{base}/auth/accesstoken/create", params={"appId": app_id, "appSecret": secret}
+    ).json()["data"]["accessToken"]
+    (workdir / "token.txt").write_text(token + "\n")
+    common = {"seconds": args.duration, "server": pid}
+    upload = f"{base}/uploadPrescriptionInfo"
+    wrk("warm-up", upload, one, workdir, connections=args.connections, seconds=3, server=pid)
+    runs = [
+        wrk("echo", f"{base}/bench/echo", one, workdir, connections=args.connections, **common),
+        wrk("single", upload, one, workdir, connections=args.connections, **common),
+    ]
+    before = stored(url)
+    runs.append(wrk("batch", upload, batch, workdir, connections=args.batch_connections, **common))
+    return Result(command, runs, stored(url) - before)
 
 
 #: Measured once by hand (2026-11-25), kept with the generated section: why the records/s target is
@@ -519,11 +551,10 @@ def _cpu(run: Run) -> str:
     return " · ".join(f"{k} {v * 100:.0f}%" for k, v in run.cpu.items())
 
 
-def print_results(
-    runs: list[Run], args: argparse.Namespace, records_s: float, copy_rate: float, stored_n: int
-) -> None:
-    echo, single, _ = runs
-    for r in runs:
+def print_results(result: Result, args: argparse.Namespace, copy_rate: float) -> None:
+    echo, single, _ = result.runs
+    print(f"== {COMMANDS[result.command]}")
+    for r in result.runs:
         print(
             f"{r.name:<7} {r.rps:>9,.0f} req/s  p50 {r.p50:6.1f} ms  p90 {r.p90:6.1f} ms  "
             f"p99 {r.p99:6.1f} ms  errors {r.errors}  CPU: {_cpu(r)}"
@@ -533,89 +564,107 @@ def print_results(
         f"baseline; target ≥ {TARGET_SINGLE:,}/s with p99 < {TARGET_P99_MS} ms"
     )
     print(
-        f"{args.batch}-record batches: {records_s:,.0f} records/s ({stored_n:,} stored) = "
-        f"{records_s / copy_rate:.0%} of raw COPY ({copy_rate:,.0f} records/s); "
-        f"target ≥ {TARGET_RECORDS:,} records/s"
+        f"{args.batch}-record batches: {result.records_s:,.0f} records/s "
+        f"({result.stored:,} stored) = {result.records_s / copy_rate:.0%} of raw COPY "
+        f"({copy_rate:,.0f} records/s); target ≥ {TARGET_RECORDS:,} records/s"
     )
 
 
-def write_doc(
-    host: str,
-    args: argparse.Namespace,
-    runs: list[Run],
-    records_s: float,
-    copy_rate: float,
-    stored_n: int,
-) -> None:
-    echo, single, batched = runs
+def _command_label(command: str, args: argparse.Namespace) -> str:
+    if command == "serve":
+        return "`imsp serve` (README; one process)"
+    return f"`uvicorn --factory`, {args.workers} workers"
 
+
+def write_doc(host: str, args: argparse.Namespace, results: list[Result], copy_rate: float) -> None:
     def ok(good: bool) -> str:
         return "met" if good else "**not met**"
 
+    commands = " and ".join(f"`{COMMANDS[r.command]}`" for r in results)
     lines = [
         SECTION,
         "",
         f"Measured {dt.date.today().isoformat()} with `bench/bench_ingest.py --write` "
-        f"(`--duration {args.duration} --workers {args.workers}`). To run it: PostgreSQL at "
+        f"(`--duration {args.duration} --workers {args.workers} --command {args.command}`). "
+        "To run it: PostgreSQL at "
         "127.0.0.1:5432 (the `--admin-url` role must be allowed to create databases), `wrk` "
         "(`apt-get install -y wrk`), then `.venv/bin/python bench/bench_ingest.py [--write]`.",
         "",
         "**Method.** A fresh PostgreSQL database is created and migrated; the exchange service runs "
-        f"in its own process group as `uvicorn --factory` with {args.workers} worker processes "
-        "(one per core; `imsp serve` runs both servers in one process and is meant for demos and "
-        "small sites) — loopback, no TLS. Load comes from a second process, `wrk` (2 threads, "
+        f"in its own process group, started in turn by each server command — {commands}: "
+        "`imsp serve` is the command the README tells operators to run (the exchange service and "
+        "the portal in one process, one event loop, with its connection limits); `uvicorn "
+        f"--factory bench/exchange_server.py:create` runs {args.workers} worker processes (one "
+        "per core), each doing what `imsp serve` does at start-up (`imsp.server.settle`) — "
+        "loopback, no TLS. Load comes from a second process, `wrk` (2 threads, "
         "Lua script), with generated prescription records (`imsp.standard.sample`, 处方, "
         f"{20 * args.batch:,} distinct records cycled through, "
         f"{args.record_bytes:,} bytes of JSON each on average); every request carries new business keys, so "
         "every record is a real insert (record row with 7 indexes, version row with 2, log row "
-        "with the archived body, all committed durably). Runs, in this order and in the same "
-        "server: "
+        "with the archived body, all committed durably). Runs, in this order, against each "
+        "command's server: "
         f"(1) baseline `POST /bench/echo` — parse the same one-record bodies and answer — at "
         f"{args.connections} connections; (2) single-record uploads at {args.connections} "
         f"connections; (3) {args.batch}-record uploads at {args.batch_connections} connections; "
-        f"then (4) baseline for records/s: a raw `COPY` of the same records ({stored_n:,} rows, "
-        "typed columns + JSONB) from one connection into a table `LIKE record INCLUDING ALL`. "
+        f"then (4) baseline for records/s: a raw `COPY` of the same records "
+        "(typed columns + JSONB) from one connection into a table `LIKE record INCLUDING ALL`. "
         f"{args.duration} s per run after a 3 s warm-up; latencies are wrk's; CPU is the share of "
-        "one core used by each group of processes during the run (from `/proc`).",
+        "one core used by each group of processes during the run (from `/proc`; the PostgreSQL "
+        "group is every `postgres` process on the machine).",
         "",
-        f"**Machine.** {host}.",
+        f"**Machine.** {host}. Compare figures only within one run: other work on the machine "
+        "(see its load average) takes CPU from server, PostgreSQL and wrk alike, and a group's "
+        "CPU share can come out negative when other `postgres` processes end during a run.",
         "",
-        "| run | requests/s | records/s | p50 | p90 | p99 | errors | CPU (server · PostgreSQL · wrk) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| command | run | requests/s | records/s | p50 | p90 | p99 | errors | CPU (server · PostgreSQL · wrk) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r, per in ((echo, 1), (single, 1), (batched, args.batch)):
-        label = {
-            "echo": "baseline: trivial JSON endpoint",
-            "single": "single-record uploads",
-            "batch": f"{args.batch}-record uploads",
-        }[r.name]
-        lines.append(
-            f"| {label} | {r.rps:,.0f} | {r.rps * per:,.0f} | {r.p50:.1f} ms | {r.p90:.1f} ms | "
-            f"{r.p99:.1f} ms | {r.errors} | {_cpu(r)} |"
-        )
+    for result in results:
+        for r, per in zip(result.runs, (1, 1, args.batch), strict=True):
+            label = {
+                "echo": "baseline: trivial JSON endpoint",
+                "single": "single-record uploads",
+                "batch": f"{args.batch}-record uploads",
+            }[r.name]
+            lines.append(
+                f"| {_command_label(result.command, args)} | {label} | {r.rps:,.0f} | "
+                f"{r.rps * per:,.0f} | {r.p50:.1f} ms | {r.p90:.1f} ms | {r.p99:.1f} ms | "
+                f"{r.errors} | {_cpu(r)} |"
+            )
     lines += [
-        f"| baseline: raw COPY, one connection | — | {copy_rate:,.0f} | — | — | — | — | — |",
+        f"| — | baseline: raw COPY, one connection | — | {copy_rate:,.0f} | — | — | — | — | — |",
         "",
-        f"**Against the targets.** Single-record uploads: {single.rps:,.0f}/s "
-        f"({single.rps / echo.rps:.0%} of the trivial endpoint on the same server), p99 "
-        f"{single.p99:.1f} ms — target ≥ {TARGET_SINGLE:,}/s with p99 < {TARGET_P99_MS} ms: "
-        f"{ok(single.rps >= TARGET_SINGLE and single.p99 < TARGET_P99_MS)}. "
-        f"{args.batch}-record batches: {records_s:,.0f} records/s "
-        f"({records_s / copy_rate:.0%} of raw COPY) — target ≥ {TARGET_RECORDS:,} records/s: "
-        f"{ok(records_s >= TARGET_RECORDS)}.",
-        "",
-        "**Where the CPU goes** (from the same run: CPU time of each group ÷ work done). "
-        f"Single-record upload: server {_per(single, 'server', 1)} µs, PostgreSQL "
-        f"{_per(single, 'postgres', 1)} µs, wrk {_per(single, 'wrk', 1)} µs per request "
-        f"(trivial endpoint: server {_per(echo, 'server', 1)} µs). "
-        f"{args.batch}-record upload: server {_per(batched, 'server', args.batch)} µs, "
-        f"PostgreSQL {_per(batched, 'postgres', args.batch)} µs, wrk "
-        f"{_per(batched, 'wrk', args.batch)} µs per record. Two cores give 2,000,000 µs of CPU "
-        "a second, so the batch rate cannot exceed 2,000,000 ÷ (their sum) = "
-        f"{2e6 / sum(_per_f(batched, k, args.batch) for k in batched.cpu):,.0f} records/s even "
-        "with nothing else running — below the target: one record costs about as much in "
-        "PostgreSQL alone (parsing the ~2 KB document into JSONB, the heap row, 7 indexes, "
-        "the version row and its 2 indexes, WAL, all durable) as the whole budget allows.",
+    ]
+    for result in results:
+        echo, single, batched = result.runs
+        name = _command_label(result.command, args)
+        lines += [
+            f"**Against the targets, {name}.** Single-record uploads: {single.rps:,.0f}/s "
+            f"({single.rps / echo.rps:.0%} of the trivial endpoint on the same server), p99 "
+            f"{single.p99:.1f} ms — target ≥ {TARGET_SINGLE:,}/s with p99 < {TARGET_P99_MS} ms: "
+            f"{ok(single.rps >= TARGET_SINGLE and single.p99 < TARGET_P99_MS)}. "
+            f"{args.batch}-record batches: {result.records_s:,.0f} records/s "
+            f"({result.records_s / copy_rate:.0%} of raw COPY) — target ≥ "
+            f"{TARGET_RECORDS:,} records/s: {ok(result.records_s >= TARGET_RECORDS)}. "
+            "Where the CPU goes (CPU time of each group ÷ work done): single-record upload: "
+            f"server {_per(single, 'server', 1)} µs, PostgreSQL {_per(single, 'postgres', 1)} µs, "
+            f"wrk {_per(single, 'wrk', 1)} µs per request (trivial endpoint: server "
+            f"{_per(echo, 'server', 1)} µs); {args.batch}-record upload: server "
+            f"{_per(batched, 'server', args.batch)} µs, PostgreSQL "
+            f"{_per(batched, 'postgres', args.batch)} µs, wrk {_per(batched, 'wrk', args.batch)} "
+            "µs per record, so 2 cores allow at most "
+            f"{2e6 / sum(_per_f(batched, k, args.batch) for k in batched.cpu):,.0f} records/s.",
+            "",
+        ]
+    lines += [
+        "One record costs about as much in PostgreSQL alone (parsing the ~2 KB document into "
+        "JSONB, the heap row, 7 indexes, the version row and its 2 indexes, WAL, all durable) as "
+        "the whole 20,000 records/s budget allows. `imsp serve` is one process: on 2 cores it "
+        "leaves the second core to PostgreSQL and wrk; the multi-worker command uses both for "
+        "the server. Before issue 16 item 5, `imsp serve`'s listening socket lacked "
+        "`IPPROTO_TCP`, so TCP_NODELAY was never set and every keep-alive response waited "
+        "~40 ms for a delayed ACK (595 single-record uploads/s against 3,759/s under uvicorn, "
+        "measured by the issue's reporter).",
         "",
         NOTES,
         "",

@@ -10,7 +10,10 @@ from fastapi import FastAPI
 
 from imsp.app import create_exchange_app
 from imsp.config import Settings
+from imsp.server import settle
 
 
 def create() -> FastAPI:
-    return create_exchange_app(Settings())
+    app = create_exchange_app(Settings())
+    settle()  # what `imsp serve` does at start-up
+    return app

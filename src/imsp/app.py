@@ -42,7 +42,10 @@ def _base_app(
         version=__version__,
         lifespan=lifespan,
         default_response_class=JsonResponse,
-        docs_url="/docs" if docs else None,
+        # No /docs: Swagger UI loads its scripts from a CDN, which the health private network
+        # does not have. The contract is /openapi.json and the published spec (/spec on the
+        # portal, docs/standard/).
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )

@@ -23,7 +23,9 @@ class ExchangeSettings(BaseModel):
     max_records: int = Field(default=1000, ge=1, description="单次上传的最大记录数")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="请求体上限（字节）")
     auth_failures_per_minute: int = Field(
-        default=10, ge=1, description="每个 appId/地址每分钟失败次数上限"
+        default=10,
+        ge=1,
+        description="每个 (appId, 地址) 每分钟失败次数上限；按地址计数时正确的凭据或令牌不受影响",
     )
     token_cache_seconds: float = Field(
         default=5.0,
@@ -69,6 +71,23 @@ class SupervisionSettings(BaseModel):
     )
 
 
+class ServerSettings(BaseModel):
+    """Connection limits of ``imsp serve`` (each of its two servers, per process)."""
+
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="请求行与请求头须在此秒数内收齐，否则断开连接"
+    )
+    body_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="请求体须在请求头之后此秒数内收齐，否则断开连接"
+    )
+    keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="空闲的长连接（keep-alive）保持的秒数"
+    )
+    max_connections: int = Field(
+        default=4096, ge=1, description="每个服务每个进程同时打开的连接数上限，超出即关闭"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMSP_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -81,9 +100,15 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL 连接串；为空时使用数据目录下的 SQLite"
     )
     host: str = "127.0.0.1"
+    trusted_proxies: str = Field(
+        default="",
+        description="可信反向代理地址（逗号分隔的 IP 或网段，如 10.0.0.1,10.0.8.0/24）；"
+        "只有来自这些地址的请求才采用 X-Forwarded-For 中的客户端地址。默认为空：不信任任何代理",
+    )
     exchange: ExchangeSettings = ExchangeSettings()
     portal: PortalSettings = PortalSettings()
     supervision: SupervisionSettings = SupervisionSettings()
+    server: ServerSettings = ServerSettings()
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -50,6 +50,18 @@ class CredentialRevoked(ImspError):
     code = 40005
 
 
+class DuplicateKey(ImspError):
+    code = 40006
+
+
+class RepeatedParameter(ImspError):
+    code = 40007
+
+
+class RepeatedHeader(ImspError):
+    code = 40008
+
+
 class TokenMissing(ImspError):
     code = 40101
 
@@ -94,8 +106,18 @@ class RateLimited(ImspError):
         self.retry_after = retry_after
 
 
+#: Seconds a client waits before retrying after 50300 (the database is unreachable).
+UNAVAILABLE_RETRY_AFTER = 5
+
+
 class Unavailable(ImspError):
+    """50300: the platform cannot reach its database. Always answered with ``Retry-After``, and
+    never disguised as another code: a client that is told 40102 throws its token away."""
+
     code = 50300
+
+    def __init__(self, msg: str | None = None) -> None:
+        super().__init__(msg, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 
 
 class ConfigError(Exception):

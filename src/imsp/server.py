@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -21,6 +22,9 @@ from imsp.app import create_exchange_app, create_portal_app
 from imsp.clock import Clock, SystemClock
 from imsp.config import Settings
 from imsp.errors import ConfigError
+from imsp.guard import guarded_protocol, loop_error_handler
+from imsp.standard.model import load_standard
+from imsp.standard.validate import validator_for
 from imsp.storage import migrate
 from imsp.storage.db import Database
 from imsp.supervision.worker import run_worker
@@ -83,7 +87,10 @@ def prepare_database(settings: Settings, *, run_migrations: bool) -> None:
 
 def bind(endpoint: Endpoint) -> socket.socket:
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says it is TCP; without it every keep-alive response waits ~40 ms for the
+    # client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((endpoint.host, endpoint.port))
@@ -96,6 +103,19 @@ def bind(endpoint: Endpoint) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def settle() -> None:
+    """Once per server process, after the apps are built and before the first request: compile
+    every validator, then move everything alive into the garbage collector's permanent
+    generation (``gc.freeze``). The standard's code tables and compiled validators are ~170,000
+    objects that live as long as the process; without this every full collection walks them
+    again — a 30-60 ms pause on whichever requests are in flight (``docs/performance.md``).
+    A process-wide act, so it belongs to the server's start-up, never to building an app."""
+    for ds in load_standard().ordered():
+        validator_for(ds)
+    gc.collect()
+    gc.freeze()
 
 
 class _Server(uvicorn.Server):
@@ -113,7 +133,10 @@ async def serve_forever(
     *,
     clock: Clock | None = None,
     on_ready: Callable[[], None] | None = None,
+    stop_event: asyncio.Event | None = None,
 ) -> None:
+    """Serve both apps on ``sockets`` until SIGTERM/SIGINT — or, when ``stop_event`` is given
+    (a server in a test's thread, where signals cannot be handled), until it is set."""
     clock = clock or SystemClock()
     db = Database(settings)
     apps = (
@@ -129,20 +152,36 @@ async def serve_forever(
                 lifespan="on",
                 timeout_graceful_shutdown=10,
                 server_header=False,
+                # Forwarded headers are judged by the app (web.client_addr, trusted_proxies
+                # only); uvicorn's default would believe them from loopback.
+                proxy_headers=False,
+                http=guarded_protocol(settings.server),
+                timeout_keep_alive=settings.server.keep_alive_seconds,  # type: ignore[arg-type]
             )
         )
         for app in apps
     ]
+    settle()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    loop.set_exception_handler(loop_error_handler())
 
     def stop() -> None:
         stopping.set()
         for s in servers:
             s.should_exit = True
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT) if stop_event is None else ()
+    for sig in signals:
         loop.add_signal_handler(sig, stop)
+    watcher = None
+    if stop_event is not None:
+
+        async def watch() -> None:
+            await stop_event.wait()
+            stop()
+
+        watcher = asyncio.create_task(watch())
     tasks = [
         asyncio.create_task(s.serve(sockets=[sock]))
         for s, sock in zip(servers, sockets, strict=True)
@@ -164,6 +203,8 @@ async def serve_forever(
         stop()
         if worker is not None:
             await worker
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        if watcher is not None:
+            watcher.cancel()
+        for sig in signals:
             loop.remove_signal_handler(sig)
         await db.dispose()

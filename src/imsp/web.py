@@ -7,6 +7,8 @@ with their traceback and answered with code 50000, never with a bare 500 page.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,11 +24,14 @@ from starlette.responses import JSONResponse, Response
 from imsp import __version__
 from imsp.clock import Clock
 from imsp.config import Settings
-from imsp.errors import ImspError, MethodNotAllowed, NotFound
+from imsp.errors import UNAVAILABLE_RETRY_AFTER, ImspError, MethodNotAllowed, NotFound
 from imsp.standard.protocol import GATEWAY
 from imsp.storage.db import Database
 
 log = logging.getLogger("imsp.web")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class JsonResponse(JSONResponse):
@@ -59,8 +64,45 @@ async def session(request: Request) -> AsyncIterator[AsyncSession]:
         yield s
 
 
+#: The longest address ``client_addr`` returns (the ``client_addr`` columns are 64 wide).
+ADDR_LENGTH = 64
+
+
+@functools.lru_cache(maxsize=8)
+def trusted_networks(spec: str) -> tuple[IPNetwork, ...]:
+    """The networks of ``Settings.trusted_proxies`` (comma-separated addresses or CIDRs)."""
+    return tuple(
+        ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip()
+    )
+
+
+def _ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text.strip().split("%", 1)[0])  # no IPv6 zone
+    except ValueError:
+        return None
+
+
 def client_addr(request: Request) -> str:
-    return request.client.host if request.client else ""
+    """The client's address: the connection's peer — or, when the peer is one of the configured
+    ``trusted_proxies``, the right-most address of ``X-Forwarded-For`` that is not a trusted
+    proxy itself. Anything else in the header is ignored: from an untrusted peer it is what the
+    client chose to write (rate limits would count nothing), and a value that is not an IP
+    address is never believed. The result is a normalised address, never longer than
+    :data:`ADDR_LENGTH`, so no header can make a log row fail to write."""
+    peer = request.client.host if request.client else ""
+    trusted = trusted_networks(ctx(request).settings.trusted_proxies)
+    if trusted:
+        here = _ip(peer)
+        if here is not None and any(here in n for n in trusted):
+            forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+            for hop in reversed(forwarded.split(",")[-32:]):
+                ip = _ip(hop)
+                if ip is None:
+                    break
+                if not any(ip in n for n in trusted):
+                    return str(ip)
+    return peer[:ADDR_LENGTH]
 
 
 def error_response(
@@ -89,14 +131,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers) if exc.headers else None  # 405 carries Allow (RFC 9110)
         if exc.status_code == 404:
-            return error_response(NotFound.code)
+            return error_response(NotFound.code, headers=headers)
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed.code)
+            return error_response(MethodNotAllowed.code, headers=headers)
         code = {400: 40001, 401: 40101, 403: 40300, 413: 41300, 415: 41500, 429: 42900}.get(
             exc.status_code, 50000
         )
-        return error_response(code)
+        return error_response(code, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -120,4 +163,8 @@ def install_healthz(app: FastAPI) -> None:
             "version": __version__,
             "database": db,
         }
-        return JsonResponse(body, status_code=200 if ok else 503)
+        if ok:
+            return JsonResponse(body)
+        return JsonResponse(
+            body, status_code=503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
+        )

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
+from imsp.app import create_exchange_app
 from imsp.auth.service import IssuedCredential
 from imsp.clock import FrozenClock
 from imsp.config import Settings
@@ -46,6 +47,15 @@ class Peek:
 
     def count(self, table: str) -> int:
         return int(self.scalar(f'SELECT count(*) FROM "{table}"'))
+
+
+@pytest.fixture
+def behind_proxy(settings: Settings, clock: FrozenClock) -> Iterator[TestClient]:
+    """The exchange app behind a trusted reverse proxy (10.0.0.1): each request says its client's
+    address in ``X-Forwarded-For``."""
+    trusting = settings.model_copy(update={"trusted_proxies": "10.0.0.1, 10.0.8.0/24"})
+    with TestClient(create_exchange_app(trusting, clock=clock), client=("10.0.0.1", 40000)) as c:
+        yield c
 
 
 @pytest.fixture

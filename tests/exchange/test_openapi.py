@@ -128,3 +128,48 @@ def test_unknown_standard_documents_are_404_in_the_error_shape(
     r = exchange_client.get(url)
     assert r.status_code == 404
     assert r.json() == {"code": 40400, "msg": r.json()["msg"], "data": None}
+
+
+def test_a_wrong_method_is_405_with_allow(exchange_client: TestClient) -> None:
+    r = exchange_client.get("/uploadPatientFile")
+    assert r.status_code == 405 and r.json()["code"] == 40500
+    assert r.headers["allow"] == "POST"
+    r = exchange_client.post("/auth/accesstoken/create")
+    assert r.status_code == 405 and "GET" in r.headers["allow"]
+
+
+def test_unknown_standard_documents_and_blank_app_ids_are_documented(
+    doc: dict[str, Any],
+) -> None:
+    paths = doc["paths"]
+    assert "404" in paths["/standard/v1/{name}.schema.json"]["get"]["responses"]
+    assert "404" in paths["/standard/v1/codes/{table}.json"]["get"]["responses"]
+    token = paths["/auth/accesstoken/create"]["get"]
+    assert all(p["schema"]["pattern"] == "\\S" for p in token["parameters"])
+
+
+def test_the_document_says_no_string_may_hold_nul(doc: dict[str, Any]) -> None:
+    import jsonschema
+
+    from tests.exchange.builders import record
+
+    schemas = doc["components"]["schemas"]
+    resolver_doc = {"components": {"schemas": schemas}}
+    upload = {**schemas["PatientUpload"], "components": resolver_doc["components"]}
+    jsonschema.validate(record("patient"), upload)
+    for bad in (record("patient", address="a\x00b"), record("patient", patientName="\x00")):
+        try:
+            jsonschema.validate(bad, upload)
+        except jsonschema.ValidationError:
+            continue
+        raise AssertionError(f"schema accepts NUL: {bad}")
+    body = doc["paths"]["/uploadPatientFile"]["post"]["requestBody"]["description"]
+    assert "NUL" in body  # for undefined nodes, which a JSON Schema cannot cheaply constrain
+
+
+def test_no_page_loads_anything_from_outside(exchange_client: TestClient) -> None:
+    """/docs (Swagger UI from a CDN) is gone; the document itself is served by the platform."""
+    assert exchange_client.get("/docs").status_code == 404
+    assert exchange_client.get("/redoc").status_code == 404
+    r = exchange_client.get("/openapi.json")
+    assert r.status_code == 200 and b"cdn." not in r.content and b"//unpkg" not in r.content

@@ -147,8 +147,11 @@ def test_failed_token_requests_are_rate_limited_per_client_address(
     for n in range(limit):  # a different unknown appId each time: only the address repeats
         r = exchange_client.get(TOKEN_URL, params={"appId": f"hb-guess-{n}", "appSecret": "x"})
         assert r.json()["code"] == 40002
-    r = exchange_client.get(TOKEN_URL, params={"appId": cred.app_id, "appSecret": cred.app_secret})
+    r = exchange_client.get(TOKEN_URL, params={"appId": cred.app_id, "appSecret": "hbs_wrong"})
     assert r.status_code == 429 and "retry-after" in r.headers
+    # Another institution's correct secret from the same address is never refused for them.
+    r = exchange_client.get(TOKEN_URL, params={"appId": cred.app_id, "appSecret": cred.app_secret})
+    assert r.json()["code"] == 200
 
 
 def test_uploads_with_guessed_tokens_are_rate_limited_per_address(

@@ -3,15 +3,20 @@ the test reads the port back — no "find a free port, release it, hope nobody t
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+
+from imsp.config import Settings
+from imsp.server import Endpoint, bind, serve_forever
 
 
 class _ThreadServer(uvicorn.Server):
@@ -72,3 +77,33 @@ def served_urls(read_line: Callable[[], str], timeout: float = 60) -> dict[str, 
         if m:
             urls[m.group(1)] = m.group(2)
     return urls
+
+
+@contextmanager
+def imsp_serve(settings: Settings) -> Iterator[tuple[str, str]]:
+    """``imsp serve``'s own server code (``imsp.server.serve_forever``: both apps, one event loop,
+    sockets from ``imsp.server.bind``) in a thread on ports the kernel picks; yields the exchange's
+    and the portal's base URLs. The database of ``settings`` must be migrated."""
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        state["loop"], state["stop"] = asyncio.get_running_loop(), stop
+        await serve_forever(settings, endpoints, sockets, on_ready=ready.set, stop_event=stop)
+
+    endpoints = (Endpoint("exchange", "127.0.0.1", 0), Endpoint("portal", "127.0.0.1", 0))
+    sockets = (bind(endpoints[0]), bind(endpoints[1]))
+    ports = [s.getsockname()[1] for s in sockets]
+    thread = threading.Thread(target=lambda: asyncio.run(run()), daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(30):
+            raise RuntimeError("imsp serve did not start")
+        yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
+    finally:
+        if "loop" in state:
+            state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(timeout=30)
+        for s in sockets:
+            s.close()

@@ -161,7 +161,8 @@ class PgWriter:
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def encode_time(self, value: str) -> str:
+    @staticmethod
+    def encode_time(value: str) -> str:
         """ISO 8601 with the Beijing offset; PostgreSQL casts it per row (``timestamptz``)."""
         if len(value) == 10:
             return value + "T00:00:00+08:00"

@@ -21,6 +21,10 @@ from imsp.standard.issues import Issue
 from imsp.standard.protocol import EXCHANGE_ISSUES, RECORD, record_msg_code
 
 _SHOWN_FIELDS = 5
+#: At most this many errors and this many warnings are listed per record; a last entry
+#: (``more_issues``) says how many were left out. A body with 50,000 unknown nodes must not
+#: produce a receipt of 16 MB.
+MAX_LISTED = 100
 
 MSG_UNCHANGED: Final = "已存在，内容未变化（未生成新版本）"
 
@@ -54,8 +58,8 @@ def failure(
         "key": key,
         "msgCode": code,
         "msg": msg,
-        "errors": [issue_json(e) for e in errors],
-        "warnings": [issue_json(w) for w in warnings],
+        "errors": _listed(errors),
+        "warnings": _listed(warnings),
     }
 
 
@@ -67,8 +71,16 @@ def success(index: int, key: str | None, warnings: list[Issue]) -> dict[str, Any
         "msgCode": 200,
         "msg": RECORD[200].msg,
         "errors": [],
-        "warnings": [issue_json(w) for w in warnings] if warnings else [],
+        "warnings": _listed(warnings) if warnings else [],
     }
+
+
+def _listed(issues: list[Issue]) -> list[dict[str, str]]:
+    out = [issue_json(i) for i in issues[:MAX_LISTED]]
+    if len(issues) > MAX_LISTED:
+        left = len(issues) - MAX_LISTED
+        out.append({"field": "", "code": "more_issues", "msg": f"另有 {left} 条未列出"})
+    return out
 
 
 def mark(result: dict[str, Any], code: int, msg: str | None = None) -> None:

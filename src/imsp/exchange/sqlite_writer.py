@@ -46,7 +46,8 @@ class SqliteWriter:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def encode_time(self, value: str) -> str:
+    @staticmethod
+    def encode_time(value: str) -> str:
         """The instant in the form SQLAlchemy stores on SQLite: naive UTC with microseconds."""
         utc = datetime.fromisoformat(value) - _BEIJING_OFFSET
         return utc.isoformat(sep=" ", timespec="microseconds")

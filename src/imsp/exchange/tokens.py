@@ -7,20 +7,30 @@
 * Verification on the hot path is served from an in-process cache (digest → grant) for
   ``token_cache_seconds`` (default 5 s): a revoked credential stops working within that time in
   every server process. ``0`` disables the cache.
-* Failed token requests are limited per appId and per client address; uploads with unknown tokens
-  per client address (``SlidingWindow``) — answered 429 with ``Retry-After``.
+* Rate limits (``SlidingWindow``, answered 429 with ``Retry-After``) never refuse a correct
+  secret or a valid token because of someone else's failures:
+
+  - token requests: failures are counted per (appId, address) — the one key that locks, since
+    its failures are the requester's own — and per address and IPv6 /64, which only turn the
+    answer to a *wrong* secret into 429 (a correct one from the same address still gets its
+    token). Per appId the ceiling is ``APP_ALERT_FACTOR`` times higher and only raises an alert
+    in the log: anyone who knows an appId must not be able to stop that hospital's renewals;
+  - uploads: an unknown token from an address (or /64) with too many unknown tokens is 429
+    instead of 40102; a valid token from there is accepted.
 * Distinct codes: 40101 no token, 40102 unknown/revoked token, 40103 expired — the client refreshes
   and resends on any of them (``protocol.TOKEN_ERRORS``).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from imsp.auth import credentials, crypto
@@ -30,12 +40,16 @@ from imsp.clock import Clock
 from imsp.config import ExchangeSettings
 from imsp.errors import ImspError, RateLimited, TokenExpired, TokenInvalid, TokenMissing
 from imsp.exchange.models import AccessToken
-from imsp.exchange.ratelimit import SlidingWindow
+from imsp.exchange.ratelimit import SlidingWindow, address_keys
 from imsp.exchange.writer import db_failure
 
+log = logging.getLogger("imsp.exchange")
+
+#: The per-appId ceiling of failed token requests is this many times the per-address limit; it
+#: alerts, never locks.
+APP_ALERT_FACTOR = 10
 #: Expired tokens are kept this long so a late client still gets "expired" (40103), not "invalid".
 KEEP_EXPIRED = timedelta(days=7)
-_TOKEN_LENGTH = len(crypto.new_token())
 _CACHE_MAX = 20_000
 
 
@@ -65,8 +79,9 @@ class TokenService:
         self.cache_seconds = settings.token_cache_seconds
         self.clock = clock
         limit = settings.auth_failures_per_minute
-        self.by_app = SlidingWindow(limit=limit)
+        self.by_pair = SlidingWindow(limit=limit)
         self.by_addr = SlidingWindow(limit=limit)
+        self.by_app = SlidingWindow(limit=limit * APP_ALERT_FACTOR)
         self.bad_tokens = SlidingWindow(limit=limit)
         self._cache: dict[str, tuple[Grant | None, float]] = {}
 
@@ -75,25 +90,35 @@ class TokenService:
     async def issue(
         self, session: AsyncSession, *, app_id: str, app_secret: str, client_addr: str
     ) -> IssuedToken:
-        """A new token for a valid appId/appSecret. Raises ``RateLimited`` (42900) while the appId
-        or the address has too many recent failures, else the credential errors of
+        """A new token for a valid appId/appSecret. Raises ``RateLimited`` (42900) while this
+        appId has too many recent failures from this address, or for a wrong secret from an
+        address (or /64) with too many failures; else the credential errors of
         ``credentials.authenticate`` (40002/40004/40005)."""
         now = self.clock.now()
         ts = now.timestamp()
-        wait = max(
-            self.by_app.retry_after(app_id, ts) if app_id else 0,
-            self.by_addr.retry_after(client_addr, ts),
-        )
+        pair = f"{app_id}\x00{client_addr}"
+        wait = self.by_pair.retry_after(pair, ts)
         if wait:
             raise RateLimited(wait)
+        addrs = address_keys(client_addr)
+        addr_wait = max(self.by_addr.retry_after(k, ts) for k in addrs)
         try:
             principal = await credentials.authenticate(
                 session, app_id=app_id, app_secret=app_secret
             )
         except ImspError:
-            if app_id:
-                self.by_app.fail(app_id, ts)
-            self.by_addr.fail(client_addr, ts)
+            self.by_pair.fail(pair, ts)
+            for k in addrs:
+                self.by_addr.fail(k, ts)
+            if app_id and self.by_app.fail(app_id, ts) == self.by_app.limit:
+                log.warning(
+                    "alert: %d failed token requests for appId %r within %.0f s (not locked)",
+                    self.by_app.limit,
+                    app_id[:40],
+                    self.by_app.window,
+                )
+            if addr_wait:
+                raise RateLimited(addr_wait) from None
             raise
         token = crypto.new_token()
         expires_at = now + self.ttl
@@ -124,19 +149,17 @@ class TokenService:
             raise TokenMissing()
         now = self.clock.now()
         ts = now.timestamp()
-        if len(token) != _TOKEN_LENGTH or not token.startswith(crypto.TOKEN_PREFIX):
-            self._unknown(client_addr, ts)
+        # Even a token of the wrong shape is looked up (an indexed miss, and the address is
+        # rate-limited): while the database is unreachable every unknown token is 50300, never
+        # 40102 — the platform could not check it, and a client told 40102 drops its token.
         digest = crypto.digest(token)
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > ts:
             grant = hit[0]
         else:
-            wait = self.bad_tokens.retry_after(client_addr, ts)
-            if wait:
-                raise RateLimited(wait)
             try:
                 grant = await self._load(engine, digest)
-            except DBAPIError as exc:
+            except (DBAPIError, PoolTimeout) as exc:
                 raise db_failure(exc, None, connection_lost=True) from None
             if self.cache_seconds > 0:
                 if len(self._cache) >= _CACHE_MAX:
@@ -149,7 +172,13 @@ class TokenService:
         return grant
 
     def _unknown(self, client_addr: str, ts: float) -> NoReturn:
-        self.bad_tokens.fail(client_addr, ts)
+        """40102 — or 429 for an address (or /64) that keeps sending unknown tokens."""
+        keys = address_keys(client_addr)
+        wait = max(self.bad_tokens.retry_after(k, ts) for k in keys)
+        for k in keys:
+            self.bad_tokens.fail(k, ts)
+        if wait:
+            raise RateLimited(wait)
         raise TokenInvalid()
 
     async def _load(self, engine: AsyncEngine, digest: str) -> Grant | None:

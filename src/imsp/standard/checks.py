@@ -23,6 +23,7 @@ from typing import Final
 
 __all__ = [
     "DAYS_IN_MONTH",
+    "EARLIEST_YEAR",
     "check_digit_gb11643",
     "check_digit_gb32100",
     "decimal_digits",
@@ -31,6 +32,7 @@ __all__ = [
     "is_date",
     "is_datetime",
     "is_decimal_string",
+    "is_early",
     "is_idcard",
     "is_mobile",
     "is_phone",
@@ -43,6 +45,10 @@ __all__ = [
 ]
 
 DAYS_IN_MONTH: Final = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+#: Business dates and times (数据标准 V1.0 §通用约定, as decided by the platform): no date before
+#: 1900-01-01 is a real event of internet medical care, and every storage layer — SQLite's UTC
+#: conversion of Beijing time included — holds every instant from there on.
+EARLIEST_YEAR: Final = 1900
 _ASCII_DIGITS: Final = frozenset("0123456789")
 
 # Memo of calendar validity for ``yyyy-MM-dd`` strings. Bounded so a hostile upload of millions of
@@ -58,14 +64,14 @@ def _is_leap(year: int) -> bool:
     return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
-def _date_uncached(s: str) -> bool:
+def _date_uncached(s: str, earliest: int = EARLIEST_YEAR) -> bool:
     if s[4] != "-" or s[7] != "-":
         return False
     y, m, d = s[0:4], s[5:7], s[8:10]
     if not (y.isdigit() and m.isdigit() and d.isdigit()):
         return False
     year, month, day = int(y), int(m), int(d)
-    if year < 1 or not 1 <= month <= 12 or day < 1:
+    if year < earliest or not 1 <= month <= 12 or day < 1:
         return False
     if month == 2 and _is_leap(year):
         return day <= 29
@@ -80,7 +86,8 @@ def _remember(memo: dict[str, bool], s: str, ok: bool) -> bool:
 
 
 def is_date(s: str) -> bool:
-    """``s`` is a real calendar date written ``yyyy-MM-dd`` (ASCII digits, year ≥ 1)."""
+    """``s`` is a real calendar date written ``yyyy-MM-dd`` (ASCII digits, year ≥
+    :data:`EARLIEST_YEAR`)."""
     known = _date_memo.get(s)
     if known is not None:
         return known
@@ -111,6 +118,16 @@ def is_time(t: str) -> bool:
     if known is not None:
         return known
     return _remember(_time_memo, hm, _minute_uncached(hm))
+
+
+def is_early(s: str) -> bool:
+    """``s`` would be a valid ``date`` or ``datetime`` but for a year before
+    :data:`EARLIEST_YEAR` — so the validator can say why it is refused."""
+    if len(s) not in (10, 19) or not s.isascii() or s[:4] >= f"{EARLIEST_YEAR:04d}":
+        return False
+    if len(s) == 19 and (s[10] != " " or not is_time(s[11:])):
+        return False
+    return _date_uncached(s[:10], earliest=1)
 
 
 def is_datetime(s: str) -> bool:
@@ -209,7 +226,7 @@ def _idcard_uncached(s: str) -> bool:
     if not body.isdigit():
         return False
     b = body[6:14]
-    if not is_date(f"{b[0:4]}-{b[4:6]}-{b[6:8]}"):
+    if not _date_uncached(f"{b[0:4]}-{b[4:6]}-{b[6:8]}", earliest=1):  # a birth date
         return False
     return check_digit_gb11643(body) == s[17]
 

@@ -67,6 +67,7 @@ ISSUES: Final[Mapping[str, IssueKind]] = {
             ("range", "数值超出范围"),
             ("date", "日期格式错误"),
             ("datetime", "日期时间格式错误"),
+            ("date_range", "日期早于 1900-01-01"),
             ("idcard", "居民身份证号码无效"),
             ("idcard_birthday", "出生日期与身份证号码不一致"),
             ("idcard_sex", "性别与身份证号码不一致"),

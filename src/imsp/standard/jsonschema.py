@@ -50,8 +50,8 @@ ENUM_LIMIT: Final = 500
 
 #: Format names used by the generated schemas → Chinese description for the published spec.
 CUSTOM_FORMATS: Final[Mapping[str, str]] = {
-    "date": "日期 yyyy-MM-dd，须为真实日历日期（JSON Schema 标准格式 date）",
-    "imsp-datetime": "日期时间 yyyy-MM-dd HH:mm:ss（北京时间），须为真实日历日期与时刻",
+    "date": "日期 yyyy-MM-dd，须为真实日历日期，不早于 1900-01-01（JSON Schema 标准格式 date）",
+    "imsp-datetime": "日期时间 yyyy-MM-dd HH:mm:ss（北京时间），须为真实日历日期与时刻，不早于 1900-01-01",
     "decimal(p,s)": "数值（JSON 数字或数字字符串，如 12.30）：整数部分不超过 p−s 位，小数不超过 s 位",
     "gb11643-idcard": "18 位居民身份证号码：出生日期有效，末位校验码符合 GB 11643-1999（X 大写）",
     "gb32100-uscc": "18 位统一社会信用代码：字符集不含 I、O、Z、S、V，末位校验码符合 GB 32100-2015",
@@ -118,6 +118,8 @@ _EMPTY_ANY: Final[dict[str, Any]] = {
 MAX_PRECISION: Final = 38
 _DECIMAL_PATTERN: Final = "^-?[0-9]+(\\.[0-9]+)?$"
 _MULTI_PATTERN: Final = "^[^|]+(\\|[^|]+)*$"
+#: Years from checks.EARLIEST_YEAR (1900) on, for JSON Schema tools that do not know our formats.
+_FROM_1900: Final = "^(19|[2-9][0-9])[0-9]{2}-"
 
 
 def dataset_schema(
@@ -234,9 +236,9 @@ class _Builder:
             _bounds(s, f)
             return s
         if f.type == "date":
-            return {"type": "string", "format": "date"}
+            return {"type": "string", "format": "date", "pattern": _FROM_1900}
         if f.type == "datetime":
-            return {"type": "string", "format": "imsp-datetime"}
+            return {"type": "string", "format": "imsp-datetime", "pattern": _FROM_1900}
         sub = self.node(f.fields, (*steps, f))
         if f.type == "object":
             return sub

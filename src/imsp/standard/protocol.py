@@ -45,6 +45,9 @@ GATEWAY: Final[dict[int, GatewayCode]] = {
         _gw(40002, 401, "appId 不存在", "核对平台分配的 appId"),
         _gw(40004, 401, "appId 与 appSecret 不匹配", "核对 appSecret；多次失败将被限流"),
         _gw(40005, 401, "应用凭据已停用", "联系平台实施方重新分配或启用凭据"),
+        _gw(40006, 400, "JSON 对象中有重复的键", "同一对象内每个键只能出现一次（RFC 8259 §4）"),
+        _gw(40007, 400, "查询参数重复", "dryRun、atomic、appId、appSecret 各只能出现一次"),
+        _gw(40008, 400, "请求头重复", "accessToken、Authorization 各只能出现一次"),
         _gw(40101, 401, "缺少访问令牌", "在请求头 accessToken 中携带令牌"),
         _gw(40102, 401, "访问令牌无效", "重新获取令牌后重发请求"),
         _gw(40103, 401, "访问令牌已过期", "重新获取令牌后重发请求"),
@@ -116,6 +119,7 @@ EXCHANGE_ISSUES: Final[dict[str, ExchangeIssue]] = {
         ExchangeIssue("key_too_long", -96, "业务主键过长"),
         # a warning only (the record is stored): supervision waits for the referenced record
         ExchangeIssue("reference_missing", -95, "关联数据不存在（警告，不拒收）", "warning"),
+        ExchangeIssue("more_issues", 200, "问题过多，其余未逐条列出（见 msg 中的条数）"),
     )
 }
 

@@ -258,6 +258,9 @@ def _decimal_check(f: Field, m: _Meta) -> _Check:
     return check
 
 
+_EARLY: Final = f"早于 {checks.EARLIEST_YEAR}-01-01，超出数据标准允许的日期范围"
+
+
 def _temporal_check(f: Field, m: _Meta) -> _Check:
     is_ok = checks.is_date if f.type == "date" else checks.is_datetime
     code = f.type
@@ -276,6 +279,9 @@ def _temporal_check(f: Field, m: _Meta) -> _Check:
             return _SAME
         if not v or v.isspace():
             return m.empty(node, root, prefix, errs)
+        if checks.is_early(v):
+            errs.append(m.issue(prefix, "date_range", _EARLY, v))
+            return _SAME
         errs.append(m.issue(prefix, code, detail, v))
         return _SAME
 
