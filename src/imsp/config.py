@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL 连接串；为空时使用数据目录下的 SQLite"
     )
     host: str = "127.0.0.1"
+    lock_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="等待数据库锁的最长秒数；超时则本次操作失败、全部回滚并提示稍后重试",
+    )
     exchange: ExchangeSettings = ExchangeSettings()
     portal: PortalSettings = PortalSettings()
 

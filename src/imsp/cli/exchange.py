@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 import orjson
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth import credentials as creds
@@ -28,7 +29,7 @@ from imsp.exchange import queries, tokens
 from imsp.exchange.mask import mask_key, mask_record
 from imsp.standard.model import load_standard
 from imsp.standard.validate import validator_for
-from imsp.storage.db import Database
+from imsp.storage.db import Database, db_error_name
 
 T = TypeVar("T")
 
@@ -48,6 +49,10 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except ImspError as exc:
         raise click.ClickException(f"{exc.msg}（{exc.code}）") from None
+    except DBAPIError as exc:  # nothing was committed, and nothing was printed before the commit
+        raise click.ClickException(
+            f"数据库未能完成本次操作（{db_error_name(exc)}），未做任何更改，请稍后重试"
+        ) from None
 
 
 def _echo_json(value: Any) -> None:

@@ -14,6 +14,7 @@ from imsp.portal.edge import (
     Visit,
     checked_form,
     errors_of,
+    keep_form,
     page_number,
     pager,
     render,
@@ -47,7 +48,7 @@ async def account_list(v: Visit = Depends(operator)) -> Response:  # noqa: B008
 
 
 def _new_page(
-    v: Visit, values: dict[str, str], errors: dict[str, str], status: int = 200
+    v: Visit, values: dict[str, str], errors: dict[str, str], status: int = 200, failure: str = ""
 ) -> Response:
     return render(
         v.request,
@@ -57,6 +58,7 @@ def _new_page(
         errors=errors,
         roles={r: ROLES[r] for r in accounts.MANAGED_ROLES},
         status=status,
+        failure=failure,
     )
 
 
@@ -92,6 +94,11 @@ async def account_create(v: Visit = Depends(operator)) -> Response:  # noqa: B00
             )
     except BadRequest as exc:
         raise Rerender(_new_page(v, values, errors_of(exc.data), status=400)) from exc
+
+    async def again(problem: str) -> Response:
+        return _new_page(v, values, {}, status=503, failure=problem)
+
+    keep_form(v, again)
     return render(
         v.request,
         "account_issued.html",

@@ -20,14 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from imsp import web
 from imsp.auth.login import csrf_ok, csrf_token, resolve_session
 from imsp.auth.models import PortalUser
 from imsp.auth.service import ROLES
 from imsp.clock import format_datetime
 from imsp.config import Settings
-from imsp.errors import Forbidden
+from imsp.errors import CommitFailed, Forbidden
 from imsp.qualification.registration import Actor
-from imsp.web import client_addr, ctx, session
+from imsp.web import UnitOfWork, client_addr, ctx
 
 PLATFORM = "河北省互联网医疗服务监管平台"
 SYSTEM = "资质管理系统"
@@ -164,10 +165,7 @@ class Visit:
         return value if isinstance(value, UploadFile) else None
 
 
-async def _visit(
-    request: Request,
-    db: AsyncSession = Depends(session),  # noqa: B008
-) -> AsyncIterator[Visit]:
+async def _visit(request: Request, db: UnitOfWork) -> AsyncIterator[Visit]:
     c = ctx(request)
     now = c.clock.now()
     token = request.cookies.get(session_cookie_name(c.settings), "")
@@ -187,10 +185,23 @@ async def _visit(
             await visit.form.close()
 
 
+def keep_form(v: Visit, page: Callable[[str], Awaitable[Response]]) -> None:
+    """Should this POST's unit of work fail to commit, answer with ``await page(problem)`` — the
+    form with what was submitted — instead of a bare error page (see ``imsp.web.session``).
+    ``page`` runs after the rollback: it loads again what it shows (the visitor is reloaded
+    here)."""
+
+    async def again(problem: str) -> Response:
+        await v.db.refresh(v.user)
+        return await page(problem)
+
+    web.keep_form(v.request, again)
+
+
 def visitor(*roles: str) -> Callable[..., Awaitable[Visit]]:
     """A dependency: the signed-in visitor, who must have one of ``roles`` (any role if none)."""
 
-    async def dependency(v: Visit = Depends(_visit)) -> Visit:  # noqa: B008
+    async def dependency(v: Visit = Depends(_visit, scope="function")) -> Visit:  # noqa: B008
         if roles and v.user.role not in roles:
             raise Forbidden("当前账号无权访问此页面")
         return v
@@ -226,8 +237,10 @@ def render(
     *,
     visit: Visit | None = None,
     status: int = 200,
+    failure: str = "",
     **context: Any,
 ) -> HTMLResponse:
+    """Render page ``name``. ``failure``: why the submitted form shown again was not saved."""
     user = visit.user if visit else None
     flash = FLASH.get(request.query_params.get("ok", ""), "")
     nav = NAV.get(user.role, ()) if user and not user.must_change_password else ()
@@ -243,7 +256,9 @@ def render(
         path=path,
         csrf=visit.csrf if visit else context.pop("csrf", ""),
         csrf_field=CSRF_FIELD,
-        flash=flash,
+        flash="" if failure else flash,
+        failure=failure,
+        failure_code=CommitFailed.code,
         **context,
     )
     return HTMLResponse(body, status_code=status)

@@ -17,7 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imsp.errors import BadRequest, BodyTooLarge, ImspError, MethodNotAllowed, NotFound
+from imsp.errors import (
+    BadRequest,
+    BodyTooLarge,
+    CommitFailed,
+    ImspError,
+    MethodNotAllowed,
+    NotFound,
+)
 from imsp.portal import accounts, applicant, review, roster, signin
 from imsp.portal import spec as spec_page
 from imsp.portal.edge import Redirect, Rerender, render
@@ -134,6 +141,8 @@ def install(app: FastAPI) -> None:
 
     async def on_imsp(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ImspError)
+        if isinstance(exc, CommitFailed) and isinstance(exc.page, Response):
+            return exc.page  # the submitted form again, with the problem on top
         if exc.code in TOKEN_ERRORS:
             return RedirectResponse("/login", status_code=303)
         return _error_page(request, exc)

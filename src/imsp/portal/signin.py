@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from imsp.auth import login
@@ -23,7 +22,7 @@ from imsp.portal.edge import (
     set_session_cookie,
     visitor,
 )
-from imsp.web import client_addr, ctx, session
+from imsp.web import UnitOfWork, client_addr, ctx
 
 router = APIRouter()
 
@@ -54,7 +53,7 @@ def _login_page(
 
 
 @router.get("/login")
-async def login_form(request: Request, db: AsyncSession = Depends(session)) -> Response:  # noqa: B008
+async def login_form(request: Request, db: UnitOfWork) -> Response:
     c = ctx(request)
     token = request.cookies.get(session_cookie_name(c.settings))
     user = await login.resolve_session(db, token=token, now=c.clock.now())
@@ -65,7 +64,7 @@ async def login_form(request: Request, db: AsyncSession = Depends(session)) -> R
 
 
 @router.post("/login")
-async def login_submit(request: Request, db: AsyncSession = Depends(session)) -> Response:  # noqa: B008
+async def login_submit(request: Request, db: UnitOfWork) -> Response:
     c = ctx(request)
     form = await request.form(max_files=0, max_fields=10)
     secret = request.cookies.get(LOGIN_COOKIE, "")
