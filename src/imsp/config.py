@@ -41,9 +41,19 @@ class PortalSettings(BaseModel):
     port: int = 8091
     session_ttl_seconds: int = 8 * 3600
     max_upload_bytes: int = 10 * 1024 * 1024
-    login_failures_before_lock: int = 5
-    lock_minutes: int = 15
-    secure_cookies: bool = Field(default=False, description="HTTPS 部署时设为 true")
+    login_free_failures_per_address: int = Field(
+        default=20, ge=1, description="同一地址登录失败多少次后开始逐次延长等待时间"
+    )
+    login_free_failures_per_account: int = Field(
+        default=5, ge=1, description="同一账号在同一地址登录失败多少次后开始逐次延长等待时间"
+    )
+    login_max_delay_seconds: int = Field(
+        default=900, ge=1, description="登录失败后等待时间的上限（秒）；不会锁定账号"
+    )
+    secure_cookies: bool = Field(
+        default=False,
+        description="始终使用 Secure Cookie；经 HTTPS 访问时（含可信代理转发）无需设置也会启用",
+    )
 
 
 class Settings(BaseSettings):
@@ -63,6 +73,10 @@ class Settings(BaseSettings):
         gt=0,
         le=600,
         description="等待数据库锁的最长秒数；超时则本次操作失败、全部回滚并提示稍后重试",
+    )
+    trusted_proxies: list[str] = Field(
+        default=[],
+        description="可信反向代理的地址（IP 或网段）；仅来自这些地址的 X-Forwarded-* 请求头会被采信",
     )
     exchange: ExchangeSettings = ExchangeSettings()
     portal: PortalSettings = PortalSettings()

@@ -21,6 +21,7 @@ from imsp.portal.edge import (
     see_other,
     visitor,
 )
+from imsp.portal.signin import throttle_of
 from imsp.qualification.registration import allocate_applicant
 
 router = APIRouter()
@@ -116,6 +117,7 @@ async def account_reset(user_id: int, v: Visit = Depends(operator)) -> Response:
     issued = await accounts.reset_password(
         v.db, actor=v.user.username, user_id=user_id, now=v.now, client_addr=v.actor.client_addr
     )
+    throttle_of(v.request).forget(issued.user.username)  # the explicit unlock
     return render(
         v.request,
         "account_issued.html",

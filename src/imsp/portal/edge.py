@@ -7,8 +7,10 @@ session is sent to the login page, one who must change the initial password to `
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -19,6 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Scope
 
 from imsp import web
 from imsp.auth.login import csrf_ok, csrf_token, resolve_session
@@ -101,27 +104,67 @@ class Rerender(Exception):
         self.response = response
 
 
-def session_cookie_name(settings: Settings) -> str:
-    return SECURE_SESSION_COOKIE if settings.portal.secure_cookies else SESSION_COOKIE
+@functools.cache
+def _networks(
+    trusted: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    out = []
+    for entry in trusted:
+        try:
+            out.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            continue  # settings validation is the exchange's concern; a bad entry trusts nobody
+    return tuple(out)
 
 
-def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
+def is_https(scope: Scope, trusted_proxies: Sequence[str]) -> bool:
+    """Whether the browser reached the portal over HTTPS: the connection's own scheme, or
+    ``X-Forwarded-Proto: https`` — believed only from a configured trusted proxy."""
+    if scope.get("scheme") == "https":
+        return True
+    client = scope.get("client")
+    if not trusted_proxies or not client:
+        return False
+    try:
+        peer = ipaddress.ip_address(client[0])
+    except ValueError:
+        return False
+    if not any(peer in net for net in _networks(tuple(trusted_proxies))):
+        return False
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-proto":
+            return bool(value.split(b",")[0].strip().lower() == b"https")
+    return False
+
+
+def secure_cookies(request: Request) -> bool:
+    """Cookies get ``Secure`` (and the session cookie its ``__Host-`` name) over HTTPS, or always
+    when ``portal.secure_cookies`` is set."""
+    settings = ctx(request).settings
+    return settings.portal.secure_cookies or is_https(request.scope, settings.trusted_proxies)
+
+
+def session_cookie_name(request: Request) -> str:
+    return SECURE_SESSION_COOKIE if secure_cookies(request) else SESSION_COOKIE
+
+
+def set_session_cookie(response: Response, request: Request, token: str) -> None:
     response.set_cookie(
-        session_cookie_name(settings),
+        session_cookie_name(request),
         token,
-        max_age=settings.portal.session_ttl_seconds,
+        max_age=ctx(request).settings.portal.session_ttl_seconds,
         path="/",
-        secure=settings.portal.secure_cookies,
+        secure=secure_cookies(request),
         httponly=True,
         samesite="lax",
     )
 
 
-def clear_session_cookie(response: Response, settings: Settings) -> None:
+def clear_session_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(
-        session_cookie_name(settings),
+        session_cookie_name(request),
         path="/",
-        secure=settings.portal.secure_cookies,
+        secure=secure_cookies(request),
         httponly=True,
         samesite="lax",
     )
@@ -168,7 +211,7 @@ class Visit:
 async def _visit(request: Request, db: UnitOfWork) -> AsyncIterator[Visit]:
     c = ctx(request)
     now = c.clock.now()
-    token = request.cookies.get(session_cookie_name(c.settings), "")
+    token = request.cookies.get(session_cookie_name(request), "")
     user = await resolve_session(db, token=token, now=now)
     if user is None:
         target = request.url.path
