@@ -47,6 +47,12 @@ class PortalSettings(BaseModel):
     login_free_failures_per_account: int = Field(
         default=5, ge=1, description="同一账号在同一地址登录失败多少次后开始逐次延长等待时间"
     )
+    login_tarpit_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=30,
+        description="被限流的登录尝试延迟多少秒再应答（不占用 CPU 与数据库连接），使洪泛几乎无开销",
+    )
     login_max_delay_seconds: int = Field(
         default=900, ge=1, description="登录失败后等待时间的上限（秒）；不会锁定账号"
     )

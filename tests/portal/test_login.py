@@ -85,6 +85,9 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(
 
 
 def _throttled(settings: Settings, **portal: Any) -> Settings:
+    """Throttle settings for the test; refused attempts are answered at once (no tarpit: the
+    test clock is frozen, a real sleep would only slow the test down)."""
+    portal.setdefault("login_tarpit_seconds", 0)
     return settings.model_copy(update={"portal": PortalSettings(**portal)})
 
 
@@ -181,6 +184,21 @@ def test_a_flood_from_one_address_is_refused_before_any_hashing(
             assert login(v6, f"user{i}", "wrong-password-1").status_code == 401
     with TestClient(app, client=("2001:db8::ffff", 5000)) as v6b:
         assert login(v6b, "someone", "wrong-password-1").status_code == 429
+
+
+def test_a_refused_attempt_is_held_before_its_answer(
+    settings: Settings, clock: FrozenClock, hasher: _CountingHasher
+) -> None:
+    """The tarpit: a throttled client gets each answer only after a pause (a lower bound, which
+    a slow machine cannot break), so hammering costs the server almost nothing."""
+    held = _throttled(settings, login_free_failures_per_address=1, login_tarpit_seconds=0.3)
+    with TestClient(create_portal_app(held, clock=clock)) as c:
+        assert login(c, "a", "wrong-password-1").status_code == 401
+        started = time.monotonic()
+        r = login(c, "b", "wrong-password-1")
+        assert time.monotonic() - started >= 0.3
+    assert r.status_code == 429 and r.headers["retry-after"] == "1"
+    assert len(hasher.calls) == 1
 
 
 def _user_id(settings: Settings, username: str) -> int:

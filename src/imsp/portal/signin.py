@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 from fastapi import APIRouter, Depends, Request
@@ -105,8 +106,14 @@ async def login_submit(request: Request, db: UnitOfWork) -> Response:
     now = c.clock.now()
     addr = client_addr(request)
     throttle = throttle_of(request)
-    wait = math.ceil(throttle.attempt(username=username, addr=addr, now=now.timestamp()))
+    wait = throttle.attempt(username=username, addr=addr, now=now.timestamp())
     if wait > 0:  # refused before any password is hashed; the same for every username
+        # Answer slowly (holding no database connection and no CPU): a client that keeps
+        # hammering gets at most one answer per tarpit period on each connection, so a flood
+        # of refused attempts costs the server next to nothing.
+        held = min(wait, c.settings.portal.login_tarpit_seconds)
+        await asyncio.sleep(held)
+        wait = max(1, math.ceil(wait - held))
         return _login_page(
             request,
             secret,
