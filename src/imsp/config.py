@@ -42,7 +42,7 @@ class PortalSettings(BaseModel):
     session_ttl_seconds: int = 8 * 3600
     max_upload_bytes: int = 10 * 1024 * 1024
     login_free_failures_per_address: int = Field(
-        default=20, ge=1, description="同一地址登录失败多少次后开始逐次延长等待时间"
+        default=10, ge=1, description="同一地址登录失败多少次后开始逐次延长等待时间"
     )
     login_free_failures_per_account: int = Field(
         default=5, ge=1, description="同一账号在同一地址登录失败多少次后开始逐次延长等待时间"

@@ -5,6 +5,10 @@ for tens of milliseconds or more — argon2 password hashing, parsing an Excel f
 PDF, building a report — would stall all of them. ``offload`` runs such a call on a worker
 thread of a pool shared by the process, so the loop keeps answering.
 
+Yielding: worker threads run at the lowest scheduling priority (nice +19; on Linux niceness is
+per thread, and threads a library starts from them, such as argon2's lanes, inherit it), so
+while they compute, the event loop thread and the database still get the CPU first.
+
 Bounded: at most ``LIMIT`` calls (the CPUs this process may use) run at a time; further callers
 wait asynchronously (cancellable, no thread held) for a free slot, so a flood of requests that
 each need CPU queues up instead of oversubscribing the cores. Threads suit work that releases the
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +43,21 @@ LIMIT: Final = _cpus()
 #: Worker threads are named ``imsp-cpu_N`` (tests check that work ran there, not on the loop).
 THREAD_PREFIX: Final = "imsp-cpu"
 
-_pool = ThreadPoolExecutor(max_workers=LIMIT, thread_name_prefix=THREAD_PREFIX)
+#: How much nicer than the process the worker threads are.
+NICENESS: Final = 19
+
+
+def _yield_to_the_loop() -> None:
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: same priority as the loop
+        pass
+
+
+_pool = ThreadPoolExecutor(
+    max_workers=LIMIT, thread_name_prefix=THREAD_PREFIX, initializer=_yield_to_the_loop
+)
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )

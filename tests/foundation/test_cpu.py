@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -16,6 +17,7 @@ def test_offload_runs_off_the_loop_bounded_to_the_cores_and_passes_results_and_e
     peak = 0
     lock = threading.Lock()
     names: set[str] = set()
+    nice: set[int] = set()
 
     def work(n: int, *, scale: int) -> int:
         nonlocal running, peak
@@ -23,6 +25,7 @@ def test_offload_runs_off_the_loop_bounded_to_the_cores_and_passes_results_and_e
             running += 1
             peak = max(peak, running)
             names.add(threading.current_thread().name)
+            nice.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         time.sleep(0.02)
         with lock:
             running -= 1
@@ -42,3 +45,5 @@ def test_offload_runs_off_the_loop_bounded_to_the_cores_and_passes_results_and_e
     assert asyncio.run(main()) == [n * 3 for n in range(4 * cpu.LIMIT)]
     assert 1 <= peak <= cpu.LIMIT
     assert names and all(name.startswith(cpu.THREAD_PREFIX) for name in names)
+    # The workers yield the CPU to the event loop's thread.
+    assert nice == {os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + cpu.NICENESS}

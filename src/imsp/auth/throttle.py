@@ -63,7 +63,7 @@ class LoginThrottle:
     def __init__(
         self,
         *,
-        per_address: Allowance = Allowance(free=20, base=1.0, cap=300.0),
+        per_address: Allowance = Allowance(free=10, base=1.0, cap=300.0),
         per_pair: Allowance = Allowance(free=5, base=1.0, cap=900.0),
         per_account: Allowance = Allowance(free=50, base=1.0, cap=300.0),
         forget_after: float = 3600.0,
