@@ -43,9 +43,25 @@ class PortalSettings(BaseModel):
     port: int = 8091
     session_ttl_seconds: int = 8 * 3600
     max_upload_bytes: int = 10 * 1024 * 1024
-    login_failures_before_lock: int = 5
-    lock_minutes: int = 15
-    secure_cookies: bool = Field(default=False, description="HTTPS 部署时设为 true")
+    login_free_failures_per_address: int = Field(
+        default=10, ge=1, description="同一地址登录失败多少次后开始逐次延长等待时间"
+    )
+    login_free_failures_per_account: int = Field(
+        default=5, ge=1, description="同一账号在同一地址登录失败多少次后开始逐次延长等待时间"
+    )
+    login_tarpit_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=30,
+        description="被限流的登录尝试延迟多少秒再应答（不占用 CPU 与数据库连接），使洪泛几乎无开销",
+    )
+    login_max_delay_seconds: int = Field(
+        default=900, ge=1, description="登录失败后等待时间的上限（秒）；不会锁定账号"
+    )
+    secure_cookies: bool = Field(
+        default=False,
+        description="始终使用 Secure Cookie；经 HTTPS 访问时（含可信代理转发）无需设置也会启用",
+    )
 
 
 class SupervisionSettings(BaseModel):
@@ -100,6 +116,12 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL 连接串；为空时使用数据目录下的 SQLite"
     )
     host: str = "127.0.0.1"
+    lock_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="等待数据库锁的最长秒数；超时则本次操作失败、全部回滚并提示稍后重试",
+    )
     trusted_proxies: str = Field(
         default="",
         description="可信反向代理地址（逗号分隔的 IP 或网段，如 10.0.0.1,10.0.8.0/24）；"

@@ -74,10 +74,10 @@ async def seed_demo(session: AsyncSession, *, clock: Clock, reset: bool = False)
                 must_change_password=False,
             )
         elif reset:
-            from imsp.auth.passwords import hash_password
+            from imsp.auth.passwords import hash_password_async
 
             password = _password()
-            user.password_hash = hash_password(password)
+            user.password_hash = await hash_password_async(password)
             user.failed_logins = 0
             user.locked_until = None
         users.append((username, role, password))

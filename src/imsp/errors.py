@@ -120,5 +120,18 @@ class Unavailable(ImspError):
         super().__init__(msg, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 
 
+class CommitFailed(Unavailable):
+    """The database did not commit a request's unit of work: nothing of it was stored.
+
+    ``page`` is the submitted form rendered again with ``problem`` (portal), if the page
+    registered one."""
+
+    problem = "数据库暂时无法完成本次保存（可能正被其他操作占用），本次操作未生效，请稍后重新提交"
+
+    def __init__(self, page: Any = None) -> None:
+        super().__init__(self.problem)
+        self.page = page
+
+
 class ConfigError(Exception):
     """Bad configuration at start-up; the CLI prints ``message`` on one line and exits non-zero."""

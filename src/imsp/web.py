@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -24,9 +25,9 @@ from starlette.responses import JSONResponse, Response
 from imsp import __version__
 from imsp.clock import Clock
 from imsp.config import Settings
-from imsp.errors import UNAVAILABLE_RETRY_AFTER, ImspError, MethodNotAllowed, NotFound
+from imsp.errors import UNAVAILABLE_RETRY_AFTER, CommitFailed, ImspError, MethodNotAllowed, NotFound
 from imsp.standard.protocol import GATEWAY
-from imsp.storage.db import Database
+from imsp.storage.db import Database, db_error_name
 
 log = logging.getLogger("imsp.web")
 
@@ -59,9 +60,59 @@ def ctx(request: Request) -> AppContext:
 
 
 async def session(request: Request) -> AsyncIterator[AsyncSession]:
-    """FastAPI dependency: one unit of work per request, committed when the handler succeeds."""
-    async with ctx(request).db.session() as s:
-        yield s
+    """FastAPI dependency: one unit of work per request, committed when the handler succeeds.
+
+    Declare it through ``UnitOfWork`` (``scope="function"``): the commit then runs after the
+    handler returned its response object but *before* that response is sent, so a page that says
+    已保存 has saved, and a session cookie is live when the browser receives it. When the
+    database refuses the work (a lock held too long, a lost connection), the request ends with
+    ``CommitFailed`` (50300) instead of its success answer. Before rolling back, the hook a page
+    registered with ``keep_form(request, render)`` renders the submitted form again (the
+    loaded rows are still readable then). The log names only the request and the database
+    error's class — never the statement's parameters, which hold what the user typed.
+    """
+    async with ctx(request).db.sessions() as s:
+        try:
+            yield s
+            await s.commit()
+        except DBAPIError as exc:
+            await s.rollback()
+            log.warning(
+                "unit of work of %s %s not committed: %s",
+                request.method,
+                request.url.path,
+                db_error_name(exc),
+            )
+            raise CommitFailed(page=await _form_again(request)) from None
+        except BaseException:
+            await s.rollback()
+            raise
+
+
+#: The unit of work of a request, committed before the response is sent (see ``session``).
+UnitOfWork = Annotated[AsyncSession, Depends(session, scope="function")]
+
+_KEEP_FORM = "imsp_keep_form"
+
+
+def keep_form(request: Request, render: Callable[[str], Awaitable[Response]]) -> None:
+    """Register how to show this request's form again, should its unit of work fail.
+
+    ``render(problem)`` gets a Chinese message and returns the form page holding the submitted
+    values. It runs after the rollback, in a fresh transaction of the same session (rows it
+    needs must be loaded again); if it fails too, the generic error page is shown."""
+    setattr(request.state, _KEEP_FORM, render)
+
+
+async def _form_again(request: Request) -> Response | None:
+    render: Callable[[str], Awaitable[Response]] | None = getattr(request.state, _KEEP_FORM, None)
+    if render is None:
+        return None
+    try:
+        return await render(CommitFailed.problem)
+    except Exception as exc:  # e.g. the database is gone altogether: the generic error page
+        log.warning("could not show the form of %s again: %s", request.url.path, type(exc).__name__)
+        return None
 
 
 #: The longest address ``client_addr`` returns (the ``client_addr`` columns are 64 wide).

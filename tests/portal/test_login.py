@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import threading
+import time
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.app import create_portal_app
-from imsp.auth import crypto
+from imsp.auth import crypto, passwords
 from imsp.auth.models import AuditEvent, PortalSession, PortalUser
 from imsp.clock import FrozenClock
 from imsp.config import PortalSettings, Settings
@@ -81,34 +84,186 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(
     ]
 
 
+def _throttled(settings: Settings, **portal: Any) -> Settings:
+    """Throttle settings for the test; refused attempts are answered at once (no tarpit: the
+    test clock is frozen, a real sleep would only slow the test down)."""
+    portal.setdefault("login_tarpit_seconds", 0)
+    return settings.model_copy(update={"portal": PortalSettings(**portal)})
+
+
+def _wait_of(page: str) -> int:
+    found = re.search(r"请 (\d+) 秒后再试", page)
+    assert found, page
+    return int(found.group(1))
+
+
+def test_known_and_unknown_accounts_get_the_same_answers_and_no_lock(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    """Failing again and again, a known and an unknown username see exactly the same pages
+    (no "账号已锁定" that tells which accounts exist), and the right password works again as
+    soon as the delay has passed — there is no lock-out anyone could impose."""
+    b.make_user(settings, clock.now(), username="reviewer1", role="reviewer")
+    quick = _throttled(settings, login_free_failures_per_account=3)
+    answers: dict[str, list[tuple[int, str]]] = {}
+    with TestClient(create_portal_app(quick, clock=clock)) as c:
+        for name in ("reviewer1", "nobody"):
+            seen = answers[name] = []
+            for _ in range(6):
+                r = login(c, name, "wrong-password-1")
+                problem = re.search(r'class="notice bad" role="alert">([^<]*)<', r.text)
+                seen.append((r.status_code, problem.group(1) if problem else ""))
+                clock.advance(seconds=0.5)
+        assert answers["reviewer1"] == answers["nobody"]
+        assert all("锁定" not in text for _, text in answers["reviewer1"])
+        assert [status for status, _ in answers["reviewer1"]][:3] == [401, 401, 401]
+        assert 429 in [status for status, _ in answers["reviewer1"]]
+        clock.advance(seconds=60)
+        r = login(c, "reviewer1", PASSWORD)
+        assert r.status_code == 200 and r.url.path == "/review"
+
+
+def test_delays_grow_with_each_failure_past_the_allowance(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    quick = _throttled(settings, login_free_failures_per_account=2)
+    with TestClient(create_portal_app(quick, clock=clock)) as c:
+        assert login(c, "reviewer1", "wrong-password-1").status_code == 401
+        waits = []
+        for _ in range(4):
+            login(c, "reviewer1", "wrong-password-1")  # counted: it was allowed
+            r = login(c, "reviewer1", "wrong-password-1")  # refused while waiting
+            assert r.status_code == 429
+            waits.append(_wait_of(r.text))
+            assert r.headers["retry-after"] == str(waits[-1])
+            clock.advance(seconds=waits[-1])
+        assert waits == [1, 2, 4, 8]
+
+
+class _CountingHasher:
+    """The real argon2 hasher, counting verifications and recording where they ran."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.calls: list[tuple[str, float, float]] = []  # thread name, start, end
+
+    def hash(self, password: str) -> str:
+        return str(self.real.hash(password))
+
+    def verify(self, stored: str, password: str) -> bool:
+        start = time.monotonic()
+        try:
+            return bool(self.real.verify(stored, password))
+        finally:
+            self.calls.append((threading.current_thread().name, start, time.monotonic()))
+
+
 @pytest.fixture
-def strict_client(settings: Settings, clock: FrozenClock) -> Iterator[TestClient]:
-    strict = settings.model_copy(
-        update={"portal": PortalSettings(login_failures_before_lock=3, lock_minutes=10)}
-    )
-    with TestClient(create_portal_app(strict, clock=clock)) as client:
-        yield client
+def hasher(monkeypatch: pytest.MonkeyPatch) -> _CountingHasher:
+    counting = _CountingHasher(passwords._hasher)
+    monkeypatch.setattr(passwords, "_hasher", counting)
+    return counting
 
 
-def test_account_locks_after_repeated_failures_then_unlocks_after_the_lock_time(
-    strict_client: TestClient, settings: Settings, clock: FrozenClock
+def test_a_flood_from_one_address_is_refused_before_any_hashing(
+    settings: Settings, clock: FrozenClock, hasher: _CountingHasher
+) -> None:
+    quick = _throttled(settings, login_free_failures_per_address=5)
+    app = create_portal_app(quick, clock=clock)
+    with TestClient(app, client=("10.20.30.40", 5000)) as c:
+        statuses = [login(c, f"user{i}", "wrong-password-1").status_code for i in range(12)]
+    assert statuses == [401] * 5 + [429] * 7
+    assert len(hasher.calls) == 5  # the refused ones cost no argon2 at all
+    # Another address is not held back by that flood.
+    b.make_user(settings, clock.now(), username="reviewer1", role="reviewer")
+    with TestClient(app, client=("10.20.30.41", 5000)) as other:
+        assert login(other, "reviewer1", PASSWORD).url.path == "/review"
+    # The same /64 counts as one address.
+    with TestClient(app, client=("2001:db8::1", 5000)) as v6:
+        for i in range(5):
+            assert login(v6, f"user{i}", "wrong-password-1").status_code == 401
+    with TestClient(app, client=("2001:db8::ffff", 5000)) as v6b:
+        assert login(v6b, "someone", "wrong-password-1").status_code == 429
+
+
+def test_a_refused_attempt_is_held_before_its_answer(
+    settings: Settings, clock: FrozenClock, hasher: _CountingHasher
+) -> None:
+    """The tarpit: a throttled client gets each answer only after a pause (a lower bound, which
+    a slow machine cannot break), so hammering costs the server almost nothing."""
+    held = _throttled(settings, login_free_failures_per_address=1, login_tarpit_seconds=0.3)
+    with TestClient(create_portal_app(held, clock=clock)) as c:
+        assert login(c, "a", "wrong-password-1").status_code == 401
+        started = time.monotonic()
+        r = login(c, "b", "wrong-password-1")
+        assert time.monotonic() - started >= 0.3
+    assert r.status_code == 429 and r.headers["retry-after"] == "1"
+    assert len(hasher.calls) == 1
+
+
+def _user_id(settings: Settings, username: str) -> int:
+    async def work(session: AsyncSession) -> int:
+        found = await session.scalar(select(PortalUser.id).where(PortalUser.username == username))
+        assert found is not None
+        return int(found)
+
+    return b.run(settings, work)
+
+
+def test_the_operators_password_reset_lifts_the_delays(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    b.make_user(settings, clock.now(), username="operator1", role="operator")
+    who = b.make_applicant(settings, clock.now())
+    quick = _throttled(settings, login_free_failures_per_account=1)
+    with TestClient(create_portal_app(quick, clock=clock)) as c:
+        login(c, who.username, "wrong-password-1")
+        assert login(c, who.username, "wrong-password-1").status_code == 429
+        sign_in(c, "operator1", PASSWORD)
+        r = post_form(c, f"/accounts/{_user_id(settings, who.username)}/reset", page="/accounts")
+        assert r.status_code == 200
+        password = re.search(r'id="issued-password">([^<]+)<', r.text)
+        assert password, r.text
+        post_form(c, "/logout", page="/accounts")
+        assert login(c, who.username, password.group(1)).url.path == "/password"
+
+
+def test_cookies_are_secure_and_hsts_is_sent_whenever_the_portal_is_reached_over_https(
+    settings: Settings, clock: FrozenClock
 ) -> None:
     b.make_user(settings, clock.now(), username="reviewer1", role="reviewer")
-    for _ in range(2):
-        assert "用户名或密码错误" in login(strict_client, "reviewer1", "wrong-password-1").text
-    locked = login(strict_client, "reviewer1", "wrong-password-1")
-    assert "账号已锁定" in locked.text
-    # While locked even the right password is refused (and not checked).
-    r = login(strict_client, "reviewer1", PASSWORD)
-    assert r.status_code == 401 and "账号已锁定" in r.text
-    clock.advance(minutes=9)
-    assert "账号已锁定" in login(strict_client, "reviewer1", PASSWORD).text
-    clock.advance(minutes=2)
-    r = login(strict_client, "reviewer1", PASSWORD)
-    assert r.status_code == 200 and r.url.path == "/review"
-    actions = [e[1] for e in _events(settings)]
-    assert actions.count("account.lock") == 1
-    assert actions.count("login.refuse") == 2
+    proxied = settings.model_copy(update={"trusted_proxies": "10.9.0.0/16"})
+
+    def visit(client: TestClient) -> tuple[str, str]:
+        page = client.get("/login")
+        r = client.post(
+            "/login",
+            data={"username": "reviewer1", "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+            follow_redirects=False,
+        )
+        cookie = next(h for h in r.headers.get_list("set-cookie") if "imsp_session" in h)
+        return cookie, r.headers.get("strict-transport-security", "")
+
+    app = create_portal_app(proxied, clock=clock)
+    with TestClient(app, base_url="https://testserver") as c:
+        cookie, hsts = visit(c)
+    assert cookie.startswith("__Host-imsp_session=") and "Secure" in cookie
+    assert hsts.startswith("max-age=")
+    with TestClient(app) as c:  # plain HTTP
+        cookie, hsts = visit(c)
+    assert cookie.startswith("imsp_session=") and "Secure" not in cookie and not hsts
+    forwarded = {"X-Forwarded-Proto": "https"}
+
+    def login_page(peer: str) -> tuple[str, str]:
+        with TestClient(app, client=(peer, 4000)) as c:
+            r = c.get("/login", headers=forwarded)
+        cookie = next(h for h in r.headers.get_list("set-cookie") if "imsp_login" in h)
+        return cookie, r.headers.get("strict-transport-security", "")
+
+    cookie, hsts = login_page("10.9.1.1")  # behind the trusted proxy
+    assert "Secure" in cookie and hsts
+    cookie, hsts = login_page("10.8.1.1")  # anyone else: the header is ignored
+    assert "Secure" not in cookie and not hsts
 
 
 def test_first_login_forces_a_password_change_before_anything_else(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.auth.audit import Actor, AuditAction, audit, on_user
 from imsp.auth.login import end_all_sessions
 from imsp.auth.models import Institution, PortalUser
-from imsp.auth.passwords import hash_password
+from imsp.auth.passwords import hash_password_async
 from imsp.auth.service import ROLES, create_portal_user
 from imsp.errors import BadRequest, Forbidden, NotFound
 
@@ -116,7 +116,7 @@ async def reset_password(
     """A new one-time password; unlocks the account, ends its sessions, forces a change."""
     user = await _managed(session, user_id)
     password = new_initial_password()
-    user.password_hash = hash_password(password)
+    user.password_hash = await hash_password_async(password)
     user.must_change_password = True
     user.failed_logins = 0
     user.locked_until = None

@@ -1,9 +1,10 @@
-"""Portal sign-in: password check with lockout, sessions, CSRF tokens, password changes.
+"""Portal sign-in: password check, sessions, CSRF tokens, password changes.
 
-* Passwords are argon2id hashes (``imsp.auth.passwords``); an unknown username costs the same
-  argon2 verification as a known one, so response time does not reveal which accounts exist.
-* After ``failures_before_lock`` consecutive failures an account is locked for ``lock_minutes``;
-  while locked, no password is checked at all.
+* Passwords are argon2id hashes (``imsp.auth.passwords``), checked off the event loop; an unknown
+  username costs the same argon2 verification as a known one, and gets the same answer, so
+  neither time nor text reveals which accounts exist.
+* No lock-out: repeated failures are slowed down by ``imsp.auth.throttle`` (per address, per
+  account, growing delays) before any password is checked — nobody can lock another's account.
 * A session is a random token in an HttpOnly cookie; only its SHA-256 is stored
   (``PortalSession.token_hash``). Sessions end on logout, on a password change and at
   ``expires_at`` (absolute lifetime, no sliding renewal).
@@ -30,8 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.auth import crypto
 from imsp.auth.audit import Actor, AuditAction, as_actor, audit, on_user
 from imsp.auth.models import PortalSession, PortalUser
-from imsp.auth.passwords import hash_password, policy_problem, verify_password
-from imsp.clock import format_datetime
+from imsp.auth.passwords import (
+    hash_password,
+    hash_password_async,
+    policy_problem,
+    verify_password_async,
+)
+from imsp.cpu import offload
 
 SESSION_PREFIX = "hbp_"
 BAD_CREDENTIALS = "用户名或密码错误"
@@ -41,8 +47,6 @@ BAD_CREDENTIALS = "用户名或密码错误"
 class LoginPolicy:
     """The portal's sign-in settings (``settings.portal``)."""
 
-    failures_before_lock: int
-    lock_minutes: int
     session_ttl_seconds: int
 
 
@@ -100,43 +104,24 @@ async def sign_in(
         await audit(session, actor, action, now=now, detail=dict(detail), **about)
 
     if user is None:
-        verify_password(_dummy_hash(), password)  # same cost as a real check
+        await verify_password_async(await offload(_dummy_hash), password)  # same cost
         await record(AuditAction.LOGIN_FAILURE, reason="unknown_user")
         return SignIn(None, None, BAD_CREDENTIALS)
-    if user.locked_until is not None:
-        if user.locked_until > now:
-            await record(AuditAction.LOGIN_REFUSE, reason="locked")
-            return SignIn(user, None, _locked_message(user.locked_until, policy))
-        user.locked_until = None
-        user.failed_logins = 0
-    if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= policy.failures_before_lock:
-            user.locked_until = now + timedelta(minutes=policy.lock_minutes)
-            user.failed_logins = 0
-            await record(AuditAction.LOGIN_FAILURE, reason="bad_password")
-            await record(AuditAction.ACCOUNT_LOCK, until=format_datetime(user.locked_until))
-            return SignIn(user, None, _locked_message(user.locked_until, policy))
-        failures = user.failed_logins
-        await record(AuditAction.LOGIN_FAILURE, reason="bad_password", failures=failures)
+    if not await verify_password_async(user.password_hash, password):
+        user.failed_logins += 1  # shown to the operator; never locks the account
+        await record(AuditAction.LOGIN_FAILURE, reason="bad_password", failures=user.failed_logins)
         return SignIn(user, None, BAD_CREDENTIALS)
     if not user.active:
         await record(AuditAction.LOGIN_REFUSE, reason="inactive")
         return SignIn(user, None, "账号已停用，请联系平台实施方")
     user.failed_logins = 0
+    user.locked_until = None
     user.last_login_at = now
     token = await open_session(
         session, user=user, now=now, ttl_seconds=policy.session_ttl_seconds, client_addr=client_addr
     )
     await record(AuditAction.LOGIN_SUCCESS)
     return SignIn(user, token, None)
-
-
-def _locked_message(until: datetime, policy: LoginPolicy) -> str:
-    return (
-        f"连续 {policy.failures_before_lock} 次登录失败，账号已锁定至 {format_datetime(until)}"
-        f"（{policy.lock_minutes} 分钟），请稍后再试或联系平台实施方解锁"
-    )
 
 
 async def open_session(
@@ -213,7 +198,7 @@ async def change_password(
     change on first sign-in (``must_change_password``) is cleared.
     """
     errors: dict[str, str] = {}
-    if not verify_password(user.password_hash, current):
+    if not await verify_password_async(user.password_hash, current):
         errors["current"] = "当前密码不正确"
     problem = policy_problem(new)
     if problem:
@@ -224,7 +209,7 @@ async def change_password(
         errors["confirm"] = "两次输入的新密码不一致"
     if errors:
         return errors
-    user.password_hash = hash_password(new)
+    user.password_hash = await hash_password_async(new)
     user.must_change_password = False
     await end_all_sessions(session, user_id=user.id)
     action = AuditAction.ACCOUNT_CHANGE_PASSWORD

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth import crypto
 from imsp.auth.models import AppCredential, Institution, PortalUser
-from imsp.auth.passwords import hash_password
+from imsp.auth.passwords import hash_password_async
 
 ROLES: dict[str, str] = {
     "operator": "平台实施方",
@@ -78,7 +78,7 @@ async def create_portal_user(
     user = PortalUser(
         username=username,
         display_name=display_name or username,
-        password_hash=hash_password(password),
+        password_hash=await hash_password_async(password),
         role=role,
         institution_id=institution.id if institution else None,
         must_change_password=must_change_password,

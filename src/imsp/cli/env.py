@@ -9,11 +9,12 @@ from typing import TypeVar
 
 import click
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.config import Settings
 from imsp.errors import ImspError
-from imsp.storage.db import Database
+from imsp.storage.db import Database, db_error_name
 
 T = TypeVar("T")
 
@@ -45,3 +46,7 @@ def run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except ImspError as exc:
         raise click.ClickException(f"{exc.msg}（{exc.code}）") from None
+    except DBAPIError as exc:  # nothing was committed, and nothing was printed before the commit
+        raise click.ClickException(
+            f"数据库未能完成本次操作（{db_error_name(exc)}），未做任何更改，请稍后重试"
+        ) from None

@@ -14,12 +14,14 @@ from imsp.portal.edge import (
     Visit,
     checked_form,
     errors_of,
+    keep_form,
     page_number,
     pager,
     render,
     see_other,
     visitor,
 )
+from imsp.portal.signin import throttle_of
 from imsp.qualification.registration import allocate_applicant
 
 router = APIRouter()
@@ -47,7 +49,7 @@ async def account_list(v: Visit = Depends(operator)) -> Response:  # noqa: B008
 
 
 def _new_page(
-    v: Visit, values: dict[str, str], errors: dict[str, str], status: int = 200
+    v: Visit, values: dict[str, str], errors: dict[str, str], status: int = 200, failure: str = ""
 ) -> Response:
     return render(
         v.request,
@@ -57,6 +59,7 @@ def _new_page(
         errors=errors,
         roles={r: ROLES[r] for r in accounts.MANAGED_ROLES},
         status=status,
+        failure=failure,
     )
 
 
@@ -91,6 +94,11 @@ async def account_create(v: Visit = Depends(operator)) -> Response:  # noqa: B00
             )
     except BadRequest as exc:
         raise Rerender(_new_page(v, values, errors_of(exc.data), status=400)) from exc
+
+    async def again(problem: str) -> Response:
+        return _new_page(v, values, {}, status=503, failure=problem)
+
+    keep_form(v, again)
     org = values if issued.user.role == "applicant" else None
     return _issued_page(v, issued, org=org, reset=False)
 
@@ -99,6 +107,7 @@ async def account_create(v: Visit = Depends(operator)) -> Response:  # noqa: B00
 async def account_reset(user_id: int, v: Visit = Depends(operator)) -> Response:  # noqa: B008
     await checked_form(v)
     issued = await accounts.reset_password(v.db, actor=v.actor, user_id=user_id, now=v.now)
+    throttle_of(v.request).forget(issued.user.username)  # the explicit unlock
     return _issued_page(v, issued, org=None, reset=True)
 
 

@@ -11,7 +11,16 @@ from starlette.responses import Response
 
 from imsp.auth.models import Institution
 from imsp.errors import BadRequest, Forbidden
-from imsp.portal.edge import Rerender, Visit, checked_form, errors_of, render, see_other, visitor
+from imsp.portal.edge import (
+    Rerender,
+    Visit,
+    checked_form,
+    errors_of,
+    keep_form,
+    render,
+    see_other,
+    visitor,
+)
 from imsp.portal.widgets import institution_inputs
 from imsp.qualification import fields as F
 from imsp.qualification import queries, registration
@@ -117,6 +126,7 @@ def _institution_page(
     errors: dict[str, str],
     notes: dict[str, str],
     status: int = 200,
+    failure: str = "",
 ) -> Response:
     kind, sections = institution_inputs(values, errors, notes, org_code=inst.org_code)
     return render(
@@ -129,6 +139,7 @@ def _institution_page(
         titles=F.SECTIONS,
         errors=errors,
         status=status,
+        failure=failure,
     )
 
 
@@ -146,12 +157,18 @@ async def institution_save(v: Visit = Depends(applicant)) -> Response:  # noqa: 
     raw: dict[str, Any] = {F.TYPE_FIELD: v.text(F.TYPE_FIELD)}
     for section in F.SECTIONS:
         raw[section] = {f.code: v.text(f"{section}.{f.code}") for f in F.institution_fields()}
+    notes = await rejection_notes(v, app)
     try:
         await registration.save_profile(v.db, app=app, institution=inst, raw=raw, now=v.now)
     except BadRequest as exc:
-        notes = await rejection_notes(v, app)
         page = _institution_page(v, app, inst, raw, errors_of(exc.data), notes, status=400)
         raise Rerender(page) from exc
+
+    async def again(problem: str) -> Response:
+        app, inst = await mine(v)
+        return _institution_page(v, app, inst, raw, {}, notes, 503, failure=problem)
+
+    keep_form(v, again)
     return see_other("/my/attachments?ok=saved")
 
 

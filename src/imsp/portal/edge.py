@@ -7,6 +7,7 @@ session is sent to the login page, one who must change the initial password to `
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,15 +20,17 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Scope
 
+from imsp import web
 from imsp.auth.audit import Actor, as_actor
 from imsp.auth.login import csrf_ok, csrf_token, resolve_session
 from imsp.auth.models import PortalUser
 from imsp.auth.service import ROLES
 from imsp.clock import format_datetime
 from imsp.config import Settings
-from imsp.errors import Forbidden
-from imsp.web import client_addr, ctx, session
+from imsp.errors import CommitFailed, Forbidden
+from imsp.web import UnitOfWork, client_addr, ctx, trusted_networks
 
 PLATFORM = "河北省互联网医疗服务监管平台"
 SYSTEM = "资质管理系统"
@@ -100,27 +103,55 @@ class Rerender(Exception):
         self.response = response
 
 
-def session_cookie_name(settings: Settings) -> str:
-    return SECURE_SESSION_COOKIE if settings.portal.secure_cookies else SESSION_COOKIE
+def is_https(scope: Scope, trusted_proxies: str) -> bool:
+    """Whether the browser reached the portal over HTTPS: the connection's own scheme, or
+    ``X-Forwarded-Proto: https`` — believed only from a configured trusted proxy
+    (``Settings.trusted_proxies``, comma-separated addresses or networks)."""
+    if scope.get("scheme") == "https":
+        return True
+    client = scope.get("client")
+    if not trusted_proxies or not client:
+        return False
+    try:
+        peer = ipaddress.ip_address(client[0])
+    except ValueError:
+        return False
+    if not any(peer in net for net in trusted_networks(trusted_proxies)):
+        return False
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-proto":
+            return bool(value.split(b",")[0].strip().lower() == b"https")
+    return False
 
 
-def set_session_cookie(response: Response, settings: Settings, token: str) -> None:
+def secure_cookies(request: Request) -> bool:
+    """Cookies get ``Secure`` (and the session cookie its ``__Host-`` name) over HTTPS, or always
+    when ``portal.secure_cookies`` is set."""
+    settings = ctx(request).settings
+    return settings.portal.secure_cookies or is_https(request.scope, settings.trusted_proxies)
+
+
+def session_cookie_name(request: Request) -> str:
+    return SECURE_SESSION_COOKIE if secure_cookies(request) else SESSION_COOKIE
+
+
+def set_session_cookie(response: Response, request: Request, token: str) -> None:
     response.set_cookie(
-        session_cookie_name(settings),
+        session_cookie_name(request),
         token,
-        max_age=settings.portal.session_ttl_seconds,
+        max_age=ctx(request).settings.portal.session_ttl_seconds,
         path="/",
-        secure=settings.portal.secure_cookies,
+        secure=secure_cookies(request),
         httponly=True,
         samesite="lax",
     )
 
 
-def clear_session_cookie(response: Response, settings: Settings) -> None:
+def clear_session_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(
-        session_cookie_name(settings),
+        session_cookie_name(request),
         path="/",
-        secure=settings.portal.secure_cookies,
+        secure=secure_cookies(request),
         httponly=True,
         samesite="lax",
     )
@@ -159,13 +190,10 @@ class Visit:
         return value if isinstance(value, UploadFile) else None
 
 
-async def _visit(
-    request: Request,
-    db: AsyncSession = Depends(session),  # noqa: B008
-) -> AsyncIterator[Visit]:
+async def _visit(request: Request, db: UnitOfWork) -> AsyncIterator[Visit]:
     c = ctx(request)
     now = c.clock.now()
-    token = request.cookies.get(session_cookie_name(c.settings), "")
+    token = request.cookies.get(session_cookie_name(request), "")
     user = await resolve_session(db, token=token, now=now)
     if user is None:
         target = request.url.path
@@ -182,10 +210,23 @@ async def _visit(
             await visit.form.close()
 
 
+def keep_form(v: Visit, page: Callable[[str], Awaitable[Response]]) -> None:
+    """Should this POST's unit of work fail to commit, answer with ``await page(problem)`` — the
+    form with what was submitted — instead of a bare error page (see ``imsp.web.session``).
+    ``page`` runs after the rollback: it loads again what it shows (the visitor is reloaded
+    here)."""
+
+    async def again(problem: str) -> Response:
+        await v.db.refresh(v.user)
+        return await page(problem)
+
+    web.keep_form(v.request, again)
+
+
 def visitor(*roles: str) -> Callable[..., Awaitable[Visit]]:
     """A dependency: the signed-in visitor, who must have one of ``roles`` (any role if none)."""
 
-    async def dependency(v: Visit = Depends(_visit)) -> Visit:  # noqa: B008
+    async def dependency(v: Visit = Depends(_visit, scope="function")) -> Visit:  # noqa: B008
         if roles and v.user.role not in roles:
             raise Forbidden("当前账号无权访问此页面")
         return v
@@ -221,8 +262,10 @@ def render(
     *,
     visit: Visit | None = None,
     status: int = 200,
+    failure: str = "",
     **context: Any,
 ) -> HTMLResponse:
+    """Render page ``name``. ``failure``: why the submitted form shown again was not saved."""
     user = visit.user if visit else None
     flash = FLASH.get(request.query_params.get("ok", ""), "")
     nav = NAV.get(user.role, ()) if user and not user.must_change_password else ()
@@ -238,7 +281,9 @@ def render(
         path=path,
         csrf=visit.csrf if visit else context.pop("csrf", ""),
         csrf_field=CSRF_FIELD,
-        flash=flash,
+        flash="" if failure else flash,
+        failure=failure,
+        failure_code=CommitFailed.code,
         **context,
     )
     return HTMLResponse(body, status_code=status)

@@ -17,10 +17,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imsp.errors import BadRequest, BodyTooLarge, ImspError, MethodNotAllowed, NotFound
+from imsp.errors import (
+    BadRequest,
+    BodyTooLarge,
+    CommitFailed,
+    ImspError,
+    MethodNotAllowed,
+    NotFound,
+)
 from imsp.portal import accounts, applicant, review, roster, signin
 from imsp.portal import spec as spec_page
-from imsp.portal.edge import Redirect, Rerender, render
+from imsp.portal.edge import Redirect, Rerender, is_https, render
 from imsp.standard.protocol import GATEWAY, TOKEN_ERRORS
 from imsp.web import log
 
@@ -29,6 +36,8 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+#: Sent on every answer over HTTPS: one year, this host and its subdomains.
+HSTS = b"max-age=31536000; includeSubDomains"
 _HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -47,15 +56,17 @@ class PortalGuard:
     """Pure ASGI middleware: security headers on every response (no caching of pages, which hold
     personal data) and a hard request-body limit (uploads are checked precisely by the page)."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int, trusted_proxies: str = "") -> None:
         self.app = app
         self.max_body = max_body
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         static = scope["path"].startswith("/static/")
+        https = is_https(scope, self.trusted_proxies)
         limit = self.max_body
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
@@ -77,6 +88,8 @@ class PortalGuard:
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 extra = list(_HEADERS)
+                if https:  # browsers remember to use HTTPS only (RFC 6797)
+                    extra.append((b"strict-transport-security", HSTS))
                 if not static:
                     if b"cache-control" not in present:
                         extra.append((b"cache-control", b"no-store"))
@@ -119,9 +132,11 @@ def install(app: FastAPI) -> None:
     for module in (signin, accounts, applicant, roster, review):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login
+    app.state.login_throttle = signin.new_throttle(settings)
     app.add_middleware(
         PortalGuard,
         max_body=settings.portal.max_upload_bytes + 1024 * 1024,
+        trusted_proxies=settings.trusted_proxies,
     )
 
     async def on_redirect(_: Request, exc: Exception) -> Response:
@@ -134,6 +149,8 @@ def install(app: FastAPI) -> None:
 
     async def on_imsp(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ImspError)
+        if isinstance(exc, CommitFailed) and isinstance(exc.page, Response):
+            return exc.page  # the submitted form again, with the problem on top
         if exc.code in TOKEN_ERRORS:
             return RedirectResponse("/login", status_code=303)
         return _error_page(request, exc)

@@ -22,6 +22,7 @@ from imsp.portal.edge import (
     Visit,
     checked_form,
     errors_of,
+    keep_form,
     pager,
     render,
     see_other,
@@ -138,6 +139,7 @@ def _form_page(
     errors: dict[str, str],
     record_id: int | None,
     status: int = 200,
+    failure: str = "",
 ) -> Response:
     return render(
         v.request,
@@ -152,6 +154,7 @@ def _form_page(
         errors=errors,
         record_id=record_id,
         status=status,
+        failure=failure,
     )
 
 
@@ -205,6 +208,12 @@ async def _save(v: Visit, roster: F.Roster, record_id: int | None) -> Response:
     except BadRequest as exc:
         page = _form_page(v, roster, app, inst, raw, errors_of(exc.data), record_id, status=400)
         raise Rerender(page) from exc
+
+    async def again(problem: str) -> Response:
+        app, inst = await mine(v)
+        return _form_page(v, roster, app, inst, raw, {}, record_id, 503, problem)
+
+    keep_form(v, again)
     return see_other(f"/my/{roster.kind}?ok=saved")
 
 

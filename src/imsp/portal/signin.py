@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from imsp.auth import login
 from imsp.auth.passwords import POLICY
+from imsp.auth.throttle import Allowance, LoginThrottle
+from imsp.config import Settings
 from imsp.errors import Forbidden
 from imsp.portal.edge import (
     CSRF_PROBLEM,
@@ -18,18 +22,41 @@ from imsp.portal.edge import (
     clear_session_cookie,
     render,
     safe_next,
+    secure_cookies,
     see_other,
     session_cookie_name,
     set_session_cookie,
     visitor,
 )
-from imsp.web import client_addr, ctx, session
+from imsp.web import UnitOfWork, client_addr, ctx
 
 router = APIRouter()
 
 
+def throttle_of(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    return throttle
+
+
+def new_throttle(settings: Settings) -> LoginThrottle:
+    """The portal's sign-in throttle, from ``settings.portal``."""
+    p = settings.portal
+    cap = float(p.login_max_delay_seconds)
+    return LoginThrottle(
+        per_address=Allowance(free=p.login_free_failures_per_address, base=1.0, cap=cap),
+        per_pair=Allowance(free=p.login_free_failures_per_account, base=1.0, cap=cap),
+        per_account=Allowance(free=10 * p.login_free_failures_per_account, base=1.0, cap=cap),
+    )
+
+
 def _login_page(
-    request: Request, secret: str, *, username: str = "", problem: str = "", status: int = 200
+    request: Request,
+    secret: str,
+    *,
+    username: str = "",
+    problem: str = "",
+    status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     response = render(
         request,
@@ -40,13 +67,13 @@ def _login_page(
         next=safe_next(request.query_params.get("next"), ""),
         status=status,
     )
-    s = ctx(request).settings
+    response.headers.update(headers or {})
     response.set_cookie(
         LOGIN_COOKIE,
         secret,
         max_age=3600,
         path="/login",
-        secure=s.portal.secure_cookies,
+        secure=secure_cookies(request),
         httponly=True,
         samesite="strict",
     )
@@ -54,9 +81,9 @@ def _login_page(
 
 
 @router.get("/login")
-async def login_form(request: Request, db: AsyncSession = Depends(session)) -> Response:  # noqa: B008
+async def login_form(request: Request, db: UnitOfWork) -> Response:
     c = ctx(request)
-    token = request.cookies.get(session_cookie_name(c.settings))
+    token = request.cookies.get(session_cookie_name(request))
     user = await login.resolve_session(db, token=token, now=c.clock.now())
     if user is not None:
         return see_other(HOME[user.role])
@@ -65,7 +92,7 @@ async def login_form(request: Request, db: AsyncSession = Depends(session)) -> R
 
 
 @router.post("/login")
-async def login_submit(request: Request, db: AsyncSession = Depends(session)) -> Response:  # noqa: B008
+async def login_submit(request: Request, db: UnitOfWork) -> Response:
     c = ctx(request)
     form = await request.form(max_files=0, max_fields=10)
     secret = request.cookies.get(LOGIN_COOKIE, "")
@@ -76,28 +103,45 @@ async def login_submit(request: Request, db: AsyncSession = Depends(session)) ->
     password = str(form.get("password") or "")[:200]
     if not username or not password:
         return _login_page(request, secret, username=username, problem="请输入用户名和密码")
-    p = c.settings.portal
+    now = c.clock.now()
+    addr = client_addr(request)
+    throttle = throttle_of(request)
+    wait = throttle.attempt(username=username, addr=addr, now=now.timestamp())
+    if wait > 0:  # refused before any password is hashed; the same for every username
+        # Answer slowly (holding no database connection and no CPU): a client that keeps
+        # hammering gets at most one answer per tarpit period on each connection, so a flood
+        # of refused attempts costs the server next to nothing.
+        held = min(wait, c.settings.portal.login_tarpit_seconds)
+        await asyncio.sleep(held)
+        wait = max(1, math.ceil(wait - held))
+        return _login_page(
+            request,
+            secret,
+            username=username,
+            problem=f"登录失败次数过多，请 {wait} 秒后再试",
+            status=429,
+            headers={"Retry-After": str(wait)},
+        )
     result = await login.sign_in(
         db,
         username=username,
         password=password,
-        policy=login.LoginPolicy(
-            p.login_failures_before_lock, p.lock_minutes, p.session_ttl_seconds
-        ),
-        now=c.clock.now(),
-        client_addr=client_addr(request),
+        policy=login.LoginPolicy(c.settings.portal.session_ttl_seconds),
+        now=now,
+        client_addr=addr,
     )
     if not result.ok or result.user is None or result.token is None:
         return _login_page(
             request, login.new_secret(), username=username, problem=result.problem or "", status=401
         )
+    throttle.succeeded(username=username, addr=addr)
     user = result.user
     if user.must_change_password:
         target = "/password"
     else:
         target = safe_next(str(form.get("next") or ""), HOME[user.role])
     response = see_other(target)
-    set_session_cookie(response, c.settings, result.token)
+    set_session_cookie(response, request, result.token)
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
@@ -109,7 +153,7 @@ async def logout(v: Visit = Depends(visitor())) -> Response:  # noqa: B008
         v.db, token=v.token, user=v.user, now=v.now, client_addr=v.actor.client_addr
     )
     response = see_other("/login")
-    clear_session_cookie(response, v.settings)
+    clear_session_cookie(response, v.request)
     return response
 
 
@@ -143,7 +187,7 @@ async def password_submit(v: Visit = Depends(visitor())) -> Response:  # noqa: B
     response = see_other(
         HOME[v.user.role] + ("&" if "?" in HOME[v.user.role] else "?") + "ok=password"
     )
-    set_session_cookie(response, v.settings, token)
+    set_session_cookie(response, v.request, token)
     return response
 
 

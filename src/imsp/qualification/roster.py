@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth.models import Institution
 from imsp.clock import format_datetime
+from imsp.cpu import offload
 from imsp.errors import BadRequest, NotFound
 from imsp.qualification import fields as F
 from imsp.qualification.models import Application, Department, Doctor
@@ -175,7 +176,7 @@ async def import_records(
     are replaced. On any problem raises ``BadRequest`` with ``data={"problems": [CellProblem]}``."""
     ensure_editable(app)
     try:
-        sheet = read_rows(roster, content)
+        sheet = await offload(read_rows, roster, content)
     except SheetError as exc:
         raise BadRequest(str(exc), data={"problems": [CellProblem(0, "", "", str(exc))]}) from exc
     if not sheet.rows:

@@ -7,14 +7,19 @@ second sheet explains every field, a third lists the code tables the fields use.
 text-formatted so ID numbers keep every digit.
 
 Reading is defensive: the upload must be a zip container of modest unpacked size before openpyxl
-sees it, at most ``MAX_ROWS`` rows are read, and every problem is reported with its Excel row and
-column. Parsing never touches the database; ``roster.import_records`` applies all rows or none.
+sees it; the sheet is streamed (openpyxl read-only mode) and reading stops as soon as it has seen
+``MAX_SHEET_ROWS`` rows — empty ones included, so a file declaring ``A1:Z800000`` with hundreds of
+thousands of empty rows costs a fraction of a second, not the server. At most ``MAX_ROWS`` data
+rows are imported, and every problem is reported with its Excel row and column. Parsing is pure
+CPU and never touches the database: callers run ``read_rows`` through ``imsp.cpu.offload``
+(``roster.import_records`` does), which applies all rows or none.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -26,6 +31,13 @@ from openpyxl.utils import get_column_letter
 from imsp.qualification.fields import Roster, standard
 
 MAX_ROWS: Final = 2000
+#: Rows read from the sheet at most, empty and header rows included (blank formatted rows of
+#: the template and a little slack below the data are fine; a sheet of empty rows is not).
+MAX_SHEET_ROWS: Final = MAX_ROWS + 1000
+TOO_MANY_ROWS: Final = (
+    f"Excel 文件的行数超过上限：最多读取 {MAX_SHEET_ROWS} 行（含空行），"
+    f"每次最多导入 {MAX_ROWS} 行数据。请删除数据下方多余的空行，或分批导入"
+)
 MAX_UNPACKED_BYTES: Final = 50 * 1024 * 1024
 _TEXT = "@"
 _HEAD_FILL = PatternFill("solid", fgColor="DCE6F2")
@@ -142,6 +154,14 @@ class SheetError(ValueError):
     """The file cannot be read as this roster's template (wrong format, missing columns)."""
 
 
+def _bounded(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """The streamed rows; ``SheetError`` once more than ``MAX_SHEET_ROWS`` have come."""
+    for seen, row in enumerate(rows, start=1):
+        if seen > MAX_SHEET_ROWS:
+            raise SheetError(TOO_MANY_ROWS)
+        yield row
+
+
 def read_rows(roster: Roster, content: bytes) -> Sheet:
     """The data rows of an uploaded workbook, keyed by field code. Raises ``SheetError``."""
     if not content.startswith(b"PK\x03\x04"):
@@ -158,7 +178,7 @@ def read_rows(roster: Roster, content: bytes) -> Sheet:
         raise SheetError("无法读取 Excel 文件，请使用页面提供的模板（.xlsx）") from exc
     try:
         ws = wb.worksheets[0]
-        rows = ws.iter_rows(values_only=True)
+        rows = _bounded(ws.iter_rows(max_row=MAX_SHEET_ROWS + 1, values_only=True))
         names = [_cell_text(v) for v in next(rows, ())]
         codes = [_cell_text(v) for v in next(rows, ())]
         by_code = {f.code: f for f in roster.fields}

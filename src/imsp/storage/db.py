@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,35 +22,53 @@ from sqlalchemy.ext.asyncio import (
 
 from imsp.config import Settings
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_TIMEOUT_MS = 10_000  # the default of ``settings.lock_timeout_seconds``
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets readers proceed during writes; foreign keys are off by default in SQLite.
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # WAL lets readers proceed during writes; foreign keys are off by default in SQLite.
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    return pragmas
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    """The async engine. A unit of work waits at most ``settings.lock_timeout_seconds`` for a
+    lock (SQLite busy timeout, PostgreSQL ``lock_timeout``) and then fails, so a request never
+    hangs behind a held row. Statement parameters never appear in exception messages
+    (``hide_parameters``): they hold what users typed, and exceptions end up in logs."""
     url = settings.sqlalchemy_url
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    lock_ms = int(settings.lock_timeout_seconds * 1000)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if settings.is_sqlite:
         path = make_url(url).database
         if path and path != ":memory:":
             from pathlib import Path
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+        kwargs = {"hide_parameters": True, "connect_args": {"timeout": lock_ms / 1000}}
     else:
-        kwargs.update(pool_size=20, max_overflow=20)
+        kwargs.update(
+            pool_size=20, max_overflow=20, connect_args={"options": f"-c lock_timeout={lock_ms}"}
+        )
     engine = create_async_engine(url, **kwargs)
     if settings.is_sqlite:
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(lock_ms))
     return engine
+
+
+def db_error_name(exc: DBAPIError) -> str:
+    """What went wrong in the database, without the statement or its parameters."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None)
+    name = type(orig).__name__ if orig is not None else type(exc).__name__
+    return f"{name} (SQLSTATE {state})" if state else name
 
 
 class Database:
