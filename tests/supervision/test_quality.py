@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from imsp.auth.service import IssuedCredential
 from imsp.app import create_exchange_app
+from imsp.auth.service import IssuedCredential
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.storage.db import Database
@@ -105,7 +105,7 @@ def test_rollup_counts_requests_rejections_completeness_and_references(
     rows = {r[2]: r for r in _rows(settings)}
     assert set(rows) == {"", "prescription", "patient"}  # "" = the token request
     day = clock.now().date()
-    inst, d, _, requests, received, accepted, rejected, by_code, stored, *_rest = rows[
+    _inst, d, _, requests, received, accepted, rejected, by_code, stored, *_rest = rows[
         "prescription"
     ]
     assert (d, requests, received, accepted, rejected, stored) == (day, 1, 4, 3, 1, 3)

@@ -52,13 +52,13 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/my/progress", "审核进度查询"),
     ),
     "reviewer": (("/review", "待审核"), ("/review?status=all", "全部申请")),
-    "regulator": (("/review?status=all", "申请列表"),),
+    "regulator": (("/supervision", "监管总览"), ("/review?status=all", "申请列表")),
 }
 HOME: Final[dict[str, str]] = {
     "operator": "/accounts",
     "applicant": "/my",
     "reviewer": "/review",
-    "regulator": "/review?status=all",
+    "regulator": "/supervision",
 }
 #: Fixed confirmation messages after a redirect (``?ok=saved``) — never user-supplied text.
 FLASH: Final[dict[str, str]] = {

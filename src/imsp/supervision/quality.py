@@ -35,7 +35,7 @@ from functools import cache
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Date, and_, cast, delete, func, select
+from sqlalchemy import Date, and_, cast, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -244,9 +244,7 @@ async def _record_figures(
         if business_time is not None:
             acc.delays.append((first_at - business_time).total_seconds())
         kinds = checked_references(dataset)
-        pairs = [
-            (k, v) for k, v in zip(REFERENCE_COLUMNS, refs, strict=True) if v and k in kinds
-        ]
+        pairs = [(k, v) for k, v in zip(REFERENCE_COLUMNS, refs, strict=True) if v and k in kinds]
         if pairs:
             acc.refs_checked += 1
             if all(v in known[k] for k, v in pairs):
@@ -273,9 +271,7 @@ async def _existing(
     return found
 
 
-def _row(
-    institution_id: int, day: date, dataset: str, acc: _Acc, now: datetime
-) -> dict[str, Any]:
+def _row(institution_id: int, day: date, dataset: str, acc: _Acc, now: datetime) -> dict[str, Any]:
     delays = sorted(acc.delays)
     return {
         "channel": PRODUCTION,
@@ -312,7 +308,7 @@ async def recompute_pairs(session: AsyncSession, pairs: Iterable[Pair], *, now: 
         accs = await _compute_pair(session, institution_id, day)
         rows = [_row(institution_id, day, ds, acc, now) for ds, acc in sorted(accs.items())]
         if rows:
-            await session.execute(QualityDay.__table__.insert(), rows)
+            await session.execute(insert(QualityDay), rows)
             written += len(rows)
     return written
 
@@ -416,5 +412,3 @@ async def refresh_rollups(session: AsyncSession, *, now: datetime) -> int:
     written = await recompute_pairs(session, await touched_pairs(session, since), now=now)
     await _set_watermark(session, now)
     return written
-
-
