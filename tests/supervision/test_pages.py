@@ -125,3 +125,21 @@ def test_a_hospital_sees_only_its_own_records_and_no_dashboards(
     other = qb.make_applicant(settings, clock.now(), org_code=ORG_B, username="hosp_b")
     sign_in(portal_client, other.username, other.password, "Hospital-2026")
     assert portal_client.get(f"/supervision/records/{reported.record_id}").status_code == 404
+
+
+def test_rule_catalogue_lists_every_rule_with_citation_and_exports_it(
+    regulator: TestClient,
+) -> None:
+    from imsp.standard.ruleset import load_rules
+
+    html = regulator.get("/supervision/rules").text
+    catalogue = load_rules()
+    for rule in catalogue:
+        assert f'id="{rule.id}"' in html
+    r22 = catalogue["R22"]
+    assert r22.citation_display in html and "条款号待核实" in html
+    ws = load_workbook(io.BytesIO(regulator.get("/supervision/rules/export.xlsx").content)).active
+    assert ws is not None
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[0][:3] == ("规则编号", "规则名称", "依据")
+    assert [r[0] for r in rows[1:]] == list(catalogue.ids)

@@ -52,7 +52,11 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/my/progress", "审核进度查询"),
     ),
     "reviewer": (("/review", "待审核"), ("/review?status=all", "全部申请")),
-    "regulator": (("/supervision", "监管总览"), ("/review?status=all", "申请列表")),
+    "regulator": (
+        ("/supervision", "监管总览"),
+        ("/supervision/rules", "监管规则"),
+        ("/review?status=all", "申请列表"),
+    ),
 }
 HOME: Final[dict[str, str]] = {
     "operator": "/accounts",

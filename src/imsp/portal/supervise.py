@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from imsp.errors import BadRequest, NotFound
 from imsp.portal.edge import Visit, render, visitor
+from imsp.standard.ruleset import load_rules
 from imsp.supervision import charts, dashboard, records
 from imsp.supervision.dashboard import Totals
 from imsp.supervision.export import XLSX, to_xlsx
@@ -261,3 +262,40 @@ async def record(record_id: int, v: Visit = Depends(record_readers)) -> Response
     if view is None:
         raise NotFound("记录不存在")
     return render(v.request, "supervision_record.html", visit=v, view=view)
+
+
+RULE_HEADERS: Final = ("规则编号", "规则名称", "依据", "级别", "涉及数据集", "版本", "检查内容")
+
+
+def rule_rows() -> list[list[Any]]:
+    return [
+        [
+            r.id,
+            r.name,
+            r.citation_display,
+            r.severity_label,
+            "、".join(dashboard.dataset_name(d) for d in r.datasets),
+            r.version,
+            r.text,
+        ]
+        for r in load_rules()
+    ]
+
+
+@router.get("/supervision/rules")
+async def rules(v: Visit = Depends(regulator)) -> Response:  # noqa: B008
+    """监管规则目录: exactly what is checked, with the regulation each rule enforces."""
+    catalogue = load_rules()
+    return render(
+        v.request,
+        "supervision_rules.html",
+        visit=v,
+        catalogue=catalogue,
+        headers=RULE_HEADERS,
+        rows=rule_rows(),
+    )
+
+
+@router.get("/supervision/rules/export.xlsx")
+async def rules_export(v: Visit = Depends(regulator)) -> Response:  # noqa: B008
+    return await _xlsx("rules", "监管规则目录", RULE_HEADERS, rule_rows())
