@@ -69,7 +69,7 @@ def columns(
     title: str,
     items: Sequence[tuple[str, float]],
     *,
-    width: int = 640,
+    width: int = 960,
     height: int = 220,
     highlight: frozenset[str] = frozenset(),
 ) -> Markup:

@@ -98,8 +98,10 @@ async def record_view(
     )
     lines = [VersionLine(h, await exchange.get_log(session, h.exchange_id)) for h in history]
     masked = mask_record(ds, rec.data) if ds is not None else {}
+    order = [f.code for f in ds.fields] if ds is not None else []
     names = {f.code: f.name for f in ds.fields} if ds is not None else {}
-    fields = [Field(k, names.get(k, k), _show(v)) for k, v in masked.items()]
+    codes = [c for c in order if c in masked] + [k for k in masked if k not in names]
+    fields = [Field(k, names.get(k, k), _show(masked[k])) for k in codes]
     shown_key = mask_key(ds, rec.key) if ds is not None else rec.key
     await audit(
         session,
