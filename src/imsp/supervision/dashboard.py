@@ -8,12 +8,14 @@ Ratios are computed from the summed counts (a weighted mean, never a mean of dai
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from imsp.auth.models import Institution
 from imsp.standard.model import load_standard
@@ -24,6 +26,10 @@ from imsp.supervision.rollup_models import QualityDay
 #: of the days of the look-back window before it (otherwise it simply does not report daily).
 SILENT_WINDOW: Final = 28
 SILENT_SHARE: Final = 0.5
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def dataset_name(code: str) -> str:
@@ -53,19 +59,19 @@ class Totals:
     delay_p95_s: float | None = None  # the worst daily p95 of the period
     rejected_by_code: Counter[str] = field(default_factory=Counter)
 
-    def add(self, row: QualityDay) -> None:
-        self.requests += row.requests
-        self.received += row.received
-        self.accepted += row.accepted
-        self.rejected += row.rejected
-        self.stored += row.stored
-        self.optional_filled += row.optional_filled
-        self.optional_total += row.optional_total
-        self.refs_checked += row.refs_checked
-        self.refs_resolved += row.refs_resolved
-        if row.delay_p95_s is not None:
-            self.delay_p95_s = max(self.delay_p95_s or 0.0, row.delay_p95_s)
-        self.rejected_by_code.update({k: int(v) for k, v in row.rejected_by_code.items()})
+    def add(self, other: Totals) -> None:
+        self.requests += other.requests
+        self.received += other.received
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.stored += other.stored
+        self.optional_filled += other.optional_filled
+        self.optional_total += other.optional_total
+        self.refs_checked += other.refs_checked
+        self.refs_resolved += other.refs_resolved
+        if other.delay_p95_s is not None:
+            self.delay_p95_s = max(self.delay_p95_s or 0.0, other.delay_p95_s)
+        self.rejected_by_code.update(other.rejected_by_code)
 
     @property
     def validity(self) -> float | None:
@@ -120,6 +126,50 @@ class HospitalView:
     silent: list[date]
 
 
+#: The summed columns, in the order :func:`_totals` reads them.
+_SUMS = (
+    func.sum(QualityDay.requests),
+    func.sum(QualityDay.received),
+    func.sum(QualityDay.accepted),
+    func.sum(QualityDay.rejected),
+    func.sum(QualityDay.stored),
+    func.sum(QualityDay.optional_filled),
+    func.sum(QualityDay.optional_total),
+    func.sum(QualityDay.refs_checked),
+    func.sum(QualityDay.refs_resolved),
+    func.max(QualityDay.delay_p95_s),
+)
+
+
+def _totals(values: Sequence[Any]) -> Totals:
+    n = [int(v or 0) for v in values[:9]]
+    p95 = values[9]
+    return Totals(
+        requests=n[0],
+        received=n[1],
+        accepted=n[2],
+        rejected=n[3],
+        stored=n[4],
+        optional_filled=n[5],
+        optional_total=n[6],
+        refs_checked=n[7],
+        refs_resolved=n[8],
+        delay_p95_s=float(p95) if p95 is not None else None,
+    )
+
+
+async def _grouped(
+    session: AsyncSession, key: Any, *where: ColumnElement[bool]
+) -> list[tuple[Any, Totals]]:
+    """Summed rollup rows grouped by ``key`` (one aggregate query, computed by the database)."""
+    rows = await session.execute(select(key, *_SUMS).where(*where).group_by(key))
+    return [(r[0], _totals(r[1:])) for r in rows.all()]
+
+
+def _period(start: date, end: date, channel: str) -> list[ColumnElement[bool]]:
+    return [QualityDay.channel == channel, QualityDay.day >= start, QualityDay.day <= end]
+
+
 def days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
@@ -164,30 +214,24 @@ async def _active_days(
         stmt = stmt.where(QualityDay.institution_id == institution_id)
     out: defaultdict[int, set[date]] = defaultdict(set)
     for inst, day in (await session.execute(stmt)).all():
-        out[int(inst)].add(day)
+        out[int(inst)].add(_as_date(day))
     return out
 
 
 async def overview(
     session: AsyncSession, *, start: date, end: date, channel: str = PRODUCTION
 ) -> Overview:
-    """The province's figures for [start, end] (Beijing dates, inclusive)."""
-    rows = (
-        await session.scalars(
-            select(QualityDay).where(
-                QualityDay.channel == channel, QualityDay.day >= start, QualityDay.day <= end
-            )
-        )
-    ).all()
-    by_dataset: defaultdict[str, Totals] = defaultdict(Totals)
+    """The province's figures for [start, end] (Beijing dates, inclusive): three aggregate
+    queries over the rollups (per dataset, per day, per institution)."""
+    where = _period(start, end, channel)
+    by_dataset = dict(await _grouped(session, QualityDay.dataset, *where))
     by_day: dict[date, Totals] = {d: Totals() for d in days(start, end)}
-    by_inst: defaultdict[int, Totals] = defaultdict(Totals)
+    for day, t in await _grouped(session, QualityDay.day, *where):
+        by_day[_as_date(day)] = t
+    by_inst = {int(i): t for i, t in await _grouped(session, QualityDay.institution_id, *where)}
     total = Totals()
-    for row in rows:
-        by_dataset[row.dataset].add(row)
-        by_day[row.day].add(row)
-        by_inst[row.institution_id].add(row)
-        total.add(row)
+    for t in by_dataset.values():
+        total.add(t)
     active = await _active_days(session, start, end, channel)
     hospitals = await _hospitals(session, set(by_inst) | set(active))
     lines = [
@@ -232,23 +276,19 @@ async def hospital(
     found = await _hospitals(session, {institution_id})
     if not found:
         return None
-    rows = (
-        await session.scalars(
-            select(QualityDay).where(
-                QualityDay.channel == channel,
-                QualityDay.institution_id == institution_id,
-                QualityDay.day >= start,
-                QualityDay.day <= end,
-            )
-        )
-    ).all()
-    by_dataset: defaultdict[str, Totals] = defaultdict(Totals)
+    where = [*_period(start, end, channel), QualityDay.institution_id == institution_id]
+    by_dataset = dict(await _grouped(session, QualityDay.dataset, *where))
     by_day: dict[date, Totals] = {d: Totals() for d in days(start, end)}
+    for day, t in await _grouped(session, QualityDay.day, *where):
+        by_day[_as_date(day)] = t
     total = Totals()
-    for row in rows:
-        by_dataset[row.dataset].add(row)
-        by_day[row.day].add(row)
-        total.add(row)
+    for t in by_dataset.values():
+        total.add(t)
+    codes = await session.scalars(
+        select(QualityDay.rejected_by_code).where(*where, QualityDay.rejected > 0)
+    )
+    for by_code in codes:
+        total.rejected_by_code.update({str(k): int(v) for k, v in by_code.items()})
     active = await _active_days(session, start, end, channel, institution_id)
     return HospitalView(
         found[institution_id],

@@ -101,7 +101,7 @@ async def record_view(
     order = [f.code for f in ds.fields] if ds is not None else []
     names = {f.code: f.name for f in ds.fields} if ds is not None else {}
     codes = [c for c in order if c in masked] + [k for k in masked if k not in names]
-    fields = [Field(k, names.get(k, k), _show(masked[k])) for k in codes]
+    fields = [Field(k, names.get(k) or k, _show(masked[k])) for k in codes]
     shown_key = mask_key(ds, rec.key) if ds is not None else rec.key
     await audit(
         session,
