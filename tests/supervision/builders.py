@@ -13,7 +13,7 @@ from imsp.auth.models import Institution
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.exchange.models import Record
-from imsp.supervision import quality
+from imsp.supervision import rollups
 from tests.exchange.builders import ORG_A, ORG_B, get_token, make_credential, record
 from tests.qualification import builders as qb
 
@@ -61,7 +61,7 @@ def report(exchange: TestClient, settings: Settings, clock: FrozenClock) -> Repo
     upload(exchange, token_a, "prescription", [record("prescription", n=0, icdName="更正诊断")])
 
     async def finish(session: Any) -> Reported:
-        await quality.recompute(session, now=clock.now())
+        await rollups.recompute(session, now=clock.now())
         a = await session.scalar(select(Institution.id).where(Institution.org_code == ORG_A))
         b = await session.scalar(select(Institution.id).where(Institution.org_code == ORG_B))
         rid = await session.scalar(

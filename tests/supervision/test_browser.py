@@ -99,7 +99,7 @@ def test_regulator_reads_overview_hospital_and_record_in_chromium(
         page.fill('input[name="end"]', "2026-01-10")
         page.get_by_role("button", name="查询").click()
         page.wait_for_url(re.compile(r".*start=2026-01-01.*"))
-        assert page.locator("svg.chart").count() == 2
+        assert page.locator("svg.chart").count() == 4
         page.screenshot(path=str(artifacts / "01-overview.png"), full_page=True)
         shown = _table_rows(page, "各医疗机构")
         assert [r[0] for r in shown] == [HOSPITAL_A, HOSPITAL_B]

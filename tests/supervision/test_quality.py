@@ -18,7 +18,7 @@ from imsp.auth.service import IssuedCredential
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.storage.db import Database
-from imsp.supervision import quality
+from imsp.supervision import quality, rollups
 from imsp.supervision.rollup_models import QualityDay
 from tests.conftest import _empty_all_tables
 from tests.exchange.builders import ORG_A, get_token, make_credential, record
@@ -86,11 +86,11 @@ def _upload(
 
 
 def _refresh(settings: Settings, clock: FrozenClock) -> None:
-    _run(settings, lambda s: quality.refresh_rollups(s, now=clock.now()))
+    _run(settings, lambda s: rollups.refresh_rollups(s, now=clock.now()))
 
 
 def _recompute(settings: Settings, clock: FrozenClock) -> None:
-    _run(settings, lambda s: quality.recompute(s, now=clock.now()))
+    _run(settings, lambda s: rollups.recompute(s, now=clock.now()))
 
 
 def test_rollup_counts_requests_rejections_completeness_and_references(

@@ -8,6 +8,7 @@ list on a page has an ``.xlsx`` twin with the same rows and Chinese headers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
 from urllib.parse import quote
@@ -16,8 +17,9 @@ from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from imsp.errors import BadRequest, NotFound
+from imsp.exchange.mask import mask
 from imsp.portal.edge import Visit, render, visitor
-from imsp.standard.ruleset import load_rules
+from imsp.standard.ruleset import SEVERITY_LABELS, load_rules
 from imsp.supervision import charts, dashboard, records
 from imsp.supervision.dashboard import Totals
 from imsp.supervision.export import XLSX, to_xlsx
@@ -72,10 +74,12 @@ DATASET_HEADERS: Final = (
     "关联完整率", "上报延迟 P95",
 )  # fmt: skip
 HOSPITAL_HEADERS: Final = (
-    "医疗机构", "统一社会信用代码", "接收记录数", "接收成功", "有效率", "推荐项完整率",
-    "关联完整率", "上报天数", "未上报天数",
+    "医疗机构", "统一社会信用代码", "接收记录数", "有效率", "推荐项完整率", "关联完整率",
+    "监管发现", "未办结", "每千条记录发现数", "上报天数", "未上报天数",
 )  # fmt: skip
-DAY_HEADERS: Final = ("日期", "接收记录数", "接收成功", "拒收", "有效率", "是否未上报")
+DAY_HEADERS: Final = ("日期", "接收记录数", "接收成功", "拒收", "有效率", "监管发现", "是否未上报")
+RULE_COUNT_HEADERS: Final = ("规则编号", "规则名称", "级别", "发现数", "未办结")
+DOCTOR_HEADERS: Final = ("医师证件号码（脱敏）", "监管发现", "未办结")
 
 
 def dataset_rows(by_dataset: dict[str, Totals]) -> list[list[Any]]:
@@ -95,24 +99,55 @@ def dataset_rows(by_dataset: dict[str, Totals]) -> list[list[Any]]:
     ]
 
 
-def hospital_rows(lines: Sequence[dashboard.HospitalLine]) -> list[list[Any]]:
+def per_thousand(findings: int, records: int) -> float | None:
+    return findings * 1000 / records if records else None
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """A hospital line of the overview with its findings (ranked by findings per 1,000)."""
+
+    line: dashboard.HospitalLine
+    findings: int
+    open: int
+
+    @property
+    def rate(self) -> float | None:
+        return per_thousand(self.findings, self.line.totals.received)
+
+
+def rank(
+    lines: Sequence[dashboard.HospitalLine], counts: dict[int, tuple[int, int]]
+) -> list[Ranked]:
+    ranked = [Ranked(h, *counts.get(h.hospital.id, (0, 0))) for h in lines]
+    ranked.sort(
+        key=lambda r: (-(r.rate or 0.0), -r.findings, -r.line.totals.received, r.line.hospital.name)
+    )
+    return ranked
+
+
+def hospital_rows(ranked: Sequence[Ranked]) -> list[list[Any]]:
     return [
         [
-            h.hospital.name,
-            h.hospital.org_code,
-            h.totals.received,
-            h.totals.accepted,
-            pct(h.totals.validity),
-            pct(h.totals.completeness),
-            pct(h.totals.integrity),
-            h.active_days,
-            len(h.silent),
+            r.line.hospital.name,
+            r.line.hospital.org_code,
+            r.line.totals.received,
+            pct(r.line.totals.validity),
+            pct(r.line.totals.completeness),
+            pct(r.line.totals.integrity),
+            r.findings,
+            r.open,
+            "—" if r.rate is None else f"{r.rate:.2f}",
+            r.line.active_days,
+            len(r.line.silent),
         ]
-        for h in lines
+        for r in ranked
     ]
 
 
-def day_rows(by_day: dict[date, Totals], silent: Sequence[date] = ()) -> list[list[Any]]:
+def day_rows(
+    by_day: dict[date, Totals], findings: dict[date, int], silent: Sequence[date] = ()
+) -> list[list[Any]]:
     quiet = set(silent)
     return [
         [
@@ -121,10 +156,53 @@ def day_rows(by_day: dict[date, Totals], silent: Sequence[date] = ()) -> list[li
             t.accepted,
             t.rejected,
             pct(t.validity),
+            findings.get(d, 0),
             "未上报" if d in quiet else "",
         ]
         for d, t in by_day.items()
     ]
+
+
+def rule_count_rows(counts: Sequence[dashboard.RuleCount]) -> list[list[Any]]:
+    catalogue = load_rules()
+    return [
+        [
+            c.rule_id,
+            catalogue[c.rule_id].name if c.rule_id in catalogue else c.rule_id,
+            SEVERITY_LABELS.get(c.severity, c.severity),
+            c.total,
+            c.open,
+        ]
+        for c in counts
+    ]
+
+
+def doctor_rows(doctors: Sequence[dashboard.DoctorCount]) -> list[list[Any]]:
+    return [[mask(d.doctor_cert_id), d.total, d.open] for d in doctors]
+
+
+@dataclass(frozen=True, slots=True)
+class OverviewLists:
+    ov: dashboard.Overview
+    ranked: list[Ranked]
+    rules: list[dashboard.RuleCount]
+    findings_by_day: dict[date, int]
+
+    @property
+    def findings(self) -> int:
+        return sum(r.findings for r in self.ranked)
+
+    @property
+    def open(self) -> int:
+        return sum(r.open for r in self.ranked)
+
+
+async def _overview(v: Visit, start: date, end: date) -> OverviewLists:
+    ov = await dashboard.overview(v.db, start=start, end=end)
+    counts = await dashboard.findings_by_institution(v.db, start=start, end=end)
+    rules = await dashboard.findings_by_rule(v.db, start=start, end=end)
+    by_day = await dashboard.findings_by_day(v.db, start=start, end=end)
+    return OverviewLists(ov, rank(ov.hospitals, counts), rules, by_day)
 
 
 async def _xlsx(
@@ -148,68 +226,105 @@ async def _xlsx(
 @router.get("/supervision")
 async def overview(v: Visit = Depends(regulator)) -> Response:  # noqa: B008
     start, end = await period(v)
-    ov = await dashboard.overview(v.db, start=start, end=end)
+    data = await _overview(v, start, end)
+    ov = data.ov
     ds_items = [
         (dashboard.dataset_name(c), float(t.received)) for c, t in ov.by_dataset.items() if c
     ]
     day_items = [(d.isoformat(), float(t.received)) for d, t in ov.by_day.items()]
+    rule_items = [
+        (f"{c.rule_id} {SEVERITY_LABELS.get(c.severity, '')}", float(c.total)) for c in data.rules
+    ]
+    query = f"start={start.isoformat()}&end={end.isoformat()}"
     return render(
         v.request,
         "supervision_overview.html",
         visit=v,
         ov=ov,
+        data=data,
         start=start,
         end=end,
-        query=f"start={start.isoformat()}&end={end.isoformat()}",
+        query=query,
         pct=pct,
         duration=duration,
         dataset_chart=charts.bars("各数据集接收记录数", ds_items),
         day_chart=charts.columns("每日接收记录数", day_items),
+        rule_chart=charts.bars("各规则监管发现数", rule_items[:15]),
+        finding_day_chart=charts.columns(
+            "每日新增监管发现", [(d.isoformat(), float(n)) for d, n in data.findings_by_day.items()]
+        ),
         dataset_headers=DATASET_HEADERS,
         dataset_rows=dataset_rows(ov.by_dataset),
         hospital_headers=HOSPITAL_HEADERS,
-        hospital_rows=hospital_rows(ov.hospitals),
+        hospital_rows=hospital_rows(data.ranked),
         hospital_links=[
-            f"/supervision/hospitals/{h.hospital.id}?start={start}&end={end}" for h in ov.hospitals
+            f"/supervision/hospitals/{r.line.hospital.id}?{query}" for r in data.ranked
+        ],
+        rule_headers=RULE_COUNT_HEADERS,
+        rule_rows=rule_count_rows(data.rules),
+        rule_links=[
+            f"/supervision/findings?rule={c.rule_id}&severity={c.severity}&{query}"
+            for c in data.rules
         ],
         day_headers=DAY_HEADERS,
-        day_rows=day_rows(ov.by_day),
+        day_rows=day_rows(ov.by_day, data.findings_by_day),
     )
 
 
 @router.get("/supervision/export/{name}.xlsx")
 async def overview_export(name: str, v: Visit = Depends(regulator)) -> Response:  # noqa: B008
     start, end = await period(v)
-    ov = await dashboard.overview(v.db, start=start, end=end)
+    data = await _overview(v, start, end)
     span = f"{start.isoformat()}至{end.isoformat()}"
-    if name == "datasets":
-        return await _xlsx(name, f"各数据集-{span}", DATASET_HEADERS, dataset_rows(ov.by_dataset))
-    if name == "hospitals":
-        return await _xlsx(
-            name, f"各医疗机构-{span}", HOSPITAL_HEADERS, hospital_rows(ov.hospitals)
-        )
-    if name == "days":
-        return await _xlsx(name, f"每日趋势-{span}", DAY_HEADERS, day_rows(ov.by_day))
-    raise NotFound("没有这个导出清单")
+    lists = {
+        "datasets": (f"各数据集-{span}", DATASET_HEADERS, dataset_rows(data.ov.by_dataset)),
+        "hospitals": (f"各医疗机构-{span}", HOSPITAL_HEADERS, hospital_rows(data.ranked)),
+        "days": (f"每日趋势-{span}", DAY_HEADERS, day_rows(data.ov.by_day, data.findings_by_day)),
+        "rules": (f"监管发现按规则-{span}", RULE_COUNT_HEADERS, rule_count_rows(data.rules)),
+    }
+    if name not in lists:
+        raise NotFound("没有这个导出清单")
+    return await _xlsx(name, *lists[name])
+
+
+@dataclass(frozen=True, slots=True)
+class HospitalLists:
+    view: dashboard.HospitalView
+    rules: list[dashboard.RuleCount]
+    findings_by_day: dict[date, int]
+    doctors: list[dashboard.DoctorCount]
+
+
+async def _hospital(v: Visit, institution_id: int, start: date, end: date) -> HospitalLists:
+    view = await dashboard.hospital(v.db, institution_id=institution_id, start=start, end=end)
+    if view is None:
+        raise NotFound("医疗机构不存在")
+    return HospitalLists(
+        view,
+        await dashboard.findings_by_rule(v.db, start=start, end=end, institution_id=institution_id),
+        await dashboard.findings_by_day(v.db, start=start, end=end, institution_id=institution_id),
+        await dashboard.top_doctors(v.db, institution_id=institution_id, start=start, end=end),
+    )
 
 
 @router.get("/supervision/hospitals/{institution_id}")
 async def hospital(institution_id: int, v: Visit = Depends(regulator)) -> Response:  # noqa: B008
     start, end = await period(v)
-    view = await dashboard.hospital(v.db, institution_id=institution_id, start=start, end=end)
-    if view is None:
-        raise NotFound("医疗机构不存在")
+    data = await _hospital(v, institution_id, start, end)
+    view = data.view
     silent = {d.isoformat() for d in view.silent}
     day_items = [(d.isoformat(), float(t.received)) for d, t in view.by_day.items()]
     codes = sorted(view.total.rejected_by_code.items(), key=lambda kv: -kv[1])
+    query = f"start={start.isoformat()}&end={end.isoformat()}"
     return render(
         v.request,
         "supervision_hospital.html",
         visit=v,
         view=view,
+        data=data,
         start=start,
         end=end,
-        query=f"start={start.isoformat()}&end={end.isoformat()}",
+        query=query,
         pct=pct,
         duration=duration,
         day_chart=charts.columns(
@@ -218,7 +333,21 @@ async def hospital(institution_id: int, v: Visit = Depends(regulator)) -> Respon
         dataset_headers=DATASET_HEADERS,
         dataset_rows=dataset_rows(view.by_dataset),
         day_headers=DAY_HEADERS,
-        day_rows=day_rows(view.by_day, view.silent),
+        day_rows=day_rows(view.by_day, data.findings_by_day, view.silent),
+        rule_headers=RULE_COUNT_HEADERS,
+        rule_rows=rule_count_rows(data.rules),
+        rule_links=[
+            f"/supervision/findings?hospital={institution_id}&rule={c.rule_id}&{query}"
+            for c in data.rules
+        ],
+        doctor_headers=DOCTOR_HEADERS,
+        doctor_rows=doctor_rows(data.doctors),
+        doctor_links=[
+            f"/supervision/hospitals/{institution_id}/doctors/{d.token}?{query}"
+            for d in data.doctors
+        ],
+        findings_total=sum(c.total for c in data.rules),
+        findings_open=sum(c.open for c in data.rules),
         codes=codes,
         issue_titles=records.issue_titles(),
     )
@@ -231,20 +360,23 @@ async def hospital_export(
     v: Visit = Depends(regulator),  # noqa: B008
 ) -> Response:
     start, end = await period(v)
-    view = await dashboard.hospital(v.db, institution_id=institution_id, start=start, end=end)
-    if view is None:
-        raise NotFound("医疗机构不存在")
+    data = await _hospital(v, institution_id, start, end)
+    view = data.view
     span = f"{start.isoformat()}至{end.isoformat()}"
     label = view.hospital.name[:12]
-    if name == "datasets":
-        return await _xlsx(
-            name, f"{label}-数据集-{span}", DATASET_HEADERS, dataset_rows(view.by_dataset)
-        )
-    if name == "days":
-        return await _xlsx(
-            name, f"{label}-每日-{span}", DAY_HEADERS, day_rows(view.by_day, view.silent)
-        )
-    raise NotFound("没有这个导出清单")
+    lists = {
+        "datasets": (f"{label}-数据集-{span}", DATASET_HEADERS, dataset_rows(view.by_dataset)),
+        "days": (
+            f"{label}-每日-{span}",
+            DAY_HEADERS,
+            day_rows(view.by_day, data.findings_by_day, view.silent),
+        ),
+        "rules": (f"{label}-按规则-{span}", RULE_COUNT_HEADERS, rule_count_rows(data.rules)),
+        "doctors": (f"{label}-医师-{span}", DOCTOR_HEADERS, doctor_rows(data.doctors)),
+    }
+    if name not in lists:
+        raise NotFound("没有这个导出清单")
+    return await _xlsx(name, *lists[name])
 
 
 @router.get("/supervision/records/{record_id}")
@@ -299,3 +431,20 @@ async def rules(v: Visit = Depends(regulator)) -> Response:  # noqa: B008
 @router.get("/supervision/rules/export.xlsx")
 async def rules_export(v: Visit = Depends(regulator)) -> Response:  # noqa: B008
     return await _xlsx("rules", "监管规则目录", RULE_HEADERS, rule_rows())
+
+
+@router.get("/supervision/hospitals/{institution_id}/doctors/{token}")
+async def doctor(institution_id: int, token: str, v: Visit = Depends(regulator)) -> Response:  # noqa: B008
+    """One doctor: visits, prescriptions and findings (the ID number masked, never in the URL)."""
+    view = await dashboard.doctor(v.db, institution_id=institution_id, token=token)
+    if view is None:
+        raise NotFound("医师不存在")
+    return render(
+        v.request,
+        "supervision_doctor.html",
+        visit=v,
+        view=view,
+        masked=mask(view.doctor_cert_id),
+        names={d: dashboard.dataset_name(d) for d in view.visits},
+        token=token,
+    )

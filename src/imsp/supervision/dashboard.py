@@ -13,23 +13,22 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from imsp.auth.models import Institution
+from imsp.exchange.models import Record
 from imsp.standard.model import load_standard
-from imsp.supervision.quality import PRODUCTION
-from imsp.supervision.rollup_models import QualityDay
+from imsp.supervision.models import Finding
+from imsp.supervision.quality import PRODUCTION, as_date, day_bounds
+from imsp.supervision.rollup_models import FindingDay, QualityDay
+from imsp.supervision.workflow import OPEN_STATES
 
 #: A day without any request is "silent" when the institution reported on at least this share
 #: of the days of the look-back window before it (otherwise it simply does not report daily).
 SILENT_WINDOW: Final = 28
 SILENT_SHARE: Final = 0.5
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def dataset_name(code: str) -> str:
@@ -214,7 +213,7 @@ async def _active_days(
         stmt = stmt.where(QualityDay.institution_id == institution_id)
     out: defaultdict[int, set[date]] = defaultdict(set)
     for inst, day in (await session.execute(stmt)).all():
-        out[int(inst)].add(_as_date(day))
+        out[int(inst)].add(as_date(day))
     return out
 
 
@@ -227,7 +226,7 @@ async def overview(
     by_dataset = dict(await _grouped(session, QualityDay.dataset, *where))
     by_day: dict[date, Totals] = {d: Totals() for d in days(start, end)}
     for day, t in await _grouped(session, QualityDay.day, *where):
-        by_day[_as_date(day)] = t
+        by_day[as_date(day)] = t
     by_inst = {int(i): t for i, t in await _grouped(session, QualityDay.institution_id, *where)}
     total = Totals()
     for t in by_dataset.values():
@@ -280,7 +279,7 @@ async def hospital(
     by_dataset = dict(await _grouped(session, QualityDay.dataset, *where))
     by_day: dict[date, Totals] = {d: Totals() for d in days(start, end)}
     for day, t in await _grouped(session, QualityDay.day, *where):
-        by_day[_as_date(day)] = t
+        by_day[as_date(day)] = t
     total = Totals()
     for t in by_dataset.values():
         total.add(t)
@@ -317,3 +316,172 @@ async def latest_day(session: AsyncSession, *, channel: str = PRODUCTION) -> dat
         select(func.max(QualityDay.day)).where(QualityDay.channel == channel)
     )
     return day
+
+
+# --------------------------------------------------------------------------- findings
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCount:
+    rule_id: str
+    severity: str
+    total: int
+    open: int
+
+
+def _finding_period(start: date, end: date, channel: str) -> list[ColumnElement[bool]]:
+    return [FindingDay.channel == channel, FindingDay.day >= start, FindingDay.day <= end]
+
+
+_OPEN_SUM = func.sum(
+    case((FindingDay.status.in_(sorted(OPEN_STATES)), FindingDay.findings), else_=0)
+)
+
+
+async def findings_by_rule(
+    session: AsyncSession,
+    *,
+    start: date,
+    end: date,
+    institution_id: int | None = None,
+    channel: str = PRODUCTION,
+) -> list[RuleCount]:
+    """Findings first seen in [start, end] per rule and severity (most first), with how many
+    are still open."""
+    stmt = (
+        select(FindingDay.rule_id, FindingDay.severity, func.sum(FindingDay.findings), _OPEN_SUM)
+        .where(*_finding_period(start, end, channel))
+        .group_by(FindingDay.rule_id, FindingDay.severity)
+    )
+    if institution_id is not None:
+        stmt = stmt.where(FindingDay.institution_id == institution_id)
+    rows = [
+        RuleCount(r, s, int(t or 0), int(o or 0))
+        for r, s, t, o in (await session.execute(stmt)).all()
+    ]
+    return sorted(rows, key=lambda c: (-c.total, c.rule_id))
+
+
+async def findings_by_institution(
+    session: AsyncSession, *, start: date, end: date, channel: str = PRODUCTION
+) -> dict[int, tuple[int, int]]:
+    """institution id → (findings first seen in the period, of which open)."""
+    rows = await session.execute(
+        select(FindingDay.institution_id, func.sum(FindingDay.findings), _OPEN_SUM)
+        .where(*_finding_period(start, end, channel))
+        .group_by(FindingDay.institution_id)
+    )
+    return {int(i): (int(t or 0), int(o or 0)) for i, t, o in rows.all()}
+
+
+async def findings_by_day(
+    session: AsyncSession,
+    *,
+    start: date,
+    end: date,
+    institution_id: int | None = None,
+    channel: str = PRODUCTION,
+) -> dict[date, int]:
+    stmt = (
+        select(FindingDay.day, func.sum(FindingDay.findings))
+        .where(*_finding_period(start, end, channel))
+        .group_by(FindingDay.day)
+    )
+    if institution_id is not None:
+        stmt = stmt.where(FindingDay.institution_id == institution_id)
+    found = {as_date(d): int(n or 0) for d, n in (await session.execute(stmt)).all()}
+    return {d: found.get(d, 0) for d in days(start, end)}
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorCount:
+    doctor_cert_id: str
+    total: int
+    open: int
+    finding_id: int  # one of the doctor's findings: identifies the doctor in URLs, unlike the ID
+
+    @property
+    def token(self) -> str:
+        return f"f{self.finding_id}"
+
+
+async def top_doctors(
+    session: AsyncSession, *, institution_id: int, start: date, end: date, limit: int = 10
+) -> list[DoctorCount]:
+    """The hospital's doctors with the most findings first seen in [start, end] (read from the
+    findings, which are few next to the records; indexed by institution)."""
+    since, _ = day_bounds(start)
+    _, until = day_bounds(end)
+    open_sum = func.sum(case((Finding.status.in_(sorted(OPEN_STATES)), 1), else_=0))
+    rows = await session.execute(
+        select(Finding.doctor_cert_id, func.count(), open_sum, func.min(Finding.id))
+        .where(
+            Finding.institution_id == institution_id,
+            Finding.doctor_cert_id.is_not(None),
+            Finding.first_seen >= since,
+            Finding.first_seen < until,
+        )
+        .group_by(Finding.doctor_cert_id)
+        .order_by(func.count().desc(), Finding.doctor_cert_id)
+        .limit(limit)
+    )
+    return [DoctorCount(str(d), int(t), int(o or 0), int(f)) for d, t, o, f in rows.all()]
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorView:
+    institution: Hospital
+    doctor_cert_id: str
+    name: str
+    visits: dict[str, int]  # dataset → records naming the doctor
+    findings: int
+    open: int
+
+
+#: Datasets counted on the doctor page: visits (复诊、咨询、挂号) and prescriptions.
+DOCTOR_DATASETS: Final = ("outpatient", "consult", "register", "prescription")
+
+
+async def doctor(session: AsyncSession, *, institution_id: int, token: str) -> DoctorView | None:
+    """A doctor of one hospital, identified by ``f<finding id>`` (never by the ID number in a URL).
+
+    Counts come from the record table's (doctor_cert_id) index, bounded to one doctor."""
+    if not token.startswith("f") or not token[1:].isdigit():
+        return None
+    cert = await session.scalar(
+        select(Finding.doctor_cert_id).where(
+            Finding.id == int(token[1:]), Finding.institution_id == institution_id
+        )
+    )
+    found = await _hospitals(session, {institution_id})
+    if not cert or not found:
+        return None
+    rows = await session.execute(
+        select(Record.dataset, func.count())
+        .where(
+            Record.doctor_cert_id == cert,
+            Record.institution_id == institution_id,
+            Record.dataset.in_(DOCTOR_DATASETS),
+        )
+        .group_by(Record.dataset)
+    )
+    visits = {d: 0 for d in DOCTOR_DATASETS} | {d: int(n) for d, n in rows.all()}
+    data = await session.scalar(
+        select(Record.data).where(
+            Record.institution_id == institution_id,
+            Record.dataset == "doctor",
+            Record.doctor_cert_id == cert,
+        )
+    )
+    name = str(data.get("doctorName") or "") if isinstance(data, dict) else ""
+    counts = (
+        await session.execute(
+            select(
+                func.count(),
+                func.sum(case((Finding.status.in_(sorted(OPEN_STATES)), 1), else_=0)),
+            ).where(Finding.institution_id == institution_id, Finding.doctor_cert_id == cert)
+        )
+    ).one()
+    return DoctorView(
+        found[institution_id], cert, name, visits, int(counts[0]), int(counts[1] or 0)
+    )

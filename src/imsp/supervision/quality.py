@@ -11,7 +11,8 @@ Computed from the exchange log and the stored records:
   time; median and p95), reference integrity (share of records whose patient, doctor and
   department references resolve to a stored record of the same institution).
 
-:func:`recompute` rebuilds every row; :func:`refresh_rollups` (called by the supervision worker)
+:func:`recompute_quality` rebuilds every row; :func:`refresh_quality` (through
+``imsp.supervision.rollups.refresh_rollups``, which the supervision worker calls)
 recomputes only the (institution, day) pairs that anything since the watermark can have changed:
 
 1. days with requests logged since the watermark;
@@ -78,7 +79,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _as_date(value: Any) -> date:
+def as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
@@ -320,7 +321,7 @@ async def all_pairs(session: AsyncSession) -> set[Pair]:
         .where(ExchangeLog.institution_id.is_not(None))
         .group_by(ExchangeLog.institution_id, day)
     )
-    return {(int(i), _as_date(d)) for i, d in rows.all()}
+    return {(int(i), as_date(d)) for i, d in rows.all()}
 
 
 async def touched_pairs(session: AsyncSession, since: datetime) -> set[Pair]:
@@ -331,7 +332,7 @@ async def touched_pairs(session: AsyncSession, since: datetime) -> set[Pair]:
     logged = select(ExchangeLog.institution_id, day).where(
         ExchangeLog.at >= since, ExchangeLog.institution_id.is_not(None)
     )
-    pairs.update((int(i), _as_date(d)) for i, d in (await session.execute(logged.distinct())).all())
+    pairs.update((int(i), as_date(d)) for i, d in (await session.execute(logged.distinct())).all())
 
     first_log = aliased(ExchangeLog)
     first_version = aliased(RecordVersion)
@@ -349,7 +350,7 @@ async def touched_pairs(session: AsyncSession, since: datetime) -> set[Pair]:
         .where(ExchangeLog.at >= since, new_version.version > 1)
         .distinct()
     )
-    pairs.update((int(i), _as_date(d)) for i, d in (await session.execute(changed)).all())
+    pairs.update((int(i), as_date(d)) for i, d in (await session.execute(changed)).all())
 
     target = aliased(Record)
     target_version = aliased(RecordVersion)
@@ -379,36 +380,36 @@ async def touched_pairs(session: AsyncSession, since: datetime) -> set[Pair]:
             .where(ExchangeLog.at >= since)
             .distinct()
         )
-        pairs.update((int(i), _as_date(d)) for i, d in (await session.execute(resolved)).all())
+        pairs.update((int(i), as_date(d)) for i, d in (await session.execute(resolved)).all())
     return pairs
 
 
-async def _set_watermark(session: AsyncSession, now: datetime) -> None:
-    state = await session.get(RollupState, STATE_NAME)
+async def set_watermark(session: AsyncSession, now: datetime, name: str = STATE_NAME) -> None:
+    state = await session.get(RollupState, name)
     if state is None:
-        session.add(RollupState(name=STATE_NAME, watermark=now))
+        session.add(RollupState(name=name, watermark=now))
     else:
         state.watermark = now
     await session.flush()
 
 
-async def recompute(session: AsyncSession, *, now: datetime) -> int:
+async def recompute_quality(session: AsyncSession, *, now: datetime) -> int:
     """Rebuild every production rollup row from the log and the records; returns rows written."""
     await session.execute(delete(QualityDay).where(QualityDay.channel == PRODUCTION))
     written = await recompute_pairs(session, await all_pairs(session), now=now)
-    await _set_watermark(session, now)
+    await set_watermark(session, now)
     return written
 
 
-async def refresh_rollups(session: AsyncSession, *, now: datetime) -> int:
-    """Bring the rollups up to date incrementally (a full :func:`recompute` the first time).
+async def refresh_quality(session: AsyncSession, *, now: datetime) -> int:
+    """Bring the rollups up to date incrementally (a full :func:`recompute_quality` the first time).
 
     Called by the supervision worker after each batch and safe to call at any time; returns the
     number of rows written. Never commits (the caller's unit of work does)."""
     state = await session.get(RollupState, STATE_NAME)
     if state is None:
-        return await recompute(session, now=now)
+        return await recompute_quality(session, now=now)
     since = min(state.watermark, now) - LAG
     written = await recompute_pairs(session, await touched_pairs(session, since), now=now)
-    await _set_watermark(session, now)
+    await set_watermark(session, now)
     return written

@@ -50,6 +50,23 @@ class QualityDay(Base):
     computed_at: Mapped[datetime]
 
 
+class FindingDay(Base):
+    """Findings first seen on one day (Beijing date), per institution, rule, severity and their
+    current status — the overview's "findings by rule and severity" and hospital ranking."""
+
+    __tablename__ = "finding_day"
+    __table_args__ = (Index("ix_finding_day_day_institution_id", "day", "institution_id"),)
+
+    channel: Mapped[str] = mapped_column(String(12), primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(10), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    findings: Mapped[int]
+    computed_at: Mapped[datetime]
+
+
 class RollupState(Base):
     """Where the incremental refresh got to (one row per rollup kind)."""
 
