@@ -71,7 +71,7 @@ def test_exports_hold_the_rows_of_the_page(regulator: TestClient, reported: Repo
         assert rows[0][0] == first
         if name == "hospitals":
             assert [r[0] for r in rows[1:]] == [HOSPITAL_A, HOSPITAL_B]
-            assert rows[1][2] == 19 and rows[2][2:4] == [6, 3]
+            assert rows[1][2] == 19 and rows[2][2:4] == [6, "50.0%"]
         if name == "days":
             assert len(rows) == 11  # header + 10 days of the period
 
