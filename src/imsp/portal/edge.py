@@ -50,10 +50,12 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/my/departments", "科室信息"),
         ("/my/doctors", "人员信息"),
         ("/my/progress", "审核进度查询"),
+        ("/my/findings", "监管发现"),
     ),
     "reviewer": (("/review", "待审核"), ("/review?status=all", "全部申请")),
     "regulator": (
         ("/supervision", "监管总览"),
+        ("/supervision/findings", "监管发现"),
         ("/supervision/rules", "监管规则"),
         ("/review?status=all", "申请列表"),
     ),

@@ -18,7 +18,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imsp.errors import BadRequest, BodyTooLarge, ImspError, MethodNotAllowed, NotFound
-from imsp.portal import accounts, applicant, review, roster, signin, supervise
+from imsp.portal import (
+    accounts,
+    applicant,
+    review,
+    roster,
+    signin,
+    supervise,
+    supervise_findings,
+)
 from imsp.portal import spec as spec_page
 from imsp.portal.edge import Redirect, Rerender, render
 from imsp.standard.protocol import GATEWAY, TOKEN_ERRORS
@@ -116,7 +124,7 @@ def install(app: FastAPI) -> None:
     settings = app.state.ctx.settings
     static = resources.files("imsp.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    for module in (signin, accounts, applicant, roster, review, supervise):
+    for module in (signin, accounts, applicant, roster, review, supervise, supervise_findings):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login
     app.add_middleware(
