@@ -22,7 +22,7 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from tests.portal.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.qualification import builders as qb
-from tests.supervision.builders import HOSPITAL_A, HOSPITAL_B, Reported, report
+from tests.supervision.portal_builders import HOSPITAL_A, HOSPITAL_B, Reported, report
 from tests.support.live import live_server
 
 pytestmark = pytest.mark.browser

@@ -16,7 +16,7 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from tests.portal.client import sign_in
 from tests.qualification import builders as qb
-from tests.supervision.builders import HOSPITAL_A, HOSPITAL_B, Reported, report
+from tests.supervision.portal_builders import HOSPITAL_A, HOSPITAL_B, Reported, report
 
 PERIOD = "start=2026-01-01&end=2026-01-10"
 

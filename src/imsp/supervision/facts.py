@@ -79,6 +79,8 @@ class Rec:
     created_at: datetime  # first received by the platform (aware)
     data: dict[str, Any]
     voided: bool = False
+    visit_no: str | None = None  # the record table's typed column (数据标准 columns.visit_no)
+    business_time: datetime | None = None  # the record table's typed column (aware, UTC)
 
     def __getitem__(self, name: str) -> str:
         return text(self.data.get(name))
@@ -114,7 +116,7 @@ class Index:
     org_codes: set[str] = field(default_factory=set)  # registered institutions + organization keys
     institution_org: dict[int, str] = field(default_factory=dict)  # institution id → USCC
 
-    def add(self, rec: Rec, visit_no: str | None = None) -> None:
+    def add(self, rec: Rec) -> None:
         """Index one record (a later call for the same key replaces it)."""
         k = (rec.institution_id, rec.dataset, rec.key)
         if k in self.by_key:
@@ -122,8 +124,8 @@ class Index:
         self.by_key[k] = rec
         if rec.voided:
             return
-        if visit_no:
-            self.by_visit.setdefault((rec.institution_id, visit_no), []).append(rec)
+        if rec.visit_no:
+            self.by_visit.setdefault((rec.institution_id, rec.visit_no), []).append(rec)
         if rec.dataset == "prescription_item":
             self.items.setdefault((rec.institution_id, rec["recipeID"]), []).append(rec)
         elif rec.dataset == "agreement":

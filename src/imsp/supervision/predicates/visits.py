@@ -6,7 +6,12 @@ from imsp.standard import checks
 from imsp.supervision.facts import Index, Rec, Verdict, as_date, as_number, as_time
 from imsp.supervision.predicates.base import full_years, predicate
 
-RESIDENT_ID = "01"  # 居民身份证 (WS 364.3 CV02.01.101)
+RESIDENT_ID = "01"
+_PAEDIATRIC = (
+    "07",
+    "08",
+    "09",
+)  # 儿科、小儿外科、儿童保健科 (诊疗科目, C8)  # 居民身份证 (WS 364.3 CV02.01.101)
 
 
 @predicate("R10", "patient")
@@ -75,8 +80,8 @@ def child_guardian(rec: Rec, idx: Index, v: Verdict) -> None:
         v.violation("guardianName", None, f"为 {int(age)} 岁儿童开具处方，未填写监护人")
     if not rec["guardianCertID"]:
         v.violation("guardianCertID", None, f"为 {int(age)} 岁儿童开具处方，未填写监护人证件号码")
-    if not rec["subjectCode"].startswith("07"):
-        v.risk("subjectCode", rec["subjectCode"], "为 6 岁以下儿童开具处方的科目不是儿科")
+    if not rec["subjectCode"].startswith(_PAEDIATRIC):
+        v.risk("subjectCode", rec["subjectCode"], "为 6 岁以下儿童开具处方的科目不是儿科类科目")
 
 
 @predicate("R13", "outpatient")
