@@ -144,7 +144,7 @@ def rejected_codes(dataset: str | None, body: bytes, org_code: str) -> Counter[s
     except orjson.JSONDecodeError:
         return out
     records = [doc] if isinstance(doc, dict) else doc if isinstance(doc, list) else []
-    for result in check(ds, records, org_code=org_code, postgres=False).results:
+    for result in check(ds, records, org_code=org_code, encode_time=str).results:
         if result["msgCode"] == 200:
             continue
         out.update({str(e["code"]) for e in result["errors"]})
