@@ -4,6 +4,7 @@ rollups computed, and portal accounts (a regulator, the hospital's own applicant
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.exchange.models import Record
 from imsp.supervision import rollups
+from imsp.supervision.sweep import sweep_in_session
 from tests.exchange.builders import ORG_A, ORG_B, get_token, make_credential, record
 from tests.qualification import builders as qb
 
@@ -25,6 +27,7 @@ SERVICES = {
 }
 HOSPITAL_A = "河北省互联网医疗示范医院"
 HOSPITAL_B = "石家庄市第二互联网医院"
+GRACE = timedelta(hours=48)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +43,9 @@ def upload(client: TestClient, token: str, dataset: str, body: list[dict[str, An
 
 
 def report(exchange: TestClient, settings: Settings, clock: FrozenClock) -> Reported:
-    """Two hospitals report over three days (B with a rejected record and a resent one); the
-    rollups are computed."""
+    """Two hospitals report over three days (B with a rejected record, A with a resent one), the
+    rule engine sweeps three days later (real findings: R43 关联数据不存在, R45), and the rollups
+    are computed."""
     cred_a = make_credential(settings, clock, ORG_A, HOSPITAL_A)
     cred_b = make_credential(settings, clock, ORG_B, HOSPITAL_B)
     for day in range(3):
@@ -59,6 +63,9 @@ def report(exchange: TestClient, settings: Settings, clock: FrozenClock) -> Repo
         clock.advance(days=1)
     token_a = get_token(exchange, cred_a)
     upload(exchange, token_a, "prescription", [record("prescription", n=0, icdName="更正诊断")])
+
+    clock.advance(days=3)  # past the 48 h grace: missing doctors and visits become R43 findings
+    qb.run(settings, lambda s: sweep_in_session(s, now=clock.now(), grace=GRACE))
 
     async def finish(session: Any) -> Reported:
         await rollups.recompute(session, now=clock.now())

@@ -18,7 +18,7 @@ from tests.portal.client import sign_in
 from tests.qualification import builders as qb
 from tests.supervision.portal_builders import HOSPITAL_A, HOSPITAL_B, Reported, report
 
-PERIOD = "start=2026-01-01&end=2026-01-10"
+PERIOD = "start=2026-01-01&end=2026-01-15"
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_exports_hold_the_rows_of_the_page(regulator: TestClient, reported: Repo
             assert [r[0] for r in rows[1:]] == [HOSPITAL_A, HOSPITAL_B]
             assert rows[1][2] == 19 and rows[2][2:4] == [6, "50.0%"]
         if name == "days":
-            assert len(rows) == 11  # header + 10 days of the period
+            assert len(rows) == 16  # header + 15 days of the period
 
 
 def test_hospital_page_shows_its_datasets_days_and_rejections(

@@ -124,7 +124,8 @@ def install(app: FastAPI) -> None:
     settings = app.state.ctx.settings
     static = resources.files("imsp.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    for module in (signin, accounts, applicant, roster, review, supervise, supervise_findings):
+    # supervise_findings before roster: its /my/findings must win over roster's /my/{kind}.
+    for module in (signin, accounts, applicant, supervise_findings, roster, review, supervise):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login
     app.add_middleware(
