@@ -102,7 +102,7 @@ def test_regulator_reads_overview_hospital_and_record_in_chromium(
         assert page.locator("svg.chart").count() == 4
         page.screenshot(path=str(artifacts / "01-overview.png"), full_page=True)
         shown = _table_rows(page, "各医疗机构（按每千条记录发现数排序）")
-        assert [r[0] for r in shown] == [HOSPITAL_A, HOSPITAL_B]
+        assert [r[0] for r in shown] == [HOSPITAL_B, HOSPITAL_A]  # most findings per 1,000 first
         with page.expect_download() as download:
             page.locator("a[href^='/supervision/export/hospitals.xlsx']").click()
         ws = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active

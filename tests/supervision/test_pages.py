@@ -70,8 +70,12 @@ def test_exports_hold_the_rows_of_the_page(regulator: TestClient, reported: Repo
         rows = [[c for c in row] for row in ws.iter_rows(values_only=True)]
         assert rows[0][0] == first
         if name == "hospitals":
-            assert [r[0] for r in rows[1:]] == [HOSPITAL_A, HOSPITAL_B]
-            assert rows[1][2] == 19 and rows[2][2:4] == [6, "50.0%"]
+            # Ranked by findings per 1,000 records: B (6 records) before A (19 records).
+            by_name = {r[0]: r for r in rows[1:]}
+            assert [r[0] for r in rows[1:]] == [HOSPITAL_B, HOSPITAL_A]
+            assert by_name[HOSPITAL_A][2] == 19 and by_name[HOSPITAL_B][2:4] == [6, "50.0%"]
+            rates = [float(r[8]) for r in rows[1:]]
+            assert rates == sorted(rates, reverse=True) and rates[0] > 0
         if name == "days":
             assert len(rows) == 16  # header + 15 days of the period
 
