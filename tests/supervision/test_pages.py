@@ -147,3 +147,34 @@ def test_rule_catalogue_lists_every_rule_with_citation_and_exports_it(
     rows = list(ws.iter_rows(values_only=True))
     assert rows[0][:3] == ("规则编号", "规则名称", "依据")
     assert [r[0] for r in rows[1:]] == list(catalogue.ids)
+
+
+def test_rule_catalogue_counts_open_findings_and_tests_a_rule_on_pasted_records(
+    regulator: TestClient, reported: Reported
+) -> None:
+    import orjson
+
+    from tests.exchange.builders import record
+    from tests.portal.client import csrf_of
+
+    html = regulator.get("/supervision/rules").text
+    assert '/supervision/findings?rule=R43&status=open">9<' in html
+    form = regulator.get("/supervision/rules/R28/test")
+    rx = record("prescription")
+    body = orjson.dumps([{**rx, "itemCount": 2}, {**rx, "recipeID": "RX-6", "itemCount": 6}])
+    r = regulator.post(
+        "/supervision/rules/R28/test",
+        data={"csrf_token": csrf_of(form.text), "records": body.decode()},
+    )
+    assert r.status_code == 200
+    assert "违反规则 1 条" in r.text and "超过 5 种" in r.text and "符合" in r.text
+    bad = regulator.post(
+        "/supervision/rules/R28/test",
+        data={"csrf_token": csrf_of(form.text), "records": "{not json"},
+    )
+    assert bad.status_code == 400 and "不是合法的 JSON" in bad.text
+    unknown = regulator.post(
+        "/supervision/rules/R28/test",
+        data={"csrf_token": csrf_of(form.text), "records": '{"nosuch": []}'},
+    )
+    assert unknown.status_code == 400 and "未知的数据集" in unknown.text

@@ -7,20 +7,23 @@ list on a page has an ``.xlsx`` twin with the same rows and Chinese headers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends
 from starlette.responses import Response
 
 from imsp.errors import BadRequest, NotFound
 from imsp.exchange.mask import mask
-from imsp.portal.edge import Visit, render, visitor
+from imsp.portal.edge import Rerender, Visit, checked_form, render, visitor
 from imsp.standard.ruleset import SEVERITY_LABELS, load_rules
-from imsp.supervision import charts, dashboard, records
+from imsp.supervision import charts, dashboard, records, rule_tester
+from imsp.supervision import queries as finding_queries
 from imsp.supervision.dashboard import Totals
 from imsp.supervision.export import XLSX, to_xlsx
 
@@ -425,7 +428,54 @@ async def rules(v: Visit = Depends(regulator)) -> Response:  # noqa: B008
         catalogue=catalogue,
         headers=RULE_HEADERS,
         rows=rule_rows(),
+        open_counts=await finding_queries.count_open_by_rule(v.db),
     )
+
+
+async def _rule_test_page(
+    v: Visit,
+    rule_id: str,
+    *,
+    pasted: str = "",
+    result: Any = None,
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    rule = {r.id: r for r in load_rules()}.get(rule_id)
+    if rule is None:
+        raise NotFound("规则不存在")
+    return render(
+        v.request,
+        "supervision_rule_test.html",
+        visit=v,
+        rule=rule,
+        datasets={d: dashboard.dataset_name(d) for d in rule.datasets},
+        pasted=pasted,
+        result=result,
+        error=error,
+        status=status,
+    )
+
+
+@router.get("/supervision/rules/{rule_id}/test")
+async def rule_test_form(rule_id: str, v: Visit = Depends(regulator)) -> Response:  # noqa: B008
+    return await _rule_test_page(v, rule_id)
+
+
+@router.post("/supervision/rules/{rule_id}/test")
+async def rule_test(rule_id: str, v: Visit = Depends(regulator)) -> Response:  # noqa: B008
+    """Run one rule on a pasted record set (nothing is stored; the engine's ``try_rule``)."""
+    await checked_form(v)
+    pasted = v.text("records")
+    try:
+        records = rule_tester.parse_pasted(pasted, rule_id=rule_id)
+        result = await anyio.to_thread.run_sync(
+            functools.partial(rule_tester.run, rule_id, records, now=v.now)
+        )
+    except BadRequest as exc:
+        page = await _rule_test_page(v, rule_id, pasted=pasted, error=exc.msg, status=400)
+        raise Rerender(page) from exc
+    return await _rule_test_page(v, rule_id, pasted=pasted, result=result)
 
 
 @router.get("/supervision/rules/export.xlsx")
