@@ -19,7 +19,7 @@ from starlette.responses import FileResponse, Response
 from imsp.auth.service import audit
 from imsp.clock import BEIJING
 from imsp.errors import BadRequest, NotFound
-from imsp.exchange.mask import mask
+from imsp.exchange.mask import mask_key
 from imsp.portal.edge import (
     PER_PAGE,
     Rerender,
@@ -34,6 +34,7 @@ from imsp.portal.edge import (
 )
 from imsp.portal.supervise import _xlsx
 from imsp.qualification.attachments import Upload, check_upload, clean_name, path_for, store_file
+from imsp.standard.model import load_standard
 from imsp.standard.ruleset import SEVERITY_LABELS, load_rules
 from imsp.supervision import dashboard, findings, queue, workflow
 from imsp.supervision import queries as finding_queries
@@ -88,6 +89,12 @@ def queue_filter(v: Visit, *, own: bool) -> queue.QueueFilter:
     )
 
 
+def shown_key(dataset: str, key: str) -> str:
+    """A business key for display: identifiers in it masked (a doctor's key is the ID number)."""
+    ds = load_standard().datasets.get(dataset)
+    return mask_key(ds, key) if ds is not None else key
+
+
 def queue_rows(rows: list[queue.QueueRow]) -> list[list[Any]]:
     catalogue = load_rules()
     out = []
@@ -102,7 +109,7 @@ def queue_rows(rows: list[queue.QueueRow]) -> list[list[Any]]:
                 STATES[f.status].label if f.status in STATES else f.status,
                 r.institution,
                 dashboard.dataset_name(f.dataset),
-                mask(f.key) if f.dataset == "doctor" else f.key,
+                shown_key(f.dataset, f.key),
                 _fmt(f.first_seen),
                 _fmt(f.due_at),
             ]
@@ -218,7 +225,7 @@ async def _detail(
     rule = {r.id: r for r in load_rules()}.get(f.rule_id)
     ids = await queue.record_ids(v.db, institution_id=f.institution_id, refs=f.records)
     role = workflow.HOSPITAL if own else workflow.REGULATOR
-    names = {h.id: h.name for h in await dashboard.hospitals_reporting(v.db)}
+    names = await dashboard.hospital_names(v.db, {f.institution_id})
     return render(
         v.request,
         "supervision_finding.html",
@@ -232,7 +239,7 @@ async def _detail(
         events=detail.events,
         records=[
             (
-                r,
+                {**r, "key": shown_key(str(r.get("dataset")), str(r.get("key", "")))},
                 ids.get((str(r.get("dataset")), str(r.get("key")))),
                 dashboard.dataset_name(str(r.get("dataset"))),
             )

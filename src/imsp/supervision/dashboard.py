@@ -220,18 +220,33 @@ async def _active_days(
 async def overview(
     session: AsyncSession, *, start: date, end: date, channel: str = PRODUCTION
 ) -> Overview:
-    """The province's figures for [start, end] (Beijing dates, inclusive): three aggregate
-    queries over the rollups (per dataset, per day, per institution)."""
-    where = _period(start, end, channel)
-    by_dataset = dict(await _grouped(session, QualityDay.dataset, *where))
+    """The province's figures for [start, end] (Beijing dates, inclusive), in two aggregate
+    queries over the rollups: per (institution, day) — from ``SILENT_WINDOW`` days before
+    ``start``, for the silent days — which gives the daily trend, the institutions and activity;
+    and per dataset. On PostgreSQL both are index-only scans of ``ix_quality_day_covering``."""
+    rows = await session.execute(
+        select(QualityDay.institution_id, QualityDay.day, *_SUMS)
+        .where(
+            QualityDay.channel == channel,
+            QualityDay.day >= start - timedelta(days=SILENT_WINDOW),
+            QualityDay.day <= end,
+        )
+        .group_by(QualityDay.institution_id, QualityDay.day)
+    )
     by_day: dict[date, Totals] = {d: Totals() for d in days(start, end)}
-    for day, t in await _grouped(session, QualityDay.day, *where):
-        by_day[as_date(day)] = t
-    by_inst = {int(i): t for i, t in await _grouped(session, QualityDay.institution_id, *where)}
+    by_inst: defaultdict[int, Totals] = defaultdict(Totals)
+    active: defaultdict[int, set[date]] = defaultdict(set)
+    for inst, day, *sums in rows.all():
+        t, d = _totals(sums), as_date(day)
+        if t.requests > 0:
+            active[int(inst)].add(d)
+        if d >= start:
+            by_day[d].add(t)
+            by_inst[int(inst)].add(t)
+    by_dataset = dict(await _grouped(session, QualityDay.dataset, *_period(start, end, channel)))
     total = Totals()
     for t in by_dataset.values():
         total.add(t)
-    active = await _active_days(session, start, end, channel)
     hospitals = await _hospitals(session, set(by_inst) | set(active))
     lines = [
         HospitalLine(
@@ -261,6 +276,10 @@ async def _hospitals(session: AsyncSession, ids: set[int]) -> dict[int, Hospital
         )
     )
     return {int(i): Hospital(int(i), code, name) for i, code, name in rows.all()}
+
+
+async def hospital_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    return {i: h.name for i, h in (await _hospitals(session, ids)).items()}
 
 
 async def hospital(
@@ -303,12 +322,18 @@ async def hospital(
 async def hospitals_reporting(
     session: AsyncSession, *, channel: str = PRODUCTION
 ) -> list[Hospital]:
-    """Institutions with any rollup row (for the hospital picker)."""
-    ids = await session.scalars(
-        select(QualityDay.institution_id).where(QualityDay.channel == channel).distinct()
+    """Institutions with any rollup row (for the hospital picker): one primary-key probe each."""
+    has_rows = (
+        select(QualityDay.institution_id)
+        .where(QualityDay.channel == channel, QualityDay.institution_id == Institution.id)
+        .exists()
     )
-    found = await _hospitals(session, {int(i) for i in ids})
-    return sorted(found.values(), key=lambda h: h.name)
+    rows = await session.execute(
+        select(Institution.id, Institution.org_code, Institution.name)
+        .where(has_rows)
+        .order_by(Institution.name)
+    )
+    return [Hospital(int(i), code, name) for i, code, name in rows.all()]
 
 
 async def latest_day(session: AsyncSession, *, channel: str = PRODUCTION) -> date | None:
