@@ -48,6 +48,7 @@ from imsp.app import create_portal_app  # noqa: E402
 from imsp.config import Settings  # noqa: E402
 from imsp.standard.model import load_standard  # noqa: E402
 from imsp.storage import migrate  # noqa: E402
+from imsp.supervision.quality import SUMMED  # noqa: E402
 
 DOC = ROOT / "docs" / "performance.md"
 SECTION = "## 监管看板 / Supervision dashboards"
@@ -136,12 +137,23 @@ def synthesise(url: str, *, records: int, hospitals: int, days: int, seed: int =
             for row in findings:
                 copy.write_row((*row, now))
         conn.execute("SELECT setval('institution_id_seq', %s)", (hospitals,))
+        sums = ", ".join(f"sum({c})" for c in SUMMED) + ", max(delay_p95_s)"
+        cols = ", ".join(SUMMED) + ", delay_p95_s"
+        conn.execute(
+            f"INSERT INTO quality_institution_day (channel, day, institution_id, {cols}) "
+            f"SELECT channel, day, institution_id, {sums} FROM quality_day GROUP BY 1, 2, 3"
+        )
+        conn.execute(
+            f"INSERT INTO quality_dataset_day (channel, day, dataset, {cols}) "
+            f"SELECT channel, day, dataset, {sums} FROM quality_day GROUP BY 1, 2, 3"
+        )
         total = conn.execute("SELECT sum(received) FROM quality_day").fetchone()
         conn.commit()
     with psycopg.connect(_pg(url), autocommit=True) as conn:
         # What autovacuum does in production: statistics and the visibility map (index-only).
         conn.execute("VACUUM ANALYZE quality_day")
-        conn.execute("VACUUM ANALYZE finding_day")
+        for table in ("finding_day", "quality_institution_day", "quality_dataset_day"):
+            conn.execute(f"VACUUM ANALYZE {table}")
     print(
         f"rollup rows: {rows:,} quality_day + {len(findings):,} finding_day; "
         f"records they cover: {int(total[0] if total else 0):,}; "
@@ -246,6 +258,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--requests", type=int, default=15)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the database (for EXPLAIN)")
     args = ap.parse_args()
     url = create_database()
     try:
@@ -270,7 +283,10 @@ def main() -> None:
                 ),
             }
     finally:
-        drop_database(url)
+        if args.keep:
+            print(f"kept database: {url}")
+        else:
+            drop_database(url)
     lines = [
         f"{name}: median {r['median']:.1f} ms, p95 {r['p95']:.1f} ms, page {r['bytes'] / 1024:.0f} KB"
         for name, r in results.items()
@@ -293,7 +309,8 @@ Method: the pages read only the daily rollups (`quality_day`, one row per instit
 Beijing day), never the record table. The benchmark therefore **synthesises the rollup rows that
 {args.records:,} stored records would produce** — {args.hospitals} institutions × 16 datasets (+ the
 token-only row) × {args.days} days, records spread with a seeded skewed mix, a few silent days —
-{rows:,} `quality_day` rows, plus `finding_day` rows for ~1 % of the records breaking a rule (random
+{rows:,} `quality_day` rows (summed into `quality_institution_day` and `quality_dataset_day` as
+the refresh does), plus `finding_day` rows for ~1 % of the records breaking a rule (random
 rule and status), loaded with `COPY` in {load_s:.1f} s; it does not ingest {args.records:,} records
 (the record table is empty; ingest is measured in its own section). A regulator signs in to the
 real portal app (in-process ASGI) and each page is requested once to warm up, then

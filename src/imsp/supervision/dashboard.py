@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Final
 
-from sqlalchemy import case, func, select
+from sqlalchemy import BigInteger, String, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -22,7 +22,12 @@ from imsp.exchange.models import Record
 from imsp.standard.model import load_standard
 from imsp.supervision.models import Finding
 from imsp.supervision.quality import PRODUCTION, as_date, day_bounds
-from imsp.supervision.rollup_models import FindingDay, QualityDay
+from imsp.supervision.rollup_models import (
+    FindingDay,
+    QualityDatasetDay,
+    QualityDay,
+    QualityInstitutionDay,
+)
 from imsp.supervision.workflow import OPEN_STATES
 
 #: A day without any request is "silent" when the institution reported on at least this share
@@ -70,7 +75,8 @@ class Totals:
         self.refs_resolved += other.refs_resolved
         if other.delay_p95_s is not None:
             self.delay_p95_s = max(self.delay_p95_s or 0.0, other.delay_p95_s)
-        self.rejected_by_code.update(other.rejected_by_code)
+        if other.rejected_by_code:
+            self.rejected_by_code.update(other.rejected_by_code)
 
     @property
     def validity(self) -> float | None:
@@ -126,18 +132,20 @@ class HospitalView:
 
 
 #: The summed columns, in the order :func:`_totals` reads them.
-_SUMS = (
-    func.sum(QualityDay.requests),
-    func.sum(QualityDay.received),
-    func.sum(QualityDay.accepted),
-    func.sum(QualityDay.rejected),
-    func.sum(QualityDay.stored),
-    func.sum(QualityDay.optional_filled),
-    func.sum(QualityDay.optional_total),
-    func.sum(QualityDay.refs_checked),
-    func.sum(QualityDay.refs_resolved),
-    func.max(QualityDay.delay_p95_s),
-)
+def _sums(table: Any) -> tuple[Any, ...]:
+    """The summed columns of a rollup table, in the order :func:`_totals` reads them."""
+    names = (
+        "requests", "received", "accepted", "rejected", "stored", "optional_filled",
+        "optional_total", "refs_checked", "refs_resolved",
+    )  # fmt: skip
+    # Cast: integers, not NUMERIC (parsing Decimals costs more than the query).
+    return (
+        *(cast(func.sum(getattr(table, n)), BigInteger) for n in names),
+        func.max(table.delay_p95_s),
+    )
+
+
+_SUMS = _sums(QualityDay)
 
 
 def _totals(values: Sequence[Any]) -> Totals:
@@ -158,10 +166,10 @@ def _totals(values: Sequence[Any]) -> Totals:
 
 
 async def _grouped(
-    session: AsyncSession, key: Any, *where: ColumnElement[bool]
+    session: AsyncSession, key: Any, *where: ColumnElement[bool], table: Any = QualityDay
 ) -> list[tuple[Any, Totals]]:
     """Summed rollup rows grouped by ``key`` (one aggregate query, computed by the database)."""
-    rows = await session.execute(select(key, *_SUMS).where(*where).group_by(key))
+    rows = await session.execute(select(key, *_sums(table)).where(*where).group_by(key))
     return [(r[0], _totals(r[1:])) for r in rows.all()]
 
 
@@ -217,36 +225,66 @@ async def _active_days(
     return out
 
 
+async def _active_days_all(
+    session: AsyncSession, start: date, end: date, channel: str
+) -> dict[int, set[date]]:
+    """Days with any request per institution (from ``SILENT_WINDOW`` days before ``start``),
+    one row per institution: its days joined into one string by the database."""
+    dialect = session.get_bind().dialect.name
+    day_text = cast(QualityInstitutionDay.day, String)
+    joined = (
+        func.group_concat(day_text, ",") if dialect == "sqlite" else func.string_agg(day_text, ",")
+    )
+    rows = await session.execute(
+        select(QualityInstitutionDay.institution_id, joined)
+        .where(
+            QualityInstitutionDay.channel == channel,
+            QualityInstitutionDay.day >= start - timedelta(days=SILENT_WINDOW),
+            QualityInstitutionDay.day <= end,
+            QualityInstitutionDay.requests > 0,
+        )
+        .group_by(QualityInstitutionDay.institution_id)
+    )
+    return {
+        int(i): {date.fromisoformat(d) for d in str(text).split(",") if d} for i, text in rows.all()
+    }
+
+
 async def overview(
     session: AsyncSession, *, start: date, end: date, channel: str = PRODUCTION
 ) -> Overview:
-    """The province's figures for [start, end] (Beijing dates, inclusive), in two aggregate
-    queries over the rollups: per (institution, day) — from ``SILENT_WINDOW`` days before
-    ``start``, for the silent days — which gives the daily trend, the institutions and activity;
-    and per dataset. On PostgreSQL both are index-only scans of ``ix_quality_day_covering``."""
-    rows = await session.execute(
-        select(QualityDay.institution_id, QualityDay.day, *_SUMS)
-        .where(
-            QualityDay.channel == channel,
-            QualityDay.day >= start - timedelta(days=SILENT_WINDOW),
-            QualityDay.day <= end,
-        )
-        .group_by(QualityDay.institution_id, QualityDay.day)
+    """The province's figures for [start, end] (Beijing dates, inclusive), from the summed
+    rollups: per dataset from ``quality_dataset_day`` (datasets × days rows), per day, per
+    institution and the silent days from ``quality_institution_day`` (institutions × days rows),
+    each a small aggregate returning few rows."""
+    ds_where = [
+        QualityDatasetDay.channel == channel,
+        QualityDatasetDay.day >= start,
+        QualityDatasetDay.day <= end,
+    ]
+    inst_where = [
+        QualityInstitutionDay.channel == channel,
+        QualityInstitutionDay.day >= start,
+        QualityInstitutionDay.day <= end,
+    ]
+    by_dataset = dict(
+        await _grouped(session, QualityDatasetDay.dataset, *ds_where, table=QualityDatasetDay)
     )
     by_day: dict[date, Totals] = {d: Totals() for d in days(start, end)}
-    by_inst: defaultdict[int, Totals] = defaultdict(Totals)
-    active: defaultdict[int, set[date]] = defaultdict(set)
-    for inst, day, *sums in rows.all():
-        t, d = _totals(sums), as_date(day)
-        if t.requests > 0:
-            active[int(inst)].add(d)
-        if d >= start:
-            by_day[d].add(t)
-            by_inst[int(inst)].add(t)
-    by_dataset = dict(await _grouped(session, QualityDay.dataset, *_period(start, end, channel)))
+    for day, t in await _grouped(
+        session, QualityInstitutionDay.day, *inst_where, table=QualityInstitutionDay
+    ):
+        by_day[as_date(day)] = t
+    by_inst = {
+        int(i): t
+        for i, t in await _grouped(
+            session, QualityInstitutionDay.institution_id, *inst_where, table=QualityInstitutionDay
+        )
+    }
     total = Totals()
     for t in by_dataset.values():
         total.add(t)
+    active = await _active_days_all(session, start, end, channel)
     hospitals = await _hospitals(session, set(by_inst) | set(active))
     lines = [
         HospitalLine(

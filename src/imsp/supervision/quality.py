@@ -47,7 +47,12 @@ from imsp.exchange import archive
 from imsp.exchange.ingest import check
 from imsp.exchange.models import ExchangeLog, Record, RecordVersion
 from imsp.standard.model import load_standard
-from imsp.supervision.rollup_models import QualityDay, RollupState
+from imsp.supervision.rollup_models import (
+    QualityDatasetDay,
+    QualityDay,
+    QualityInstitutionDay,
+    RollupState,
+)
 
 #: Until the exchange log records the channel (issue 14) every upload is production data.
 PRODUCTION: Final = "production"
@@ -311,7 +316,60 @@ async def recompute_pairs(session: AsyncSession, pairs: Iterable[Pair], *, now: 
         if rows:
             await session.execute(insert(QualityDay), rows)
             written += len(rows)
+    await _resum(session, set(pairs))
     return written
+
+
+SUMMED: Final = (
+    "requests", "received", "accepted", "rejected", "stored", "optional_filled",
+    "optional_total", "refs_checked", "refs_resolved",
+)  # fmt: skip
+
+
+def _sum_columns() -> list[Any]:
+    cols: list[Any] = [func.sum(getattr(QualityDay, n)) for n in SUMMED]
+    return [*cols, func.max(QualityDay.delay_p95_s)]
+
+
+async def _resum(session: AsyncSession, pairs: set[Pair]) -> None:
+    """Rebuild the institution-day and dataset-day sums of the touched pairs and days."""
+    names = [*SUMMED, "delay_p95_s"]
+    for institution_id, day in sorted(pairs):
+        await session.execute(
+            delete(QualityInstitutionDay).where(
+                QualityInstitutionDay.channel == PRODUCTION,
+                QualityInstitutionDay.day == day,
+                QualityInstitutionDay.institution_id == institution_id,
+            )
+        )
+        await session.execute(
+            insert(QualityInstitutionDay).from_select(
+                ["channel", "day", "institution_id", *names],
+                select(
+                    QualityDay.channel, QualityDay.day, QualityDay.institution_id, *_sum_columns()
+                )
+                .where(
+                    QualityDay.channel == PRODUCTION,
+                    QualityDay.day == day,
+                    QualityDay.institution_id == institution_id,
+                )
+                .group_by(QualityDay.channel, QualityDay.day, QualityDay.institution_id),
+            )
+        )
+    for day in sorted({d for _, d in pairs}):
+        await session.execute(
+            delete(QualityDatasetDay).where(
+                QualityDatasetDay.channel == PRODUCTION, QualityDatasetDay.day == day
+            )
+        )
+        await session.execute(
+            insert(QualityDatasetDay).from_select(
+                ["channel", "day", "dataset", *names],
+                select(QualityDay.channel, QualityDay.day, QualityDay.dataset, *_sum_columns())
+                .where(QualityDay.channel == PRODUCTION, QualityDay.day == day)
+                .group_by(QualityDay.channel, QualityDay.day, QualityDay.dataset),
+            )
+        )
 
 
 async def all_pairs(session: AsyncSession) -> set[Pair]:
@@ -395,7 +453,8 @@ async def set_watermark(session: AsyncSession, now: datetime, name: str = STATE_
 
 async def recompute_quality(session: AsyncSession, *, now: datetime) -> int:
     """Rebuild every production rollup row from the log and the records; returns rows written."""
-    await session.execute(delete(QualityDay).where(QualityDay.channel == PRODUCTION))
+    for table in (QualityDay, QualityInstitutionDay, QualityDatasetDay):
+        await session.execute(delete(table).where(table.channel == PRODUCTION))
     written = await recompute_pairs(session, await all_pairs(session), now=now)
     await set_watermark(session, now)
     return written

@@ -66,6 +66,42 @@ class QualityDay(Base):
     computed_at: Mapped[datetime]
 
 
+class _Sums:
+    """The additive figures of ``quality_day`` (and the day's worst p95), summed further."""
+
+    requests: Mapped[int]
+    received: Mapped[int]
+    accepted: Mapped[int]
+    rejected: Mapped[int]
+    stored: Mapped[int]
+    optional_filled: Mapped[int]
+    optional_total: Mapped[int]
+    refs_checked: Mapped[int]
+    refs_resolved: Mapped[int]
+    delay_p95_s: Mapped[float | None]
+
+
+class QualityInstitutionDay(_Sums, Base):
+    """``quality_day`` summed over datasets: one row per institution and day (the overview's
+    trend, institutions and silent days read these — 17 times fewer rows)."""
+
+    __tablename__ = "quality_institution_day"
+
+    channel: Mapped[str] = mapped_column(String(12), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), primary_key=True)
+
+
+class QualityDatasetDay(_Sums, Base):
+    """``quality_day`` summed over institutions: one row per dataset and day."""
+
+    __tablename__ = "quality_dataset_day"
+
+    channel: Mapped[str] = mapped_column(String(12), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(30), primary_key=True)
+
+
 class FindingDay(Base):
     """Findings first seen on one day (Beijing date), per institution, rule, severity and their
     current status — the overview's "findings by rule and severity" and hospital ranking."""
