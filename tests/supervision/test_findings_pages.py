@@ -106,7 +106,7 @@ def test_workflow_on_the_finding_page_with_the_hospital_answering_with_evidence(
     html = regulator.get(url).text
     assert "关联数据不存在" in html or "R43" in html
     assert "依据" in html and "证据" in html and "/supervision/records/" in html
-    assert not re.search(r"\d{17}[\dX]", html)  # ID numbers only masked
+    assert not re.search(r"(?<!\w)\d{17}[\dX](?!\w)", html)  # ID numbers only masked
     assert post_form(regulator, f"{url}/confirm", page=url).status_code == 200
     bad = post_form(regulator, f"{url}/rectify", {"due_at": "2026-13-40"}, page=url)
     assert bad.status_code == 400 and "整改期限" in bad.text
