@@ -53,10 +53,19 @@ class SupervisionSettings(BaseModel):
         default=48, ge=0, description="关联数据缺失的宽限期（小时），超过后记为 R43 关联数据不存在"
     )
     worker: bool = Field(default=True, description="imsp serve 是否在进程内运行监管规则工作进程")
+    reference_warnings: bool = Field(
+        default=True, description="上传回执是否对尚未上传的关联数据给出 -95 警告（不拒收）"
+    )
     batch: int = Field(default=500, ge=1, description="工作进程每批领取的变更数")
     poll_seconds: float = Field(default=1.0, gt=0, description="队列为空时的轮询间隔（秒）")
     lease_seconds: float = Field(
         default=120, gt=0, description="领取后未确认的变更在此时间后可被重新领取（秒）"
+    )
+    nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="单独运行的工作进程降低的 CPU 优先级（nice 值），使上传请求优先，队列随后追平",
     )
 
 

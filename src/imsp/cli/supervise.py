@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from datetime import datetime, timedelta
 
@@ -40,6 +41,9 @@ def supervise() -> None:
 def worker() -> None:
     """单独运行监管规则工作进程（消费上传变更队列；SIGTERM/Ctrl+C 在本批完成后退出）。"""
     settings = _ready()
+    if settings.supervision.nice:
+        # uploads first: the worker runs at a lower CPU priority and catches up when they pause
+        os.nice(settings.supervision.nice)
 
     async def go() -> None:
         db = Database(settings)

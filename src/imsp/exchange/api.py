@@ -267,6 +267,7 @@ def upload_handler(ds: Dataset) -> Callable[[Request], Awaitable[Response]]:
                 atomic=atomic,
                 entry=entry,
                 started=started,
+                references=getattr(request.app.state, "reference_check", None),
             )
         except ImspError as exc:
             await _refused(request, entry, exc, started)

@@ -15,9 +15,10 @@ Rules (issue 4; the Data Standard's own checks live in ``imsp.standard.validate`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from imsp.exchange import receipts
 from imsp.exchange.models import KEY_LENGTH
@@ -144,6 +145,15 @@ def _row(
     return row
 
 
+class ReferenceCheck(Protocol):
+    """Finds references of stored records to records not uploaded yet (supervision's warning
+    -95, ``imsp.supervision.references``): index → warnings. Never rejects a record."""
+
+    async def __call__(
+        self, *, institution_id: int, dataset: str, records: Sequence[tuple[int, dict[str, Any]]]
+    ) -> dict[int, list[Issue]]: ...
+
+
 async def ingest(
     writer: Writer,
     *,
@@ -154,9 +164,12 @@ async def ingest(
     atomic: bool,
     entry: LogEntry,
     started: float,
+    references: ReferenceCheck | None = None,
 ) -> Receipt:
     """Check, store and log one upload and return its receipt. ``entry`` is the log row, filled
-    in here with the outcome counts; ``started`` is the request's ``time.perf_counter()``."""
+    in here with the outcome counts; ``started`` is the request's ``time.perf_counter()``.
+    ``references``, when given, runs alongside the write and adds warnings (-95) for stored
+    records that refer to records not uploaded yet."""
     checked = check(dataset, records, org_code=grant.org_code, encode_time=writer.encode_time)
     results = checked.results
     total = len(results)
@@ -178,7 +191,19 @@ async def ingest(
     else:
         entry.success, entry.fail = ok, checked.fail
         batch = Batch(grant.institution_id, dataset.code, grant.app_id, checked.rows)
-        stored = await writer.store(batch, log=entry, started=started)
+        if references is None:
+            stored = await writer.store(batch, log=entry, started=started)
+        else:
+            stored, missing = await asyncio.gather(
+                writer.store(batch, log=entry, started=started),
+                references(
+                    institution_id=grant.institution_id,
+                    dataset=dataset.code,
+                    records=[(row["i"], row["d"]) for row in checked.rows],
+                ),
+            )
+            for index, issues in missing.items():
+                results[index]["warnings"].extend(receipts.issue_json(w) for w in issues)
         _finish(results, stored)
     msg = receipts.summary(total, ok, total - ok, dry_run=dry_run, atomic_failed=atomic_failed)
     data = {
