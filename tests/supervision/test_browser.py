@@ -113,13 +113,14 @@ def test_regulator_drills_down_confirms_and_the_hospital_rectifies_in_chromium(
     context = chromium.new_context(
         viewport={"width": 1366, "height": 768}, locale="zh-CN", accept_downloads=True
     )
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(30_000)  # a shared 2-core machine can be slow
     page = context.new_page()
     urls: list[str] = []
     with live_server(create_portal_app(settings, clock=clock)) as base:
         # 监管总览 for a chosen period.
         _login(page, base, "regulator1", PASSWORD)
         page.wait_for_url(re.compile(r".*/supervision$"))
+        assert page.locator('input[name="start"]').count() == 1, page.inner_text("main")
         page.fill('input[name="start"]', "2026-01-01")
         page.fill('input[name="end"]', "2026-01-15")
         page.get_by_role("button", name="查询").click()

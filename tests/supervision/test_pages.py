@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -178,3 +179,19 @@ def test_rule_catalogue_counts_open_findings_and_tests_a_rule_on_pasted_records(
         data={"csrf_token": csrf_of(form.text), "records": '{"nosuch": []}'},
     )
     assert unknown.status_code == 400 and "未知的数据集" in unknown.text
+
+
+def test_record_viewer_shows_the_actions_other_parts_register(
+    regulator: TestClient, reported: Reported
+) -> None:
+    from imsp.portal import supervise
+
+    def video(view: Any) -> tuple[str, str]:
+        return (f"/video/records/{view.id}", "调阅视频")
+
+    supervise.RECORD_ACTIONS.append(video)
+    try:
+        html = regulator.get(f"/supervision/records/{reported.record_id}").text
+    finally:
+        supervise.RECORD_ACTIONS.remove(video)
+    assert f'href="/video/records/{reported.record_id}">调阅视频</a>' in html

@@ -8,7 +8,7 @@ list on a page has an ``.xlsx`` twin with the same rows and Chinese headers.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
@@ -28,6 +28,9 @@ from imsp.supervision.dashboard import Totals
 from imsp.supervision.export import XLSX, to_xlsx
 
 router = APIRouter()
+#: Links shown in the record viewer's action block (``#record-actions``): other parts of the
+#: portal append a function returning ``(href, label)`` for a record, or ``None`` (e.g. 调阅视频).
+RECORD_ACTIONS: list[Callable[[records.RecordView], tuple[str, str] | None]] = []
 regulator = visitor("regulator")
 record_readers = visitor("regulator", "applicant")
 DEFAULT_DAYS: Final = 30
@@ -396,7 +399,8 @@ async def record(record_id: int, v: Visit = Depends(record_readers)) -> Response
     )
     if view is None:
         raise NotFound("记录不存在")
-    return render(v.request, "supervision_record.html", visit=v, view=view)
+    actions = [link for make in RECORD_ACTIONS if (link := make(view)) is not None]
+    return render(v.request, "supervision_record.html", visit=v, view=view, actions=actions)
 
 
 RULE_HEADERS: Final = ("规则编号", "规则名称", "依据", "级别", "涉及数据集", "版本", "检查内容")

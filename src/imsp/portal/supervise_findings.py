@@ -281,9 +281,9 @@ def _due(raw: str) -> datetime | None:
 
 
 async def _act(v: Visit, finding_id: int, action: str, *, own: bool) -> Response:
+    await checked_form(v)  # first: a forged form learns nothing about the actions
     if action not in PAGE_ACTIONS:
         raise NotFound("页面不存在")
-    await checked_form(v)
     base = "/my/findings" if own else "/supervision/findings"
     try:
         attachment = None
