@@ -195,3 +195,27 @@ def test_record_viewer_shows_the_actions_other_parts_register(
     finally:
         supervise.RECORD_ACTIONS.remove(video)
     assert f'href="/video/records/{reported.record_id}">调阅视频</a>' in html
+
+
+def test_doctor_page_from_the_hospital_page_shows_masked_id_visits_and_findings(
+    regulator: TestClient, reported: Reported
+) -> None:
+    import re
+
+    html = regulator.get(f"/supervision/hospitals/{reported.institution_a}?{PERIOD}").text
+    link = re.search(r'href="(/supervision/hospitals/\d+/doctors/f\d+)\?', html)
+    assert link, "the hospital page links its doctors with the most findings"
+    page = regulator.get(link.group(1)).text
+    assert "处方信息" in page and "监管发现 / 未办结" in page
+    masked = re.search(r"证件号码 (\d{6}\*{8}\d{3}[\dX])", page)
+    assert masked and not re.search(r"(?<!\w)\d{17}[\dX](?!\w)", page)
+    assert regulator.get(
+        f"/supervision/hospitals/{reported.institution_b}/doctors/f1"
+    ).status_code in (
+        200,
+        404,
+    )
+    assert (
+        regulator.get(f"/supervision/hospitals/{reported.institution_a}/doctors/x1").status_code
+        == 404
+    )
