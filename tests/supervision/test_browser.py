@@ -84,11 +84,19 @@ def _table_rows(page: Any, section: str) -> list[list[str]]:
     ]
 
 
+def expect(locator: Any) -> Any:
+    """Playwright's retrying assertion (waits for the page the last action led to)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 def _login(page: Any, base: str, username: str, password: str) -> None:
     page.goto(base + "/login")
     page.fill("#username", username)
     page.fill("#password", password)
-    page.locator("form button[type=submit]").click()
+    with page.expect_navigation():
+        page.locator("form button[type=submit]").click()
 
 
 def _shot(page: Any, where: Path, name: str) -> None:
@@ -161,16 +169,16 @@ def test_regulator_drills_down_confirms_and_the_hospital_rectifies_in_chromium(
         page.locator("table.findings tbody tr td:nth-child(2) a").first.click()
         page.wait_for_url(re.compile(r".*/supervision/findings/\d+$"))
         finding_url = page.url
-        assert page.locator("#status").inner_text() == "待核实"
+        expect(page.locator("#status")).to_have_text("待核实")
         assert page.get_by_text("依据").count() >= 1
         page.locator("form.act-confirm button").click()
         page.wait_for_url(re.compile(r".*ok=saved$"))
-        assert page.locator("#status").inner_text() == "已确认"
+        expect(page.locator("#status")).to_have_text("已确认")
         page.fill("form.act-rectify input[name=due_at]", "2026-02-01")
         page.fill("form.act-rectify textarea[name=text]", "请补传医师备案信息")
         page.locator("form.act-rectify button").click()
         page.wait_for_url(re.compile(r".*ok=saved$"))
-        assert page.locator("#status").inner_text() == "整改中"
+        expect(page.locator("#status")).to_have_text("整改中")
         _shot(page, artifacts, "03-finding")
         urls.append(finding_url)
         page.get_by_role("button", name="退出登录").click()
@@ -187,7 +195,7 @@ def test_regulator_drills_down_confirms_and_the_hospital_rectifies_in_chromium(
         page.get_by_role("link", name="监管发现").click()
         finding_id = finding_url.rsplit("/", 1)[1]
         page.locator(f"a[href='/my/findings/{finding_id}']").click()
-        assert page.locator("#status").inner_text() == "整改中"
+        expect(page.locator("#status")).to_have_text("整改中")
         page.fill("form.act-answer textarea[name=text]", "已补传医师信息并完成备案")
         page.set_input_files("form.act-answer input[name=file]", str(evidence))
         page.locator("form.act-answer button").click()
@@ -204,7 +212,7 @@ def test_regulator_drills_down_confirms_and_the_hospital_rectifies_in_chromium(
         assert page.get_by_text("已补传医师信息并完成备案").count() == 1
         page.locator("form.act-close button").click()
         page.wait_for_url(re.compile(r".*ok=saved$"))
-        assert page.locator("#status").inner_text() == "已整改"
+        expect(page.locator("#status")).to_have_text("已整改")
         _shot(page, artifacts, "05-finding-closed")
 
         page.goto(f"{base}/supervision/records/{reported.record_id}")
