@@ -25,6 +25,7 @@ ROLE_OF_SEGMENT = {
     "accounts": "operator",
     "logout": "applicant",
     "password": "applicant",
+    "supervision": "regulator",
 }
 
 
@@ -63,10 +64,15 @@ def test_every_post_route_refuses_a_forged_csrf_token_and_changes_nothing(
     who = b.make_complete_applicant(settings, clock.now())
     b.make_user(settings, clock.now(), username="reviewer1", role="reviewer")
     b.make_user(settings, clock.now(), username="operator1", role="operator")
+    b.make_user(settings, clock.now(), username="regulator1", role="regulator")
     app = portal_client.app
     assert isinstance(app, FastAPI)
     clients = {"applicant": portal_client}
-    for role, username in (("reviewer", "reviewer1"), ("operator", "operator1")):
+    for role, username in (
+        ("reviewer", "reviewer1"),
+        ("operator", "operator1"),
+        ("regulator", "regulator1"),
+    ):
         clients[role] = TestClient(app)
         sign_in(clients[role], username, "Passw0rd-123")
     sign_in(portal_client, who.username, who.password, NEW_PASSWORD)

@@ -53,15 +53,21 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/my/departments", "科室信息"),
         ("/my/doctors", "人员信息"),
         ("/my/progress", "审核进度查询"),
+        ("/my/findings", "监管发现"),
     ),
     "reviewer": (("/review", "待审核"), ("/review?status=all", "全部申请")),
-    "regulator": (("/review?status=all", "申请列表"),),
+    "regulator": (
+        ("/supervision", "监管总览"),
+        ("/supervision/findings", "监管发现"),
+        ("/supervision/rules", "监管规则"),
+        ("/review?status=all", "申请列表"),
+    ),
 }
 HOME: Final[dict[str, str]] = {
     "operator": "/accounts",
     "applicant": "/my",
     "reviewer": "/review",
-    "regulator": "/review?status=all",
+    "regulator": "/supervision",
 }
 #: Fixed confirmation messages after a redirect (``?ok=saved``) — never user-supplied text.
 FLASH: Final[dict[str, str]] = {

@@ -25,7 +25,15 @@ from imsp.errors import (
     MethodNotAllowed,
     NotFound,
 )
-from imsp.portal import accounts, applicant, review, roster, signin
+from imsp.portal import (
+    accounts,
+    applicant,
+    review,
+    roster,
+    signin,
+    supervise,
+    supervise_findings,
+)
 from imsp.portal import spec as spec_page
 from imsp.portal.edge import Redirect, Rerender, is_https, render
 from imsp.standard.protocol import GATEWAY, TOKEN_ERRORS
@@ -129,7 +137,8 @@ def install(app: FastAPI) -> None:
     settings = app.state.ctx.settings
     static = resources.files("imsp.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    for module in (signin, accounts, applicant, roster, review):
+    # supervise_findings before roster: its /my/findings must win over roster's /my/{kind}.
+    for module in (signin, accounts, applicant, supervise_findings, roster, review, supervise):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login
     app.state.login_throttle = signin.new_throttle(settings)

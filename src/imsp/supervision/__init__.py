@@ -7,4 +7,6 @@
   *pending* until it arrives.
 * :mod:`~imsp.supervision.findings` — the finding workflow (one transition table in
   :mod:`~imsp.supervision.workflow`): confirm, dismiss, rectify, answer, close, reopen.
+* :mod:`~imsp.supervision.quality` — data quality and volume per institution, dataset and day,
+  kept as rollups (:mod:`~imsp.supervision.rollup_models`) that the regulator's pages read.
 """

@@ -11,8 +11,9 @@ and no acknowledgement, and its changes are claimed again when the lease expires
 idempotent (one finding per rule and record), so a change evaluated twice has the effect of one.
 Uploads never wait for any of this: the feed row is written with the record; rules run here.
 
-When the feed is empty the worker decides pending checks whose grace period ended (R43/R44) and
-marks findings whose rectification deadline passed as 逾期.
+When the feed is empty the worker decides pending checks whose grace period ended (R43/R44),
+marks findings whose rectification deadline passed as 逾期, and refreshes the daily rollups the
+regulator's pages read (``rollups.refresh_rollups``: only what changed since its watermark).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from imsp.storage.db import Database
 from imsp.supervision.engine import Stats
 from imsp.supervision.findings import expire_overdue
 from imsp.supervision.incremental import evaluate_changes, evaluate_due
+from imsp.supervision.rollups import refresh_rollups
 
 __all__ = ["Round", "run_once", "run_worker", "worker_name"]
 
@@ -65,6 +67,7 @@ async def run_once(db: Database, *, settings: Settings, clock: Clock, worker: st
             now = clock.now()
             stats = await evaluate_due(s, now=now, grace=grace)
             await expire_overdue(s, now=now)
+            await refresh_rollups(s, now=now)  # the dashboards' daily rollups (rollups.py)
         return Round(0, stats)
     async with db.session() as s:
         stats = await evaluate_changes(
