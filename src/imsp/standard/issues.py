@@ -90,6 +90,7 @@ ISSUES: Final[Mapping[str, IssueKind]] = {
         ),
         IssueKind("unknown_field", "未定义的节点（未存储）", 200, "warning"),
         IssueKind("code_alias", "代码别名已转换为标准代码", 200, "warning"),
+        IssueKind("code_retired", "已撤销的代码（历史记录，接受）", 200, "warning"),
     )
 }
 

@@ -140,6 +140,7 @@ class CodeEntry:
     name: str
     aliases: tuple[str, ...] = ()
     note: str = ""
+    retired: str = ""  # year the code was abolished; "" = current
 
 
 @dataclass(frozen=True)
@@ -152,17 +153,24 @@ class CodeTable:
     names: Mapping[str, str] = field(init=False, repr=False)
     aliases: Mapping[str, str] = field(init=False, repr=False)
     codes: frozenset[str] = field(init=False, repr=False)
+    retired: Mapping[str, CodeEntry] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         names: dict[str, str] = {}
         aliases: dict[str, str] = {}
+        retired: dict[str, CodeEntry] = {}
         for e in self.entries:
+            if e.retired:
+                # Abolished codes are not current codes: accepted with a warning (code_retired).
+                retired[e.code] = e
+                continue
             names.setdefault(e.code, e.name)
             for a in e.aliases:
                 aliases[a] = e.code
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "aliases", aliases)
         object.__setattr__(self, "codes", frozenset(names))
+        object.__setattr__(self, "retired", retired)
 
     def canonical(self, value: str) -> str | None:
         """The canonical code for ``value`` (itself or via an alias), or ``None`` if unknown."""
@@ -290,6 +298,7 @@ def _load_tables(root: Any) -> dict[str, CodeTable]:
                 name=row["name"].strip(),
                 aliases=tuple(a for a in (row.get("aliases") or "").split("|") if a),
                 note=(row.get("note") or "").strip(),
+                retired=(row.get("retired") or "").strip(),
             )
             for row in reader
             if row["code"] and row["code"].strip()

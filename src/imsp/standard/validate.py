@@ -37,6 +37,7 @@ from imsp.standard.issues import (
     show,
 )
 from imsp.standard.model import (
+    CodeEntry,
     CodeTable,
     Condition,
     Dataset,
@@ -137,6 +138,7 @@ def _string_check(f: Field, m: _Meta, table: CodeTable | None, fmt: str | None) 
     limit = f.length if f.length is not None else 1 << 30
     codes = table.codes if table is not None else None
     aliases = table.aliases if table is not None else {}
+    retired = table.retired if table is not None else {}
     title = table.title if table is not None else ""
     multi = f.multi
     fmt_fn, fmt_msg = _FORMATS[fmt] if fmt is not None else (None, "")
@@ -160,6 +162,9 @@ def _string_check(f: Field, m: _Meta, table: CodeTable | None, fmt: str | None) 
                 warns.append(m.warn(prefix, "code_alias", f"代码 {part} 已按别名转换为 {canon}"))
                 out.append(canon)
                 changed = True
+            elif part in retired:
+                warns.append(m.warn(prefix, "code_retired", _retired_detail(retired[part], title)))
+                out.append(part)
             else:
                 errs.append(m.issue(prefix, "value_set", f"代码不在《{title}》值域内", part))
                 out.append(part)
@@ -182,12 +187,21 @@ def _string_check(f: Field, m: _Meta, table: CodeTable | None, fmt: str | None) 
             return codes_multi(v, prefix, errs, warns)
         canon = aliases.get(v)
         if canon is None:
+            old = retired.get(v)
+            if old is not None:
+                # 数据标准 V1.1: 已撤销的代码仍见于历史记录，接受并警告。
+                warns.append(m.warn(prefix, "code_retired", _retired_detail(old, title)))
+                return _SAME
             errs.append(m.issue(prefix, "value_set", f"代码不在《{title}》值域内", v))
             return _SAME
         warns.append(m.warn(prefix, "code_alias", f"代码 {v} 已按别名转换为 {canon}"))
         return canon
 
     return check
+
+
+def _retired_detail(entry: CodeEntry, title: str) -> str:
+    return f"代码 {entry.code}（{entry.name}）是《{title}》中已撤销的代码：{entry.note}"
 
 
 def _int_check(f: Field, m: _Meta) -> _Check:

@@ -1,0 +1,49 @@
+"""Data Standard V1.1 (issue 11): valid data V1.0 rejected is accepted, wrong data V1.0 accepted
+is rejected. Every test here fails on V1.0."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imsp.standard.sample import generate
+from imsp.standard.validate import Verdict, validator_for
+
+
+def record(dataset: str, i: int = 0, **changes: Any) -> dict[str, Any]:
+    rec = generate(dataset, i + 1, seed=11)[i]
+    rec.update(changes)
+    return rec
+
+
+def check(dataset: str, rec: dict[str, Any]) -> Verdict:
+    return validator_for(dataset).check(rec)
+
+
+def codes(issues: list[Any]) -> set[tuple[str, str]]:
+    return {(i.field, i.code) for i in issues}
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def test_multi_site_doctor_from_beijing_is_accepted() -> None:
+    rec = record("doctor", firstAreaCode="110101")
+    assert check("doctor", rec).errors == []
+
+
+def test_tianjin_county_code_is_accepted_for_an_institution() -> None:
+    rec = record("organization", areaCode="120116")
+    assert check("organization", rec).errors == []
+
+
+def test_patient_area_code_outside_the_division_table_is_rejected() -> None:
+    verdict = check("patient", record("patient", areaCode="999999"))
+    assert ("areaCode", "value_set") in codes(verdict.errors)
+
+
+def test_retired_region_code_is_accepted_with_a_warning_naming_its_successor() -> None:
+    verdict = check("patient", record("patient", areaCode="130185"))
+    assert verdict.errors == []
+    [warning] = [w for w in verdict.warnings if w.code == "code_retired"]
+    assert warning.field == "areaCode"
+    assert "鹿泉市" in warning.msg and "130110" in warning.msg
