@@ -47,3 +47,40 @@ def test_retired_region_code_is_accepted_with_a_warning_naming_its_successor() -
     [warning] = [w for w in verdict.warnings if w.code == "code_retired"]
     assert warning.field == "areaCode"
     assert "鹿泉市" in warning.msg and "130110" in warning.msg
+
+
+# --------------------------------------------------------------------------- diagnosis codes
+
+
+def test_who_icd10_categories_are_accepted_with_a_warning_naming_the_system() -> None:
+    rec = record("prescription", icdCode="I10|J06.9", icdName="高血压|急性上呼吸道感染")
+    verdict = check("prescription", rec)
+    assert verdict.errors == []
+    warned = [w for w in verdict.warnings if w.code == "diag_who_category"]
+    assert [w.field for w in warned] == ["icdCode", "icdCode"]
+    assert "WHO ICD-10" in warned[0].msg
+
+
+def test_code_of_a_system_without_a_table_is_accepted_with_a_warning() -> None:
+    rec = record("outpatient", diagCodeType="2", diagnosisCode="I10.x00x002-YB")
+    verdict = check("outpatient", rec)
+    assert ("diagnosisCode", "value_set") not in codes(verdict.errors)
+    [warning] = [w for w in verdict.warnings if w.field == "diagnosisCode"]
+    assert warning.code == "diag_unchecked" and "医保" in warning.msg
+
+
+def test_national_clinical_codes_are_still_checked_exactly() -> None:
+    verdict = check("prescription", record("prescription", icdCode="I10.x99x999"))
+    assert ("icdCode", "value_set") in codes(verdict.errors)
+
+
+def test_v10_record_without_the_code_system_node_is_still_accepted() -> None:
+    rec = record("prescription")
+    del rec["diagCodeType"]
+    verdict = check("prescription", rec)
+    assert verdict.errors == [] and verdict.warnings == []
+
+
+def test_tcm_codes_keep_their_own_table() -> None:
+    rec = record("outpatient", diagCodeType="2", tcmDiseaseCode="I10")
+    assert ("tcmDiseaseCode", "value_set") in codes(check("outpatient", rec).errors)

@@ -91,6 +91,8 @@ ISSUES: Final[Mapping[str, IssueKind]] = {
         IssueKind("unknown_field", "未定义的节点（未存储）", 200, "warning"),
         IssueKind("code_alias", "代码别名已转换为标准代码", 200, "warning"),
         IssueKind("code_retired", "已撤销的代码（历史记录，接受）", 200, "warning"),
+        IssueKind("diag_unchecked", "诊断编码体系无平台代码表，未逐码校验", 200, "warning"),
+        IssueKind("diag_who_category", "WHO ICD-10 类目，未逐码校验", 200, "warning"),
     )
 }
 

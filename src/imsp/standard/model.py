@@ -35,7 +35,8 @@ COLUMN_ROLES: frozenset[str] = frozenset(
 _FIELD_KEYS = frozenset(
     {
         "code", "name", "type", "length", "scale", "required", "when", "condition", "table",
-        "multi", "format", "min", "max", "min_items", "example", "desc", "fields",
+        "multi", "format", "min", "max", "min_items", "example", "desc", "fields", "since",
+        "system",
     }
 )  # fmt: skip
 _DATASET_KEYS = frozenset(
@@ -78,6 +79,8 @@ class Field:
     example: Any = None
     desc: str = ""
     fields: tuple[Field, ...] = ()
+    since: str = ""  # version that added the node; "" = 1.0. Senders of older versions may omit it.
+    system: str | None = None  # field naming the code system that decides the table (diagCodeType)
 
     @property
     def type_label(self) -> str:
@@ -150,6 +153,8 @@ class CodeTable:
     source: str
     note: str
     entries: tuple[CodeEntry, ...]
+    #: For a code-system table (diag_code_type): system code → the code table checking it.
+    links: Mapping[str, str] = field(default_factory=dict)
     names: Mapping[str, str] = field(init=False, repr=False)
     aliases: Mapping[str, str] = field(init=False, repr=False)
     codes: frozenset[str] = field(init=False, repr=False)
@@ -266,6 +271,8 @@ def _parse_field(raw: dict[str, Any], where: str) -> Field:
         example=raw.get("example"),
         desc=raw.get("desc", ""),
         fields=tuple(_parse_field(s, where) for s in subs),
+        since=str(raw.get("since", "")),
+        system=raw.get("system"),
     )
 
 
@@ -311,7 +318,12 @@ def _load_tables(root: Any) -> dict[str, CodeTable]:
             source=meta.get("source", ""),
             note=meta.get("note", ""),
             entries=entries,
+            links=dict(meta.get("tables", {})),
         )
+    for name, t in tables.items():
+        for code, target in t.links.items():
+            if code not in t.codes or target not in tables:
+                raise StandardDataError(f"codes/tables.toml [{name}]: bad link {code} → {target}")
     return tables
 
 
@@ -321,6 +333,10 @@ def _check_dataset(ds: Dataset, tables: Mapping[str, CodeTable]) -> None:
     for p, f in paths.items():
         if f.table is not None and f.table not in tables:
             raise StandardDataError(f"{where}.{p}: unknown code table {f.table!r}")
+        if f.system is not None:
+            sel = paths.get(f.system)
+            if sel is None or sel.table is None or not tables[sel.table].links:
+                raise StandardDataError(f"{where}.{p}: system {f.system!r} is no code-system field")
     for k in ds.key:
         if k not in paths:
             raise StandardDataError(f"{where}: key field {k!r} is not defined")
