@@ -84,3 +84,30 @@ def test_v10_record_without_the_code_system_node_is_still_accepted() -> None:
 def test_tcm_codes_keep_their_own_table() -> None:
     rec = record("outpatient", diagCodeType="2", tcmDiseaseCode="I10")
     assert ("tcmDiseaseCode", "value_set") in codes(check("outpatient", rec).errors)
+
+
+# --------------------------------------------------------------------------- value sets
+
+
+def test_every_tianjin_register_status_is_accepted() -> None:
+    for status in ("1", "7", "8", "9", "10", "11", "14"):
+        rec = record("register", registerStatus=status)
+        assert check("register", rec).errors == [], status
+
+
+def test_every_tianjin_telemedicine_refund_state_is_accepted() -> None:
+    for status in [str(n) for n in range(10, 19)]:
+        rec = record("telemedicine", status=status)
+        assert ("status", "value_set") not in codes(check("telemedicine", rec).errors), status
+
+
+def test_nationality_as_free_text_is_rejected() -> None:
+    verdict = check("patient", record("patient", nationality="中国"))
+    assert ("nationality", "value_set") in codes(verdict.errors)
+
+
+def test_nationality_alpha2_is_normalised_to_alpha3_with_a_warning() -> None:
+    verdict = check("patient", record("patient", nationality="CN"))
+    assert verdict.errors == [] and verdict.record is not None
+    assert verdict.record["nationality"] == "CHN"
+    assert [w.code for w in verdict.warnings] == ["code_alias"]
