@@ -111,3 +111,73 @@ def test_nationality_alpha2_is_normalised_to_alpha3_with_a_warning() -> None:
     assert verdict.errors == [] and verdict.record is not None
     assert verdict.record["nationality"] == "CHN"
     assert [w.code for w in verdict.warnings] == ["code_alias"]
+
+
+# --------------------------------------------------------------------------- in-record checks
+
+
+def test_age_ten_years_off_the_birthday_is_rejected_naming_both_fields() -> None:
+    rec = record("patient")
+    rec["age"] += 10
+    [issue] = check("patient", rec).errors
+    assert (issue.field, issue.code, issue.msg_code) == ("age", "age_mismatch", -94)
+    assert "年龄（岁）(age)" in issue.msg and "出生日期(birthday)" in issue.msg
+
+
+def test_adult_id_number_with_age_4_is_rejected() -> None:
+    rec = record("prescription", age=4)  # the ID number's holder was born in 1949
+    [issue] = [i for i in check("prescription", rec).errors if i.field == "age"]
+    assert (issue.field, issue.code) == ("age", "age_mismatch")
+    assert "患者证件号码(patientCertID)" in issue.msg
+
+
+def test_age_is_checked_from_the_business_time_up_to_the_update_time() -> None:
+    # born 1949-09-16: 75 on the prescription day 2025-06-26; 76 once the birthday has passed
+    rec = record("prescription", updateTime="2025-09-20 08:00:00")
+    assert [r["age"] for r in (rec,)] == [75]
+    assert check("prescription", {**rec, "age": 76}).errors == []
+    assert check("prescription", {**rec, "age": 75}).errors == []
+    assert check("prescription", {**rec, "age": 77}).errors != []
+
+
+def test_infant_age_is_zero_and_the_message_gives_months_and_days() -> None:
+    rec = record(
+        "patient",
+        1,  # a child with guardian
+        birthday="2023-04-10",
+        patientCertType="99",
+        patientCertID=None,
+        createTime="2023-07-24 14:47:44",
+        updateTime="2023-07-24 14:59:01",
+        age=0,
+    )
+    assert not [i for i in check("patient", rec).errors if i.field == "age"]
+    [issue] = [i for i in check("patient", {**rec, "age": 1}).errors if i.field == "age"]
+    assert issue.code == "age_mismatch" and "3 个月 14 天" in issue.msg
+
+
+def test_payment_parts_not_adding_up_to_the_total_are_rejected() -> None:
+    rec = record("payment", individualPay=300.00, fundPay=40.00, otherPay=0.00)
+    [issue] = check("payment", rec).errors
+    assert (issue.field, issue.code) == ("totalFee", "sum_mismatch")
+    for label in ("总金额（元）", "个人支付（元）", "医保统筹支付（元）", "其他支付（元）"):
+        assert label in issue.msg
+
+
+def test_payment_parts_within_a_cent_of_the_total_are_accepted() -> None:
+    rec = record("payment", individualPay=300.00, fundPay=53.59, otherPay=None)
+    assert check("payment", rec).errors == []
+
+
+def test_prescription_item_amount_other_than_price_times_quantity_is_rejected() -> None:
+    rec = record("prescription_item", totalPrice=170.00)
+    [issue] = check("prescription_item", rec).errors
+    assert (issue.field, issue.code) == ("totalPrice", "product_mismatch")
+    assert "单价（元）(price)" in issue.msg and "药品总量(dosageTotal)" in issue.msg
+
+
+def test_effective_period_other_than_its_dates_is_rejected() -> None:
+    rec = record("prescription", effectivePeriod=7)
+    [issue] = check("prescription", rec).errors
+    assert (issue.field, issue.code) == ("effectivePeriod", "period_mismatch")
+    assert "处方有效开始日期(startDate)" in issue.msg and "共 3 天" in issue.msg

@@ -25,7 +25,7 @@ FORMATS: frozenset[str] = frozenset(
     {"idcard", "uscc", "mobile", "phone", "postcode", "url", "sha256", "workdate"}
 )
 RULE_KINDS: frozenset[str] = frozenset(
-    {"order", "sum", "product", "idcard", "pair", "one_of", "not_equal"}
+    {"order", "sum", "add", "product", "idcard", "age", "period", "pair", "one_of", "not_equal"}
 )
 CONDITION_OPS: frozenset[str] = frozenset({"in", "not_in", "present", "lt", "le", "gt", "ge"})
 COLUMN_ROLES: frozenset[str] = frozenset(

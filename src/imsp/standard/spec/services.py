@@ -32,6 +32,9 @@ RULE_KINDS: Final = {
     "pair": ("多值个数对应", "pair_mismatch"),
     "one_of": ("至少填写一项", "one_of"),
     "not_equal": ("两项不得相同", "not_equal"),
+    "add": ("金额合计（分项之和）", "sum_mismatch"),
+    "age": ("年龄与出生日期", "age_mismatch"),
+    "period": ("有效天数与起止日期", "period_mismatch"),
 }
 #: Code tables with more rows than this are described, not printed (icd10, icd10_tcm).
 PRINT_LIMIT: Final = 1000
@@ -153,6 +156,12 @@ def rule_fields(r: Rule) -> list[str]:
         return [base + p["result"], *(base + x for x in p["factors"])]
     if r.kind == "idcard":
         return [str(p[k]) for k in ("id", "type", "birthday", "sex") if p.get(k)]
+    if r.kind == "add":
+        return [p["total"], *p["fields"]]
+    if r.kind == "age":
+        return [str(p[k]) for k in ("age", "birthday", "id") if p.get(k)] + list(p["at"])
+    if r.kind == "period":
+        return [p["days"], p["start"], p["end"]]
     return [str(x) for x in p.get("fields", [])]
 
 
