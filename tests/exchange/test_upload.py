@@ -52,6 +52,13 @@ def test_every_service_stores_valid_records(
     assert peek.rows("SELECT DISTINCT dataset FROM record") == [(ds.code,)]
 
 
+def test_receipt_names_the_standard_version_that_checked_the_records(
+    exchange_client: TestClient, auth: dict[str, str]
+) -> None:
+    receipt = post(exchange_client, "/uploadDoctor", record("doctor"), auth)
+    assert receipt["data"]["standardVersion"] == "1.1"
+
+
 def test_one_object_body_is_one_record(exchange_client: TestClient, auth: dict[str, str]) -> None:
     receipt = post(exchange_client, "/uploadDoctor", record("doctor"), auth)
     assert receipt["data"]["total"] == 1 and codes(receipt) == [200]

@@ -26,7 +26,7 @@ from imsp.exchange.pgstore import PgWriter
 from imsp.exchange.store import Batch, LogEntry, Writer
 from imsp.exchange.tokens import Grant
 from imsp.standard.issues import Issue
-from imsp.standard.model import Dataset
+from imsp.standard.model import Dataset, load_standard
 from imsp.standard.validate import validator_for
 
 #: Data Standard column roles → short names in the rows parameter (``store.ROW_COLUMNS``).
@@ -199,6 +199,7 @@ async def ingest(
     msg = receipts.summary(total, ok, total - ok, dry_run=dry_run, atomic_failed=atomic_failed)
     data = {
         "exchangeId": str(entry.id),
+        "standardVersion": load_standard().release,  # the version that checked these records
         "total": total,
         "success": entry.success,
         "fail": entry.fail,

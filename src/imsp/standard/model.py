@@ -192,6 +192,12 @@ class Standard:
     datasets: Mapping[str, Dataset]
     tables: Mapping[str, CodeTable]
 
+    @property
+    def release(self) -> str:
+        """The published version (``1.1``) that checks records: receipts carry it as
+        ``standardVersion``; minor versions only add what is valid (数据标准 V1.1 §兼容性)."""
+        return str(self.meta["version"])
+
     def dataset(self, name: str) -> Dataset:
         """Look a dataset up by short code (``prescription``), service (``uploadPrescriptionInfo``)
         or path (``/uploadPrescriptionInfo``). Raises ``KeyError`` if unknown."""

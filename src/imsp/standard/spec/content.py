@@ -156,6 +156,7 @@ def overview(std: Standard) -> Part:
                 "msg": "处理完成：共 2 条，成功 1 条，失败 1 条",
                 "data": {
                     "exchangeId": "0197a3c1-d2e4-7506-9728-394a5b6c7d8e",
+                    "standardVersion": std.release,
                     "total": 2,
                     "success": 1,
                     "fail": 1,

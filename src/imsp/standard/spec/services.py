@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from imsp.standard.demo import DEMO_ORG_CODE
-from imsp.standard.model import CodeTable, Dataset, Field, Rule, Standard
+from imsp.standard.model import CodeTable, Dataset, Field, Rule, Standard, load_standard
 from imsp.standard.protocol import RECORD
 from imsp.standard.spec.document import Part, code, link
 from imsp.standard.validate import validator_for
@@ -183,7 +183,7 @@ def receipt(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "code": 200,
         "msg": f"处理完成：共 {n} 条，成功 {ok} 条，失败 {n - ok} 条",
-        "data": {"exchangeId": EXCHANGE_ID, "total": n, "success": ok, "fail": n - ok, "results": results},
+        "data": {"exchangeId": EXCHANGE_ID, "standardVersion": load_standard().release, "total": n, "success": ok, "fail": n - ok, "results": results},
     }  # fmt: skip
 
 
