@@ -418,6 +418,7 @@ def code_table_json(table: CodeTable) -> dict[str, Any]:
         "note": table.note,
         "codes": [
             {"code": e.code, "name": e.name, "aliases": list(e.aliases), "note": e.note}
+            | ({"retired": e.retired} if e.retired else {})
             for e in table.entries
         ],
     }
