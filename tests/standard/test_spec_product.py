@@ -62,7 +62,7 @@ def test_release_version_and_deprecation_policy_are_stated() -> None:
 def test_change_log_lists_every_change_with_date_and_reason() -> None:
     appendix = MD["A-appendix.md"]
     assert "变更记录" in appendix
-    for version, date, change, reason in CHANGES:
+    for _version, date, change, reason in CHANGES:
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) and reason
         assert change.replace("_", "\\_") in appendix and reason.replace("_", "\\_") in appendix
     assert sum(1 for c in CHANGES if c[0] == "V1.1") >= 8
