@@ -230,10 +230,10 @@ def case_examples(ds: Dataset) -> list[tuple[str, list[dict[str, Any]]]]:
     if ds.code == "prescription_item":
         rx = generate("prescription", CASE_POOL, seed=EXAMPLE_SEED)
         lines = generate(ds, CASE_POOL, seed=EXAMPLE_SEED)
-        out = []
-        for title, test in (("中药饮片处方的明细", lambda r: r.get("recipeType") == "3"),
-                            ("长期处方的明细", lambda r: r.get("longTermFlag") == "1")):  # fmt: skip
-            hit = next((r for r in rx if test(r)), None)
+        out: list[tuple[str, list[dict[str, Any]]]] = []
+        for title, field, value in (("中药饮片处方的明细", "recipeType", "3"),
+                                    ("长期处方的明细", "longTermFlag", "1")):  # fmt: skip
+            hit = next((r for r in rx if r.get(field) == value), None)
             if hit is not None:
                 out.append((title, [x for x in lines if x["recipeID"] == hit["recipeID"]]))
         return out
