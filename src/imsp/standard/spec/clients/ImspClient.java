@@ -21,7 +21,11 @@ public final class ImspClient {
     private static final Pattern CODE = Pattern.compile("^\\s*\\{\\s*\"code\"\\s*:\\s*(-?\\d+)");
     private static final Pattern TOKEN = Pattern.compile("\"accessToken\"\\s*:\\s*\"([^\"]+)\"");
 
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+    // HTTP/1.1：平台不做明文 HTTP/2 升级（h2c），默认的 HTTP/2 会在带请求体的 POST 上失败
+    private final HttpClient http = HttpClient.newBuilder()
+            .version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(10))
+            .build();
     private final String base;
     private final String appId;
     private final String appSecret;
