@@ -69,6 +69,13 @@ def create_exchange_app(
         docs=True,
     )
     install_exchange(app)
+    if settings.supervision.reference_warnings:
+        from functools import partial
+
+        from imsp.supervision.references import missing_references
+
+        # receipts warn (-95) about references to records not uploaded yet; one query per batch
+        app.state.reference_check = partial(missing_references, app.state.ctx.db.engine)
     return app
 
 

@@ -46,6 +46,23 @@ class PortalSettings(BaseModel):
     secure_cookies: bool = Field(default=False, description="HTTPS 部署时设为 true")
 
 
+class SupervisionSettings(BaseModel):
+    """监管 (supervision): when rules run and how long a missing reference may wait."""
+
+    grace_hours: float = Field(
+        default=48, ge=0, description="关联数据缺失的宽限期（小时），超过后记为 R43 关联数据不存在"
+    )
+    worker: bool = Field(default=True, description="imsp serve 是否在进程内运行监管规则工作进程")
+    reference_warnings: bool = Field(
+        default=True, description="上传回执是否对尚未上传的关联数据给出 -95 警告（不拒收）"
+    )
+    batch: int = Field(default=500, ge=1, description="工作进程每批领取的变更数")
+    poll_seconds: float = Field(default=1.0, gt=0, description="队列为空时的轮询间隔（秒）")
+    lease_seconds: float = Field(
+        default=120, gt=0, description="领取后未确认的变更在此时间后可被重新领取（秒）"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMSP_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -60,6 +77,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     exchange: ExchangeSettings = ExchangeSettings()
     portal: PortalSettings = PortalSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
 
     @property
     def sqlalchemy_url(self) -> str:

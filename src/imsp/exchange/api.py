@@ -44,9 +44,10 @@ from imsp.errors import (
 )
 from imsp.exchange import archive, schemas
 from imsp.exchange.ingest import ingest
-from imsp.exchange.pgstore import PgWriter
-from imsp.exchange.store import LogEntry, SqliteWriter, Writer, db_failure
+from imsp.exchange.pg_writer import PgWriter
+from imsp.exchange.sqlite_writer import SqliteWriter
 from imsp.exchange.tokens import TokenService
+from imsp.exchange.writer import LogEntry, Writer, db_failure
 from imsp.standard.jsonschema import code_table_json, dataset_schema
 from imsp.standard.model import Dataset, Standard, load_standard
 from imsp.standard.validate import validator_for
@@ -266,6 +267,7 @@ def upload_handler(ds: Dataset) -> Callable[[Request], Awaitable[Response]]:
                 atomic=atomic,
                 entry=entry,
                 started=started,
+                references=getattr(request.app.state, "reference_check", None),
             )
         except ImspError as exc:
             await _refused(request, entry, exc, started)

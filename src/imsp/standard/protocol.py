@@ -113,6 +113,8 @@ EXCHANGE_ISSUES: Final[dict[str, ExchangeIssue]] = {
         ExchangeIssue("duplicate_key", -92, "同一批次内业务主键重复"),
         ExchangeIssue("key_missing", -99, "业务主键为空"),
         ExchangeIssue("key_too_long", -96, "业务主键过长"),
+        # a warning only (the record is stored): supervision waits for the referenced record
+        ExchangeIssue("reference_missing", -95, "关联数据不存在（警告，不拒收）"),
     )
 }
 

@@ -1,0 +1,172 @@
+"""Rules run after uploads (the worker on the change feed), in any order of upload: pending on a
+missing reference until it arrives or the grace period ends; a corrected resend closes the finding
+as 已整改-重新上传 with both versions linked; a broken resend reopens it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from imsp.config import Settings
+from imsp.supervision.models import FindingEvent
+from tests.supervision.builders import GRACE, NOW, Platform, key_of, received_at, run, world
+
+
+def _without(w: dict[str, list[dict[str, object]]], dataset: str) -> list[dict[str, object]]:
+    docs = w[dataset]
+    w[dataset] = []
+    return docs
+
+
+def test_rule_waits_for_missing_patient_then_decides_when_it_arrives(settings: Settings) -> None:
+    w = world()
+    patients = _without(w, "patient")
+    rx = w["prescription"][0]
+
+    async def go() -> None:
+        p = Platform(settings)
+        try:
+            await p.upload_world(w)
+            within = received_at("prescription", rx) + timedelta(hours=2)
+            await p.work(now=within)
+            # records older than the grace period already count as R43; this one still waits
+            assert rx["recipeID"] not in {f.key for f in await p.findings("R43")}
+            waiting = {(c.rule_id, c.dataset, c.key) for c in await p.pending()}
+            assert ("R43", "prescription", rx["recipeID"]) in waiting
+            assert ("R11", "prescription", rx["recipeID"]) in waiting  # age needs the patient
+            missing = next(
+                c.missing for c in await p.pending()
+                if c.rule_id == "R43" and c.key == rx["recipeID"]
+            )  # fmt: skip
+            assert {"dataset": "patient", "field": "patientId", "key": rx["patientId"]} in missing
+            for doc in patients:
+                await p.upload("patient", [doc], at=within)
+            await p.work(now=within)
+            assert await p.pending() == []
+            assert {(f.rule_id, f.status, f.resolution) for f in await p.findings()} <= {
+                ("R43", "rectified", "resubmitted")
+            }
+        finally:
+            await p.close()
+
+    run(go())
+
+
+def test_missing_reference_becomes_r43_after_grace_and_closes_when_it_arrives(
+    settings: Settings,
+) -> None:
+    w = world()
+    patients = _without(w, "patient")
+    rx = w["prescription"][0]
+
+    async def go() -> None:
+        p = Platform(settings)
+        try:
+            await p.upload_world(w)
+            first = received_at("prescription", rx)
+            await p.work(now=first + timedelta(hours=1))
+            assert rx["recipeID"] not in {f.key for f in await p.findings("R43")}
+            # the grace period ends: the worker decides the pending checks that are due
+            await p.work(now=first + GRACE + timedelta(minutes=1))
+            found = [f for f in await p.findings("R43") if f.key == rx["recipeID"]]
+            assert len(found) == 1
+            assert found[0].status == "pending_review"
+            assert any(
+                e["field"] == "patientId" and "患者信息" in e["message"] for e in found[0].evidence
+            )
+            later = NOW
+            for doc in patients:
+                await p.upload("patient", [doc], at=later)
+            await p.work(now=later)
+            (f,) = [f for f in await p.findings("R43") if f.key == rx["recipeID"]]
+            assert f.status == "rectified" and f.resolution == "resubmitted"
+        finally:
+            await p.close()
+
+    run(go())
+
+
+def test_corrected_resend_closes_the_finding_and_a_broken_one_reopens_it(
+    settings: Settings,
+) -> None:
+    w = world()
+    rx = w["prescription"][0]
+    broken = dict(rx, auditDoctorCertID=rx["doctorCertID"])
+
+    async def go() -> None:
+        p = Platform(settings)
+        try:
+            w["prescription"][0] = broken
+            await p.upload_world(w)
+            await p.work()
+            (f,) = await p.findings("R24")
+            assert (f.status, f.record_version) == ("pending_review", 1)
+            await p.upload("prescription", [rx], at=NOW)  # corrected: version 2
+            await p.work()
+            (f,) = await p.findings("R24")
+            assert (f.status, f.resolution, f.resolved_version) == ("rectified", "resubmitted", 2)
+            async with p.db.session() as s:
+                events = (
+                    await s.scalars(
+                        select(FindingEvent)
+                        .where(FindingEvent.finding_id == f.id)
+                        .order_by(FindingEvent.id)
+                    )
+                ).all()
+            assert [e.action for e in events] == ["raise", "resubmitted"]
+            assert events[1].data["from_version"] == 1 and events[1].data["to_version"] == 2
+            assert events[1].to_status == "rectified"
+            await p.upload("prescription", [broken], at=NOW)  # broken again: version 3
+            await p.work()
+            (f,) = await p.findings("R24")
+            assert (f.status, f.record_version) == ("pending_review", 3)
+            assert len(await p.findings("R24")) == 1  # never a duplicate
+        finally:
+            await p.close()
+
+    run(go())
+
+
+def test_unchanged_resend_changes_nothing(settings: Settings) -> None:
+    w = world()
+    w["prescription"][0]["recipeCategory"] = "4"
+
+    async def go() -> None:
+        p = Platform(settings)
+        try:
+            await p.upload_world(w)
+            assert await p.work() > 0
+            before = [(f.id, f.status, f.last_seen) for f in await p.findings()]
+            await p.upload("prescription", [w["prescription"][0]], at=NOW)
+            assert await p.work() == 0  # an unchanged resend adds no change to the feed
+            assert [(f.id, f.status, f.last_seen) for f in await p.findings()] == before
+            assert [f.rule_id for f in await p.findings()] == ["R19"]
+        finally:
+            await p.close()
+
+    run(go())
+
+
+def test_sweep_for_one_rule_and_one_institution(settings: Settings) -> None:
+    w = world()
+    w["prescription"][0]["recipeCategory"] = "4"
+    w["prescription"][1]["doctorSign"] = None
+    w["prescription"][1]["caCertSN"] = None
+    w["prescription"][1]["signTime"] = None
+
+    async def go() -> None:
+        p = Platform(settings)
+        try:
+            await p.upload_world(w)
+            stats = await p.sweep(rules=["R19"])
+            assert set(stats.checks) == {"R19"} and stats.checks["R19"] == len(w["prescription"])
+            assert [f.key for f in await p.findings()] == [
+                key_of("prescription", w["prescription"][0])
+            ]
+            await p.sweep()
+            assert {f.rule_id for f in await p.findings()} == {"R19", "R21"}
+        finally:
+            await p.close()
+
+    run(go())
