@@ -56,7 +56,7 @@ def run_java(classes: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_java_example_is_the_one_the_spec_prints() -> None:
-    assert SOURCE.read_text("utf-8").strip() in spec.render_markdown()["8-clients.md"]
+    assert SOURCE.read_text("utf-8").strip() in spec.render_markdown()["9-clients.md"]
 
 
 def test_java_client_gets_a_token_and_uploads_records(

@@ -48,6 +48,17 @@ def test_every_rule_id_the_spec_mentions_is_defined_in_it() -> None:
     assert used <= defined, sorted(used - defined)
 
 
+def test_the_rules_chapter_publishes_every_catalogue_rule() -> None:
+    from imsp.standard.ruleset import load_rules
+
+    chapter = MD["7-rules.md"]
+    for rule in load_rules():
+        assert f'<a id="rule-{rule.id}"></a>' in chapter
+        for text in (rule.name, rule.severity_label):
+            assert text in chapter
+    assert "条款号待核实" in chapter
+
+
 def test_rule_id_pattern_finds_ids_but_not_diagnosis_codes() -> None:
     assert RULE_ID.findall("监管规则 R21；诊断 R42.x00；R05") == ["R21", "R05"]
 
@@ -77,7 +88,7 @@ def test_every_field_table_has_an_example_column_filled_for_scalars() -> None:
 
 
 def test_business_flow_chapter_names_order_keys_and_late_references() -> None:
-    flow = MD["7-flow.md"]
+    flow = MD["8-flow.md"]
     assert "一次在线复诊产生哪些数据" in flow
     for key in ("bussID", "recipeID", "patientId", "applyId"):
         assert f"`{key}`" in flow
@@ -85,7 +96,7 @@ def test_business_flow_chapter_names_order_keys_and_late_references() -> None:
 
 
 def test_clients_chapter_has_java_and_csharp() -> None:
-    clients = MD["8-clients.md"]
+    clients = MD["9-clients.md"]
     assert "```java" in clients and "java.net.http" in clients
     assert "```csharp" in clients and "HttpClient" in clients
     assert "40102" in clients  # token error → refresh and resend

@@ -3,7 +3,7 @@
 《河北省互联网医疗服务监管平台数据接口规范（IMSP 版）》 in the shape of an official appendix:
 1 概述, 2 授权码获取服务, 3 the 16 upload services (field tables with example values, rules,
 design decisions, generated example requests and the receipts the platform's validator gives for
-them), 4 代码表, 5 错误代码, 6 JSON Schema 与自定义格式, 7 一次在线复诊产生哪些数据, 8 客户端示例,
+them), 4 代码表, 5 错误代码, 6 JSON Schema 与自定义格式, 7 监管规则, 8 一次在线复诊产生哪些数据, 9 客户端示例,
 附录 (version, compatibility, change log). Renderings of one document:
 
 * :func:`render_markdown` — ``{file name: text}``, written to ``docs/standard/`` by
@@ -52,7 +52,11 @@ def parts(std: Standard | None = None) -> list[Part]:
     singletons = {"organization"}
     # The one list of chapters, in reading order. A new chapter (监管规则, 视频调阅, …) is one more
     # entry here; numbered chapters take their number from their position after chapter 6.
-    extra: list[Callable[[Standard, int], Part]] = [guide.flow, lambda _, n: guide.clients(n)]
+    extra: list[Callable[[Standard, int], Part]] = [
+        guide.supervision_rules,
+        guide.flow,
+        lambda _, n: guide.clients(n),
+    ]
     body = [
         content.overview(std),
         content.token(),

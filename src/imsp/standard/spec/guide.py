@@ -7,6 +7,7 @@ from importlib import resources
 from typing import Final
 
 from imsp.standard.model import Standard
+from imsp.standard.ruleset import load_rules
 from imsp.standard.sample import dependency_order
 from imsp.standard.spec.document import Part, code, link
 from imsp.standard.spec.services import anchor
@@ -37,6 +38,43 @@ CHANGES: Final[tuple[tuple[str, str, str, str], ...]] = (
      "接入方应能只凭本规范完成对接"),
     ("V1.0", "2025-06-01", "首次发布：授权码获取服务与 16 个上传服务、代码表、错误代码与 JSON Schema", "—"),
 )  # fmt: skip
+
+
+def supervision_rules(std: Standard, chapter: int) -> Part:
+    """监管规则: the rules the platform checks on stored data, from the rule catalogue (data)."""
+    n = chapter
+    catalogue = load_rules(std.version)
+    part = Part(f"{n}-rules", f"{n} 监管规则")
+    part.h(1, f"{n} 监管规则", "rules")
+    part.p(
+        "监管规则检查已入库的数据（单条记录与跨数据集的关联），结果记为监管发现（违规或风险提示），"
+        "由监管方处理；监管规则不影响上传回执，违反监管规则的记录照常入库。本章列出平台检查的全部规则"
+        f"（{catalogue.title}，共 {len(catalogue)} 条）；条款号未经逐字核对的标注“条款号待核实”。"
+    )
+    part.h(2, f"{n}.1 规则一览", "rules-list")
+    part.table(
+        ("编号", "名称", "性质", "涉及数据集"),
+        [
+            (link(r.id, f"rule-{r.id}"), r.name, r.severity_label,
+             "、".join(std.datasets[d].name for d in r.datasets))
+            for r in catalogue
+        ],
+    )  # fmt: skip
+    part.h(2, f"{n}.2 规则说明", "rules-detail")
+    for r in catalogue:
+        part.h(3, f"{r.id} {r.name}", f"rule-{r.id}")
+        part.table(
+            ("项目", "内容"),
+            [
+                ("依据", r.citation_display),
+                ("性质", r.severity_label),
+                ("涉及数据集", "、".join(
+                    link(f"{std.datasets[d].name}（{std.datasets[d].path}）", anchor(std.datasets[d]))
+                    for d in r.datasets)),
+                ("检查内容", r.text),
+            ],
+        )  # fmt: skip
+    return part
 
 
 def flow(std: Standard, chapter: int) -> Part:
@@ -95,7 +133,8 @@ def flow(std: Standard, chapter: int) -> Part:
         "记录引用的记录（如处方引用的病历、明细引用的处方）尚未上传时，平台不拒收：该记录照常入库，"
         f"回执以警告给出 msgCode {code('-95')}（关联数据不存在）及缺少的关联。监管规则在 {PENDING_HOURS} 小时"
         "宽限期内把它视为“待关联”，不记违规；被引用的记录在宽限期内到达即自动关联。超过宽限期仍未到达的，"
-        "按关联数据缺失记入监管发现。因此网络中断或批处理先后颠倒不会丢失数据，但应尽量按上述顺序上传。"
+        "按" + link("R43 关联数据不存在", "rule-R43") + "记入监管发现。因此网络中断或批处理先后颠倒"
+        "不会丢失数据，但应尽量按上述顺序上传。"
     )
     return part
 
@@ -172,4 +211,4 @@ def appendix(std: Standard) -> Part:
     return part
 
 
-__all__ = ["CHANGES", "PENDING_HOURS", "appendix", "clients", "flow"]
+__all__ = ["CHANGES", "PENDING_HOURS", "appendix", "clients", "flow", "supervision_rules"]
