@@ -3,8 +3,10 @@ is rejected. Every test here fails on V1.0."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
+from imsp.standard import checks
 from imsp.standard.sample import generate
 from imsp.standard.validate import Verdict, validator_for
 
@@ -132,12 +134,17 @@ def test_adult_id_number_with_age_4_is_rejected() -> None:
 
 
 def test_age_is_checked_from_the_business_time_up_to_the_update_time() -> None:
-    # born 1949-09-16: 75 on the prescription day 2025-06-26; 76 once the birthday has passed
-    rec = record("prescription", updateTime="2025-09-20 08:00:00")
-    assert [r["age"] for r in (rec,)] == [75]
-    assert check("prescription", {**rec, "age": 76}).errors == []
-    assert check("prescription", {**rec, "age": 75}).errors == []
-    assert check("prescription", {**rec, "age": 77}).errors != []
+    rec = record("prescription")
+    day = date.fromisoformat(rec["datein"][:10])
+    born = date(1950, day.month, day.day) + timedelta(days=10)  # birthday 10 days after datein
+    body = f"130102{born:%Y%m%d}123"  # 3rd sequence digit odd: male
+    rec.update(patientCertType="01", patientCertID=body + checks.check_digit_gb11643(body), sex="1")
+    rec["updateTime"] = f"{day + timedelta(days=30)} 08:00:00"  # sent after the birthday
+    before = day.year - 1950 - 1
+    assert check("prescription", {**rec, "age": before}).errors == []
+    assert check("prescription", {**rec, "age": before + 1}).errors == []
+    late = check("prescription", {**rec, "age": before + 2}).errors
+    assert [(i.field, i.code) for i in late] == [("age", "age_mismatch")]
 
 
 def test_infant_age_is_zero_and_the_message_gives_months_and_days() -> None:
@@ -157,7 +164,8 @@ def test_infant_age_is_zero_and_the_message_gives_months_and_days() -> None:
 
 
 def test_payment_parts_not_adding_up_to_the_total_are_rejected() -> None:
-    rec = record("payment", individualPay=300.00, fundPay=40.00, otherPay=0.00)
+    rec = record("payment")
+    rec.update(individualPay=float(rec["totalFee"]) - 10, fundPay=40.00, otherPay=0.00)
     [issue] = check("payment", rec).errors
     assert (issue.field, issue.code) == ("totalFee", "sum_mismatch")
     for label in ("总金额（元）", "个人支付（元）", "医保统筹支付（元）", "其他支付（元）"):
@@ -165,19 +173,24 @@ def test_payment_parts_not_adding_up_to_the_total_are_rejected() -> None:
 
 
 def test_payment_parts_within_a_cent_of_the_total_are_accepted() -> None:
-    rec = record("payment", individualPay=300.00, fundPay=53.59, otherPay=None)
+    rec = record("payment")
+    total = float(rec["totalFee"])
+    rec.update(individualPay=round(total - 50.01, 2), fundPay=50.00, otherPay=None)  # 0.01 short
     assert check("payment", rec).errors == []
 
 
 def test_prescription_item_amount_other_than_price_times_quantity_is_rejected() -> None:
-    rec = record("prescription_item", totalPrice=170.00)
+    rec = record("prescription_item")
+    rec["totalPrice"] = round(float(rec["price"]) * float(rec["dosageTotal"]) + 1, 2)
     [issue] = check("prescription_item", rec).errors
     assert (issue.field, issue.code) == ("totalPrice", "product_mismatch")
     assert "单价（元）(price)" in issue.msg and "药品总量(dosageTotal)" in issue.msg
 
 
 def test_effective_period_other_than_its_dates_is_rejected() -> None:
-    rec = record("prescription", effectivePeriod=7)
+    rec = record("prescription")
+    span = (date.fromisoformat(rec["endDate"]) - date.fromisoformat(rec["startDate"])).days + 1
+    rec["effectivePeriod"] = span + 4
     [issue] = check("prescription", rec).errors
     assert (issue.field, issue.code) == ("effectivePeriod", "period_mismatch")
-    assert "处方有效开始日期(startDate)" in issue.msg and "共 3 天" in issue.msg
+    assert "处方有效开始日期(startDate)" in issue.msg and f"共 {span} 天" in issue.msg
