@@ -29,7 +29,9 @@ public sealed class ImspClient
     public async Task<string> FetchTokenAsync()
     {
         var url = $"{_base}/auth/accesstoken/create?appId={Uri.EscapeDataString(_appId)}&appSecret={Uri.EscapeDataString(_appSecret)}";
-        var text = await _http.GetStringAsync(url);
+        // 失败时 HTTP 状态为 4xx，正文仍是 {"code": 40004, …}：读正文而不是抛出异常
+        using var response = await _http.GetAsync(url);
+        var text = await response.Content.ReadAsStringAsync();
         using var doc = JsonDocument.Parse(text);
         if (doc.RootElement.GetProperty("code").GetInt32() != 200)
         {
