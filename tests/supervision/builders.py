@@ -168,9 +168,12 @@ class Platform:
         async with self.db.session() as s:
             return list((await s.scalars(select(PendingCheck))).all())
 
-    async def tamper(self, dataset: str, key: str, **changes: Any) -> None:
+    async def tamper(
+        self, dataset: str, key: str, received: datetime | None = None, **changes: Any
+    ) -> None:
         """Change a stored record's document behind the validator's back, as if it had been
-        accepted under an earlier version of the standard (R30, R33, R46)."""
+        accepted under an earlier version of the standard (R30, R33, R46); ``received`` moves
+        its first receipt (R46 re-validates records received before the standard took effect)."""
         from imsp.exchange.models import Record
 
         async with self.db.session() as s:
@@ -178,6 +181,8 @@ class Platform:
             assert rec is not None
             rec.data = {**rec.data, **changes}
             rec.version += 1
+            if received is not None:
+                rec.created_at = received
 
     async def work(self, *, now: datetime = NOW, rounds: int = 1000) -> int:
         """Run worker rounds at ``now`` until the change feed is empty; returns changes done."""

@@ -29,6 +29,7 @@ class Case:
     # (dataset, index, changes) applied to the stored record after upload: for what today's
     # validator already rejects, as if it had been accepted under an earlier standard version
     tamper: tuple[str, int | Callable[[World], int], dict[str, Any]] | None = None
+    received: datetime | None = None  # with ``tamper``: first received then (Beijing time)
 
 
 def rx0(w: World) -> str:
@@ -278,6 +279,6 @@ CASES: list[Case] = [
     Case("R45", lambda w: None, "prescription", rx0, "updateTime", "risk", "数据推送机制",
          late={_rx0_key(): timedelta(days=3)}),
     Case("R46", lambda w: None, "patient", lambda w: str(w["patient"][0]["patientId"]), "sex",
-         citation="数据标准", tamper=("patient", 0, {"sex": "7"})),
+         citation="数据标准", tamper=("patient", 0, {"sex": "7"}), received=datetime(2024, 12, 1)),
     Case("R47", _duplicate_case, "outpatient", op0, "caseNo", citation="业务主键"),
 ]  # fmt: skip

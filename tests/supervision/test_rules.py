@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from imsp.clock import BEIJING
 from imsp.config import Settings
 from imsp.standard.model import load_standard
 from imsp.standard.ruleset import load_rules
@@ -60,7 +61,10 @@ def test_rule_finds_its_violation(case: Case, settings: Settings) -> None:
                 ds, at, changes = case.tamper
                 i = at if isinstance(at, int) else at(w)
                 keyf = load_standard().datasets[ds].key
-                await p.tamper(ds, "|".join(str(w[ds][i][k]) for k in keyf), **changes)
+                received = case.received.replace(tzinfo=BEIJING) if case.received else None
+                await p.tamper(
+                    ds, "|".join(str(w[ds][i][k]) for k in keyf), received=received, **changes
+                )
             await p.sweep()
             found = await p.findings(case.rule)
             mine = [f for f in found if f.dataset == case.dataset and f.key == case.key(w)]
@@ -73,6 +77,27 @@ def test_rule_finds_its_violation(case: Case, settings: Settings) -> None:
             assert all(e["message"] for e in f.evidence)
             assert f.records[0]["dataset"] == case.dataset and f.records[0]["version"] >= 1
             assert case.citation in rule.citation
+        finally:
+            await p.close()
+
+    run(go())
+
+
+def test_records_received_under_the_current_standard_are_not_revalidated(
+    settings: Settings,
+) -> None:
+    """R46 trusts the upload-time validation of records received since the standard took effect
+    (the same tampered record, received after that day, is not re-validated)."""
+
+    async def go() -> None:
+        p = Platform(settings)
+        try:
+            w = world()
+            await p.upload_world(w)
+            # received in June 2025, after the standard took effect (2025-01-01)
+            await p.tamper("prescription", str(w["prescription"][0]["recipeID"]), recipeType="9")
+            await p.sweep()
+            assert await p.findings("R46") == []
         finally:
             await p.close()
 

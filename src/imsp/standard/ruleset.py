@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Final, Literal
@@ -68,6 +69,7 @@ class RuleCatalogue:
     version: str
     title: str
     rules: tuple[SupervisionRule, ...]
+    standard_effective: date | None = None  # records received before it are re-validated (R46)
 
     def __iter__(self) -> Iterator[SupervisionRule]:
         return iter(self.rules)
@@ -145,8 +147,16 @@ def parse_rules(
         raise StandardDataError(f"{where}: duplicate rule ids {dup}")
     if ids != sorted(ids):
         raise StandardDataError(f"{where}: rules must be listed in id order")
+    effective = raw.get("standard_effective")
+    try:
+        since = date.fromisoformat(effective) if isinstance(effective, str) else None
+    except ValueError:
+        raise StandardDataError(f"{where}: standard_effective must be yyyy-MM-dd") from None
     return RuleCatalogue(
-        version=str(raw.get("version", "")), title=str(raw.get("title", "")), rules=rules
+        version=str(raw.get("version", "")),
+        title=str(raw.get("title", "")),
+        rules=rules,
+        standard_effective=since,
     )
 
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.standard.ruleset import load_rules
 from imsp.supervision import workflow
 from imsp.supervision.facts import Index, Rec, Verdict
-from imsp.supervision.loading import chunks, load_index
+from imsp.supervision.loading import BaseCache, chunks, load_index
 from imsp.supervision.models import Finding, FindingEvent, PendingCheck
 from imsp.supervision.predicates import PREDICATES
 
@@ -85,20 +85,21 @@ def evaluate(
     """Every selected rule on every subject (a voided record breaks no rule)."""
     out: list[Outcome] = []
     timer = time.perf_counter
-    by_dataset: dict[str, list[str]] = {}
+    groups: dict[str, list[Rec]] = {}
     for rec in subjects:
-        rids = by_dataset.get(rec.dataset)
-        if rids is None:
-            rids = by_dataset[rec.dataset] = sorted(rules_for(rec.dataset, rule_ids))
-        for rid in rids:
-            v = Verdict(rec)
-            if not rec.voided:
-                t0 = timer()
-                PREDICATES[rid].check(rec, idx, v)
-                if stats is not None:
-                    stats.seconds[rid] = stats.seconds.get(rid, 0.0) + timer() - t0
-                    stats.checks[rid] = stats.checks.get(rid, 0) + 1
-            out.append(Outcome(rid, v))
+        groups.setdefault(rec.dataset, []).append(rec)
+    for dataset, recs in groups.items():
+        for rid in sorted(rules_for(dataset, rule_ids)):
+            check = PREDICATES[rid].check
+            t0 = timer()
+            for rec in recs:
+                v = Verdict(rec)
+                if not rec.voided:
+                    check(rec, idx, v)
+                out.append(Outcome(rid, v))
+            if stats is not None:
+                stats.seconds[rid] = stats.seconds.get(rid, 0.0) + timer() - t0
+                stats.checks[rid] = stats.checks.get(rid, 0) + len(recs)
     return out
 
 
@@ -132,20 +133,27 @@ async def _existing(
     session: AsyncSession, outcomes: Sequence[Outcome]
 ) -> tuple[dict[tuple[str, int, str, str], Finding], dict[tuple[str, int, str, str], PendingCheck]]:
     insts = sorted({o.subject.institution_id for o in outcomes})
+    datasets = sorted({o.subject.dataset for o in outcomes})
     keys = sorted({o.subject.key for o in outcomes})
     findings: dict[tuple[str, int, str, str], Finding] = {}
     pending: dict[tuple[str, int, str, str], PendingCheck] = {}
     for part in chunks(keys):
         for f in (
             await session.scalars(
-                select(Finding).where(Finding.institution_id.in_(insts), Finding.key.in_(part))
+                select(Finding).where(
+                    Finding.institution_id.in_(insts),
+                    Finding.dataset.in_(datasets),
+                    Finding.key.in_(part),
+                )
             )
         ).all():
             findings[(f.rule_id, f.institution_id, f.dataset, f.key)] = f
         for p in (
             await session.scalars(
                 select(PendingCheck).where(
-                    PendingCheck.institution_id.in_(insts), PendingCheck.key.in_(part)
+                    PendingCheck.institution_id.in_(insts),
+                    PendingCheck.dataset.in_(datasets),
+                    PendingCheck.key.in_(part),
                 )
             )
         ).all():
@@ -160,7 +168,7 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
         return stats
     catalogue = load_rules()
     findings, pending = await _existing(session, outcomes)
-    raised: list[Finding] = []
+    new: dict[tuple[str, int, str, str], dict[str, Any]] = {}
     events: list[FindingEvent] = []
     drop_pending: list[PendingCheck] = []
     for o in outcomes:
@@ -173,28 +181,28 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
                 drop_pending.append(p)
             records = _records_of(v)
             if f is None:
-                f = Finding(
-                    rule_id=o.rule_id,
-                    rule_version=catalogue[o.rule_id].version,
-                    institution_id=rec.institution_id,
-                    dataset=rec.dataset,
-                    key=rec.key,
-                    record_id=rec.id,
-                    record_version=rec.version,
-                    severity=v.severity or "violation",
-                    status=workflow.INITIAL,
-                    records=records,
-                    evidence=v.problems,
-                    business_time=rec.business_time,
-                    doctor_cert_id=rec["doctorCertID"] or None,
-                    first_seen=now,
-                    last_seen=now,
-                    updated_at=now,
-                )
-                session.add(f)
-                findings[k] = f
-                raised.append(f)
-                stats.raised += 1
+                new[k] = {
+                    "rule_id": o.rule_id,
+                    "rule_version": catalogue[o.rule_id].version,
+                    "institution_id": rec.institution_id,
+                    "dataset": rec.dataset,
+                    "key": rec.key,
+                    "record_id": rec.id,
+                    "record_version": rec.version,
+                    "severity": v.severity or "violation",
+                    "status": workflow.INITIAL,
+                    "records": records,
+                    "evidence": v.problems,
+                    "business_time": rec.business_time,
+                    "doctor_cert_id": rec["doctorCertID"] or None,
+                    "first_seen": now,
+                    "last_seen": now,
+                    "updated_at": now,
+                    "assignee": None,
+                    "due_at": None,
+                    "resolution": None,
+                    "resolved_version": None,
+                }
                 continue
             recur = f.status == "rectified" and (
                 f.resolution == "resubmitted"
@@ -249,21 +257,31 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
     for p in drop_pending:
         await session.delete(p)
     await session.flush()
-    for f in raised:
-        events.append(
-            FindingEvent(
-                finding_id=f.id,
-                at=now,
-                action="raise",
-                from_status=None,
-                to_status=f.status,
-                actor="system",
-                actor_role=workflow.SYSTEM,
-                text="",
-                attachment=None,
-                data={"version": f.record_version},
+    if new:
+        # one multi-row INSERT … RETURNING for the batch's new findings (a sweep may raise many)
+        rows = list(new.values())
+        ids = (
+            await session.execute(
+                insert(Finding).returning(Finding.id, sort_by_parameter_order=True), rows
             )
-        )
+        ).scalars()
+        raise_rows = [
+            {
+                "finding_id": fid,
+                "at": now,
+                "action": "raise",
+                "from_status": None,
+                "to_status": workflow.INITIAL,
+                "actor": "system",
+                "actor_role": workflow.SYSTEM,
+                "text": "",
+                "attachment": None,
+                "data": {"version": row["record_version"]},
+            }
+            for fid, row in zip(ids, rows, strict=True)
+        ]
+        await session.execute(insert(FindingEvent), raise_rows)
+        stats.raised += len(rows)
     session.add_all(events)
     await session.flush()
     return stats
@@ -277,12 +295,16 @@ async def evaluate_records(
     grace: timedelta,
     rule_ids: Collection[str] | None = None,
     org_registry: set[str] | None = None,
+    cache: BaseCache | None = None,
 ) -> Stats:
-    """Load what ``subjects`` refer to, evaluate the selected rules and apply the outcomes."""
+    """Load what ``subjects`` refer to, evaluate the selected rules and apply the outcomes.
+    ``cache`` (sweeps only) keeps base data loaded by earlier batches."""
     stats = Stats()
     if not subjects:
         return stats
-    idx = await load_index(session, subjects, now=now, grace=grace, org_registry=org_registry)
+    idx = await load_index(
+        session, subjects, now=now, grace=grace, org_registry=org_registry, cache=cache
+    )
     outcomes = evaluate(subjects, idx, rule_ids=rule_ids, stats=stats)
     applied = await apply(session, outcomes, now=now)
     applied.seconds, applied.checks = stats.seconds, stats.checks

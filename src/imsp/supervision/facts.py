@@ -128,7 +128,8 @@ class Index:
             self.by_visit.setdefault((rec.institution_id, rec.visit_no), []).append(rec)
         if rec.dataset == "prescription_item":
             self.items.setdefault((rec.institution_id, rec["recipeID"]), []).append(rec)
-        elif rec.dataset == "agreement":
+        elif rec.dataset == "agreement" and rec["protocolType"] == "3" and rec["status"] == "1":
+            # only 互联网诊疗知情同意书 in force are ever looked at (R17)
             self.agreements.setdefault(rec.institution_id, []).append(rec)
         elif rec.dataset == "organization":
             self.org_codes.add(rec.key)

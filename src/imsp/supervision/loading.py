@@ -9,6 +9,7 @@ organs — so that predicates never query the database themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -19,7 +20,17 @@ from imsp.auth.models import Institution
 from imsp.exchange.models import Record
 from imsp.supervision.facts import Index, Rec
 
-__all__ = ["CHUNK", "chunks", "load_index", "load_records", "record_query", "to_rec"]
+__all__ = [
+    "CHUNK",
+    "BaseCache",
+    "chunks",
+    "load_by_keys",
+    "load_index",
+    "load_org_registry",
+    "load_records",
+    "record_query",
+    "to_rec",
+]
 
 #: Bound parameters per IN list (SQLite allows 32,766 in total; PostgreSQL 65,535).
 CHUNK: Final = 900
@@ -55,6 +66,26 @@ _LINKS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "inspection": (("bussID", "consult"),),
     "appraise": (("bussID", "consult"), ("bussID", "register"), ("bussID", "telemedicine")),
 }
+
+
+#: Records of the same visit that the rules of each evaluated dataset read (by visit number).
+_VISIT_NEEDS: Final[dict[str, tuple[str, ...]]] = {
+    "prescription": ("outpatient", "payment"),  # R15–R18, R20, R22, R35, R37, R43
+    "outpatient": ("outpatient", "prescription", "inspection"),  # R13, R47
+    "inspection": ("outpatient",),  # R37
+    "appraise": ("outpatient", "prescription"),  # R44
+}
+#: Base data (基本信息): few records referred to by many; sweeps keep them between batches.
+BASE_DATASETS: Final = frozenset({"patient", "doctor", "department", "organization"})
+
+
+@dataclass(slots=True)
+class BaseCache:
+    """Base-data records (and absences) already loaded by a sweep's earlier batches. Only for
+    sweeps: the worker always reads fresh data."""
+
+    records: dict[tuple[int, str, str], Rec | None] = field(default_factory=dict)
+    agreements: dict[int, list[Rec]] = field(default_factory=dict)
 
 
 def record_query() -> Select[Any]:
@@ -110,6 +141,7 @@ async def load_index(
     now: datetime,
     grace: timedelta,
     org_registry: set[str] | None = None,
+    cache: BaseCache | None = None,
 ) -> Index:
     """An :class:`Index` holding ``subjects`` and every record their rules may look at.
     ``org_registry`` (known organ codes for R42) is loaded when not given and needed."""
@@ -129,6 +161,7 @@ async def load_index(
 
     wanted: dict[str, set[str]] = {}
     visits: set[str] = set()
+    visit_datasets: set[str] = set()
     for r in subjects:
         d = r.data
         for f, ds in _KEY_REFS:
@@ -140,16 +173,44 @@ async def load_index(
             if isinstance(v, str) and v:
                 wanted.setdefault(ds, set()).add(v)
         wanted.setdefault("organization", set()).add(idx.organ_code(r))
-        if r.visit_no:
-            visits.add(r.visit_no)
-        buss = d.get("bussID")
-        if isinstance(buss, str) and buss:
-            visits.add(buss)
-    for rec in await load_by_keys(session, insts, wanted):
+        needs = _VISIT_NEEDS.get(r.dataset)
+        if needs:
+            visit_datasets.update(needs)
+            if r.visit_no:
+                visits.add(r.visit_no)
+            buss = d.get("bussID")
+            if isinstance(buss, str) and buss:
+                visits.add(buss)
+    if cache is not None:
+        for ds in BASE_DATASETS & set(wanted):
+            todo_keys: set[str] = set()
+            for k in wanted[ds]:
+                for inst in insts:
+                    ck = (inst, ds, k)
+                    if ck not in cache.records:
+                        todo_keys.add(k)
+                        continue
+                    hit = cache.records[ck]
+                    if hit is not None:
+                        idx.add(hit)
+            wanted[ds] = todo_keys
+    found = await load_by_keys(session, insts, wanted)
+    for rec in found:
         idx.add(rec)
+    if cache is not None:
+        for rec in found:
+            if rec.dataset in BASE_DATASETS:
+                cache.records[(rec.institution_id, rec.dataset, rec.key)] = rec
+        for ds in BASE_DATASETS & set(wanted):
+            for k in wanted[ds]:
+                for inst in insts:
+                    cache.records.setdefault((inst, ds, k), None)
     for part in chunks(sorted(visits)):
         for rec in await load_records(
-            session, Record.institution_id.in_(insts), Record.visit_no.in_(part)
+            session,
+            Record.institution_id.in_(insts),
+            Record.visit_no.in_(part),
+            Record.dataset.in_(sorted(visit_datasets)),
         ):
             idx.add(rec)
     times = {r.business_time for r in subjects if r.dataset == "prescription" and r.business_time}
@@ -180,10 +241,21 @@ async def load_index(
         for rec in await load_records(session, Record.dataset == "prescription_item", or_(*ranges)):
             idx.add(rec)
     if "outpatient" in datasets:
-        for rec in await load_records(
-            session, Record.institution_id.in_(insts), Record.dataset == "agreement"
-        ):
-            idx.add(rec)
+        todo = [i for i in insts if cache is None or i not in cache.agreements]
+        if todo:
+            loaded = await load_records(
+                session, Record.institution_id.in_(todo), Record.dataset == "agreement"
+            )
+            if cache is not None:
+                for i in todo:
+                    cache.agreements[i] = [r for r in loaded if r.institution_id == i]
+            for rec in loaded:
+                idx.add(rec)
+        if cache is not None:
+            for i in insts:
+                if i not in todo:
+                    for rec in cache.agreements.get(i, ()):
+                        idx.add(rec)
     if "telemedicine" in datasets:
         if org_registry is None:
             org_registry = await load_org_registry(session)

@@ -32,7 +32,8 @@ class Finding(Base):
 
     __tablename__ = "supervision_finding"
     __table_args__ = (
-        UniqueConstraint("rule_id", "institution_id", "dataset", "key"),
+        # (institution, dataset, key) first: the engine looks findings up by evaluated record
+        UniqueConstraint("institution_id", "dataset", "key", "rule_id"),
         Index("ix_supervision_finding_institution_id_status", "institution_id", "status"),
         Index("ix_supervision_finding_status_rule_id", "status", "rule_id"),
         Index("ix_supervision_finding_first_seen", "first_seen"),
@@ -91,10 +92,10 @@ class PendingCheck(Base):
     __tablename__ = "supervision_pending"
     __table_args__ = (Index("ix_supervision_pending_due_at", "due_at"),)
 
-    rule_id: Mapped[str] = mapped_column(String(8), primary_key=True)
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), primary_key=True)
     dataset: Mapped[str] = mapped_column(String(30), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(8), primary_key=True)
     missing: Mapped[list[dict[str, Any]]] = mapped_column(
         JsonDoc, default=list
     )  # [{"dataset", "key"}]

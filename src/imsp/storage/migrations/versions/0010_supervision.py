@@ -53,8 +53,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{_F}")),
         sa.UniqueConstraint(
-            "rule_id", "institution_id", "dataset", "key",
-            name=op.f(f"uq_{_F}_rule_id_institution_id_dataset_key"),
+            "institution_id", "dataset", "key", "rule_id",
+            name=op.f(f"uq_{_F}_institution_id_dataset_key_rule_id"),
         ),
     )  # fmt: skip
     with op.batch_alter_table(_F, schema=None) as batch_op:
@@ -86,10 +86,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f(f"ix_{_E}_finding_id"), ["finding_id"], unique=False)
     op.create_table(
         _P,
-        sa.Column("rule_id", sa.String(length=8), nullable=False),
         sa.Column("institution_id", sa.Integer(), nullable=False),
         sa.Column("dataset", sa.String(length=30), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("rule_id", sa.String(length=8), nullable=False),
         sa.Column("missing", _JSON, nullable=False),
         sa.Column("since", _TIME, nullable=False),
         sa.Column("due_at", _TIME, nullable=True),
