@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from imsp.standard.demo import DEMO_ORG_CODE
 from imsp.standard.model import CodeTable, Dataset, Field, Rule, Standard, load_standard
 from imsp.standard.protocol import RECORD
+from imsp.standard.ruleset import load_rules
 from imsp.standard.spec.document import Part, code, link
 from imsp.standard.validate import validator_for
 
@@ -101,12 +103,21 @@ def domain(f: Field, std: Standard) -> str:
     return "；".join(parts)
 
 
+_RULE_REF: Final = re.compile(r"(?<![A-Za-z0-9.\[])R\d{2}(?![0-9.])")
+
+
+def rule_links(text: str) -> str:
+    """Supervision rule IDs (R21) in data text as links to their entry in chapter 监管规则."""
+    known = {r.id for r in load_rules()}
+    return _RULE_REF.sub(lambda m: link(m[0], f"rule-{m[0]}") if m[0] in known else m[0], text)
+
+
 def note(f: Field, path: str) -> str:
     parts: list[str] = []
     if f.required == "C":
         parts.append(f"条件必填：{f.condition or _when_text(f)}")
     if f.desc:
-        parts.append(f.desc)
+        parts.append(rule_links(f.desc))
     if f.since:
         parts.append(f"V{f.since} 新增；V1.0 的报文可以不含本节点")
     if f.type in ("list", "object"):
@@ -369,7 +380,7 @@ def service_part(ds: Dataset, std: Standard, n: int, *, singleton: bool, max_rec
              for r in ds.rules],
         )  # fmt: skip
     part.h(3, f"{sec}.4 设计说明", f"{a}-decisions")
-    part.ul(ds.decisions or ("无。",))
+    part.ul([rule_links(d) for d in ds.decisions] or ["无。"])
     records, ok, mixed = example_receipts(ds, singleton)
     part.h(3, f"{sec}.5 请求示例", f"{a}-example")
     part.p(
