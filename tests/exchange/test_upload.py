@@ -52,6 +52,13 @@ def test_every_service_stores_valid_records(
     assert peek.rows("SELECT DISTINCT dataset FROM record") == [(ds.code,)]
 
 
+def test_receipt_names_the_standard_version_that_checked_the_records(
+    exchange_client: TestClient, auth: dict[str, str]
+) -> None:
+    receipt = post(exchange_client, "/uploadDoctor", record("doctor"), auth)
+    assert receipt["data"]["standardVersion"] == "1.1"
+
+
 def test_one_object_body_is_one_record(exchange_client: TestClient, auth: dict[str, str]) -> None:
     receipt = post(exchange_client, "/uploadDoctor", record("doctor"), auth)
     assert receipt["data"]["total"] == 1 and codes(receipt) == [200]
@@ -82,10 +89,9 @@ def test_a_mixed_batch_stores_the_good_records(
     assert codes(receipt) == [200, -96, 200, -98]
     assert (receipt["data"]["success"], receipt["data"]["fail"]) == (2, 2)
     assert "成功 2 条" in receipt["msg"]
-    assert sorted(k for (k,) in peek.rows("SELECT key FROM record")) == [
-        batch[0]["bussID"],
-        batch[2]["bussID"],
-    ]
+    assert sorted(k for (k,) in peek.rows("SELECT key FROM record")) == sorted(
+        [batch[0]["bussID"], batch[2]["bussID"]]
+    )
 
 
 def test_resubmission_updates_in_place_and_keeps_versions(

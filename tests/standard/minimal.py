@@ -10,10 +10,12 @@ ID-card rules get the birthday and sex of the fixed ID number.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from imsp.standard import checks
 from imsp.standard.model import Dataset, Field, Standard
+from imsp.standard.rules import full_years
 
 IDCARD = "11010519491231002X"  # GB 11643-1999's own example (female, born 1949-12-31)
 IDCARD_2 = "440524188001010014"  # the standard's other example (male)
@@ -71,4 +73,11 @@ def minimal_record(ds: Dataset, std: Standard) -> dict[str, Any]:
         if a and rec[a] == rec[b]:
             f = ds.field(b)
             rec[b] = IDCARD_2 if f.format == "idcard" else "Z" + str(rec[b])[1:]
+        if r.kind == "age":  # the ID number's holder is 75 on DATE
+            born = date.fromisoformat(checks.idcard_birthday(IDCARD))
+            rec[r.params["age"]] = full_years(born, date.fromisoformat(DATE))
+        if r.kind == "add":  # total 1 = 1 + 0 + 0
+            first, *rest = r.params["fields"]
+            rec[first] = rec[r.params["total"]]
+            rec.update(dict.fromkeys(rest, 0.0))
     return rec

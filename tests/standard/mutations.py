@@ -36,10 +36,9 @@ EMPTY: dict[str, Any] = {"string": "", "list": [], "object": {}}
 
 
 def mutations(f: Field, std: Standard) -> list[tuple[str, Any, str]]:
-    out: list[tuple[str, Any, str]] = [
-        ("missing node", DELETE, "node_missing"),
-        ("wrong type", WRONG_TYPE[f.type], "type"),
-    ]
+    out: list[tuple[str, Any, str]] = [("wrong type", WRONG_TYPE[f.type], "type")]
+    if not f.since:  # a node added in V1.1 may be absent (V1.0 senders)
+        out.insert(0, ("missing node", DELETE, "node_missing"))
     if f.required == "Y":
         empty = "min_items" if f.type == "list" and f.min_items else "required"
         out.append(("empty", EMPTY.get(f.type), empty))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 World = dict[str, list[dict[str, Any]]]
@@ -38,6 +38,20 @@ def rx0(w: World) -> str:
 
 def op0(w: World) -> str:
     return str(w["outpatient"][0]["caseNo"])
+
+
+def _rx0_key() -> str:
+    """The business key of the first prescription of the test world (R45's late upload)."""
+    from tests.supervision.builders import world
+
+    return rx0(world())
+
+
+def _five_day_validity(w: World) -> None:
+    """A prescription valid for 5 days, its dates agreeing (数据标准 V1.1 period rule)."""
+    rx = w["prescription"][0]
+    start = date.fromisoformat(str(rx["startDate"]))
+    rx.update(effectivePeriod=5, endDate=(start + timedelta(days=4)).isoformat())
 
 
 def _set(ds: str, i: int, **changes: Any) -> Callable[[World], None]:
@@ -197,7 +211,10 @@ CASES: list[Case] = [
          "titleCode", citation="《医疗机构处方审核规范》"),
     Case("R10", _patient_of_rx0(realNameFlag="0"), "patient",
          lambda w: str(w["prescription"][0]["patientId"]), "realNameFlag", citation="GB 11643"),
-    Case("R11", _set("prescription", 0, age=30), "prescription", rx0, "age", "risk", "第六条"),
+    # Data Standard V1.1 rejects an age that disagrees with the ID number at upload (age_mismatch):
+    # R11 now finds it only in records accepted under V1.0.
+    Case("R11", lambda w: None, "prescription", rx0, "age", "risk", "第六条",
+         tamper=("prescription", 0, {"age": 30})),
     Case("R12", lambda w: None, "prescription", _child_key, "guardianName", citation="第十九条",
          tamper=("prescription", _child, {"guardianName": None, "guardianCertID": None})),
     Case("R13", _set("outpatient", 0, visitType="0"), "outpatient", op0, "recipeID",
@@ -224,12 +241,11 @@ CASES: list[Case] = [
     Case("R24", lambda w: w["prescription"][0].update(
         auditDoctorCertID=w["prescription"][0]["doctorCertID"]),
          "prescription", rx0, "auditDoctorCertID", citation="《医疗机构处方审核规范》"),
-    Case("R25", _set("prescription", 0, effectivePeriod=5, endDate="2025-06-18"), "prescription",
-         rx0, "effectivePeriod", citation="第十八条"),
+    Case("R25", _five_day_validity, "prescription", rx0, "effectivePeriod", citation="第十八条"),
     Case("R26", lambda w: None, "prescription", rx0, "useDays", citation="第十九条",
-         tamper=("prescription_item", 0, {"overLimitReason": None})),
+         tamper=("prescription_item", 0, {"useDays": 14, "overLimitReason": None})),
     Case("R27", _all(_set("prescription", 0, longTermFlag="1"),
-                     _set("prescription_item", 0, useDays=100)),
+                     _set("prescription_item", 0, useDays=100, overLimitReason="长期处方")),
          "prescription", rx0, "useDays", citation="《长期处方管理规范（试行）》"),
     Case("R28", _six_items, "prescription", rx0, "itemCount", citation="第六条"),
     Case("R29", _set("prescription_item", 0, antibioticLevel="3"), "prescription", rx0,
@@ -261,7 +277,7 @@ CASES: list[Case] = [
     Case("R44", _appraise_before_visit, "appraise", lambda w: str(w["appraise"][0]["evaluateID"]),
          "evaluationTime", citation="2.4.1"),
     Case("R45", lambda w: None, "prescription", rx0, "updateTime", "risk", "数据推送机制",
-         late={"RX20250613000000": timedelta(days=3)}),
+         late={_rx0_key(): timedelta(days=3)}),
     Case("R46", lambda w: None, "patient", lambda w: str(w["patient"][0]["patientId"]), "sex",
          citation="数据标准", tamper=("patient", 0, {"sex": "7"}), received=datetime(2024, 12, 1)),
     Case("R47", _duplicate_case, "outpatient", op0, "caseNo", citation="业务主键"),

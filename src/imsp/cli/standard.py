@@ -72,9 +72,23 @@ def export(directory: Path) -> None:
     help="Markdown 输出目录",
 )
 @click.option("--check", is_flag=True, help="只检查：目录中的文档与数据标准不一致时以非零状态退出")
-def docs(out: Path, check: bool) -> None:
-    """生成《数据接口规范》Markdown 文档（与资质管理系统 /spec 页面内容相同）。"""
+@click.option(
+    "--pdf",
+    "pdf_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="另生成可打印的 PDF（整本规范，嵌入中文字体），写到此文件",
+)
+def docs(out: Path, check: bool, pdf_path: Path | None) -> None:
+    """生成《数据接口规范》Markdown 文档（与资质管理系统 /spec 页面内容相同），可另生成 PDF。"""
     from imsp.standard import spec
+
+    if pdf_path is not None:
+        from imsp.standard.spec.pdf import render_pdf
+
+        pdf_path.parent.mkdir(parents=True, exist_ok=True)
+        pdf_path.write_bytes(render_pdf())
+        click.echo(f"已生成 PDF：{pdf_path}")
 
     if check:
         stale = spec.stale_docs(out)

@@ -25,7 +25,7 @@ from imsp.exchange.models import KEY_LENGTH
 from imsp.exchange.tokens import Grant
 from imsp.exchange.writer import ROLE_COLUMNS, Batch, LogEntry, Writer
 from imsp.standard.issues import Issue
-from imsp.standard.model import Dataset
+from imsp.standard.model import Dataset, load_standard
 from imsp.standard.validate import validator_for
 
 
@@ -208,6 +208,7 @@ async def ingest(
     msg = receipts.summary(total, ok, total - ok, dry_run=dry_run, atomic_failed=atomic_failed)
     data = {
         "exchangeId": str(entry.id),
+        "standardVersion": load_standard().release,  # the version that checked these records
         "total": total,
         "success": entry.success,
         "fail": entry.fail,

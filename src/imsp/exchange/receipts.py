@@ -3,7 +3,7 @@
 Shape (the published contract, see ``protocol``)::
 
     {"code": 200, "msg": "处理完成：共 3 条，成功 2 条，失败 1 条",
-     "data": {"exchangeId": "0193…", "total": 3, "success": 2, "fail": 1,
+     "data": {"exchangeId": "0193…", "standardVersion": "1.1", "total": 3, "success": 2, "fail": 1,
               "results": [{"index": 0, "key": "RX1", "msgCode": 200, "msg": "成功",
                            "errors": [], "warnings": []}, …]}}
 

@@ -57,6 +57,7 @@ class RecordResult(BaseModel):
 
 class ReceiptData(BaseModel):
     exchangeId: str = Field(description="本次交换的编号（UUIDv7），联系平台时请提供")
+    standardVersion: str = Field(description="校验本批记录所用的数据标准版本，如 1.1")
     total: int
     success: int
     fail: int

@@ -88,9 +88,14 @@ ISSUES: Final[Mapping[str, IssueKind]] = {
             ("pair_mismatch", "多值代码与名称个数不对应"),
             ("one_of", "至少填写一项"),
             ("not_equal", "两项不应相同"),
+            ("age_mismatch", "年龄与出生日期不符"),
+            ("period_mismatch", "有效天数与起止日期不符"),
         ),
         IssueKind("unknown_field", "未定义的节点（未存储）", 200, "warning"),
         IssueKind("code_alias", "代码别名已转换为标准代码", 200, "warning"),
+        IssueKind("code_retired", "已撤销的代码（历史记录，接受）", 200, "warning"),
+        IssueKind("diag_unchecked", "诊断编码体系无平台代码表，未逐码校验", 200, "warning"),
+        IssueKind("diag_who_category", "WHO ICD-10 类目，未逐码校验", 200, "warning"),
     )
 }
 

@@ -76,6 +76,7 @@ NOT_EXPRESSIBLE: Final[Mapping[str, str]] = {
     "numeric_string_condition": "以数字字符串给出的数值参与条件比较（lt/le/gt/ge）",
     "decimal_string_range": "以数字字符串给出的 decimal 的 min/max 范围",
     "integer_literal": "int 节点写成 3.0：JSON Schema 的 integer 接受，平台只接受整数字面量",
+    "code_system": "诊断编码按编码体系节点（diagCodeType）选择代码表：Schema 只标注 x-imsp-code-system",
 }
 
 _FORMAT_NAMES: Final[Mapping[str, str]] = {
@@ -197,7 +198,7 @@ class _Builder:
         schema: dict[str, Any] = {
             "type": "object",
             "properties": props,
-            "required": [f.code for f in fields],
+            "required": [f.code for f in fields if not f.since],
             "minProperties": 1,
             "x-imsp-unknown-nodes": "未定义的节点不存储，回执中以警告提示",
         }
@@ -218,7 +219,12 @@ class _Builder:
             s: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": "\\S"}
             if f.length is not None:
                 s["maxLength"] = f.length
-            if f.table is not None:
+            if f.system is not None:
+                # The table depends on the code-system node; codes of systems without a table
+                # are accepted with a warning, so the schema only annotates.
+                s["x-imsp-code-system"] = f.system
+                s["x-imsp-table"] = f.table
+            elif f.table is not None:
                 s.update(self.table(self.tables[f.table], f.multi))
             if f.format is not None and not self._rule_governed(f):
                 s["format"] = _FORMAT_NAMES[f.format]
@@ -246,7 +252,7 @@ class _Builder:
         return s
 
     def table(self, t: CodeTable, multi: bool) -> dict[str, Any]:
-        accepted = sorted(t.codes | set(t.aliases))
+        accepted = sorted(t.codes | set(t.aliases) | set(t.retired))
         if multi:
             return {"pattern": _MULTI_PATTERN, "format": f"codes:{t.name}", "x-imsp-table": t.name}
         if len(accepted) <= ENUM_LIMIT:
@@ -378,7 +384,7 @@ def _decimal_format(precision: int, scale: int) -> Callable[[object], bool]:
 
 
 def _code_format(t: CodeTable, multi: bool) -> Callable[[object], bool]:
-    accepted = t.codes | frozenset(t.aliases)
+    accepted = t.codes | frozenset(t.aliases) | frozenset(t.retired)
     if multi:
         return lambda v: not isinstance(v, str) or accepted.issuperset(v.split("|"))
     return lambda v: not isinstance(v, str) or v in accepted
@@ -414,6 +420,7 @@ def code_table_json(table: CodeTable) -> dict[str, Any]:
         "note": table.note,
         "codes": [
             {"code": e.code, "name": e.name, "aliases": list(e.aliases), "note": e.note}
+            | ({"retired": e.retired} if e.retired else {})
             for e in table.entries
         ],
     }

@@ -25,7 +25,7 @@ FORMATS: frozenset[str] = frozenset(
     {"idcard", "uscc", "mobile", "phone", "postcode", "url", "sha256", "workdate"}
 )
 RULE_KINDS: frozenset[str] = frozenset(
-    {"order", "sum", "product", "idcard", "pair", "one_of", "not_equal"}
+    {"order", "sum", "add", "product", "idcard", "age", "period", "pair", "one_of", "not_equal"}
 )
 CONDITION_OPS: frozenset[str] = frozenset({"in", "not_in", "present", "lt", "le", "gt", "ge"})
 COLUMN_ROLES: frozenset[str] = frozenset(
@@ -35,7 +35,8 @@ COLUMN_ROLES: frozenset[str] = frozenset(
 _FIELD_KEYS = frozenset(
     {
         "code", "name", "type", "length", "scale", "required", "when", "condition", "table",
-        "multi", "format", "min", "max", "min_items", "example", "desc", "fields",
+        "multi", "format", "min", "max", "min_items", "example", "desc", "fields", "since",
+        "system",
     }
 )  # fmt: skip
 _DATASET_KEYS = frozenset(
@@ -78,6 +79,8 @@ class Field:
     example: Any = None
     desc: str = ""
     fields: tuple[Field, ...] = ()
+    since: str = ""  # version that added the node; "" = 1.0. Senders of older versions may omit it.
+    system: str | None = None  # field naming the code system that decides the table (diagCodeType)
 
     @property
     def type_label(self) -> str:
@@ -140,6 +143,7 @@ class CodeEntry:
     name: str
     aliases: tuple[str, ...] = ()
     note: str = ""
+    retired: str = ""  # year the code was abolished; "" = current
 
 
 @dataclass(frozen=True)
@@ -149,20 +153,29 @@ class CodeTable:
     source: str
     note: str
     entries: tuple[CodeEntry, ...]
+    #: For a code-system table (diag_code_type): system code → the code table checking it.
+    links: Mapping[str, str] = field(default_factory=dict)
     names: Mapping[str, str] = field(init=False, repr=False)
     aliases: Mapping[str, str] = field(init=False, repr=False)
     codes: frozenset[str] = field(init=False, repr=False)
+    retired: Mapping[str, CodeEntry] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         names: dict[str, str] = {}
         aliases: dict[str, str] = {}
+        retired: dict[str, CodeEntry] = {}
         for e in self.entries:
+            if e.retired:
+                # Abolished codes are not current codes: accepted with a warning (code_retired).
+                retired[e.code] = e
+                continue
             names.setdefault(e.code, e.name)
             for a in e.aliases:
                 aliases[a] = e.code
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "aliases", aliases)
         object.__setattr__(self, "codes", frozenset(names))
+        object.__setattr__(self, "retired", retired)
 
     def canonical(self, value: str) -> str | None:
         """The canonical code for ``value`` (itself or via an alias), or ``None`` if unknown."""
@@ -178,6 +191,12 @@ class Standard:
     meta: Mapping[str, Any]
     datasets: Mapping[str, Dataset]
     tables: Mapping[str, CodeTable]
+
+    @property
+    def release(self) -> str:
+        """The published version (``1.1``) that checks records: receipts carry it as
+        ``standardVersion``; minor versions only add what is valid (数据标准 V1.1 §兼容性)."""
+        return str(self.meta["version"])
 
     def dataset(self, name: str) -> Dataset:
         """Look a dataset up by short code (``prescription``), service (``uploadPrescriptionInfo``)
@@ -258,6 +277,8 @@ def _parse_field(raw: dict[str, Any], where: str) -> Field:
         example=raw.get("example"),
         desc=raw.get("desc", ""),
         fields=tuple(_parse_field(s, where) for s in subs),
+        since=str(raw.get("since", "")),
+        system=raw.get("system"),
     )
 
 
@@ -290,6 +311,7 @@ def _load_tables(root: Any) -> dict[str, CodeTable]:
                 name=row["name"].strip(),
                 aliases=tuple(a for a in (row.get("aliases") or "").split("|") if a),
                 note=(row.get("note") or "").strip(),
+                retired=(row.get("retired") or "").strip(),
             )
             for row in reader
             if row["code"] and row["code"].strip()
@@ -302,7 +324,12 @@ def _load_tables(root: Any) -> dict[str, CodeTable]:
             source=meta.get("source", ""),
             note=meta.get("note", ""),
             entries=entries,
+            links=dict(meta.get("tables", {})),
         )
+    for name, t in tables.items():
+        for code, target in t.links.items():
+            if code not in t.codes or target not in tables:
+                raise StandardDataError(f"codes/tables.toml [{name}]: bad link {code} → {target}")
     return tables
 
 
@@ -312,6 +339,10 @@ def _check_dataset(ds: Dataset, tables: Mapping[str, CodeTable]) -> None:
     for p, f in paths.items():
         if f.table is not None and f.table not in tables:
             raise StandardDataError(f"{where}.{p}: unknown code table {f.table!r}")
+        if f.system is not None:
+            sel = paths.get(f.system)
+            if sel is None or sel.table is None or not tables[sel.table].links:
+                raise StandardDataError(f"{where}.{p}: system {f.system!r} is no code-system field")
     for k in ds.key:
         if k not in paths:
             raise StandardDataError(f"{where}: key field {k!r} is not defined")

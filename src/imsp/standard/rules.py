@@ -7,13 +7,21 @@ empty values (emptiness is the required/conditional checks' business).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import date
 from typing import Any, Final
 
 from imsp.standard import checks
 from imsp.standard.issues import Issue, as_number, get_path, is_empty, show
 from imsp.standard.model import CodeTable, Dataset, Field, StandardDataError
 
-__all__ = ["RESIDENT_ID_CARD", "RuleCheck", "compile_rules", "error_paths"]
+__all__ = [
+    "RESIDENT_ID_CARD",
+    "RuleCheck",
+    "compile_rules",
+    "error_paths",
+    "full_years",
+    "infant_age",
+]
 
 _TOLERANCE: Final = 0.01 + 1e-9  # 数据标准 V1.0 §记录内规则: 合计、乘积允许 ±0.01 元
 
@@ -206,6 +214,113 @@ class _RuleCompiler:
 
         return rule
 
+    def _add(self, params: Mapping[str, Any], code: str | None, where: str) -> RuleCheck:
+        """``total`` = Σ separate fields (数据标准 V1.1 §记录内规则: 个人支付 + 医保统筹支付 +
+        其他支付 = 总金额, ±0.01). Empty parts count as 0; nothing is checked when all are empty."""
+        total, tparts, tlabel, _ = self.field(self.param(params, "total", where), where)
+        parts = [self.field(p, where) for p in self.param(params, "fields", where)]
+        issue_code = code or "sum_mismatch"
+        names = " + ".join(p[2] for p in parts)
+
+        def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
+            if _touched(bad, total) or any(_touched(bad, p[0]) for p in parts):
+                return
+            raw = get_path(rec, tparts)
+            t = as_number(raw)
+            values = [as_number(get_path(rec, p[1])) for p in parts]
+            if t is None or all(v is None for v in values):
+                return
+            s = sum(v for v in values if v is not None)
+            if abs(t - s) > _TOLERANCE:
+                msg = f"{tlabel} 应等于 {names} = {s:.2f}（允许 ±0.01）：{show(raw)}"
+                errs.append(Issue(total, issue_code, msg, "error"))
+
+        return rule
+
+    def _age(self, params: Mapping[str, Any], code: str | None, where: str) -> RuleCheck:
+        """Age in whole years (实足年龄, 周岁) agrees with the birth date — from ``birthday`` if the
+        record has one, else from the resident ID number — on the record's business date (or any
+        day up to ``updateTime``: a record may be sent later). Infants are 0 and the message
+        gives their age in months and days."""
+        age_path, age_parts, age_label, _ = self.field(self.param(params, "age", where), where)
+        bday = self.field(params["birthday"], where) if params.get("birthday") else None
+        idf = self.field(params["id"], where) if params.get("id") else None
+        type_ref = self.field(params["type"], where) if params.get("type") else None
+        type_table = self._table(type_ref[3]) if type_ref else None
+        dates = [self.field(p, where) for p in self.param(params, "at", where)]
+        issue_code = code or "age_mismatch"
+
+        def born_of(rec: dict[str, Any], bad: set[str] | None) -> tuple[date, str] | None:
+            if bday is not None and not _touched(bad, bday[0]):
+                bv = get_path(rec, bday[1])
+                if type(bv) is str and checks.is_date(bv[:10]):
+                    return date.fromisoformat(bv[:10]), bday[2]
+            if idf is None or _touched(bad, idf[0]):
+                return None
+            if type_ref is not None:
+                tv = get_path(rec, type_ref[1])
+                canon = type_table.canonical(tv) if type_table and type(tv) is str else tv
+                if canon != RESIDENT_ID_CARD:
+                    return None
+            iv = get_path(rec, idf[1])
+            if type(iv) is not str or not checks.is_idcard(iv):
+                return None
+            return date.fromisoformat(checks.idcard_birthday(iv)), f"{idf[2]} 中的出生日期"
+
+        def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
+            age = get_path(rec, age_parts)
+            if type(age) is not int or _touched(bad, age_path):
+                return
+            days = []
+            for path, parts, _, _ in dates:
+                v = get_path(rec, parts)
+                if type(v) is str and not _touched(bad, path) and checks.is_date(v[:10]):
+                    days.append(date.fromisoformat(v[:10]))
+            born = born_of(rec, bad)
+            if born is None or not days:
+                return
+            birth, source = born
+            lo, hi = min(days), max(days)
+            low, high = full_years(birth, lo), full_years(birth, hi)
+            if low <= age <= high:
+                return
+            expected = (str(low) if low == high else f"{low}～{high}") + " 周岁"
+            if high == 0:
+                expected += f"（{infant_age(birth, lo)}）"
+            msg = (
+                f"{age_label} 与 {source}（{birth.isoformat()}）不符：按 {lo.isoformat()} 计"
+                f"实足年龄应为 {expected}：{age}"
+            )
+            errs.append(Issue(age_path, issue_code, msg, "error"))
+
+        return rule
+
+    def _period(self, params: Mapping[str, Any], code: str | None, where: str) -> RuleCheck:
+        """A validity period in days agrees with its start and end dates, both days counted
+        (《处方管理办法》第十八条: 有效期 3 天 = 开始日期起第 1～3 天)."""
+        d_path, d_parts, d_label, _ = self.field(self.param(params, "days", where), where)
+        s_path, s_parts, s_label, _ = self.field(self.param(params, "start", where), where)
+        e_path, e_parts, e_label, _ = self.field(self.param(params, "end", where), where)
+        issue_code = code or "period_mismatch"
+
+        def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
+            if any(_touched(bad, p) for p in (d_path, s_path, e_path)):
+                return
+            n, sv, ev = get_path(rec, d_parts), get_path(rec, s_parts), get_path(rec, e_parts)
+            if type(n) is not int or type(sv) is not str or type(ev) is not str:
+                return
+            if not (checks.is_date(sv[:10]) and checks.is_date(ev[:10])):
+                return
+            span = (date.fromisoformat(ev[:10]) - date.fromisoformat(sv[:10])).days + 1
+            if span != n:
+                msg = (
+                    f"{d_label} 与 {s_label}、{e_label} 不符：{sv[:10]} 至 {ev[:10]} 共 {span} 天"
+                    f"（含首尾两日）：{n}"
+                )
+                errs.append(Issue(d_path, issue_code, msg, "error"))
+
+        return rule
+
     def _table(self, f: Field) -> CodeTable | None:
         return self.tables.get(f.table) if f.table else None
 
@@ -262,6 +377,32 @@ class _RuleCompiler:
                 errs.append(Issue(b_path, issue_code, msg, "error"))
 
         return rule
+
+
+def full_years(birth: date, on: date) -> int:
+    """实足年龄 (周岁): whole years from ``birth`` to ``on``; a 29 February birthday counts on
+    1 March in common years."""
+    years = on.year - birth.year
+    if (on.month, on.day) < (birth.month, birth.day):
+        years -= 1
+    return max(years, 0)
+
+
+def infant_age(birth: date, on: date) -> str:
+    """An infant's age in months and days (``3 个月 12 天``; ``12 天`` under one month)."""
+    months = (on.year - birth.year) * 12 + on.month - birth.month
+    if on.day < birth.day:
+        months -= 1
+    if months <= 0:
+        return f"{max((on - birth).days, 0)} 天"
+    y, m = divmod(birth.month - 1 + months, 12)
+    anchor_day = min(birth.day, checks.DAYS_IN_MONTH[m + 1] + (m == 1 and _leap(birth.year + y)))
+    days = (on - date(birth.year + y, m + 1, anchor_day)).days
+    return f"{months} 个月 {days} 天" if days else f"{months} 个月"
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def compile_rules(ds: Dataset, tables: Mapping[str, CodeTable]) -> tuple[RuleCheck, ...]:

@@ -37,6 +37,7 @@ from imsp.standard.issues import (
     show,
 )
 from imsp.standard.model import (
+    CodeEntry,
     CodeTable,
     Condition,
     Dataset,
@@ -94,10 +95,11 @@ _Check = Callable[[Any, _Obj, _Obj, str, _Errs, _Errs], Any]
 class _Meta:
     """A field's identity and emptiness handling, shared by its checker closure."""
 
-    __slots__ = ("code", "cond", "condition", "name", "req")
+    __slots__ = ("code", "cond", "condition", "name", "req", "since")
 
     def __init__(self, f: Field, cond: _Cond | None) -> None:
         self.code = f.code
+        self.since = f.since
         self.name = f.name
         self.req = f.required
         self.cond = cond
@@ -137,6 +139,7 @@ def _string_check(f: Field, m: _Meta, table: CodeTable | None, fmt: str | None) 
     limit = f.length if f.length is not None else 1 << 30
     codes = table.codes if table is not None else None
     aliases = table.aliases if table is not None else {}
+    retired = table.retired if table is not None else {}
     title = table.title if table is not None else ""
     multi = f.multi
     fmt_fn, fmt_msg = _FORMATS[fmt] if fmt is not None else (None, "")
@@ -160,6 +163,9 @@ def _string_check(f: Field, m: _Meta, table: CodeTable | None, fmt: str | None) 
                 warns.append(m.warn(prefix, "code_alias", f"代码 {part} 已按别名转换为 {canon}"))
                 out.append(canon)
                 changed = True
+            elif part in retired:
+                warns.append(m.warn(prefix, "code_retired", _retired_detail(retired[part], title)))
+                out.append(part)
             else:
                 errs.append(m.issue(prefix, "value_set", f"代码不在《{title}》值域内", part))
                 out.append(part)
@@ -182,12 +188,87 @@ def _string_check(f: Field, m: _Meta, table: CodeTable | None, fmt: str | None) 
             return codes_multi(v, prefix, errs, warns)
         canon = aliases.get(v)
         if canon is None:
+            old = retired.get(v)
+            if old is not None:
+                # 数据标准 V1.1: 已撤销的代码仍见于历史记录，接受并警告。
+                warns.append(m.warn(prefix, "code_retired", _retired_detail(old, title)))
+                return _SAME
             errs.append(m.issue(prefix, "value_set", f"代码不在《{title}》值域内", v))
             return _SAME
         warns.append(m.warn(prefix, "code_alias", f"代码 {v} 已按别名转换为 {canon}"))
         return canon
 
     return check
+
+
+def _is_who_category(code: str) -> bool:
+    """A WHO ICD-10 3-character category (``I10``) or 4-character subcategory (``J06.9``)."""
+    n = len(code)
+    return (
+        (n == 3 or (n == 5 and code[3] == "." and code[4].isdigit()))
+        and "A" <= code[0] <= "Z"
+        and code[1:3].isdigit()
+        and code.isascii()
+    )
+
+
+def _system_check(
+    f: Field,
+    m: _Meta,
+    selector: tuple[bool, tuple[str, ...]],
+    sel_table: CodeTable,
+    tables: Mapping[str, CodeTable],
+) -> _Check:
+    """A code whose table is chosen by a code-system node (数据标准 V1.1 §诊断编码): the linked
+    table checks it exactly; a WHO ICD-10 category, or a system without a table, is accepted with
+    a warning naming the system — never rejected (valid diagnoses coded elsewhere are data)."""
+    limit = f.length if f.length is not None else 1 << 30
+    local, parts_path = selector
+    default = next(iter(sel_table.links))
+    multi = f.multi
+
+    def check(v: Any, node: _Obj, root: _Obj, prefix: str, errs: _Errs, warns: _Errs) -> Any:
+        if type(v) is not str:
+            if v is None:
+                return m.empty(node, root, prefix, errs)
+            return m.bad_type("string", prefix, errs, v)
+        if not v or (v[0].isspace() and not v.strip()):
+            return m.empty(node, root, prefix, errs)
+        if len(v) > limit:
+            errs.append(m.issue(prefix, "length", f"长度超过 {limit} 个字符（{len(v)}）", v))
+        raw = get_path(node if local else root, parts_path)
+        system = sel_table.canonical(raw) if type(raw) is str else None
+        system = system or default
+        system_name = sel_table.names[system]
+        target = sel_table.links.get(system)
+        parts = v.split("|") if multi else [v]
+        if target is None:
+            if any(not p for p in parts):
+                errs.append(m.issue(prefix, "multi_value", "多值代码中有空项（以 | 分隔）", v))
+            detail = f"编码体系为“{system_name}”，平台无该体系代码表，编码未逐码校验：{show(v)}"
+            warns.append(m.warn(prefix, "diag_unchecked", detail))
+            return _SAME
+        table = tables[target]
+        for part in parts:
+            if part in table.codes:
+                continue
+            if not part:
+                errs.append(m.issue(prefix, "multi_value", "多值代码中有空项（以 | 分隔）", v))
+            elif _is_who_category(part):
+                detail = (
+                    f"{part} 是 WHO ICD-10（世界卫生组织版）类目，不是《{table.title}》中的编码；"
+                    "已接受，未逐码校验"
+                )
+                warns.append(m.warn(prefix, "diag_who_category", detail))
+            else:
+                errs.append(m.issue(prefix, "value_set", f"代码不在《{table.title}》值域内", part))
+        return _SAME
+
+    return check
+
+
+def _retired_detail(entry: CodeEntry, title: str) -> str:
+    return f"代码 {entry.code}（{entry.name}）是《{title}》中已撤销的代码：{entry.note}"
 
 
 def _int_check(f: Field, m: _Meta) -> _Check:
@@ -418,6 +499,12 @@ class _Node:
         missing = 0
         for (_, code, check, meta), v in pending:
             if v is MISSING:
+                if meta.since:
+                    # 数据标准 V1.1 §兼容性: a node added in a minor version may be absent from
+                    # records of senders still on the older version; it is then empty.
+                    missing += 1
+                    check(None, node, root, prefix, errs, warns)
+                    continue
                 # 数据标准 V1.0 §通用约定: 所有节点都必须存在 (optional ones may be null or "").
                 errs.append(meta.issue(prefix, "node_missing", "节点缺失"))
                 missing += 1
@@ -545,7 +632,14 @@ def _compile_node(
             raise StandardDataError(f"{fw}: code tables and formats apply to string fields only")
         check: _Check
         fast: tuple[Any, ...] = ("",)  # the happy-path test of _Node.run, "" = none
-        if f.type == "string":
+        if f.type == "string" and f.system is not None:
+            path = tuple(f.system.split("."))
+            local = _resolve(fields, path) is not None
+            sel = _resolve(fields if local else top, path)
+            if sel is None or sel.table is None:
+                raise StandardDataError(f"{fw}: system names unknown field {f.system!r}")
+            check = _system_check(f, m, (local, path), tables[sel.table], tables)
+        elif f.type == "string":
             if f.table is not None and f.table not in tables:
                 raise StandardDataError(f"{fw}: unknown code table {f.table!r}")
             table = tables[f.table] if f.table is not None else None

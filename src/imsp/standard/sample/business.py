@@ -81,6 +81,10 @@ class Business:
         return self.w.staff_with("pharmacist")
 
     def doctor_for(self, patient: Patient, rng: random.Random) -> Staff:
+        if patient.profile.herbs and rng.random() < vocab.TCM_FOLLOW_UP_SHARE:
+            tcm = [s for s in self.physicians if s.dept.spec.subject == "50"]  # 中医科
+            if tcm:
+                return rng.choice(tcm)
         for subject in patient.profile.subjects:
             found = [s for s in self.physicians if s.dept.spec.subject == subject]
             if found:
@@ -163,9 +167,15 @@ class Business:
                 )
             recipe_type = "3"
         else:
-            days = rng.choice((14, 28, 28))
-            if v.patient.person.age(v.start.date()) >= 18 and rng.random() < 0.15:
-                days, long_term = rng.choice((56, 84)), True
+            # Prescription lengths of online follow-up visits (vocab.RX_DAYS): a week for a short
+            # course, 2 or 4 weeks for a stable chronic disease, and long-term prescriptions
+            # (长期处方, 5 to 12 weeks) for stable adult chronic patients only.
+            days = rng.choices(vocab.RX_DAYS, weights=vocab.RX_DAYS_WEIGHTS)[0]
+            adult = v.patient.person.age(v.start.date()) >= 18
+            if days > 28 and adult:
+                long_term = True
+            elif days > 28:
+                days = 28
             for n, d in enumerate(v.regimen, 1):
                 per_day = _FREQ_PER_DAY.get(d.freq, 1)
                 packs = math.ceil(d.units * per_day * days / d.pack)

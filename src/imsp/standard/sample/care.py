@@ -82,6 +82,7 @@ def outpatient(b: Business, i: int) -> Facts:
         "originalDiagnosis": None if v.first else names,
         "originalOrgName": None if v.first else partner.name,
         "firstDiagnosisMaterial": None if v.first else url(w, "files/att", f"{ymd(v.start)}/{i:06d}.pdf"),
+        "diagCodeType": "1",
         "diagnosisCode": None if v.first else codes,
         "diagnosisName": None if v.first else names,
         "tcmDiseaseCode": profile.tcm[0] if tcm else None,
@@ -127,6 +128,7 @@ def prescription(b: Business, i: int) -> Facts:
         "cardNo": p.card[1],
         "allergyInfo": p.allergy or None,
         "diseasesHistory": p.profile.history.format(**v.text),
+        "diagCodeType": "1",
         "icdCode": codes,
         "icdName": names,
         "recipeType": x.recipe_type,
@@ -220,6 +222,7 @@ def inspection(b: Business, i: int) -> Facts:
         "bussID": v.buss_id,
         "outpatientNo": f"MZ{ymd(v.start)}{v.index:06d}",
         "patientType": "1",
+        "diagCodeType": "1",
         "diagnosisCode": codes,
         "diagnosisName": names,
         "symptom": v.patient.profile.complaint.split("，")[0].format(**v.text),
@@ -273,6 +276,7 @@ def telemedicine(b: Business, i: int) -> Facts:
         ] if done else None,
         "cardType": t.patient.card[0],
         "cardNo": t.patient.card[1],
+        "diagCodeType": "1",
         "diagnosisCode": "|".join(codes),
         "diagnosisName": w.names_of("icd10", codes),
         "diseasesHistory": profile.history.format(**b.visit(i).text | {"years": t.patient.years, "drugs": "、".join(x.name for x in b.regimen(t.patient))}),
@@ -328,11 +332,21 @@ def consult(b: Business, i: int) -> Facts:
     }
 
 
+#: Every REFUND_EVERY-th payment is a refund (退费) of the payment before it: about 4 % of the
+#: payment records, as cancelled registrations and returned prescriptions are refunded.
+REFUND_EVERY = 25
+
+
 def payment(b: Business, i: int) -> Facts:
     w = b.w
-    p = b.payment(i)
+    own = b.payment(i)
+    refund = i % REFUND_EVERY == REFUND_EVERY - 1
+    # A refund repeats the original payment's business, patient and fee lines (amounts positive,
+    # direction in chargeRefundCode) one day later, with its own payId pointing at the original.
+    p = b.payment(i - 1) if refund else own
     rng = w.rng("payment-facts", i)
     total = p.total
+    pay_time = p.time + timedelta(days=1) if refund else p.time
     trade = {
         "1": f"{p.time:%Y%m%d}22001{rng.randrange(10**15):015d}",
         "2": f"42000{rng.randrange(10**5):05d}{p.time:%Y%m%d}{rng.randrange(10**10):010d}",
@@ -342,24 +356,24 @@ def payment(b: Business, i: int) -> Facts:
     return {
         **header(w),
         **patient_block(p.patient, p.time.date()),
-        "payId": p.pay_id,
+        "payId": own.pay_id,
         "businessType": p.business_type,
         "bussID": p.buss_id,
         "recipeID": p.recipe_id or None,
         "applyId": p.apply_id or None,
         "deptID": p.doctor.dept.dept_id,
         "deptName": p.doctor.dept.name,
-        "chargeRefundCode": "1",
-        "originalPayId": None,
+        "chargeRefundCode": "2" if refund else "1",
+        "originalPayId": p.pay_id if refund else None,
         "payTypeCode": p.patient.pay_type,
         "paymentChannel": p.channel,
         "tradeNo": trade,
-        "orderNo": f"IH{p.time:%Y%m%d%H%M%S}{i:04d}"[:64],
+        "orderNo": f"IH{pay_time:%Y%m%d%H%M%S}{i:04d}"[:64],
         "totalFee": total,
         "individualPay": total - p.fund,
         "fundPay": p.fund,
         "otherPay": Decimal(0),
-        "payTime": p.time,
+        "payTime": pay_time,
         "items": [
             {"projDeno": str(n), "projCode": f.code, "projName": f.name, "feeCategory": f.category,
              "financeCategory": None, "ifOutMedIns": "0", "unitPrice": f.unit_price,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import accumulate
 from typing import Final
 
 # --------------------------------------------------------------------------- people
@@ -23,6 +24,33 @@ SURNAMES: Final = (
     "贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段"
     "雷钱汤尹黎易常武乔贺赖龚文"
 )
+#: Population share (%) of the 20 most common surnames, Ministry of Public Security household
+#: register statistics (公安部户政管理研究中心, 2007): 王 7.25, 李 7.19, 张 6.83 … 罗 0.86. The other
+#: surnames of SURNAMES share the rest with weights falling off as 1/rank (the top 100 surnames
+#: cover about 85 % of the population).
+_TOP_SURNAME_SHARES: Final = (
+    7.25, 7.19, 6.83, 5.38, 4.53, 3.08, 2.29, 2.23, 2.12, 2.05,
+    1.67, 1.54, 1.31, 1.26, 1.21, 1.18, 1.17, 1.15, 1.05, 0.86,
+)  # fmt: skip
+SURNAME_WEIGHTS: Final = _TOP_SURNAME_SHARES + tuple(
+    0.86 * 20 / rank for rank in range(21, len(SURNAMES) + 1)
+)
+SURNAME_CUM_WEIGHTS: Final = tuple(accumulate(SURNAME_WEIGHTS))
+#: Professional titles of the doctors serving online follow-up visits, junior → senior (住院医师,
+#: 主治医师, 副主任医师, 主任医师), in %: close to the national physicians' mix (卫生健康统计年鉴:
+#: about 40 % 师级, 31 % 中级, 14 % 副高, 6 % 正高) shifted towards seniors, since internet
+#: hospitals let doctors with at least three years of independent practice serve online.
+TITLE_MIX: Final = (26, 40, 22, 12)
+#: Days of medication per (non-herbal) prescription and their weights in %: 7 days 22, 14 days 28,
+#: 28 days 40, and long-term prescriptions (长期处方) of 8 or 12 weeks 10 % — an assumed mix for
+#: chronic-disease follow-up (no provincial statistic is published); 《长期处方管理规范（试行）》
+#: caps them at 12 weeks.
+RX_DAYS: Final = (7, 14, 28, 56, 84)
+RX_DAYS_WEIGHTS: Final = (22, 28, 40, 6, 4)
+#: Share of patients with a herbal regimen whose follow-up visit is with a TCM doctor (中医科),
+#: who then writes a herbal prescription (中药饮片处方).
+TCM_FOLLOW_UP_SHARE: Final = 0.35
+
 MALE_CHARS: Final = (
     "伟强磊军勇杰涛明超刚平辉鹏华飞鑫波斌宇浩凯健俊帆帅旭宁龙林欣晨阳建国志文博峰海东亮成"
     "振宏晓永庆德立新春光松"

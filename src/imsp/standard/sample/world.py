@@ -90,12 +90,11 @@ def hexid(rng: random.Random, n: int) -> str:
 
 
 def person_name(rng: random.Random, sex: str) -> str:
-    # Surnames are drawn with weights falling off with their rank (a Zipf-like distribution).
-    surnames = vocab.SURNAMES
-    i = min(int(rng.paretovariate(1.1)) - 1, len(surnames) - 1)
+    # Surnames by their published population share (vocab.SURNAME_WEIGHTS): 王 about 7 %.
+    surname = rng.choices(vocab.SURNAMES, cum_weights=vocab.SURNAME_CUM_WEIGHTS)[0]
     chars = vocab.MALE_CHARS if sex == "1" else vocab.FEMALE_CHARS
     given = rng.choice(chars) + (rng.choice(chars) if rng.random() < 0.7 else "")
-    return surnames[i] + given
+    return surname + given
 
 
 # --------------------------------------------------------------------------- entities
@@ -376,7 +375,11 @@ class World:
         work = add_years(person.born, rng.randrange(23, 26)) + timedelta(days=rng.randrange(200))
         years = age_on(work, self.start)
         titles = _TITLES[role]
-        title = titles[min(3, max(0, (years - 2) // 6))]
+        # The mix of professional titles (vocab.TITLE_MIX), capped by the years needed to reach a
+        # title (about 5 to 主治, 10 to 副主任, 15 to 主任); department heads are at least 副高.
+        drawn = rng.choices(range(4), weights=vocab.TITLE_MIX)[0]
+        level = min(drawn, 0 if years < 5 else 1 if years < 10 else 2 if years < 15 else 3)
+        title = titles[max(level, 2) if head and years >= 10 else level]
         first: Hospital | None = None
         first_code = self.org.code
         multi_start: date | None = None

@@ -1,9 +1,10 @@
 """The published interface spec (数据接口规范), generated from the Data Standard's data files.
 
-《河北省互联网医疗服务监管平台数据接口规范（IMSP 版）V1.0》 in the shape of an official appendix:
-1 概述, 2 授权码获取服务, 3 the upload services (field tables, rules, design decisions, a
-generated example request and the receipts the platform's validator gives for it), 4 代码表,
-5 错误代码, 6 JSON Schema 与自定义格式, 附录. Two renderings of one document:
+《河北省互联网医疗服务监管平台数据接口规范（IMSP 版）》 in the shape of an official appendix:
+1 概述, 2 授权码获取服务, 3 the upload services (field tables with example values, rules,
+design decisions, generated example requests and the receipts the platform's validator gives for
+them), 4 代码表, 5 错误代码, 6 JSON Schema 与自定义格式, 7 监管规则, 8 一次在线复诊产生哪些数据, 9 客户端示例,
+附录 (version, compatibility, change log). Renderings of one document:
 
 * :func:`render_markdown` — ``{file name: text}``, written to ``docs/standard/`` by
   ``imsp standard docs`` (:func:`write_docs`; :func:`stale_docs` says what is out of date);
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 from imsp.standard.model import Standard, load_standard
-from imsp.standard.spec import content, services
+from imsp.standard.spec import content, guide, services
 from imsp.standard.spec.document import CSS, Heading, Html, Markdown, Part, link
 
 __all__ = [
@@ -44,9 +46,17 @@ def parts(std: Standard | None = None) -> list[Part]:
     services_intro.p(
         f"{len(std.datasets)} 个上传服务的请求方式、请求头与参数相同（见 "
         + link("1.3 传输与处理", "transport")
-        + "），各服务的节点见下列各节。"
+        + "），各服务的节点见下列各节。每个服务的“设计说明”列出本规范相对于天津市监管接口规范等"
+        "参考规范和本规范编制初稿（字段清单草案）所作的取舍及理由。"
     )
     singletons = {"organization"}
+    # The one list of chapters, in reading order. A new chapter (监管规则, 视频调阅, …) is one more
+    # entry here; numbered chapters take their number from their position after chapter 6.
+    extra: list[Callable[[Standard, int], Part]] = [
+        guide.supervision_rules,
+        guide.flow,
+        lambda _, n: guide.clients(n),
+    ]
     body = [
         content.overview(std),
         content.token(),
@@ -59,7 +69,8 @@ def parts(std: Standard | None = None) -> list[Part]:
         services.codes_part(std),
         content.errors(),
         content.schema(std),
-        content.appendix(std),
+        *(chapter(std, n) for n, chapter in enumerate(extra, 7)),
+        guide.appendix(std),
     ]  # fmt: skip
     content.toc(std, body, index)
     return [index, *body]

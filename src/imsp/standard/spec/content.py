@@ -39,7 +39,8 @@ def readme(std: Standard) -> Part:
     part.table(
         ("项目", "内容"),
         [
-            ("版本", f"V{meta.get('version', '')}"),
+            ("版本", f"V{std.release}"),
+            ("发布日期", str(meta.get("released", ""))),
             ("发布", str(meta.get("publisher", ""))),
             (
                 "适用范围",
@@ -49,11 +50,11 @@ def readme(std: Standard) -> Part:
         ],
     )
     part.p(
-        "本规范是《河北省互联网医疗服务监管平台互联网医院数据接入工作说明》所称附录的 IMSP 版本，"
-        "由平台的数据标准文件（" + code("src/imsp/standard/data/v1/") + "）生成：字段表、代码表、"
-        "JSON Schema、测试数据与平台的校验程序出自同一份定义，彼此一致。"
-        "请勿手工修改本目录，修改数据标准后运行 " + code("imsp standard docs") + " 重新生成；"
-        "同一内容在资质管理系统（8091）的 " + code("/spec") + " 页面以 HTML 发布。"
+        "本规范是《河北省互联网医疗服务监管平台互联网医院数据接入工作说明》所称附录的 IMSP 版本。"
+        "字段表、代码表、JSON Schema、示例与平台的校验程序出自同一份数据标准，彼此一致；"
+        "示例记录均经平台校验程序校验通过。同一内容在资质管理系统（8091）的 " + code("/spec")
+        + " 页面以 HTML 发布，并提供可打印的 PDF 版本。版本、兼容性与变更记录见"
+        + link("附录", "appendix") + "。"
     )  # fmt: skip
     part.h(2, "目录", "toc")
     return part
@@ -157,6 +158,7 @@ def overview(std: Standard) -> Part:
                 "msg": "处理完成：共 2 条，成功 1 条，失败 1 条",
                 "data": {
                     "exchangeId": "0197a3c1-d2e4-7506-9728-394a5b6c7d8e",
+                    "standardVersion": std.release,
                     "total": 2,
                     "success": 1,
                     "fail": 1,
@@ -320,9 +322,6 @@ def schema(std: Standard) -> Part:
         [
             ("数据集的 JSON Schema", code("GET /standard/v1/<数据集代码或服务名>.schema.json") + "，如 " + code("/standard/v1/uploadPrescriptionInfo.schema.json")),
             ("代码表", code("GET /standard/v1/codes/<表名>.json")),
-            ("导出到目录", code("imsp standard export DIR") + "：写出 " + code("<服务名>.schema.json") + " 与 " + code("codes/<表名>.json")),
-            ("本规范（Markdown）", code("imsp standard docs [--out docs/standard] [--check]")),
-            ("测试数据", code("imsp standard sample DATASET --count N --seed S [--org CODE]")),
         ],
     )  # fmt: skip
     part.h(2, "6.2 结构", "schema-shape")
@@ -335,7 +334,7 @@ def schema(std: Standard) -> Part:
         ]
     )  # fmt: skip
     part.h(2, "6.3 自定义格式", "formats")
-    part.p("Schema 中的 " + code("format") + " 在 draft 2020-12 中默认只是注解；校验时须启用格式检查（Python " + code("jsonschema") + " 库可直接使用平台提供的 " + code("imsp.standard.jsonschema.format_checker()") + "）。")  # fmt: skip
+    part.p("Schema 中的 " + code("format") + " 在 draft 2020-12 中默认只是注解；校验时须启用格式检查（使用 Python " + code("jsonschema") + " 库时，可直接使用平台 Python SDK 提供的格式检查器 " + code("format_checker()") + "）。")  # fmt: skip
     part.table(("格式名", "要求"), [(code(k), v) for k, v in CUSTOM_FORMATS.items()])
     part.h(2, "6.4 Schema 不能表达的检查", "schema-limits")
     part.p("以下检查由平台校验程序执行，Schema 以 " + code("x-imsp-rules") + " 等注解说明：")
@@ -355,45 +354,11 @@ def schema(std: Standard) -> Part:
     return part
 
 
-# --------------------------------------------------------------------------- appendix
-
-
-def appendix(std: Standard) -> Part:
-    meta = std.meta
-    part = Part("A-appendix", "附录 版本与变更记录")
-    part.h(1, "附录 版本与变更记录", "appendix")
-    fields = sum(1 for ds in std.datasets.values() for _ in ds.walk())
-    codes_ = sum(len(t.entries) for t in std.tables.values())
-    part.h(2, "A.1 版本信息", "version")
-    part.table(
-        ("项目", "内容"),
-        [
-            ("规范名称", std.title),
-            ("版本", f"V{meta.get('version', '')}（数据标准目录 {code(std.version)}）"),
-            ("发布", str(meta.get("publisher", ""))),
-            ("数据集", f"{len(std.datasets)} 个，节点 {fields} 个（含明细节点）"),
-            ("代码表", f"{len(std.tables)} 张，代码 {codes_} 个"),
-        ],
-    )
-    part.h(2, "A.2 变更记录", "changelog")
-    part.table(
-        ("版本", "说明"),
-        [(f"V{meta.get('version', '')}", f"首次发布：授权码获取服务与 {len(std.datasets)} 个上传服务、{len(std.tables)} 张代码表、错误代码与 JSON Schema。")],
-    )  # fmt: skip
-    part.p(
-        "数据标准的任何修改都会改变生成的本规范；"
-        + code("tests/standard/test_spec.py")
-        + " 在本目录与数据标准不一致时失败。"
-    )
-    return part
-
-
 __all__ = [
     "BASE_URL",
     "MAX_BODY_MB",
     "MAX_RECORDS",
     "TOKEN_TTL_SECONDS",
-    "appendix",
     "errors",
     "overview",
     "readme",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from imsp.standard.demo import DEMO_ORG_CODE
-from imsp.standard.model import CodeTable, Dataset, Field, Rule, Standard
+from imsp.standard.model import CodeTable, Dataset, Field, Rule, Standard, load_standard
 from imsp.standard.protocol import RECORD
+from imsp.standard.ruleset import load_rules
 from imsp.standard.spec.document import Part, code, link
 from imsp.standard.validate import validator_for
 
@@ -32,6 +34,9 @@ RULE_KINDS: Final = {
     "pair": ("多值个数对应", "pair_mismatch"),
     "one_of": ("至少填写一项", "one_of"),
     "not_equal": ("两项不得相同", "not_equal"),
+    "add": ("金额合计（分项之和）", "sum_mismatch"),
+    "age": ("年龄与出生日期", "age_mismatch"),
+    "period": ("有效天数与起止日期", "period_mismatch"),
 }
 #: Code tables with more rows than this are described, not printed (icd10, icd10_tcm).
 PRINT_LIMIT: Final = 1000
@@ -98,12 +103,23 @@ def domain(f: Field, std: Standard) -> str:
     return "；".join(parts)
 
 
+_RULE_REF: Final = re.compile(r"(?<![A-Za-z0-9.\[])R\d{2}(?![0-9.])")
+
+
+def rule_links(text: str) -> str:
+    """Supervision rule IDs (R21) in data text as links to their entry in chapter 监管规则."""
+    known = {r.id for r in load_rules()}
+    return _RULE_REF.sub(lambda m: link(m[0], f"rule-{m[0]}") if m[0] in known else m[0], text)
+
+
 def note(f: Field, path: str) -> str:
     parts: list[str] = []
     if f.required == "C":
         parts.append(f"条件必填：{f.condition or _when_text(f)}")
     if f.desc:
-        parts.append(f.desc)
+        parts.append(rule_links(f.desc))
+    if f.since:
+        parts.append(f"V{f.since} 新增；V1.0 的报文可以不含本节点")
     if f.type in ("list", "object"):
         parts.append(f"元素节点见 {code(path)} 节点表")
     return "。".join(p.rstrip("。") for p in parts) + ("。" if parts else "")
@@ -121,12 +137,36 @@ def _when_text(f: Field) -> str:
     return "且".join(out) + "时必填"
 
 
-def field_rows(fields: tuple[Field, ...], prefix: str, std: Standard) -> list[list[str]]:
+def example_value(f: Field, sample: Any) -> str:
+    """The example column: the field's own ``example``, else the value in a generated record."""
+    if f.type in ("list", "object"):
+        return "见元素节点表"
+    value = f.example if f.example is not None else sample
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        value = f"{value:.{f.scale or 0}f}" if f.scale is not None else repr(value)
+    return code(value)
+
+
+def field_rows(
+    fields: tuple[Field, ...], prefix: str, std: Standard, sample: dict[str, Any] | None = None
+) -> list[list[str]]:
+    sample = sample or {}
     return [
         [code(prefix + f.code), f.name, type_label(f), length(f), REQUIRED[f.required],
-         domain(f, std), note(f, prefix + f.code)]
+         domain(f, std), example_value(f, sample.get(f.code)), note(f, prefix + f.code)]
         for f in fields
     ]  # fmt: skip
+
+
+def _first(record: dict[str, Any], path: str) -> dict[str, Any]:
+    node: Any = record
+    for p in path.split("."):
+        node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, list):
+            node = node[0] if node else None
+    return node if isinstance(node, dict) else {}
 
 
 def nested(fields: tuple[Field, ...], prefix: str = "") -> Iterator[tuple[str, Field]]:
@@ -138,7 +178,7 @@ def nested(fields: tuple[Field, ...], prefix: str = "") -> Iterator[tuple[str, F
             yield from nested(f.fields, path + ".")
 
 
-FIELD_HEADER: Final = ("代码", "名称", "类型", "长度", "必填", "值域", "说明")
+FIELD_HEADER: Final = ("代码", "名称", "类型", "长度", "必填", "值域", "示例", "说明")
 
 
 # --------------------------------------------------------------------------- rules, examples
@@ -153,6 +193,12 @@ def rule_fields(r: Rule) -> list[str]:
         return [base + p["result"], *(base + x for x in p["factors"])]
     if r.kind == "idcard":
         return [str(p[k]) for k in ("id", "type", "birthday", "sex") if p.get(k)]
+    if r.kind == "add":
+        return [p["total"], *p["fields"]]
+    if r.kind == "age":
+        return [str(p[k]) for k in ("age", "birthday", "id") if p.get(k)] + list(p["at"])
+    if r.kind == "period":
+        return [p["days"], p["start"], p["end"]]
     return [str(x) for x in p.get("fields", [])]
 
 
@@ -168,13 +214,63 @@ def example_records(ds: Dataset, which: int = 0) -> list[dict[str, Any]]:
     return generate(ds, EXAMPLE_COUNT, seed=EXAMPLE_SEED)[which : which + 1]
 
 
+CASE_POOL: Final = 60  # generated records searched for the cases below
+
+#: Further complete examples (title, dataset, test on a record); the first matching record of the
+#: generated pool is shown. A dataset without a matching case shows another ordinary record.
+CASES: Final[tuple[tuple[str, str, Callable[[dict[str, Any]], bool]], ...]] = (
+    ("退费", "payment", lambda r: r.get("chargeRefundCode") == "2"),
+    ("退号退款", "register", lambda r: r.get("registerStatus") == "6"),
+    ("已取消的预约", "register", lambda r: r.get("registerStatus") == "2"),
+    ("中药饮片处方", "prescription", lambda r: r.get("recipeType") == "3"),
+    ("长期处方", "prescription", lambda r: r.get("longTermFlag") == "1"),
+    ("首诊：终止互联网诊疗", "outpatient", lambda r: r.get("visitType") == "0"),
+    ("已取消的远程医疗申请", "telemedicine", lambda r: r.get("status") == "9"),
+    ("被拒绝的远程医疗申请", "telemedicine", lambda r: r.get("status") == "8"),
+    ("药师", "doctor", lambda r: r.get("personType") in ("31", "32")),
+)
+_CHILD: Final = "儿童患者（未满 6 周岁，填写监护人）"
+
+
+def case_examples(ds: Dataset) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Complete example records of ``ds`` for the cases that apply to it (normal first record is
+    shown in the request example): refunds, cancellations, a herbal prescription, a child with
+    guardian… — taken from the sample world, so they validate by construction (a test checks)."""
+    from imsp.standard.sample import generate
+
+    if ds.code == "prescription_item":
+        rx = generate("prescription", CASE_POOL, seed=EXAMPLE_SEED)
+        lines = generate(ds, CASE_POOL, seed=EXAMPLE_SEED)
+        out: list[tuple[str, list[dict[str, Any]]]] = []
+        for title, field, value in (("中药饮片处方的明细", "recipeType", "3"),
+                                    ("长期处方的明细", "longTermFlag", "1")):  # fmt: skip
+            hit = next((r for r in rx if r.get(field) == value), None)
+            if hit is not None:
+                out.append((title, [x for x in lines if x["recipeID"] == hit["recipeID"]]))
+        return out
+    pool = generate(ds, CASE_POOL, seed=EXAMPLE_SEED)
+    out = []
+    for title, code_, test in CASES:
+        if code_ == ds.code:
+            hit = next((r for r in pool if test(r)), None)
+            if hit is not None:
+                out.append((title, [hit]))
+    if any(f.code == "guardianName" for f in ds.fields):
+        child = next((r for r in pool if isinstance(r.get("age"), int) and r["age"] < 6), None)
+        if child is not None:
+            out.append((_CHILD, [child]))
+    if not out and len(pool) > 1:
+        out.append(("另一条记录", [pool[1]]))
+    return out
+
+
 def receipt(results: list[dict[str, Any]]) -> dict[str, Any]:
     ok = sum(1 for r in results if r["msgCode"] in (200, 201))
     n = len(results)
     return {
         "code": 200,
         "msg": f"处理完成：共 {n} 条，成功 {ok} 条，失败 {n - ok} 条",
-        "data": {"exchangeId": EXCHANGE_ID, "total": n, "success": ok, "fail": n - ok, "results": results},
+        "data": {"exchangeId": EXCHANGE_ID, "standardVersion": load_standard().release, "total": n, "success": ok, "fail": n - ok, "results": results},
     }  # fmt: skip
 
 
@@ -265,13 +361,14 @@ def service_part(ds: Dataset, std: Standard, n: int, *, singleton: bool, max_rec
         "请求体为 JSON 数组，每个元素是一条记录（也接受单个 JSON 对象）。记录的全部节点都必须存在；"
         "必填为“否”的节点可以为 null 或空字符串；必填为“条件”的节点在条件成立时必填。"
     )
-    part.table(FIELD_HEADER, field_rows(ds.fields, "", std), anchor=f"{a}-fields")
+    sample = example_records(ds)[0]
+    part.table(FIELD_HEADER, field_rows(ds.fields, "", std, sample), anchor=f"{a}-fields")
     for path, f in nested(ds.fields):
         kind = "数组元素" if f.type == "list" else "对象"
         part.p(f"{code(path)}（{f.name}）{kind}的节点：")
         part.table(
             FIELD_HEADER,
-            field_rows(f.fields, path + ".", std),
+            field_rows(f.fields, path + ".", std, _first(sample, path)),
             anchor=f"{a}-{path.replace('.', '-')}",
         )
     if ds.rules:
@@ -283,13 +380,12 @@ def service_part(ds: Dataset, std: Standard, n: int, *, singleton: bool, max_rec
              for r in ds.rules],
         )  # fmt: skip
     part.h(3, f"{sec}.4 设计说明", f"{a}-decisions")
-    part.ul(ds.decisions or ("无。",))
+    part.ul([rule_links(d) for d in ds.decisions] or ["无。"])
     records, ok, mixed = example_receipts(ds, singleton)
     part.h(3, f"{sec}.5 请求示例", f"{a}-example")
     part.p(
-        "以下记录由测试数据生成器（"
-        + code("imsp standard sample " + ds.code)
-        + f"）为演示机构 {code(DEMO_ORG_CODE)} 生成，均为虚构数据："
+        f"以下记录由平台的测试数据生成器为演示机构 {code(DEMO_ORG_CODE)} 生成，均为虚构数据，"
+        "并经平台校验程序校验通过："
     )
     part.code(
         f"POST {ds.path} HTTP/1.1\nHost: 10.1.109.89:8888\nContent-Type: application/json;charset=UTF-8\naccessToken: hbt_…\n",
@@ -308,6 +404,13 @@ def service_part(ds: Dataset, std: Standard, n: int, *, singleton: bool, max_rec
             f"两条记录中第二条的必填节点 {code(victim(ds).code)} 为空：第一条照常入库，第二条被拒收并列出每一个问题："
         )
     part.code(_json(mixed), "json")
+    cases = case_examples(ds)
+    if cases:
+        part.h(3, f"{sec}.7 更多示例", f"{a}-cases")
+        part.p("以下完整记录同样由测试数据生成器生成，并经平台校验程序校验通过：")
+        for title, recs in cases:
+            part.p(f"{title}：")
+            part.code(_json(recs), "json")
     return part
 
 
@@ -350,9 +453,9 @@ def codes_part(std: Standard) -> Part:
     part.h(1, "4 代码表", "codes")
     part.p(
         "代码类节点的取值必须是下列代码表中的代码（以字符串传送）；“别名”列为兼容其他平台的写法，平台接受后"
-        "转换为标准代码并在回执中给出警告。每张代码表也以 JSON 发布：" + code("GET /standard/v1/codes/<表名>.json")
-        + "（" + code("imsp standard export DIR") + " 写出全部代码表），CSV 原件位于 "
-        + code("src/imsp/standard/data/v1/codes/<表名>.csv") + "（UTF-8，列 code,name,aliases,note）。"
+        "转换为标准代码并在回执中给出警告；“已撤销”的代码（如撤并前的行政区划）仍被接受，回执给出警告 "
+        + code("code_retired") + "。每张代码表也以 JSON 发布：" + code("GET /standard/v1/codes/<表名>.json")
+        + "（UTF-8；每个代码含 code、name、aliases、note）。"
     )  # fmt: skip
     users = _users(std)
     part.table(
@@ -371,8 +474,7 @@ def codes_part(std: Standard) -> Part:
         big = len(t.entries) > PRINT_LIMIT
         if big:
             part.p(
-                f"本表代码较多，此处只列出前 10 个。完整代码表：{code(f'GET /standard/v1/codes/{name}.json')}，"
-                f"或 {code(f'src/imsp/standard/data/v1/codes/{name}.csv')}。"
+                f"本表代码较多，此处只列出前 10 个。完整代码表：{code(f'GET /standard/v1/codes/{name}.json')}。"
             )
         header, rows = _table_rows(t, 10 if big else None)
         part.table(header, rows)
