@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Final
 
 #: The hospital issues the platform a token the same way the platform issues hospitals one.
-TOKEN_PATH: Final = "/auth/accesstoken/create"
+TOKEN_PATH: Final = "/auth/accesstoken/create"  # noqa: S105 - a path
 QUERY_PATH: Final = "/video/query"
 #: Request header carrying the token on ``/video/query`` (and accepted on playback URLs).
-TOKEN_HEADER: Final = "accessToken"
+TOKEN_HEADER: Final = "accessToken"  # noqa: S105 - a header name
 
 #: The three patient indexes; a query carries at least one of them.
 PATIENT_NAME: Final = "patientName"
@@ -177,8 +177,8 @@ __all__ = [
     "VIDEO_FIELDS",
     "VIDEO_FIELD_NAMES",
     "VIDEO_GONE",
-    "VideoCode",
     "Field",
+    "VideoCode",
     "mask_id_card",
     "mask_name",
 ]
