@@ -105,6 +105,7 @@ class Upstream:
     headers: dict[str, str]
     body: AsyncIterator[bytes]
     served: int = 0
+    overrun: bool = False  # the peer sent more than it declared (cut at the declared length)
 
 
 def _transport_error(exc: Exception, s: VideoSettings) -> PeerError:
@@ -354,20 +355,26 @@ class VideoServiceClient:
         return up
 
     async def _capped(self, r: httpx.Response, limit: int, up: Upstream) -> AsyncIterator[bytes]:
+        chunks = r.aiter_raw().__aiter__()
         try:
-            async for chunk in r.aiter_raw():
+            while up.served < limit:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    raise PeerError("short", "视频服务提前结束了传输") from None
                 room = limit - up.served
-                if len(chunk) >= room:
-                    if room:
-                        up.served += room
-                        yield chunk[:room]
-                    return  # the declared length is served; anything beyond is never read
-                up.served += len(chunk)
-                yield chunk
+                up.overrun = len(chunk) > room
+                up.served += min(room, len(chunk))
+                yield chunk[:room]
+            if not up.overrun and "content-length" not in r.headers:
+                # No declared length: anything after the video's size means an endless stream.
+                try:
+                    async with asyncio.timeout(1.0):
+                        up.overrun = bool(await anext(chunks))
+                except (StopAsyncIteration, TimeoutError):
+                    pass
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.s) from exc
-        if up.served < limit:
-            raise PeerError("short", "视频服务提前结束了传输")
 
 
 async def _nothing() -> AsyncIterator[bytes]:

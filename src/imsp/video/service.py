@@ -268,13 +268,9 @@ async def record_play(
                  {"videoId": lease.video_id, "visitNo": lease.visit_no, "lease": lease.id})  # fmt: skip
 
 
-async def refresh_play_url(
-    session: AsyncSession, *, settings: Settings, tokens: TokenCache, lease: VideoLease
-) -> str:
+async def refresh_play_url(client: VideoServiceClient, lease: VideoLease) -> str:
     """A fresh playback URL for ``lease`` (its old one expired): query by its visit number."""
-    ep = await _endpoint(session, settings, lease.institution_id)
-    async with VideoServiceClient(ep, settings.video, tokens) as client:
-        answer = await client.query({P.VISIT_NO: lease.visit_no})
+    answer = await client.query({P.VISIT_NO: lease.visit_no})
     for v in answer.videos:
         if str(v["videoId"]) == lease.video_id:
             lease.play_url = str(v["playUrl"])
