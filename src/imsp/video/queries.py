@@ -63,15 +63,12 @@ async def viewing_log(
     leases = [e.detail.get("lease") for e, _ in rows if e.action == "video.play"]
     served: dict[str, int] = {}
     if leases:
-        served = dict(
-            (
-                await session.execute(
-                    select(VideoLease.id, VideoLease.bytes_served).where(
-                        VideoLease.id.in_([x for x in leases if isinstance(x, str)])
-                    )
-                )
-            ).tuples()
+        found = await session.execute(
+            select(VideoLease.id, VideoLease.bytes_served).where(
+                VideoLease.id.in_([x for x in leases if isinstance(x, str)])
+            )
         )
+        served = {lease_id: n for lease_id, n in found.all()}
     out = []
     for e, name in rows:
         d = e.detail or {}
@@ -106,7 +103,7 @@ async def institutions(session: AsyncSession) -> list[tuple[Institution, VideoEn
         .outerjoin(VideoEndpoint, VideoEndpoint.institution_id == Institution.id)
         .order_by(Institution.name)
     )
-    return [(i, e) for i, e in rows.tuples()]
+    return [(i, e) for i, e in rows.all()]
 
 
 async def institution_by_code(session: AsyncSession, org_code: str) -> Institution | None:
