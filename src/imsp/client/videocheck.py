@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,8 +107,13 @@ def run(target: Target, *, on_item: Callable[[Item], None] | None = None) -> lis
     """Every check against ``target``; stops early only when no token can be had."""
     items: list[Item] = []
     base = httpx.URL(target.url.rstrip("/"))
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=target.verify)
+        if isinstance(target.verify, str)
+        else target.verify
+    )
     client = httpx.Client(
-        verify=target.verify, timeout=target.timeout, follow_redirects=False, trust_env=False
+        verify=verify, timeout=target.timeout, follow_redirects=False, trust_env=False
     )
 
     def step(title: str, fn: Callable[[], str]) -> bool:
