@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 
 from imsp.standard.model import Standard, load_standard
-from imsp.standard.spec import content, services
+from imsp.standard.spec import content, services, video
 from imsp.standard.spec.document import CSS, Heading, Html, Markdown, Part, link
 
 __all__ = [
@@ -59,6 +59,7 @@ def parts(std: Standard | None = None) -> list[Part]:
         services.codes_part(std),
         content.errors(),
         content.schema(std),
+        video.part(),
         content.appendix(std),
     ]  # fmt: skip
     content.toc(std, body, index)
