@@ -8,4 +8,6 @@ from __future__ import annotations
 import imsp.auth.models
 import imsp.exchange.models
 import imsp.qualification.models
+import imsp.supervision.models
+import imsp.supervision.rollup_models
 import imsp.video.models  # noqa: F401
