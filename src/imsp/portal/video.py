@@ -35,6 +35,7 @@ from imsp.portal.edge import (
     visitor,
 )
 from imsp.standard import video as P
+from imsp.standard.model import load_standard
 from imsp.video import queries, service
 from imsp.video.client import PeerError, TokenCache
 from imsp.video.playback import Playback, clean_range, open_playback
@@ -63,6 +64,18 @@ def viewer_of(v: Visit) -> service.Viewer:
 def search_link(org_code: str, **index: str) -> str:
     """The stable link to a search (``index``: visitNo / patientName / idCardNo)."""
     return "/video/search?" + urlencode({"org": org_code, **{k: v for k, v in index.items() if v}})
+
+
+def video_link(view: Any) -> str:
+    """The "调阅视频" link of a stored record (the supervision record viewer): a search of the
+    record's institution by the record's visit number (数据标准 column role ``visit_no``, e.g.
+    a prescription's ``bussID``); "" for datasets without one."""
+    try:
+        column = load_standard().dataset(str(view.dataset)).columns.get("visit_no")
+    except (KeyError, ValueError):
+        return ""
+    value = next((str(f.value) for f in view.fields if f.code == column and f.value), "")
+    return search_link(str(view.org_code), visitNo=value) if value else ""
 
 
 # --------------------------------------------------------------------------- search
@@ -323,3 +336,4 @@ def seconds(value: Any) -> str:
 
 templates.filters["bytes"] = format_bytes
 templates.filters["seconds"] = seconds
+templates.globals["video_link"] = video_link

@@ -79,7 +79,7 @@ async def viewing_log(
         elif e.action == "video.error":
             video, note = "", f"{d.get('msg', '')}（{d.get('kind', '')}）"
         else:
-            video, note = "", e.target
+            video, note = "", "登记或修改了视频服务（地址、appId、CA 证书）"
         out.append(
             LogRow(
                 at=e.at,
