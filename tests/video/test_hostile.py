@@ -29,22 +29,6 @@ pytestmark = pytest.mark.timeout(60)
 TIGHT = VideoSettings(connect_timeout=2, read_timeout=1, query_deadline=3, max_json_bytes=64 * 1024)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> b.Pki:
-    return b.make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def other_pki(tmp_path_factory: pytest.TempPathFactory) -> b.Pki:
-    return b.make_pki(tmp_path_factory.mktemp("other"), "other")
-
-
-@pytest.fixture(scope="module")
-def recordings(tmp_path_factory: pytest.TempPathFactory) -> list[vs.Recording]:
-    where, index = b.library(tmp_path_factory.mktemp("videos"))
-    return vs.load_recordings(where, index)
-
-
 class Witness:
     """A server that must never be contacted (a redirect target, an internal address)."""
 

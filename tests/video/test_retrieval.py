@@ -30,17 +30,6 @@ _ROW = re.compile(
 )
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> b.Pki:
-    return b.make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def recordings(tmp_path_factory: pytest.TempPathFactory) -> list[vs.Recording]:
-    where, index = b.library(tmp_path_factory.mktemp("videos"))
-    return vs.load_recordings(where, index)
-
-
 def leases(html: str) -> dict[str, str]:
     return dict(_ROW.findall(html))
 

@@ -55,6 +55,7 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/my/doctors", "人员信息"),
         ("/my/progress", "审核进度查询"),
         ("/video/search", "视频调阅"),
+        ("/video/endpoints", "视频服务登记"),
     ),
     "reviewer": (("/review", "待审核"), ("/review?status=all", "全部申请")),
     "regulator": (

@@ -9,7 +9,7 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imsp.auth.models import AuditEvent, Institution
+from imsp.auth.models import AuditEvent, Institution, PortalUser
 from imsp.standard import video as P
 from imsp.video.models import VideoCheck, VideoEndpoint, VideoLease
 from imsp.video.service import ALL_INSTITUTIONS, Viewer
@@ -45,10 +45,17 @@ def _index_text(detail: dict[str, Any]) -> str:
 async def viewing_log(
     session: AsyncSession, *, viewer: Viewer, offset: int, limit: int
 ) -> tuple[list[LogRow], int]:
-    """Video audit events, newest first; an institution's own account sees only its own."""
+    """Video audit events, newest first; an institution's account sees only its own accounts'."""
     where: list[ColumnElement[bool]] = [AuditEvent.action.in_(list(ACTIONS))]
     if viewer.role not in ALL_INSTITUTIONS:
-        where.append(AuditEvent.institution_id == (viewer.institution_id or -1))
+        # A hospital sees the viewings by its own accounts (not the regulators' work).
+        own = viewer.institution_id or -1
+        where.append(AuditEvent.institution_id == own)
+        where.append(
+            AuditEvent.actor.in_(
+                select(PortalUser.username).where(PortalUser.institution_id == own)
+            )
+        )
     total = await session.scalar(select(func.count()).select_from(AuditEvent).where(*where)) or 0
     rows = (
         await session.execute(
