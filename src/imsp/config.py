@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,8 +49,8 @@ class PortalSettings(BaseModel):
 class VideoSettings(BaseModel):
     """视频调阅: calling hospitals' video services (imsp.video)."""
 
-    secret_key: str = Field(
-        default="",
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
         description="加密医院视频服务 appSecret 的密钥（32 字节的 base64）；为空时使用数据目录下的 video.key",
     )
     connect_timeout: float = Field(default=5.0, gt=0, description="连接超时（秒）")

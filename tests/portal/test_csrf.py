@@ -26,6 +26,7 @@ ROLE_OF_SEGMENT = {
     "accounts": "operator",
     "logout": "applicant",
     "password": "applicant",
+    "video": "operator",
 }
 #: Path parameters: any value of the right shape — the token is checked before any lookup.
 PARAMS = {"kind": "doctors", "action": "reject"}

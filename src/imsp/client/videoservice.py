@@ -170,6 +170,15 @@ class VideoServer(ThreadingHTTPServer):
                 self.socket, server_side=True, do_handshake_on_connect=False
             )
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Connections that fail (a TLS handshake refused by the caller, a reset) are the
+        caller's business; anything else is printed as usual."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
@@ -242,8 +251,8 @@ class VideoHandler(BaseHTTPRequestHandler):
                 self.play(url.path.removeprefix("/video/play/"), params)
             else:
                 self.send_json(P.BAD_PARAMS)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except (OSError, ssl.SSLError):
+            pass  # the caller went away (or broke off TLS) mid-answer
 
     do_HEAD = do_GET
 

@@ -16,16 +16,18 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from imsp.config import Settings
+from imsp.errors import Unavailable
 
 _AAD = b"imsp.video.endpoint.v1"
 
 
-class SecretKeyError(Exception):
-    """The configured key is unusable, or a stored secret cannot be decrypted with it."""
+class SecretKeyError(Unavailable):
+    """The configured key is unusable, or a stored secret cannot be decrypted with it (a 50300
+    with the reason: the portal shows it as a page, never as an unexplained 500)."""
 
 
 def _key(settings: Settings) -> bytes:
-    configured = settings.video.secret_key.strip()
+    configured = settings.video.secret_key.get_secret_value().strip()
     if configured:
         try:
             key = base64.b64decode(configured, validate=True)
