@@ -48,6 +48,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.live import live_server  # noqa: E402
+
 from imsp.app import create_portal_app  # noqa: E402
 from imsp.auth import service as auth  # noqa: E402
 from imsp.client import videoservice as vs  # noqa: E402
@@ -55,7 +57,6 @@ from imsp.config import Settings  # noqa: E402
 from imsp.storage import migrate  # noqa: E402
 from imsp.storage.db import Database  # noqa: E402
 from imsp.video import service  # noqa: E402
-from tests.support.live import live_server  # noqa: E402
 
 DOC = ROOT / "docs" / "performance.md"
 SECTION = "## 视频调阅 / Video playback"
@@ -64,7 +65,7 @@ CHUNK = 1 << 20
 
 def _pki(where: Path) -> tuple[Path, Path, Path]:
     def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: S603,S607
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
 
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     ca, ca_key = where / "ca.pem", where / "ca.key"
