@@ -67,6 +67,13 @@ def test_registration_form_explains_bad_input_and_keeps_the_secret_when_left_bla
     assert "https://127.0.0.1:9444" in ok.text and b.APP_SECRET not in ok.text
     assert stored_secret(settings) == b.APP_SECRET  # left blank: kept
 
+    listing = portal_client.get("/video/endpoints")
+    assert (
+        listing.status_code == 200
+        and b.ORG in listing.text
+        and "https://127.0.0.1:9444" in listing.text
+    )
+
     forged = portal_client.post(
         path, data={"csrf_token": "x", "base_url": "https://a", "app_id": "a"}
     )
