@@ -16,7 +16,7 @@ from typing import Final
 #: The hospital issues the platform a token the same way the platform issues hospitals one.
 TOKEN_PATH: Final = "/auth/accesstoken/create"  # noqa: S105 - a path
 QUERY_PATH: Final = "/video/query"
-#: Request header carrying the token on ``/video/query`` (and accepted on playback URLs).
+#: Request header carrying the token on ``/video/query`` (playback URLs are signed instead).
 TOKEN_HEADER: Final = "accessToken"  # noqa: S105 - a header name
 
 #: The three patient indexes; a query carries at least one of them.
