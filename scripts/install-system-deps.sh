@@ -10,7 +10,7 @@ if ! "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null; then
   want+=(python3-venv)
 fi
 if [ "${1:-}" = "--dev" ]; then
-  want+=(chromium poppler-utils wrk openjdk-17-jdk-headless)  # wrk: load for bench/bench_ingest.py
+  want+=(chromium poppler-utils wrk openjdk-17-jdk-headless ffmpeg)  # wrk: bench/bench_ingest.py; ffmpeg: test videos
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -104,6 +104,26 @@ class ServerSettings(BaseModel):
     )
 
 
+class VideoSettings(BaseModel):
+    """视频调阅: calling hospitals' video services (imsp.video)."""
+
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="加密医院视频服务 appSecret 的密钥（32 字节的 base64）；为空时使用数据目录下的 video.key",
+    )
+    connect_timeout: float = Field(default=5.0, gt=0, description="连接超时（秒）")
+    read_timeout: float = Field(
+        default=10.0, gt=0, description="读取超时（秒，两次收到数据的最长间隔）"
+    )
+    query_deadline: float = Field(
+        default=20.0, gt=0, description="一次令牌或检索请求的总时限（秒）"
+    )
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1024, description="检索响应体上限（字节）")
+    max_video_bytes: int = Field(
+        default=4 * 1024**3, ge=1024, description="单个视频大小上限（字节）"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMSP_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -131,6 +151,7 @@ class Settings(BaseSettings):
     portal: PortalSettings = PortalSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     server: ServerSettings = ServerSettings()
+    video: VideoSettings = VideoSettings()
 
     @property
     def sqlalchemy_url(self) -> str:

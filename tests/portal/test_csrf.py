@@ -26,6 +26,7 @@ ROLE_OF_SEGMENT = {
     "logout": "applicant",
     "password": "applicant",
     "supervision": "regulator",
+    "video": "operator",
 }
 
 

@@ -186,15 +186,15 @@ def test_record_viewer_shows_the_actions_other_parts_register(
 ) -> None:
     from imsp.portal import supervise
 
-    def video(view: Any) -> tuple[str, str]:
-        return (f"/video/records/{view.id}", "调阅视频")
+    def video(view: Any) -> tuple[str, str, str]:
+        return (f"/video/records/{view.id}", "调阅视频", "video-link")
 
     supervise.RECORD_ACTIONS.append(video)
     try:
         html = regulator.get(f"/supervision/records/{reported.record_id}").text
     finally:
         supervise.RECORD_ACTIONS.remove(video)
-    assert f'href="/video/records/{reported.record_id}">调阅视频</a>' in html
+    assert f'id="video-link" href="/video/records/{reported.record_id}">调阅视频</a>' in html
 
 
 def test_doctor_page_from_the_hospital_page_shows_masked_id_visits_and_findings(

@@ -52,6 +52,10 @@ class AuditAction(StrEnum):
     FINDING_REOPEN = "finding.reopen"
     FINDING_ASSIGN = "finding.assign"
     FINDING_COMMENT = "finding.comment"
+    VIDEO_ENDPOINT = "video.endpoint"
+    VIDEO_SEARCH = "video.search"
+    VIDEO_PLAY = "video.play"
+    VIDEO_ERROR = "video.error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,11 @@ CSRF_PROBLEM = (
 PER_PAGE: Final = 20
 
 NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
-    "operator": (("/accounts", "账号管理"), ("/accounts/new", "分配账号")),
+    "operator": (
+        ("/accounts", "账号管理"),
+        ("/accounts/new", "分配账号"),
+        ("/video/endpoints", "视频服务登记"),
+    ),
     "applicant": (
         ("/my", "申请概览"),
         ("/my/institution", "机构注册"),
@@ -54,6 +58,8 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/my/doctors", "人员信息"),
         ("/my/progress", "审核进度查询"),
         ("/my/findings", "监管发现"),
+        ("/video/search", "视频调阅"),
+        ("/video/endpoints", "视频服务登记"),
     ),
     "reviewer": (("/review", "待审核"), ("/review?status=all", "全部申请")),
     "regulator": (
@@ -61,6 +67,8 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/supervision/findings", "监管发现"),
         ("/supervision/rules", "监管规则"),
         ("/review?status=all", "申请列表"),
+        ("/video/search", "视频调阅"),
+        ("/video/audit", "调阅记录"),
     ),
 }
 HOME: Final[dict[str, str]] = {

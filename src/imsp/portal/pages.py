@@ -33,6 +33,7 @@ from imsp.portal import (
     signin,
     supervise,
     supervise_findings,
+    video,
 )
 from imsp.portal import spec as spec_page
 from imsp.portal.edge import Redirect, Rerender, is_https, render
@@ -138,7 +139,16 @@ def install(app: FastAPI) -> None:
     static = resources.files("imsp.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     # supervise_findings before roster: its /my/findings must win over roster's /my/{kind}.
-    for module in (signin, accounts, applicant, supervise_findings, roster, review, supervise):
+    for module in (
+        signin,
+        accounts,
+        applicant,
+        supervise_findings,
+        roster,
+        review,
+        supervise,
+        video,
+    ):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login
     app.state.login_throttle = signin.new_throttle(settings)

@@ -29,8 +29,9 @@ from imsp.supervision.export import XLSX, to_xlsx
 
 router = APIRouter()
 #: Links shown in the record viewer's action block (``#record-actions``): other parts of the
-#: portal append a function returning ``(href, label)`` for a record, or ``None`` (e.g. 调阅视频).
-RECORD_ACTIONS: list[Callable[[records.RecordView], tuple[str, str] | None]] = []
+#: portal append a function returning ``(href, label, element id)`` for a record, or ``None``
+#: (e.g. 调阅视频, registered by ``portal.video``).
+RECORD_ACTIONS: list[Callable[[records.RecordView], tuple[str, str, str] | None]] = []
 regulator = visitor("regulator")
 record_readers = visitor("regulator", "applicant")
 DEFAULT_DAYS: Final = 30

@@ -9,4 +9,5 @@ import imsp.auth.models
 import imsp.exchange.models
 import imsp.qualification.models
 import imsp.supervision.models
-import imsp.supervision.rollup_models  # noqa: F401
+import imsp.supervision.rollup_models
+import imsp.video.models  # noqa: F401

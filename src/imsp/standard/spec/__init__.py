@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 
 from imsp.standard.model import Standard, load_standard
-from imsp.standard.spec import content, guide, services
+from imsp.standard.spec import content, guide, services, video
 from imsp.standard.spec.document import CSS, Heading, Html, Markdown, Part, link
 
 __all__ = [
@@ -56,6 +56,7 @@ def parts(std: Standard | None = None) -> list[Part]:
         guide.supervision_rules,
         guide.flow,
         lambda _, n: guide.clients(n),
+        lambda _, n: video.part(n),
     ]
     body = [
         content.overview(std),
