@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth import crypto
 from imsp.auth.models import AppCredential, Institution
-from imsp.auth.service import IssuedCredential, audit, ensure_institution, issue_credential
+from imsp.auth.service import (
+    CHANNELS,
+    IssuedCredential,
+    audit,
+    ensure_institution,
+    issue_credential,
+)
 from imsp.errors import BadRequest, CredentialRevoked, SecretMismatch, UnknownAppId
 from imsp.standard.checks import is_uscc
 
@@ -34,6 +40,7 @@ class CredentialInfo:
     created_at: datetime
     rotated_at: datetime | None
     revoked_at: datetime | None
+    channel: str = "production"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,7 @@ class Principal:
     app_id: str
     institution_id: int
     org_code: str
+    channel: str = "production"
 
 
 async def create_credential(
@@ -54,8 +62,12 @@ async def create_credential(
     now: datetime,
     name: str = "数据上报",
     actor: str = "cli",
+    channel: str = "production",
 ) -> IssuedCredential:
-    """A new appId/appSecret for the institution ``org_code`` (created if unknown)."""
+    """A new appId/appSecret on ``channel`` (test 测试 | production 正式) for the institution
+    ``org_code`` (created if unknown)."""
+    if channel not in CHANNELS:
+        raise BadRequest(f"通道 {channel} 无效，只能为 test（测试）或 production（正式）")
     if not is_uscc(org_code):
         raise BadRequest(f"机构代码 {org_code} 不是有效的 18 位统一社会信用代码")
     known = await session.scalar(select(Institution).where(Institution.org_code == org_code))
@@ -64,7 +76,7 @@ async def create_credential(
     inst = await ensure_institution(
         session, org_code=org_code, name=institution_name.strip(), now=now
     )
-    issued = await issue_credential(session, institution=inst, name=name, now=now)
+    issued = await issue_credential(session, institution=inst, name=name, now=now, channel=channel)
     await audit(
         session,
         now=now,
@@ -73,6 +85,7 @@ async def create_credential(
         action="credential.create",
         target=issued.app_id,
         institution_id=inst.id,
+        detail={"channel": channel},
     )
     return issued
 
@@ -111,7 +124,7 @@ async def rotate_secret(
         target=app_id,
         institution_id=inst.id,
     )
-    return IssuedCredential(app_id, secret, inst.org_code, inst.name)
+    return IssuedCredential(app_id, secret, inst.org_code, inst.name, cred.channel)
 
 
 async def revoke_credential(
@@ -165,6 +178,7 @@ async def authenticate(session: AsyncSession, *, app_id: str, app_secret: str) -
                 AppCredential.secret_hash,
                 AppCredential.status,
                 AppCredential.institution_id,
+                AppCredential.channel,
                 Institution.org_code,
             )
             .join(Institution, Institution.id == AppCredential.institution_id)
@@ -178,7 +192,7 @@ async def authenticate(session: AsyncSession, *, app_id: str, app_secret: str) -
         raise SecretMismatch()
     if row.status != "active":
         raise CredentialRevoked()
-    return Principal(row.id, app_id, row.institution_id, row.org_code)
+    return Principal(row.id, app_id, row.institution_id, row.org_code, row.channel)
 
 
 def _info(cred: AppCredential, inst: Institution) -> CredentialInfo:
@@ -191,4 +205,5 @@ def _info(cred: AppCredential, inst: Institution) -> CredentialInfo:
         created_at=cred.created_at,
         rotated_at=cred.rotated_at,
         revoked_at=cred.revoked_at,
+        channel=cred.channel,
     )

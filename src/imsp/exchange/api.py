@@ -227,6 +227,7 @@ async def create_token(request: Request) -> Response:
         await _refused(request, entry, exc, started)
         raise
     entry.institution_id = issued.grant.institution_id
+    entry.channel = issued.grant.channel
     await writer_of(request).log(entry, started=started)
     body = {
         "code": 200,
@@ -235,6 +236,7 @@ async def create_token(request: Request) -> Response:
             "accessToken": issued.token,
             "expiresIn": issued.expires_in,
             "expireTime": format_datetime(issued.expires_at),
+            "channel": issued.grant.channel,
         },
     }
     return JsonResponse(body, headers={"Cache-Control": "no-store"})
@@ -249,6 +251,8 @@ def upload_handler(ds: Dataset) -> Callable[[Request], Awaitable[Response]]:
         try:
             grant = await tokens_of(request).verify(c.db.engine, bearer(request), entry.client_addr)
             entry.institution_id, entry.app_id = grant.institution_id, grant.app_id
+            entry.channel = grant.channel
+            entry.chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
             entry.dry_run = dry_run = flag(request, "dryRun")
             entry.atomic = atomic = flag(request, "atomic")
             check_media_type(request)
@@ -270,7 +274,9 @@ def upload_handler(ds: Dataset) -> Callable[[Request], Awaitable[Response]]:
         except ImspError as exc:
             await _refused(request, entry, exc, started)
             raise
-        return JsonResponse({"code": 200, "msg": receipt.msg, "data": receipt.data})
+        data = receipt.data
+        data["channel"] = grant.channel
+        return JsonResponse({"code": 200, "msg": receipt.msg, "data": data})
 
     upload.__name__ = f"upload_{ds.code}"
     return upload

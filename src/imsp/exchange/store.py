@@ -98,6 +98,8 @@ class LogEntry:
     latency_ms: float = 0.0
     dry_run: bool = False
     atomic: bool = False
+    channel: str = "production"
+    chunked: bool = False
     body: bytes | None = None
 
     def params(self) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""接入确认 (access confirmation): the acceptance board, the confirmation workflow, the report."""
