@@ -29,6 +29,8 @@ class AcceptanceCase(Base):
     version: Mapped[int] = mapped_column(default=0)  # number of applications
     # dataset codes required (the operator's scope); None = the standard's mandatory datasets
     services: Mapped[list[str] | None] = mapped_column(JsonDoc)
+    internet_hospital: Mapped[str] = mapped_column(String(100), default="")  # given on applying
+    vendor: Mapped[str] = mapped_column(String(100), default="")  # 承建厂商
     updated_at: Mapped[datetime]
 
 

