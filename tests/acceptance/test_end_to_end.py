@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from imsp.acceptance import service
 from imsp.acceptance.board import Board
@@ -24,7 +23,7 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.errors import BadRequest
 from imsp.standard.model import load_standard
-from tests.acceptance.builders import CENTRE, NAME, ORG, deps, records, run, make_test_credential
+from tests.acceptance.builders import CENTRE, NAME, ORG, deps, make_test_credential, records, run
 from tests.client.inprocess import InProcessTransport
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
