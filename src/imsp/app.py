@@ -58,6 +58,7 @@ def create_exchange_app(
     settings: Settings, *, clock: Clock | None = None, db: Database | None = None
 ) -> FastAPI:
     """数据交换服务: token service, the 16 upload services, the published standard."""
+    from imsp.acceptance.api import install as install_acceptance
     from imsp.exchange.api import install as install_exchange
 
     app = _base_app(
@@ -69,6 +70,7 @@ def create_exchange_app(
         docs=True,
     )
     install_exchange(app)
+    install_acceptance(app)
     return app
 
 

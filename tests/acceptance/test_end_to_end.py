@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from imsp.acceptance import service
 from imsp.acceptance.board import Board
 from imsp.acceptance.service import Who
 from imsp.app import create_exchange_app
 from imsp.auth.service import IssuedCredential
+from imsp.cli.main import cli
 from imsp.client import Client
 from imsp.clock import FrozenClock
 from imsp.config import Settings
@@ -194,3 +196,40 @@ def test_institution_reaches_a_green_board_applies_and_is_confirmed(
     )
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(tmp_path / "page-1.png", ARTIFACTS / "acceptance-report-page1.png")
+
+    # verify accepts the issued bytes and rejects a modified copy.
+    env = {
+        "IMSP_DATABASE_URL": settings.database_url or "",
+        "IMSP_DATA_DIR": str(settings.data_dir),
+    }
+    ok = CliRunner(env=env).invoke(cli, ["acceptance", "verify", str(pdf)], catch_exceptions=False)
+    assert ok.exit_code == 0, ok.output
+    assert "校验通过" in ok.output and decision.report.number in ok.output
+    forged = tmp_path / "forged.pdf"
+    data = bytearray(pdf.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    forged.write_bytes(bytes(data))
+    bad = CliRunner(env=env).invoke(cli, ["acceptance", "verify", str(forged)])
+    assert bad.exit_code == 1 and "校验失败" in bad.output
+
+    # The JSON content is the same report; the history holds every step.
+    assert decision.report.content["number"] == decision.report.number
+    assert decision.report.content["verdict"] == "通过"
+    steps = run(settings, lambda s: service.timeline(s, institution_id=inst_id))
+    assert [t.action for t in steps] == ["apply", "confirm"]
+
+    # Revoking marks the report, never deletes it; the same bytes still verify, marked revoked.
+    run(
+        settings,
+        lambda s: service.decide(
+            s,
+            institution_id=inst_id,
+            action="revoke",
+            who=CENTRE,
+            now=clock.now(),
+            deps=deps(settings),
+            reason="复核发现测试数据与实际系统不一致",
+        ),
+    )
+    again = CliRunner(env=env).invoke(cli, ["acceptance", "verify", str(pdf)])
+    assert again.exit_code == 0 and "已于" in again.output and "撤销" in again.output
