@@ -8,7 +8,7 @@ if ! "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null; then
   want+=(python3-venv)
 fi
 if [ "${1:-}" = "--dev" ]; then
-  want+=(chromium poppler-utils)
+  want+=(chromium poppler-utils ffmpeg)
 fi
 missing=()
 for p in "${want[@]}"; do

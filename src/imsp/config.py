@@ -48,7 +48,7 @@ class PortalSettings(BaseModel):
 
 class AcceptanceSettings(BaseModel):
     """接入确认: the acceptance board's thresholds (versioned: a change of any figure is a new
-    ``thresholds_version``, printed in every report), the report signing key."""
+    ``thresholds_version``, printed in every report), report rendering."""
 
     thresholds_version: str = Field(default="2026.1", description="验收阈值版本")
     min_records: int = Field(default=50, ge=1, description="每个必选服务至少接收的记录数")
@@ -59,6 +59,26 @@ class AcceptanceSettings(BaseModel):
     completeness: float = Field(default=0.90, ge=0, le=1, description="建议项完整率下限")
     reference_integrity: float = Field(default=0.98, ge=0, le=1, description="关联完整率下限")
     report_workers: int = Field(default=1, ge=1, le=4, description="同时渲染的验收报告数")
+
+
+class VideoSettings(BaseModel):
+    """视频调阅: calling hospitals' video services (imsp.video)."""
+
+    secret_key: str = Field(
+        default="",
+        description="加密医院视频服务 appSecret 的密钥（32 字节的 base64）；为空时使用数据目录下的 video.key",
+    )
+    connect_timeout: float = Field(default=5.0, gt=0, description="连接超时（秒）")
+    read_timeout: float = Field(
+        default=10.0, gt=0, description="读取超时（秒，两次收到数据的最长间隔）"
+    )
+    query_deadline: float = Field(
+        default=20.0, gt=0, description="一次令牌或检索请求的总时限（秒）"
+    )
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1024, description="检索响应体上限（字节）")
+    max_video_bytes: int = Field(
+        default=4 * 1024**3, ge=1024, description="单个视频大小上限（字节）"
+    )
 
 
 class Settings(BaseSettings):
@@ -76,6 +96,7 @@ class Settings(BaseSettings):
     exchange: ExchangeSettings = ExchangeSettings()
     portal: PortalSettings = PortalSettings()
     acceptance: AcceptanceSettings = AcceptanceSettings()
+    video: VideoSettings = VideoSettings()
 
     @property
     def sqlalchemy_url(self) -> str:

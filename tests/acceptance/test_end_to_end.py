@@ -25,8 +25,28 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.errors import BadRequest
 from imsp.standard.model import load_standard
-from tests.acceptance.builders import CENTRE, NAME, ORG, deps, make_test_credential, records, run
+from tests.acceptance.builders import (
+    CENTRE,
+    NAME,
+    ORG,
+    deps,
+    make_test_credential,
+    recordings_for,
+    records,
+    register_video,
+    run,
+    seed_users,
+)
 from tests.client.inprocess import InProcessTransport
+from tests.video import builders as video_builders
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> video_builders.Pki:
+    return video_builders.make_pki(tmp_path_factory.mktemp("pki"))
+
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -77,7 +97,11 @@ def push_all(sdk: Client, count: int) -> None:
 
 
 def test_institution_reaches_a_green_board_applies_and_is_confirmed(
-    settings: Settings, clock: FrozenClock, sdk: Client, tmp_path: Path
+    settings: Settings,
+    clock: FrozenClock,
+    sdk: Client,
+    tmp_path: Path,
+    pki: video_builders.Pki,
 ) -> None:
     before = board(settings)
     assert not before.green
@@ -135,20 +159,39 @@ def test_institution_reaches_a_green_board_applies_and_is_confirmed(
             ),
         )
 
+    # The platform retrieves and plays the video of one test visit at the reference service.
     visits = run(settings, lambda s: service.test_visits(s, institution_id=inst_id))
     assert visits
-    run(
-        settings,
-        lambda s: service.record_video_check(
-            s,
-            institution_id=inst_id,
-            visit_no=visits[0],
-            ok=True,
-            detail="视频 12 秒，已播放",
-            who=Who("operator", "operator"),
-            now=clock.now(),
-        ),
-    )
+    seed_users(settings, clock, inst_id)
+    operator = Who("operator1", "operator")
+    with video_builders.serving(recordings_for(tmp_path / "videos", visits[0]), pki) as server:
+        register_video(
+            settings, clock, institution_id=inst_id, base_url=server.url, ca_pem=pki.ca_pem
+        )
+        with pytest.raises(BadRequest, match="不是该机构测试通道"):
+            run(
+                settings,
+                lambda s: service.check_video(
+                    s,
+                    settings=settings,
+                    institution_id=inst_id,
+                    visit_no="NOT-A-TEST-VISIT",
+                    who=operator,
+                    now=clock.now(),
+                ),
+            )
+        result = run(
+            settings,
+            lambda s: service.check_video(
+                s,
+                settings=settings,
+                institution_id=inst_id,
+                visit_no=visits[0],
+                who=operator,
+                now=clock.now(),
+            ),
+        )
+    assert result.ok, result.message
     assert board(settings).green
 
     run(

@@ -17,13 +17,13 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imsp.acceptance.models import VideoCheck
 from imsp.acceptance.quality import DatasetQuality, QualitySource
 from imsp.config import AcceptanceSettings
 from imsp.exchange import archive
 from imsp.exchange.ingest import check
 from imsp.exchange.models import ExchangeLog, Record
 from imsp.standard.model import Standard
+from imsp.video import queries as video_queries
 
 TEST = "test"
 TOKEN_SERVICE = "accesstoken"  # noqa: S105 - the service name in the exchange log
@@ -330,29 +330,37 @@ def _data(
     return Part("data", "数据", tuple(items))
 
 
+async def test_visits(session: AsyncSession, *, institution_id: int) -> set[str]:
+    """Visit numbers (就诊流水号) of the institution's records stored from the test channel."""
+    rows = await session.execute(
+        select(Record.visit_no)
+        .join(ExchangeLog, ExchangeLog.id == Record.exchange_id)
+        .where(
+            Record.institution_id == institution_id,
+            ExchangeLog.channel == TEST,
+            Record.visit_no.is_not(None),
+        )
+        .distinct()
+    )
+    return {v for v in rows.scalars() if v}
+
+
 async def _video(session: AsyncSession, *, institution_id: int) -> Part:
-    last = (
-        await session.execute(
-            select(VideoCheck)
-            .where(VideoCheck.institution_id == institution_id)
-            .order_by(VideoCheck.at.desc(), VideoCheck.id.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    ok = (
-        await session.execute(
-            select(VideoCheck)
-            .where(VideoCheck.institution_id == institution_id, VideoCheck.ok.is_(True))
-            .order_by(VideoCheck.at.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    if ok is not None:
-        measured = f"已调阅就诊 {ok.visit_no} 的视频（{ok.detail}）"
+    """The video part: the platform found, played and verified (``imsp.video.acceptance``
+    ``check_video``) the video of a visit that is one of the institution's test visits."""
+    checks = await video_queries.checks_of(session, institution_id, limit=200)
+    visits = await test_visits(session, institution_id=institution_id) if checks else set()
+    good = next((c for c in checks if c.ok and c.visit_no in visits), None)
+    if good is not None:
+        measured = f"已调阅并播放就诊 {good.visit_no} 的视频 {good.video_id}（{good.message}）"
         missing = ""
-    elif last is not None:
-        measured = f"调阅就诊 {last.visit_no} 的视频失败：{last.detail}"
-        missing = "视频调阅未成功"
+    elif checks:
+        last = checks[0]
+        if last.ok:
+            measured = f"就诊 {last.visit_no} 不是本机构测试通道上报的就诊"
+        else:
+            measured = f"调阅就诊 {last.visit_no} 的视频失败：{last.message}"
+        missing = "尚未成功调阅测试就诊的视频"
     else:
         measured, missing = "尚未调阅", "平台尚未调阅并播放任何测试就诊的视频"
     item = Item(
@@ -360,7 +368,7 @@ async def _video(session: AsyncSession, *, institution_id: int) -> Part:
         "问诊视频调阅",
         "平台调阅并播放 1 次测试就诊的视频",
         measured,
-        ok is not None,
+        good is not None,
         missing,
     )
     return Part("video", "问诊视频", (item,))

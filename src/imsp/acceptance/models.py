@@ -3,8 +3,6 @@
 * ``acceptance_case`` — one per institution: its state in the confirmation workflow, the services
   it must pass (the operator's scope; ``NULL`` means the standard's mandatory datasets).
 * ``acceptance_transition`` — every step of the workflow, with the board as it was at that moment.
-* ``acceptance_video_check`` — each time the platform retrieved (or failed to retrieve) a video of
-  one of the institution's test visits.
 * ``acceptance_report`` — an issued 《接口联调对接验收报告》: the PDF bytes, its SHA-256 and the same
   content as JSON. Never updated or deleted; a revoked confirmation marks it (``revoked_at``).
 """
@@ -48,18 +46,6 @@ class AcceptanceTransition(Base):
     at: Mapped[datetime]
     reason: Mapped[str] = mapped_column(Text, default="")
     board: Mapped[dict[str, Any]] = mapped_column(default=dict)
-
-
-class VideoCheck(Base):
-    __tablename__ = "acceptance_video_check"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
-    visit_no: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime]
-    ok: Mapped[bool]
-    detail: Mapped[str] = mapped_column(Text, default="")
-    actor: Mapped[str] = mapped_column(String(60))
 
 
 class AcceptanceReport(Base):

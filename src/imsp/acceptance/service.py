@@ -15,15 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.acceptance import board as B
 from imsp.acceptance import report
 from imsp.acceptance.models import AcceptanceCase, AcceptanceReport, AcceptanceTransition
-from imsp.acceptance.models import VideoCheck as VideoCheckRow
 from imsp.acceptance.quality import LogQuality, QualitySource
 from imsp.acceptance.workflow import transition
 from imsp.auth.models import Institution
 from imsp.auth.service import IssuedCredential, audit, issue_credential
-from imsp.config import AcceptanceSettings
+from imsp.config import AcceptanceSettings, Settings
 from imsp.errors import BadRequest, NotFound
 from imsp.exchange.models import ExchangeLog, Record, RecordVersion
 from imsp.standard.model import Standard, load_standard
+from imsp.video.acceptance import VideoCheckResult
+from imsp.video.acceptance import check_video as video_check
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,26 +318,29 @@ async def timeline(session: AsyncSession, *, institution_id: int) -> list[Accept
     )
 
 
-async def record_video_check(
+async def check_video(
     session: AsyncSession,
     *,
+    settings: Settings,
     institution_id: int,
     visit_no: str,
-    ok: bool,
-    detail: str,
     who: Who,
     now: datetime,
-) -> VideoCheckRow:
-    """Record one retrieval of a test visit's video by the platform (the video part)."""
-    row = VideoCheckRow(
+) -> VideoCheckResult:
+    """The video part: the platform retrieves and plays the video of one test visit at the
+    institution's registered video service (``imsp.video``), which stores the evidence. Every
+    retrieval is audited."""
+    visits = await B.test_visits(session, institution_id=institution_id)
+    if visit_no not in visits:
+        raise BadRequest(f"就诊流水号 {visit_no} 不是该机构测试通道上报的就诊")
+    result = await video_check(
+        session,
+        settings=settings,
         institution_id=institution_id,
-        visit_no=visit_no[:64],
-        at=now,
-        ok=ok,
-        detail=detail[:500],
+        visit_no=visit_no,
+        now=now,
         actor=who.username,
     )
-    session.add(row)
     await audit(
         session,
         now=now,
@@ -345,28 +349,14 @@ async def record_video_check(
         action="video.view",
         target=visit_no[:64],
         institution_id=institution_id,
-        detail={"purpose": "acceptance", "ok": ok},
+        detail={"purpose": "acceptance", "ok": result.ok},
     )
-    await session.flush()
-    return row
+    return result
 
 
 async def test_visits(session: AsyncSession, *, institution_id: int, limit: int = 20) -> list[str]:
     """Visit numbers of the institution's test-channel records (candidates for the video check)."""
-    rows = await session.execute(
-        select(Record.visit_no)
-        .join(ExchangeLog, ExchangeLog.id == Record.exchange_id)
-        .where(
-            Record.institution_id == institution_id,
-            ExchangeLog.channel == B.TEST,
-            Record.visit_no.is_not(None),
-            Record.dataset.in_(("outpatient", "consult", "register")),
-        )
-        .distinct()
-        .order_by(Record.visit_no)
-        .limit(limit)
-    )
-    return [v for v in rows.scalars() if v]
+    return sorted(await B.test_visits(session, institution_id=institution_id))[:limit]
 
 
 async def purge_test_data(

@@ -42,7 +42,11 @@ CSRF_PROBLEM = (
 PER_PAGE: Final = 20
 
 NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
-    "operator": (("/accounts", "账号管理"), ("/accounts/new", "分配账号")),
+    "operator": (
+        ("/accounts", "账号管理"),
+        ("/accounts/new", "分配账号"),
+        ("/video/endpoints", "视频服务登记"),
+    ),
     "applicant": (
         ("/my", "申请概览"),
         ("/my/institution", "机构注册"),
@@ -50,9 +54,14 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/my/departments", "科室信息"),
         ("/my/doctors", "人员信息"),
         ("/my/progress", "审核进度查询"),
+        ("/video/search", "视频调阅"),
     ),
     "reviewer": (("/review", "待审核"), ("/review?status=all", "全部申请")),
-    "regulator": (("/review?status=all", "申请列表"),),
+    "regulator": (
+        ("/review?status=all", "申请列表"),
+        ("/video/search", "视频调阅"),
+        ("/video/audit", "调阅记录"),
+    ),
 }
 HOME: Final[dict[str, str]] = {
     "operator": "/accounts",

@@ -8,4 +8,5 @@ from __future__ import annotations
 import imsp.acceptance.models
 import imsp.auth.models
 import imsp.exchange.models
-import imsp.qualification.models  # noqa: F401
+import imsp.qualification.models
+import imsp.video.models  # noqa: F401

@@ -1,4 +1,4 @@
-"""acceptance: confirmation cases, their transitions, video checks, issued reports
+"""acceptance: confirmation cases, their transitions, issued reports
 
 Revision ID: 0030
 Revises: 0001
@@ -60,27 +60,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_acceptance_transition_case_id"), "acceptance_transition", ["case_id"])
     op.create_table(
-        "acceptance_video_check",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("institution_id", sa.Integer(), nullable=False),
-        sa.Column("visit_no", sa.String(length=64), nullable=False),
-        sa.Column("at", _T, nullable=False),
-        sa.Column("ok", sa.Boolean(), nullable=False),
-        sa.Column("detail", sa.Text(), nullable=False),
-        sa.Column("actor", sa.String(length=60), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["institution_id"],
-            ["institution.id"],
-            name=op.f("fk_acceptance_video_check_institution_id_institution"),
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_acceptance_video_check")),
-    )
-    op.create_index(
-        op.f("ix_acceptance_video_check_institution_id"),
-        "acceptance_video_check",
-        ["institution_id"],
-    )
-    op.create_table(
         "acceptance_report",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("number", sa.String(length=40), nullable=False),
@@ -115,6 +94,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("acceptance_report")
-    op.drop_table("acceptance_video_check")
     op.drop_table("acceptance_transition")
     op.drop_table("acceptance_case")
