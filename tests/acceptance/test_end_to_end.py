@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
 from imsp.acceptance import service
 from imsp.acceptance.board import Board
 from imsp.acceptance.service import Who
-from imsp.app import create_exchange_app
+from imsp.app import create_exchange_app, create_portal_app
+from imsp.auth.credentials import list_credentials
 from imsp.auth.service import IssuedCredential
 from imsp.cli.main import cli
 from imsp.client import Client
@@ -29,6 +31,7 @@ from tests.acceptance.builders import (
     CENTRE,
     NAME,
     ORG,
+    PASSWORD,
     deps,
     make_test_credential,
     recordings_for,
@@ -38,6 +41,7 @@ from tests.acceptance.builders import (
     seed_users,
 )
 from tests.client.inprocess import InProcessTransport
+from tests.portal.client import post_form, sign_in
 from tests.video import builders as video_builders
 
 pytestmark = pytest.mark.timeout(300)
@@ -194,41 +198,52 @@ def test_institution_reaches_a_green_board_applies_and_is_confirmed(
     assert result.ok, result.message
     assert board(settings).green
 
-    run(
-        settings,
-        lambda s: service.apply(
-            s,
-            institution_id=inst_id,
-            who=applicant,
-            now=clock.now(),
-            deps=deps(settings),
-            internet_hospital=NAME + "互联网医院",
-            vendor="测试软件有限公司",
-        ),
-    )
+    # In the portal: the institution applies, the centre confirms.
+    with TestClient(create_portal_app(settings, clock=clock)) as hospital:
+        sign_in(hospital, "applicant1", PASSWORD)
+        page = hospital.get("/my/acceptance")
+        assert "全部达标" in page.text and "申请接入确认" in page.text
+        r = post_form(
+            hospital,
+            f"/acceptance/{ORG}/apply",
+            {"internet_hospital": NAME + "互联网医院", "vendor": "测试软件有限公司"},
+            page="/my/acceptance",
+        )
+        assert r.status_code == 200 and "已申请接入确认" in r.text, r.text
     clock.advance(hours=1)
-    decision = run(
-        settings,
-        lambda s: service.decide(
-            s,
-            institution_id=inst_id,
-            action="confirm",
-            who=CENTRE,
-            now=clock.now(),
-            deps=deps(settings),
-        ),
-    )
-    assert decision.report is not None and decision.credential is not None
-    assert decision.credential.channel == "production"
+    with TestClient(create_portal_app(settings, clock=clock)) as centre:
+        sign_in(centre, "centre1", PASSWORD)
+        queue = centre.get("/centre")
+        assert NAME in queue.text and "审核" in queue.text
+        r = post_form(
+            centre, f"/acceptance/{ORG}/decide", {"action": "confirm"}, page=f"/acceptance/{ORG}"
+        )
+        assert r.status_code == 200 and "production-credential" in r.text, r.text
+        reports = run(settings, lambda s: service.reports_of(s, institution_id=inst_id))
+        assert len(reports) == 1
+        issued = reports[0]
+        shown = centre.get(f"/acceptance/reports/{issued.id}.pdf")
+        assert shown.status_code == 200 and shown.content == issued.pdf
+        as_json = centre.get(f"/acceptance/reports/{issued.id}.json").json()
+        assert as_json["number"] == issued.number and as_json["sha256OfPdf"] == issued.sha256
+        # The production secret was shown once, on that page only.
+        assert "appSecret" not in centre.get(f"/acceptance/{ORG}").text
+    creds = run(settings, lambda s: list_credentials(s, org_code=ORG))
+    assert sorted(c.channel for c in creds) == ["production", "test"]
+    # The qualification filing (资质管理) shows the confirmation.
+    with TestClient(create_portal_app(settings, clock=clock)) as hospital:
+        sign_in(hospital, "applicant1", PASSWORD)
+        home = hospital.get("/my")
+        assert "已确认" in home.text and issued.number in home.text
     pdf = tmp_path / "report.pdf"
-    pdf.write_bytes(decision.report.pdf)
+    pdf.write_bytes(issued.pdf)
     text = subprocess.run(
         ["pdftotext", "-raw", str(pdf), "-"], check=True, capture_output=True, text=True
     ).stdout
     compact = re.sub(r"\s+", "", text)
     assert "《接口联调对接验收报告》" in compact and NAME in compact and ORG in compact
-    assert decision.report.number in compact and "测试软件有限公司" in compact
-    figures = [i for p in decision.report.content["parts"] for i in p["items"]]
+    assert issued.number in compact and "测试软件有限公司" in compact
+    figures = [i for p in issued.content["parts"] for i in p["items"]]
     assert len(figures) > 40
     for item in figures:
         for text_ in (item["label"], item["threshold"], item["measured"]):
@@ -247,7 +262,7 @@ def test_institution_reaches_a_green_board_applies_and_is_confirmed(
     }
     ok = CliRunner(env=env).invoke(cli, ["acceptance", "verify", str(pdf)], catch_exceptions=False)
     assert ok.exit_code == 0, ok.output
-    assert "校验通过" in ok.output and decision.report.number in ok.output
+    assert "校验通过" in ok.output and issued.number in ok.output
     forged = tmp_path / "forged.pdf"
     data = bytearray(pdf.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -256,8 +271,8 @@ def test_institution_reaches_a_green_board_applies_and_is_confirmed(
     assert bad.exit_code == 1 and "校验失败" in bad.output
 
     # The JSON content is the same report; the history holds every step.
-    assert decision.report.content["number"] == decision.report.number
-    assert decision.report.content["verdict"] == "通过"
+    assert issued.content["number"] == issued.number
+    assert issued.content["verdict"] == "通过"
     steps = run(settings, lambda s: service.timeline(s, institution_id=inst_id))
     assert [t.action for t in steps] == ["apply", "confirm"]
 

@@ -16,7 +16,7 @@ from imsp.acceptance import board as B
 from imsp.acceptance import report
 from imsp.acceptance.models import AcceptanceCase, AcceptanceReport, AcceptanceTransition
 from imsp.acceptance.quality import LogQuality, QualitySource
-from imsp.acceptance.workflow import transition
+from imsp.acceptance.workflow import STATES, transition
 from imsp.auth.models import Institution
 from imsp.auth.service import IssuedCredential, audit, issue_credential
 from imsp.config import AcceptanceSettings, Settings
@@ -384,3 +384,33 @@ async def purge_test_data(
         detail={"records": len(ids)},
     )
     return len(ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What the qualification filing (资质管理) shows of an institution's access confirmation."""
+
+    status: str | None
+    label: str
+    tone: str
+    report_number: str = ""
+    issued_at: datetime | None = None
+    revoked: bool = False
+
+
+async def confirmation_of(session: AsyncSession, *, institution_id: int) -> Confirmation:
+    case = await session.scalar(
+        select(AcceptanceCase).where(AcceptanceCase.institution_id == institution_id)
+    )
+    status = None if case is None or case.status == "new" else case.status
+    state = STATES[status]
+    reports = await reports_of(session, institution_id=institution_id)
+    latest = reports[0] if reports else None
+    return Confirmation(
+        status=status,
+        label=state.label,
+        tone=state.tone,
+        report_number=latest.number if latest else "",
+        issued_at=latest.issued_at if latest else None,
+        revoked=latest is not None and latest.revoked_at is not None,
+    )

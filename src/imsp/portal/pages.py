@@ -117,7 +117,7 @@ def install(app: FastAPI) -> None:
     settings = app.state.ctx.settings
     static = resources.files("imsp.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    for module in (signin, accounts, applicant, roster, review, video, acceptance_pages):
+    for module in (signin, accounts, applicant, acceptance_pages, roster, review, video):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login
     app.add_middleware(
