@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -14,8 +13,8 @@ from imsp.client import Client
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.standard.demo import DEMO_ORG_CODE, DEMO_ORG_NAME
-from imsp.storage.db import Database
 from tests.client.inprocess import InProcessTransport
+from tests.support.database import run
 
 BASE_URL = "http://exchange.test"
 
@@ -25,17 +24,12 @@ def make_credential(
 ) -> IssuedCredential:
     """An appId/appSecret for ``org_code`` (the institution is created if new)."""
 
-    async def run() -> IssuedCredential:
-        db = Database(settings)
-        try:
-            async with db.session() as s:
-                return await create_credential(
-                    s, org_code=org_code, institution_name=DEMO_ORG_NAME, now=clock.now()
-                )
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
+    return run(
+        settings,
+        lambda s: create_credential(
+            s, org_code=org_code, institution_name=DEMO_ORG_NAME, now=clock.now()
+        ),
+    )
 
 
 @pytest.fixture

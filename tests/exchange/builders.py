@@ -6,7 +6,6 @@ realistic and consistent, for the institution asked for, with distinct business 
 
 from __future__ import annotations
 
-import asyncio
 from functools import lru_cache
 from typing import Any
 
@@ -19,7 +18,7 @@ from imsp.clock import Clock
 from imsp.config import Settings
 from imsp.standard.model import Dataset, load_standard
 from imsp.standard.sample import generate
-from imsp.storage.db import Database
+from tests.support.database import run
 
 #: Two syntactically valid USCCs (GB 32100 check digits) of fictitious institutions.
 ORG_A = "12130000MB1A2B3C4R"
@@ -30,17 +29,10 @@ SEED = 4
 def make_credential(
     settings: Settings, clock: Clock, org_code: str = ORG_A, name: str = "测试医院"
 ) -> IssuedCredential:
-    async def run() -> IssuedCredential:
-        db = Database(settings)
-        try:
-            async with db.session() as s:
-                return await create_credential(
-                    s, org_code=org_code, institution_name=name, now=clock.now()
-                )
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
+    return run(
+        settings,
+        lambda s: create_credential(s, org_code=org_code, institution_name=name, now=clock.now()),
+    )
 
 
 def get_token(client: TestClient, cred: IssuedCredential) -> str:
@@ -77,12 +69,4 @@ def record(
 def revoke(settings: Settings, clock: Clock, app_id: str) -> None:
     from imsp.auth.credentials import revoke_credential
 
-    async def run() -> None:
-        db = Database(settings)
-        try:
-            async with db.session() as s:
-                await revoke_credential(s, app_id=app_id, now=clock.now())
-        finally:
-            await db.dispose()
-
-    asyncio.run(run())
+    run(settings, lambda s: revoke_credential(s, app_id=app_id, now=clock.now()))

@@ -10,20 +10,13 @@ import pytest
 from imsp.exchange.archive import compress, new_exchange_id, restore
 from imsp.exchange.mask import mask_key, mask_record
 from imsp.exchange.models import KEY_LENGTH, Record
-from imsp.exchange.pgstore import PgWriter, _Item
+from imsp.exchange.pg_writer import PgWriter, _Item
 from imsp.exchange.ratelimit import SlidingWindow
-from imsp.exchange.store import Batch, LogEntry
+from imsp.exchange.writer import ROLE_COLUMNS, Batch, LogEntry
 from imsp.standard.model import load_standard
 from tests.exchange.builders import record
 
 STD = load_standard()
-ROLE_COLUMNS = {
-    "patient_id": Record.patient_id,
-    "patient_cert_id": Record.patient_cert_id,
-    "doctor_cert_id": Record.doctor_cert_id,
-    "visit_no": Record.visit_no,
-    "dept_code": Record.dept_code,
-}
 
 
 def test_exchange_ids_are_uuid7_and_increase_within_a_process() -> None:
@@ -61,12 +54,13 @@ def test_sliding_window_memory_is_bounded() -> None:
 def test_typed_columns_hold_every_value_the_standard_allows(ds: Any) -> None:
     paths = dict(ds.walk())
     for role, code in ds.columns.items():
-        if role in ROLE_COLUMNS:
+        column = ROLE_COLUMNS[role]
+        if column.kind == "text":
             f = paths[code]
             assert f.type == "string" and f.length is not None
-            assert f.length <= ROLE_COLUMNS[role].type.length, (ds.code, code)
+            assert f.length <= Record.__table__.c[column.column].type.length, (ds.code, code)
         else:
-            assert role == "business_time" and paths[code].type in ("date", "datetime")
+            assert column.kind == "time" and paths[code].type in ("date", "datetime")
     longest_key = sum((paths[k].length or 20) for k in ds.key) + len(ds.key) - 1
     assert longest_key <= KEY_LENGTH
 

@@ -6,14 +6,11 @@ that makes its examples invalid shows up here too.
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import zlib
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,33 +23,13 @@ from imsp.qualification import roster as records
 from imsp.qualification.attachments import Upload, add_attachment
 from imsp.qualification.models import Application
 from imsp.qualification.registration import Actor, allocate_applicant, open_application
-from imsp.storage.db import Database
+from tests.support.database import run
 
 ORG = "12130000MB1A2B3C4R"  # the demo institution (GB 32100 check digit R)
 ORG2 = "12130000MB1A2B3C5W"
 ORG_NAME = "河北省互联网医疗示范医院"
 OPERATOR = Actor("operator", "operator")
 DOCTOR_ID2 = "130102198512122348"  # valid GB 11643; female, born 1985-12-12
-
-T = TypeVar("T")
-
-
-def run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in its own unit of work (committed) against ``settings``' database.
-
-    It runs on a thread of its own, so it works also where an event loop is already running
-    (Playwright's sync API keeps one in the test's thread)."""
-
-    async def go() -> T:
-        db = Database(settings)
-        try:
-            async with db.session() as session:
-                return await work(session)
-        finally:
-            await db.dispose()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, go()).result()
 
 
 def profile(org_code: str = ORG, **changes: str) -> dict[str, Any]:

@@ -241,7 +241,7 @@ async def corrected_resends(
             records = archive_records(body)
         except ValueError:
             continue
-        checked = check(ds, records, org_code=org_code, postgres=False)
+        checked = check(ds, records, org_code=org_code, encode_time=str)
         for r in checked.results:
             if r["msgCode"] != 200 and r.get("key"):
                 rejected.setdefault((ds.code, str(r["key"])), at)

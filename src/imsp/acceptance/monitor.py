@@ -226,7 +226,7 @@ async def frequent_errors(
             records = archive_records(body)
         except ValueError:
             continue
-        for r in check(ds, records, org_code=org_code, postgres=False).results:
+        for r in check(ds, records, org_code=org_code, encode_time=str).results:
             for e in r.get("errors", []):
                 key = (ds.code, str(e.get("code", "")), str(e.get("field", "")))
                 counts[key] += 1

@@ -44,9 +44,10 @@ from imsp.errors import (
 )
 from imsp.exchange import archive, schemas
 from imsp.exchange.ingest import ingest
-from imsp.exchange.pgstore import PgWriter
-from imsp.exchange.store import LogEntry, SqliteWriter, Writer, db_failure
+from imsp.exchange.pg_writer import PgWriter
+from imsp.exchange.sqlite_writer import SqliteWriter
 from imsp.exchange.tokens import TokenService
+from imsp.exchange.writer import LogEntry, Writer, db_failure
 from imsp.standard.jsonschema import code_table_json, dataset_schema
 from imsp.standard.model import Dataset, Standard, load_standard
 from imsp.standard.validate import validator_for

@@ -15,29 +15,17 @@ Rules (issue 4; the Data Standard's own checks live in ``imsp.standard.validate`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from imsp.exchange import receipts
 from imsp.exchange.models import KEY_LENGTH
-from imsp.exchange.pgstore import PgWriter
-from imsp.exchange.store import Batch, LogEntry, Writer
 from imsp.exchange.tokens import Grant
+from imsp.exchange.writer import ROLE_COLUMNS, Batch, LogEntry, Writer
 from imsp.standard.issues import Issue
 from imsp.standard.model import Dataset
 from imsp.standard.validate import validator_for
-
-#: Data Standard column roles → short names in the rows parameter (``store.ROW_COLUMNS``).
-_ROLES: Final = {
-    "patient_id": "pid",
-    "patient_cert_id": "pc",
-    "doctor_cert_id": "dc",
-    "visit_no": "vn",
-    "dept_code": "dp",
-}
-_BEIJING_OFFSET: Final = timedelta(hours=8)
 
 
 @dataclass(slots=True)
@@ -59,10 +47,11 @@ class Receipt:
 
 @dataclass(frozen=True, slots=True)
 class _Layout:
-    """Where a dataset's typed columns come from (``[columns]`` of its definition)."""
+    """Where a dataset's typed columns come from (``[columns]`` of its definition): (row key,
+    field code) of its text columns and of its time columns (``writer.ROW_COLUMNS``)."""
 
-    roles: tuple[tuple[str, str], ...]
-    business_time: str | None
+    texts: tuple[tuple[str, str], ...]
+    times: tuple[tuple[str, str], ...]
     has_organ: bool
 
 
@@ -72,9 +61,11 @@ _layouts: dict[str, _Layout] = {}
 def _layout(ds: Dataset) -> _Layout:
     hit = _layouts.get(ds.code)
     if hit is None:
-        roles = tuple((_ROLES[r], f) for r, f in ds.columns.items() if r in _ROLES)
+        cols = [(ROLE_COLUMNS[r], f) for r, f in ds.columns.items()]
+        texts = tuple((c.short, f) for c, f in cols if c.kind == "text")
+        times = tuple((c.short, f) for c, f in cols if c.kind == "time")
         codes = {f.code for f in ds.fields}
-        hit = _Layout(roles, ds.columns.get("business_time"), "organID" in codes)
+        hit = _Layout(texts, times, "organID" in codes)
         _layouts[ds.code] = hit
     return hit
 
@@ -83,8 +74,15 @@ def _issue(field_: str, code: str, msg: str) -> Issue:
     return Issue(field_, code, msg, "error")
 
 
-def check(dataset: Dataset, records: Sequence[Any], *, org_code: str, postgres: bool) -> Checked:
-    """Validate every record and prepare the storable rows (pure: no database, no clock)."""
+def check(
+    dataset: Dataset,
+    records: Sequence[Any],
+    *,
+    org_code: str,
+    encode_time: Callable[[str], str],
+) -> Checked:
+    """Validate every record and prepare the storable rows (pure: no database, no clock);
+    ``encode_time`` is the writer's (``Writer.encode_time``)."""
     layout = _layout(dataset)
     verdicts = validator_for(dataset).check_many(records)
     seen: dict[str, list[int]] = {}
@@ -127,36 +125,23 @@ def check(dataset: Dataset, records: Sequence[Any], *, org_code: str, postgres: 
             continue
         assert v.record is not None and key is not None
         out.results.append(receipts.success(v.index, key, v.warnings))
-        out.rows.append(_row(v.index, key, v.record, layout, postgres))
+        out.rows.append(_row(v.index, key, v.record, layout, encode_time))
     return out
 
 
 def _row(
-    index: int, key: str, rec: dict[str, Any], layout: _Layout, postgres: bool
+    index: int, key: str, rec: dict[str, Any], layout: _Layout, encode_time: Callable[[str], str]
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"i": index, "k": key, "vd": rec.get("operType") == "3", "d": rec}
-    for short, code in layout.roles:
+    for short, code in layout.texts:
         value = rec.get(code)
         if type(value) is str and value:
             row[short] = value
-    if layout.business_time is not None:
-        bt = rec.get(layout.business_time)
-        if type(bt) is str and bt:
-            row["bt"] = _pg_time(bt) if postgres else _sqlite_time(bt)
+    for short, code in layout.times:
+        value = rec.get(code)
+        if type(value) is str and value:
+            row[short] = encode_time(value)
     return row
-
-
-def _pg_time(value: str) -> str:
-    """``yyyy-MM-dd[ HH:mm:ss]`` Beijing time (validated) as ISO 8601 with its offset."""
-    if len(value) == 10:
-        return value + "T00:00:00+08:00"
-    return value[:10] + "T" + value[11:] + "+08:00"
-
-
-def _sqlite_time(value: str) -> str:
-    """The same instant in the form SQLAlchemy stores on SQLite: naive UTC with microseconds."""
-    utc = datetime.fromisoformat(value) - _BEIJING_OFFSET
-    return utc.isoformat(sep=" ", timespec="microseconds")
 
 
 async def ingest(
@@ -172,8 +157,7 @@ async def ingest(
 ) -> Receipt:
     """Check, store and log one upload and return its receipt. ``entry`` is the log row, filled
     in here with the outcome counts; ``started`` is the request's ``time.perf_counter()``."""
-    postgres = isinstance(writer, PgWriter)
-    checked = check(dataset, records, org_code=grant.org_code, postgres=postgres)
+    checked = check(dataset, records, org_code=grant.org_code, encode_time=writer.encode_time)
     results = checked.results
     total = len(results)
     ok = total - checked.fail

@@ -12,12 +12,14 @@ Design (数据上报, issue 4):
   body carried each version, when and with which appId. The content of any version is reproduced
   from the archived request body (``exchange_log.body``) with the same validator, so history costs
   no second copy of the data.
+* ``record_change`` — the change feed: one row per stored record version, written with it, consumed
+  and deleted by supervision (``imsp.exchange.changes``).
 * ``exchange_log`` — every request to the token service and the upload services, accepted or not.
   Its id is a UUIDv7 made by the server (time-ordered, no round trip to obtain it) and is returned
   to the client as ``exchangeId``. Bodies of accepted uploads are kept zlib-compressed with their
   SHA-256, so any stored record traces to the exact bytes that carried it (``archive``).
 
-There are deliberately no foreign keys from ``record``/``record_version`` to ``exchange_log``, nor
+There are deliberately no foreign keys from ``record``/``record_version``/``record_change`` to ``exchange_log``, nor
 from ``record_version`` to ``record``: the log may be archived or pruned on its own schedule,
 version rows are written by the same statement as their record (records are never deleted), and
 each per-row FK check costs ~4 µs of ingest (docs/performance.md). ``record`` → ``institution``
@@ -136,3 +138,23 @@ class ExchangeLog(Base):
     chunked: Mapped[bool] = mapped_column(default=False)  # Transfer-Encoding: chunked
     # Accepted uploads only: as sent on PostgreSQL (column compressed with lz4), zlib on SQLite.
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class RecordChange(Base):
+    """The change feed: one row per record version stored by an upload, written in the same unit
+    of work as the record (``imsp.exchange.writer``), consumed and deleted by supervision through
+    ``imsp.exchange.changes`` (claim with a lease, then ack). Unchanged resends, dry runs and
+    atomic failures add none. No foreign keys, like ``record_version`` (written by the same
+    statement as its record; an FK check per row costs ingest time)."""
+
+    __tablename__ = "record_change"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    institution_id: Mapped[int]
+    dataset: Mapped[str] = mapped_column(String(30))
+    business_key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    record_id: Mapped[int] = mapped_column(BigId)
+    version: Mapped[int]
+    stored_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]

@@ -30,7 +30,7 @@ from imsp.config import ExchangeSettings
 from imsp.errors import ImspError, RateLimited, TokenExpired, TokenInvalid, TokenMissing
 from imsp.exchange.models import AccessToken
 from imsp.exchange.ratelimit import SlidingWindow
-from imsp.exchange.store import db_failure
+from imsp.exchange.writer import db_failure
 
 #: Expired tokens are kept this long so a late client still gets "expired" (40103), not "invalid".
 KEEP_EXPIRED = timedelta(days=7)

@@ -1,7 +1,7 @@
 """exchange channel: test/production channel and chunked transfer in the exchange log
 
 Revision ID: 0031
-Revises: 0002
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0031"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,5 @@
-"""PostgreSQL writer: each request's records, versions and log row in ONE statement, and
+"""PostgreSQL writer: each request's records, versions, change-feed rows and log row in ONE
+statement (the unit of work of ``imsp.exchange.writer``), and
 concurrent requests merged into one statement (group commit).
 
 Why: on a two-core server a single-record upload spent more CPU in per-statement overhead
@@ -15,16 +16,17 @@ flush) than in everything else together. So:
   Each request still succeeds or fails as a whole; if a merged statement fails, its requests are
   retried one by one so one bad request cannot fail its neighbours.
 
-The statement (two JSON parameters: ``reqs`` — one object per request, with its log row — and
-``rows`` — one object per record, tagged with its request ``q``)::
+The statement (array parameters: ``req_*`` — one element per request, with its log row — and
+``row_*`` — one element per record, tagged with its request ``q``)::
 
-    WITH reqs AS (SELECT … FROM jsonb_to_recordset(:reqs) AS q(…)),
-         rows AS (SELECT r.*, reqs.institution_id, … FROM jsonb_to_recordset(:rows) AS r(…)
+    WITH reqs AS (SELECT … FROM unnest(:req_q, :req_id, …) AS q(…)),
+         rows AS (SELECT r.*, reqs.institution_id, … FROM unnest(:row_q, :row_i, …) AS r(…)
                   JOIN reqs ON r.q = reqs.q),
          up   AS (INSERT INTO record … SELECT … FROM rows ORDER BY institution, dataset, key
                   ON CONFLICT (institution_id, dataset, key) DO UPDATE SET …
                   WHERE record.data IS DISTINCT FROM excluded.data RETURNING …),
          ver  AS (INSERT INTO record_version … FROM up JOIN rows … RETURNING exchange_id, position, version),
+         chg  AS (INSERT INTO record_change … SELECT … FROM up),
          log  AS (INSERT INTO exchange_log … FROM reqs WHERE (SELECT count(*) FROM ver) >= 0
                   ON CONFLICT (id) DO NOTHING)
     SELECT exchange_id, position, version FROM ver
@@ -71,12 +73,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement, Executable
 
 from imsp.errors import ImspError
-from imsp.exchange.store import (
+from imsp.exchange.writer import (
+    CHANGE_COLUMNS,
     EXCHANGE_LOG,
+    INSERT_COLUMNS,
     RECORD,
+    RECORD_CHANGE,
     RECORD_VERSION,
     ROW_COLUMNS,
     Batch,
+    ColumnKind,
     LogEntry,
     Stored,
     db_failure,
@@ -121,7 +127,6 @@ _REQ_TYPES: Final[dict[str, Any]] = {
 
 
 _LOG_FIELDS: Final = tuple(n for n in _REQ_TYPES if n not in ("q", "pre_ms"))
-_ROW_FIELDS: Final = ("i", "k", "bt", "pid", "pc", "dc", "vn", "dp", "vd")
 
 
 @dataclass(slots=True)
@@ -157,6 +162,12 @@ class PgWriter:
         self._pending: deque[_Item] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def encode_time(self, value: str) -> str:
+        """ISO 8601 with the Beijing offset; PostgreSQL casts it per row (``timestamptz``)."""
+        if len(value) == 10:
+            return value + "T00:00:00+08:00"
+        return value[:10] + "T" + value[11:] + "+08:00"
 
     async def store(self, batch: Batch, *, log: LogEntry, started: float) -> Stored:
         keys = frozenset(row["k"] for row in batch.rows)
@@ -279,7 +290,8 @@ class PgWriter:
             cols["q"].extend([q] * len(rows))
             for name in _ROW_FIELDS:
                 cols[name].extend([row.get(name) for row in rows])
-            cols["d"].extend([dumps(row["d"]).decode() for row in rows])
+            for name in _JSON_FIELDS:
+                cols[name].extend([dumps(row[name]).decode() for row in rows])
         params.update({"req_" + k: v for k, v in reqs.items()})
         params.update({"row_" + k: v for k, v in cols.items()})
         return params
@@ -307,40 +319,40 @@ def _arrays(prefix: str, types: dict[str, Any], alias: str) -> Any:
     return fn.table_valued(*types).render_derived(name=alias)
 
 
-#: The per-record columns, sent as one binary array parameter each (``%(name)b``): psycopg dumps
-#: a list of 500 strings in microseconds, and PostgreSQL reads each element as it is — no JSON
-#: document to parse first. ``bt`` (ISO 8601 text) and ``d`` (JSON text) are cast per row.
+#: How each kind of row column travels: one binary array parameter per column (``%(name)b``):
+#: psycopg dumps a list of 500 strings in microseconds, and PostgreSQL reads each element as it
+#: is — no JSON document to parse first. Times (ISO 8601 text) and the record (JSON text) are
+#: cast per row.
+_ARRAY_TYPES: Final[dict[ColumnKind, Any]] = {
+    "text": Text(),
+    "time": Text(),
+    "bool": Boolean(),
+    "json": Text(),
+}
+_CASTS: Final[dict[ColumnKind, Any]] = {"time": DateTime(timezone=True), "json": pg.JSONB()}
+#: The per-record array parameters: the request ``q``, the index ``i``, then the row columns.
 ROW_ARRAYS: Final[dict[str, Any]] = {
     "q": Integer(),
     "i": Integer(),
-    "k": Text(),
-    "bt": Text(),
-    "pid": Text(),
-    "pc": Text(),
-    "dc": Text(),
-    "vn": Text(),
-    "dp": Text(),
-    "vd": Boolean(),
-    "d": Text(),
+    **{c.short: _ARRAY_TYPES[c.kind] for c in ROW_COLUMNS},
 }
+#: The row-dict keys read as they are (the record ``d`` is serialised on the way).
+_ROW_FIELDS: Final = ("i", *(c.short for c in ROW_COLUMNS if c.kind != "json"))
+_JSON_FIELDS: Final = tuple(c.short for c in ROW_COLUMNS if c.kind == "json")
 
 
 @cache
 def _group_statement() -> Executable:
     reqs = select(_arrays("req_", _REQ_TYPES, "q")).cte("reqs")
     r = _arrays("row_", ROW_ARRAYS, "r")
-    typed = {
-        k: cast(r.c[k], DateTime(timezone=True))
-        if k == "bt"
-        else cast(r.c[k], pg.JSONB())
-        if k == "d"
-        else r.c[k]
-        for k in ROW_COLUMNS
-    }
+    typed = [
+        (cast(r.c[c.short], _CASTS[c.kind]) if c.kind in _CASTS else r.c[c.short]).label(c.short)
+        for c in ROW_COLUMNS
+    ]
     rows = (
         select(
             r.c.i,
-            *(typed[k].label(k) for k in ROW_COLUMNS),
+            *typed,
             reqs.c.institution_id.label("inst"),
             reqs.c.dataset.label("ds"),
             reqs.c.id.label("xid"),
@@ -350,20 +362,16 @@ def _group_statement() -> Executable:
         .select_from(r.join(reqs, r.c.q == reqs.c.q))
         .cte("rows")
     )
-    cols = [col for col, _ in ROW_COLUMNS.values()]
     source = select(
         rows.c.inst,
         rows.c.ds,
-        *(rows.c[k] for k in ROW_COLUMNS),
+        *(rows.c[c.short] for c in ROW_COLUMNS),
         literal_column("1"),
         rows.c.now,
         rows.c.now,
         rows.c.xid,
     ).order_by(rows.c.inst, rows.c.ds, rows.c.k)
-    ins = pg.insert(RECORD).from_select(
-        ["institution_id", "dataset", *cols, "version", "created_at", "updated_at", "exchange_id"],
-        source,
-    )
+    ins = pg.insert(RECORD).from_select(list(INSERT_COLUMNS), source)
     up = (
         ins.on_conflict_do_update(
             index_elements=["institution_id", "dataset", "key"],
@@ -371,9 +379,24 @@ def _group_statement() -> Executable:
             where=RECORD.c.data.is_distinct_from(ins.excluded.data),
         )
         .returning(
-            RECORD.c.id, RECORD.c.institution_id, RECORD.c.dataset, RECORD.c.key, RECORD.c.version
+            RECORD.c.id,
+            RECORD.c.institution_id,
+            RECORD.c.dataset,
+            RECORD.c.key,
+            RECORD.c.version,
+            RECORD.c.updated_at,
         )
         .cte("up")
+    )
+    change_cte = (
+        pg.insert(RECORD_CHANGE)
+        .from_select(
+            list(CHANGE_COLUMNS),
+            select(
+                up.c.institution_id, up.c.dataset, up.c.key, up.c.id, up.c.version, up.c.updated_at
+            ),
+        )
+        .cte("chg")
     )
     ver = (
         pg.insert(RECORD_VERSION)
@@ -408,7 +431,7 @@ def _group_statement() -> Executable:
         .on_conflict_do_nothing(index_elements=["id"])
         .cte("log")
     )
-    return select(ver.c.exchange_id, ver.c.position, ver.c.version).add_cte(log_cte)
+    return select(ver.c.exchange_id, ver.c.position, ver.c.version).add_cte(change_cte, log_cte)
 
 
 def _compiled(stmt: Executable) -> tuple[str, dict[str, Any]]:

@@ -1,0 +1,89 @@
+"""The change feed: which records uploads stored, for the work that follows them (supervision).
+
+Every record an upload stores as new or updated adds one ``record_change`` row, written by the
+writer in the same unit of work as the record itself (``imsp.exchange.writer``): a committed record
+always has its change row, a failed write leaves neither. Unchanged resends, dry runs and atomic
+failures add none.
+
+A consumer works in rounds, each in a unit of work its boundary commits:
+
+1. :func:`claim` takes up to ``limit`` unclaimed rows, oldest first, and leases them to ``worker``
+   until ``now + lease`` (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so concurrent consumers never
+   get the same row and never wait for each other). Commit, so the lease is visible to others.
+2. It does its work, then :func:`ack` deletes the rows it finished, in the same unit of work as
+   the results of that work.
+
+A consumer that crashes between the two loses nothing: when its lease expires the rows are
+claimable again (work must therefore be idempotent — it may see a change twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imsp.exchange.models import RecordChange
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One stored record version waiting for its follow-up work."""
+
+    id: int
+    institution_id: int
+    dataset: str
+    business_key: str
+    record_id: int
+    version: int
+    stored_at: datetime
+
+
+async def claim(
+    session: AsyncSession, *, worker: str, limit: int, now: datetime, lease: timedelta
+) -> list[Change]:
+    """Lease up to ``limit`` claimable changes (never claimed, or whose lease ended by ``now``) to
+    ``worker`` until ``now + lease``; oldest first."""
+    claimable = (
+        select(RecordChange.id)
+        .where(or_(RecordChange.claimed_until.is_(None), RecordChange.claimed_until <= now))
+        .order_by(RecordChange.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # SQLite: no row locks; its writers are serialised
+        .scalar_subquery()
+    )
+    stmt = (
+        update(RecordChange)
+        .where(RecordChange.id.in_(claimable))
+        .values(claimed_by=worker, claimed_until=now + lease)
+        .returning(
+            RecordChange.id,
+            RecordChange.institution_id,
+            RecordChange.dataset,
+            RecordChange.business_key,
+            RecordChange.record_id,
+            RecordChange.version,
+            RecordChange.stored_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = (await session.execute(stmt)).all()
+    return sorted((Change(*row) for row in rows), key=lambda c: c.id)
+
+
+async def ack(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Delete the changes whose work is done (in the unit of work that did it)."""
+    if ids:
+        await session.execute(
+            delete(RecordChange)
+            .where(RecordChange.id.in_(list(ids)))
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def depth(session: AsyncSession) -> int:
+    """How many changes wait (claimed or not): the feed's backlog."""
+    return int((await session.execute(select(func.count()).select_from(RecordChange))).scalar_one())

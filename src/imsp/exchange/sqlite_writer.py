@@ -1,0 +1,161 @@
+"""SQLite writer (demo, single node): one upload's statements in one transaction.
+
+The batch travels to SQLite as ONE bind parameter — a JSON array of the row dicts made by
+``orjson`` in one call — which ``json_each`` expands: the Python cost per record is building one
+dict. The upsert returns the stored records; their version rows and change-feed rows and the log
+row follow in the same transaction (``imsp.exchange.writer``).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, Final
+
+import orjson
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    Uuid,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
+
+from imsp.exchange import archive
+from imsp.exchange.writer import (
+    EXCHANGE_LOG,
+    INSERT_COLUMNS,
+    RECORD,
+    RECORD_CHANGE,
+    RECORD_VERSION,
+    ROW_COLUMNS,
+    Batch,
+    LogEntry,
+    Stored,
+    db_failure,
+    update_set,
+)
+from imsp.storage.base import UtcDateTime
+from imsp.storage.db import Database
+
+_BEIJING_OFFSET: Final = timedelta(hours=8)
+
+
+class SqliteWriter:
+    """SQLite: the upsert, the versions, the change feed and the log row in one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def encode_time(self, value: str) -> str:
+        """The instant in the form SQLAlchemy stores on SQLite: naive UTC with microseconds."""
+        utc = datetime.fromisoformat(value) - _BEIJING_OFFSET
+        return utc.isoformat(sep=" ", timespec="microseconds")
+
+    async def store(self, batch: Batch, *, log: LogEntry, started: float) -> Stored:
+        try:
+            async with self.db.engine.begin() as conn:
+                return await _store(conn, batch, log=log, started=started)
+        except DBAPIError as exc:
+            raise db_failure(exc, None, connection_lost=exc.connection_invalidated) from None
+
+    async def log(self, entry: LogEntry, *, started: float) -> None:
+        try:
+            async with self.db.engine.begin() as conn:
+                await _insert_log(conn, entry, started=started)
+        except DBAPIError as exc:
+            raise db_failure(exc, None, connection_lost=exc.connection_invalidated) from None
+
+    async def close(self) -> None:
+        return None
+
+
+async def _insert_log(conn: AsyncConnection, entry: LogEntry, *, started: float) -> None:
+    entry.latency_ms = (time.perf_counter() - started) * 1000
+    params = entry.params()
+    if entry.body is not None:
+        params["body"] = archive.compress(entry.body)
+    await conn.execute(insert(EXCHANGE_LOG), params)
+
+
+async def _store(conn: AsyncConnection, batch: Batch, *, log: LogEntry, started: float) -> Stored:
+    now = log.at
+    params = {
+        # Keys sorted: SQLite compares JSON as text, and a resend with its nodes in another order
+        # must be "unchanged" here as on PostgreSQL (JSONB equality ignores key order).
+        "rows": orjson.dumps(batch.rows, option=orjson.OPT_SORT_KEYS).decode(),
+        "inst": batch.institution_id,
+        "ds": batch.dataset,
+        "now": now,
+        "xid": log.id,
+    }
+    result = await conn.execute(_upsert(), params)
+    returned = {key: (rid, version) for rid, key, version in result}
+    stored: Stored = {}
+    versions: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    for row in batch.rows:
+        hit = returned.get(row["k"])
+        if hit is None:
+            continue
+        rid, version = hit
+        stored[row["i"]] = version
+        versions.append(
+            {
+                "record_id": rid,
+                "version": version,
+                "exchange_id": log.id,
+                "position": row["i"],
+                "at": now,
+                "app_id": batch.app_id,
+            }
+        )
+        changes.append(
+            {
+                "institution_id": batch.institution_id,
+                "dataset": batch.dataset,
+                "business_key": row["k"],
+                "record_id": rid,
+                "version": version,
+                "stored_at": now,
+            }
+        )
+    if versions:
+        await conn.execute(insert(RECORD_VERSION), versions)
+        await conn.execute(insert(RECORD_CHANGE), changes)
+    await _insert_log(conn, log, started=started)
+    return stored
+
+
+@cache
+def _upsert() -> Executable:
+    each = func.json_each(bindparam("rows", type_=Text())).table_valued("value")
+    source = (
+        select(
+            bindparam("inst", type_=Integer()),
+            bindparam("ds", type_=String()),
+            *(func.json_extract(each.c.value, f"$.{c.short}") for c in ROW_COLUMNS),
+            literal_column("1"),
+            bindparam("now", type_=UtcDateTime()),
+            bindparam("now", type_=UtcDateTime()),
+            bindparam("xid", type_=Uuid()),
+        )
+        .select_from(each)
+        .where(true())  # SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
+    )
+    ins = sqlite.insert(RECORD).from_select(list(INSERT_COLUMNS), source)
+    return ins.on_conflict_do_update(
+        index_elements=["institution_id", "dataset", "key"],
+        set_=update_set(ins.excluded),
+        where=RECORD.c.data.is_distinct_from(ins.excluded.data),
+    ).returning(RECORD.c.id, RECORD.c.key, RECORD.c.version)
