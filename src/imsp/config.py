@@ -81,6 +81,20 @@ class VideoSettings(BaseModel):
     )
 
 
+class SupervisionSettings(BaseModel):
+    """监管 (supervision): when rules run and how long a missing reference may wait."""
+
+    grace_hours: float = Field(
+        default=48, ge=0, description="关联数据缺失的宽限期（小时），超过后记为 R43 关联数据不存在"
+    )
+    worker: bool = Field(default=True, description="imsp serve 是否在进程内运行监管规则工作进程")
+    batch: int = Field(default=500, ge=1, description="工作进程每批领取的变更数")
+    poll_seconds: float = Field(default=1.0, gt=0, description="队列为空时的轮询间隔（秒）")
+    lease_seconds: float = Field(
+        default=120, gt=0, description="领取后未确认的变更在此时间后可被重新领取（秒）"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMSP_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -97,6 +111,7 @@ class Settings(BaseSettings):
     portal: PortalSettings = PortalSettings()
     acceptance: AcceptanceSettings = AcceptanceSettings()
     video: VideoSettings = VideoSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -23,6 +23,7 @@ from imsp.config import Settings
 from imsp.errors import ConfigError
 from imsp.storage import migrate
 from imsp.storage.db import Database
+from imsp.supervision.worker import run_worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +134,10 @@ async def serve_forever(
         for app in apps
     ]
     loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
 
     def stop() -> None:
+        stopping.set()
         for s in servers:
             s.should_exit = True
 
@@ -144,6 +147,11 @@ async def serve_forever(
         asyncio.create_task(s.serve(sockets=[sock]))
         for s, sock in zip(servers, sockets, strict=True)
     ]
+    worker = (
+        asyncio.create_task(run_worker(db, settings=settings, clock=clock, stop=stopping))
+        if settings.supervision.worker
+        else None
+    )
     try:
         while not all(s.started for s in servers):
             if any(t.done() for t in tasks):
@@ -154,6 +162,8 @@ async def serve_forever(
         await asyncio.gather(*tasks)
     finally:
         stop()
+        if worker is not None:
+            await worker
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await db.dispose()

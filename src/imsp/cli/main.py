@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "数据上报凭据 appId/appSecret：创建、更换、停用、列表",
     ),
     "exchange": ("imsp.cli.exchange:exchange", "交换日志与报文归档：查询、查看、追溯"),
+    "supervise": ("imsp.cli.supervise:supervise", "监管规则：工作进程、全量或部分重新评估"),
     # Hospital side (imsp.client): no server extra needed.
     "push": ("imsp.cli.client:push", "上传数据集记录（.json/.jsonl/.csv）"),
     "validate": ("imsp.cli.client:validate", "离线校验数据集记录（与平台同一数据标准）"),

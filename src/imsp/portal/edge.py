@@ -57,9 +57,13 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/my/progress", "审核进度查询"),
         ("/video/search", "视频调阅"),
         ("/my/acceptance", "接入确认"),
+        ("/my/findings", "监管发现"),
     ),
     "reviewer": (("/review", "待审核"), ("/review?status=all", "全部申请")),
     "regulator": (
+        ("/supervision", "监管总览"),
+        ("/supervision/findings", "监管发现"),
+        ("/supervision/rules", "监管规则"),
         ("/review?status=all", "申请列表"),
         ("/video/search", "视频调阅"),
         ("/video/audit", "调阅记录"),
@@ -71,7 +75,7 @@ HOME: Final[dict[str, str]] = {
     "operator": "/accounts",
     "applicant": "/my",
     "reviewer": "/review",
-    "regulator": "/review?status=all",
+    "regulator": "/supervision",
 }
 #: Fixed confirmation messages after a redirect (``?ok=saved``) — never user-supplied text.
 FLASH: Final[dict[str, str]] = {

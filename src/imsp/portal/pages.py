@@ -19,7 +19,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imsp.errors import BadRequest, BodyTooLarge, ImspError, MethodNotAllowed, NotFound
 from imsp.portal import acceptance as acceptance_pages
-from imsp.portal import accounts, applicant, review, roster, signin, video
+from imsp.portal import (
+    accounts,
+    applicant,
+    review,
+    roster,
+    signin,
+    supervise,
+    supervise_findings,
+    video,
+)
 from imsp.portal import spec as spec_page
 from imsp.portal.edge import Redirect, Rerender, render
 from imsp.standard.protocol import GATEWAY, TOKEN_ERRORS
@@ -117,7 +126,17 @@ def install(app: FastAPI) -> None:
     settings = app.state.ctx.settings
     static = resources.files("imsp.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    for module in (signin, accounts, applicant, acceptance_pages, roster, review, video):
+    for module in (
+        signin,
+        accounts,
+        applicant,
+        acceptance_pages,
+        roster,
+        review,
+        video,
+        supervise,
+        supervise_findings,
+    ):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login
     app.add_middleware(

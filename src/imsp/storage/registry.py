@@ -9,4 +9,6 @@ import imsp.acceptance.models
 import imsp.auth.models
 import imsp.exchange.models
 import imsp.qualification.models
+import imsp.supervision.models
+import imsp.supervision.rollup_models
 import imsp.video.models  # noqa: F401

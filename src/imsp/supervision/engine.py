@@ -1,0 +1,335 @@
+"""Evaluating rules over stored records and keeping findings in step with the data.
+
+* :func:`evaluate` — pure: every selected rule on every record of a loaded :class:`Index`.
+* :func:`apply` — turns verdicts into findings: a new problem raises a finding (待核实); the same
+  problem seen again updates it (evidence, last seen, version); a record that no longer breaks
+  the rule closes its open finding as 已整改-重新上传, linking the violating and the corrected
+  versions; a rule waiting for a referenced record is kept in ``supervision_pending``.
+* :func:`evaluate_records` — load + evaluate + apply for a batch of records (sweeps, the worker).
+
+Everything is idempotent: evaluating the same data twice changes nothing but ``last_seen``, so
+a batch that is retried after a crash never duplicates a finding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imsp.standard.ruleset import load_rules
+from imsp.supervision import workflow
+from imsp.supervision.facts import Index, Rec, Verdict
+from imsp.supervision.loading import chunks, load_index
+from imsp.supervision.models import Finding, FindingEvent, PendingCheck
+from imsp.supervision.predicates import PREDICATES
+
+__all__ = ["Outcome", "Stats", "apply", "evaluate", "evaluate_records", "rules_for", "try_rule"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    rule_id: str
+    verdict: Verdict
+
+    @property
+    def subject(self) -> Rec:
+        return self.verdict.subject
+
+
+@dataclass(slots=True)
+class Stats:
+    """What a run did; ``seconds``/``checks`` per rule feed the sweep benchmark."""
+
+    records: int = 0
+    raised: int = 0
+    updated: int = 0
+    rectified: int = 0
+    pending: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: Stats) -> None:
+        self.records += other.records
+        self.raised += other.raised
+        self.updated += other.updated
+        self.rectified += other.rectified
+        self.pending += other.pending
+        for k, v in other.seconds.items():
+            self.seconds[k] = self.seconds.get(k, 0.0) + v
+        for k, n in other.checks.items():
+            self.checks[k] = self.checks.get(k, 0) + n
+
+
+def rules_for(dataset: str, rule_ids: Collection[str] | None = None) -> list[str]:
+    """Ids of the rules evaluated on records of ``dataset`` (restricted to ``rule_ids``)."""
+    return [
+        rid
+        for rid, p in PREDICATES.items()
+        if dataset in p.subjects and (rule_ids is None or rid in rule_ids)
+    ]
+
+
+def evaluate(
+    subjects: Sequence[Rec],
+    idx: Index,
+    *,
+    rule_ids: Collection[str] | None = None,
+    stats: Stats | None = None,
+) -> list[Outcome]:
+    """Every selected rule on every subject (a voided record breaks no rule)."""
+    out: list[Outcome] = []
+    timer = time.perf_counter
+    by_dataset: dict[str, list[str]] = {}
+    for rec in subjects:
+        rids = by_dataset.get(rec.dataset)
+        if rids is None:
+            rids = by_dataset[rec.dataset] = sorted(rules_for(rec.dataset, rule_ids))
+        for rid in rids:
+            v = Verdict(rec)
+            if not rec.voided:
+                t0 = timer()
+                PREDICATES[rid].check(rec, idx, v)
+                if stats is not None:
+                    stats.seconds[rid] = stats.seconds.get(rid, 0.0) + timer() - t0
+                    stats.checks[rid] = stats.checks.get(rid, 0) + 1
+            out.append(Outcome(rid, v))
+    return out
+
+
+def _records_of(v: Verdict) -> list[dict[str, Any]]:
+    others = sorted(v.involved.values(), key=lambda r: (r.dataset, r.key))
+    return [v.subject.ref()] + [r.ref() for r in others if r is not v.subject]
+
+
+def _system_event(
+    f: Finding, action: str, now: datetime, data: dict[str, Any] | None = None
+) -> FindingEvent:
+    step = workflow.step_for(f.status, action, workflow.SYSTEM)
+    event = FindingEvent(
+        finding_id=f.id,
+        at=now,
+        action=action,
+        from_status=f.status,
+        to_status=step.target,
+        actor="system",
+        actor_role=workflow.SYSTEM,
+        text="",
+        attachment=None,
+        data=dict(data or {}),
+    )
+    f.status = step.target
+    f.updated_at = now
+    return event
+
+
+async def _existing(
+    session: AsyncSession, outcomes: Sequence[Outcome]
+) -> tuple[dict[tuple[str, int, str, str], Finding], dict[tuple[str, int, str, str], PendingCheck]]:
+    insts = sorted({o.subject.institution_id for o in outcomes})
+    keys = sorted({o.subject.key for o in outcomes})
+    findings: dict[tuple[str, int, str, str], Finding] = {}
+    pending: dict[tuple[str, int, str, str], PendingCheck] = {}
+    for part in chunks(keys):
+        for f in (
+            await session.scalars(
+                select(Finding).where(Finding.institution_id.in_(insts), Finding.key.in_(part))
+            )
+        ).all():
+            findings[(f.rule_id, f.institution_id, f.dataset, f.key)] = f
+        for p in (
+            await session.scalars(
+                select(PendingCheck).where(
+                    PendingCheck.institution_id.in_(insts), PendingCheck.key.in_(part)
+                )
+            )
+        ).all():
+            pending[(p.rule_id, p.institution_id, p.dataset, p.key)] = p
+    return findings, pending
+
+
+async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: datetime) -> Stats:
+    """Bring findings and pending checks in line with ``outcomes`` (see the module doc)."""
+    stats = Stats(records=len({(o.subject.dataset, o.subject.key) for o in outcomes}))
+    if not outcomes:
+        return stats
+    catalogue = load_rules()
+    findings, pending = await _existing(session, outcomes)
+    raised: list[Finding] = []
+    events: list[FindingEvent] = []
+    drop_pending: list[PendingCheck] = []
+    for o in outcomes:
+        rec, v = o.subject, o.verdict
+        k = (o.rule_id, rec.institution_id, rec.dataset, rec.key)
+        f = findings.get(k)
+        p = pending.get(k)
+        if v.problems:
+            if p is not None:
+                drop_pending.append(p)
+            records = _records_of(v)
+            if f is None:
+                f = Finding(
+                    rule_id=o.rule_id,
+                    rule_version=catalogue[o.rule_id].version,
+                    institution_id=rec.institution_id,
+                    dataset=rec.dataset,
+                    key=rec.key,
+                    record_id=rec.id,
+                    record_version=rec.version,
+                    severity=v.severity or "violation",
+                    status=workflow.INITIAL,
+                    records=records,
+                    evidence=v.problems,
+                    business_time=rec.business_time,
+                    doctor_cert_id=rec["doctorCertID"] or None,
+                    first_seen=now,
+                    last_seen=now,
+                    updated_at=now,
+                )
+                session.add(f)
+                findings[k] = f
+                raised.append(f)
+                stats.raised += 1
+                continue
+            recur = f.status == "rectified" and (
+                f.resolution == "resubmitted"
+                or f.resolved_version is None
+                or rec.version > f.resolved_version
+            )
+            f.rule_version = catalogue[o.rule_id].version
+            f.severity = v.severity or f.severity
+            f.evidence = v.problems
+            f.records = records
+            f.record_id = rec.id
+            f.record_version = rec.version
+            f.last_seen = now
+            f.business_time = rec.business_time
+            if recur:
+                events.append(_system_event(f, "recur", now, {"version": rec.version}))
+                f.resolution = None
+                f.resolved_version = None
+            stats.updated += 1
+        elif v.missing or v.due is not None:
+            stats.pending += 1
+            missing = sorted(v.missing, key=lambda m: (m["dataset"], m["field"], m["key"]))
+            if p is None:
+                p = PendingCheck(
+                    rule_id=o.rule_id,
+                    institution_id=rec.institution_id,
+                    dataset=rec.dataset,
+                    key=rec.key,
+                    missing=missing,
+                    since=now,
+                    due_at=v.due,
+                )
+                session.add(p)
+                pending[k] = p
+            else:
+                p.missing = missing
+                p.due_at = v.due
+        else:
+            if p is not None:
+                drop_pending.append(p)
+            if f is not None and f.status in workflow.OPEN_STATES:
+                data = {
+                    "from_version": f.record_version,
+                    "to_version": rec.version,
+                    "records": [rec.ref()],
+                }
+                events.append(_system_event(f, "resubmitted", now, data))
+                f.resolution = "resubmitted"
+                f.resolved_version = rec.version
+                f.last_seen = now
+                stats.rectified += 1
+    for p in drop_pending:
+        await session.delete(p)
+    await session.flush()
+    for f in raised:
+        events.append(
+            FindingEvent(
+                finding_id=f.id,
+                at=now,
+                action="raise",
+                from_status=None,
+                to_status=f.status,
+                actor="system",
+                actor_role=workflow.SYSTEM,
+                text="",
+                attachment=None,
+                data={"version": f.record_version},
+            )
+        )
+    session.add_all(events)
+    await session.flush()
+    return stats
+
+
+async def evaluate_records(
+    session: AsyncSession,
+    subjects: Sequence[Rec],
+    *,
+    now: datetime,
+    grace: timedelta,
+    rule_ids: Collection[str] | None = None,
+    org_registry: set[str] | None = None,
+) -> Stats:
+    """Load what ``subjects`` refer to, evaluate the selected rules and apply the outcomes."""
+    stats = Stats()
+    if not subjects:
+        return stats
+    idx = await load_index(session, subjects, now=now, grace=grace, org_registry=org_registry)
+    outcomes = evaluate(subjects, idx, rule_ids=rule_ids, stats=stats)
+    applied = await apply(session, outcomes, now=now)
+    applied.seconds, applied.checks = stats.seconds, stats.checks
+    return applied
+
+
+async def clear_pending(session: AsyncSession, *, rule_id: str) -> None:
+    """Forget the pending checks of a rule (before a full sweep of that rule re-creates them)."""
+    await session.execute(delete(PendingCheck).where(PendingCheck.rule_id == rule_id))
+
+
+def try_rule(
+    rule_id: str,
+    records: Mapping[str, Sequence[dict[str, Any]]],
+    *,
+    now: datetime,
+    grace: timedelta = timedelta(hours=48),
+) -> list[Outcome]:
+    """Run one rule against a pasted record set (dataset code → records), without a database:
+    the portal's "test this rule" form. Records count as received at ``now``."""
+    from imsp.standard.model import load_standard
+
+    std = load_standard()
+    idx = Index(now=now, grace=grace)
+    received = now.astimezone(UTC)
+    subjects: list[Rec] = []
+    for ds_code, docs in records.items():
+        ds = std.dataset(ds_code)
+        for i, doc in enumerate(docs):
+            key = "|".join(str(doc.get(k, "")) for k in ds.key)
+            visit_field = ds.columns.get("visit_no")
+            visit = doc.get(visit_field) if visit_field else None
+            rec = Rec(
+                id=-(i + 1),
+                institution_id=0,
+                dataset=ds.code,
+                key=key,
+                version=1,
+                created_at=received,
+                data=dict(doc),
+                voided=doc.get("operType") == "3",
+                visit_no=visit if isinstance(visit, str) and visit else None,
+            )
+            idx.add(rec)
+            subjects.append(rec)
+            if ds.code == "organization":
+                idx.institution_org.setdefault(0, key)
+    predicate = PREDICATES[rule_id]
+    mine = [r for r in subjects if r.dataset in predicate.subjects]
+    return evaluate(mine, idx, rule_ids={rule_id})

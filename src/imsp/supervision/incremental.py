@@ -1,0 +1,140 @@
+"""Incremental evaluation after uploads: which records a stored change may affect.
+
+A changed record is re-evaluated itself, and so is every record whose rules read it (order of
+upload must not matter — a rule that was pending on this record now decides):
+
+* the other records of the same visit (业务号 ``visit_no``/``bussID``: 门诊病历, 处方, 检查检验,
+  缴费, 评价, 检验/检查报告 …);
+* a patient → records of that patient; a doctor → records of that doctor (and prescriptions
+  that doctor reviewed); a department → records of that department;
+* a prescription item ↔ its prescription;
+* an organization → every record of the institution for the rules that read it (R01, R05, R06,
+  R43) and every telemedicine record for R42; an agreement → outpatient records for R17.
+
+:func:`evaluate_changes` does this for a batch of changes, then :func:`evaluate_due` decides the
+pending checks whose grace period has ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imsp.exchange.models import Record
+from imsp.supervision.engine import Stats, evaluate_records
+from imsp.supervision.facts import Rec
+from imsp.supervision.loading import chunks, load_by_keys, load_records
+from imsp.supervision.models import PendingCheck
+
+__all__ = ["Change", "evaluate_changes", "evaluate_due", "expand"]
+
+#: (institution id, dataset, business key) of a stored record that changed.
+Change = tuple[int, str, str]
+
+#: Rules re-run over a whole institution when its organization / agreements change.
+ORGAN_RULES: Final = frozenset({"R01", "R05", "R06", "R43"})
+AGREEMENT_RULES: Final = frozenset({"R17"})
+_VISIT_KEYED: Final = frozenset({"consult", "register", "telemedicine"})
+
+
+async def expand(session: AsyncSession, changed: Sequence[Rec]) -> list[Rec]:
+    """``changed`` and every record whose rules read one of them (organ-wide effects excluded)."""
+    found: dict[int, Rec] = {r.id: r for r in changed}
+    by_inst: dict[int, list[Rec]] = {}
+    for r in changed:
+        by_inst.setdefault(r.institution_id, []).append(r)
+    for inst, recs in by_inst.items():
+        visits = {r.visit_no for r in recs if r.visit_no}
+        visits |= {r["bussID"] for r in recs if r["bussID"]}
+        visits |= {r.key for r in recs if r.dataset in _VISIT_KEYED}
+        conds: list[ColumnElement[bool]] = []
+        for part in chunks(sorted(visits)):
+            conds.append(Record.visit_no.in_(part))
+        for ds, column in (
+            ("patient", Record.patient_id),
+            ("doctor", Record.doctor_cert_id),
+            ("department", Record.dept_code),
+        ):
+            keys = sorted({r.key for r in recs if r.dataset == ds})
+            for part in chunks(keys):
+                conds.append(column.in_(part))
+        reviewers = sorted({r.key for r in recs if r.dataset == "doctor"})
+        for part in chunks(reviewers):
+            conds.append(
+                (Record.dataset == "prescription")
+                & Record.data["auditDoctorCertID"].as_string().in_(part)
+            )
+        times = sorted(
+            {r.business_time for r in recs if r.dataset == "prescription" and r.business_time}
+        )
+        for part in chunks(times):
+            conds.append((Record.dataset == "prescription_item") & Record.business_time.in_(part))
+        for cond in conds:
+            for rec in await load_records(session, Record.institution_id == inst, cond):
+                found.setdefault(rec.id, rec)
+        recipes = {r["recipeID"] for r in recs if r.dataset == "prescription_item"}
+        if recipes:
+            for rec in await load_by_keys(session, [inst], {"prescription": recipes}):
+                found.setdefault(rec.id, rec)
+    return list(found.values())
+
+
+async def evaluate_changes(
+    session: AsyncSession,
+    changes: Sequence[Change],
+    *,
+    now: datetime,
+    grace: timedelta,
+    batch: int = 500,
+) -> Stats:
+    """Re-evaluate every record a batch of stored changes may affect (see the module doc)."""
+    stats = Stats()
+    wanted: dict[int, dict[str, set[str]]] = {}
+    for inst, ds, key in changes:
+        wanted.setdefault(inst, {}).setdefault(ds, set()).add(key)
+    changed: list[Rec] = []
+    for inst, by_ds in wanted.items():
+        changed += await load_by_keys(session, [inst], by_ds)
+    subjects = await expand(session, changed)
+    for part in chunks(subjects, batch):
+        stats.add(await evaluate_records(session, part, now=now, grace=grace))
+    from imsp.supervision.sweep import sweep_in_session
+
+    for rec in changed:
+        if rec.dataset == "organization":
+            stats.add(
+                await sweep_in_session(
+                    session, now=now, grace=grace, rule_ids=ORGAN_RULES,
+                    institution_id=rec.institution_id,
+                )
+            )  # fmt: skip
+            stats.add(await sweep_in_session(session, now=now, grace=grace, rule_ids={"R42"}))
+        elif rec.dataset == "agreement":
+            stats.add(
+                await sweep_in_session(
+                    session, now=now, grace=grace, rule_ids=AGREEMENT_RULES,
+                    institution_id=rec.institution_id,
+                )
+            )  # fmt: skip
+    return stats
+
+
+async def evaluate_due(
+    session: AsyncSession, *, now: datetime, grace: timedelta, limit: int = 1000
+) -> Stats:
+    """Decide pending checks whose grace period has ended (R43, R44 become findings)."""
+    rows = (
+        await session.execute(
+            select(PendingCheck.institution_id, PendingCheck.dataset, PendingCheck.key)
+            .where(PendingCheck.due_at <= now)
+            .order_by(PendingCheck.due_at)
+            .limit(limit)
+        )
+    ).all()
+    if not rows:
+        return Stats()
+    return await evaluate_changes(session, [(i, d, k) for i, d, k in rows], now=now, grace=grace)
