@@ -5,11 +5,14 @@ accepts it and rejects a modified copy."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -27,6 +30,8 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.errors import BadRequest
 from imsp.standard.model import load_standard
+from imsp.storage.db import Database
+from imsp.supervision.sweep import sweep
 from tests.acceptance.builders import (
     CENTRE,
     NAME,
@@ -86,6 +91,14 @@ def board(settings: Settings) -> Board:
     return run(settings, work)
 
 
+async def supervise(settings: Settings, clock: FrozenClock) -> Any:
+    db = Database(settings)
+    try:
+        return await sweep(db, now=clock.now(), grace=timedelta(hours=48))
+    finally:
+        await db.dispose()
+
+
 def state(b: Board) -> dict[str, bool | None]:
     return {i.key: i.ok for p in b.parts for i in p.items}
 
@@ -94,9 +107,12 @@ def push_all(sdk: Client, count: int) -> None:
     std = load_standard()
     from imsp.standard.sample import dependency_order
 
+    # Every dataset, the recommended ones too: payments and appraisals refer to inspection
+    # applications and telemedicine records, which supervision checks (R43, R44).
     for ds in dependency_order(std):
-        if ds.mandatory:
-            receipt = sdk.upload(ds.code, records(ds.code, count))
+        if ds.mandatory or count == 50:
+            # One generated world (50 of each): earlier, smaller pushes are its first records.
+            receipt = sdk.upload(ds.code, records(ds.code, 50)[:count])
             assert receipt.fail == 0, receipt.rejected[:1]
 
 
@@ -124,21 +140,25 @@ def test_institution_reaches_a_green_board_applies_and_is_confirmed(
 
     # A rejected prescription, corrected and resent.
     clock.advance(minutes=1)
-    bad = records("prescription", 1)[0]
+    bad = records("prescription", 50)[10]
     bad["datein"] = "not a date"
     assert sdk.upload("prescription", [bad]).fail == 1
     assert state(board(settings))["corrected"] is False
     clock.advance(minutes=1)
-    good = records("prescription", 1)[0]
-    good["totalFee"] = good["totalFee"]  # corrected: the original, valid record
+    good = records("prescription", 50)[10]  # corrected: the original, valid record
     assert sdk.upload("prescription", [good]).fail == 0
     assert state(board(settings))["corrected"] is True
 
     # The platform's token expires: the SDK renews it and resends.
     clock.advance(days=2)
     push_all(sdk, 50)
+    # The supervision engine evaluates the test data: no open violation on it.
+    swept = asyncio.run(supervise(settings, clock))
+    assert swept.records > 0
     b = board(settings)
     s = state(b)
+    violations = next(i for p in b.parts for i in p.items if i.key == "violations")
+    assert violations.ok is True and violations.measured == "0 条", violations
     assert s["renewal"] is True
     assert all(v for k, v in s.items() if k.split(":")[0] in ("records", "validity")), b.missing()
     assert s["video"] is False

@@ -23,6 +23,7 @@ from imsp.exchange import archive
 from imsp.exchange.ingest import check
 from imsp.exchange.models import ExchangeLog, Record
 from imsp.standard.model import Standard
+from imsp.supervision import queries as supervision_queries
 from imsp.video import queries as video_queries
 
 TEST = "test"
@@ -102,6 +103,18 @@ class ViolationSource(Protocol):
     async def open_violations(
         self, session: AsyncSession, *, institution_id: int, channel: str
     ) -> int | None: ...
+
+
+class FindingViolations:
+    """Open violations (严重程度 violation, 待核实 or 已确认) the supervision engine found on the
+    institution's records of the channel."""
+
+    async def open_violations(
+        self, session: AsyncSession, *, institution_id: int, channel: str
+    ) -> int | None:
+        return await supervision_queries.count_open(
+            session, institution_id=institution_id, channel=channel, severity="violation"
+        )
 
 
 class NoViolationSource:

@@ -34,7 +34,7 @@ class Deps:
     cfg: AcceptanceSettings
     std: Standard = field(default_factory=load_standard)
     quality: QualitySource | None = None
-    violations: B.ViolationSource = field(default_factory=B.NoViolationSource)
+    violations: B.ViolationSource = field(default_factory=B.FindingViolations)
 
     def quality_source(self) -> QualitySource:
         return self.quality if self.quality is not None else LogQuality(self.std)
