@@ -109,9 +109,7 @@ async def list_findings(
             .offset(offset)
         )
     ).all()
-    total = await session.scalar(
-        _filtered(select(Finding), filters).with_only_columns(func.count()).order_by(None)
-    )
+    total = await session.scalar(_filtered(select(func.count()).select_from(Finding), filters))
     return FindingPage(rows=list(rows), total=int(total or 0))
 
 
@@ -156,10 +154,14 @@ async def count_open(
 ) -> int:
     """Open findings of one institution on one channel (the acceptance board's data part asks
     for the test channel's open violations)."""
-    stmt = select(func.count()).where(
-        Finding.institution_id == institution_id,
-        Finding.status.in_(sorted(OPEN_STATES)),
-        on_channel(channel),
+    stmt = (
+        select(func.count())
+        .select_from(Finding)
+        .where(
+            Finding.institution_id == institution_id,
+            Finding.status.in_(sorted(OPEN_STATES)),
+            on_channel(channel),
+        )
     )
     if severity is not None:
         stmt = stmt.where(Finding.severity == severity)
