@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, select
 
 from imsp.acceptance import service
 from imsp.app import create_exchange_app, create_portal_app
+from imsp.auth.models import AuditEvent
 from imsp.auth.service import IssuedCredential
 from imsp.client import Client
 from imsp.clock import FrozenClock
@@ -52,6 +54,17 @@ def page() -> Iterator[Any]:
         finally:
             context.close()
             browser.close()
+
+
+def audited_views(settings: Settings) -> list[str]:
+    """Read synchronously: Playwright's sync API holds this thread's event loop."""
+    engine = create_engine(settings.sync_url)
+    try:
+        with engine.connect() as conn:
+            stmt = select(AuditEvent.action).where(AuditEvent.action == "exchange.view")
+            return list(conn.scalars(stmt.order_by(AuditEvent.id)))
+    finally:
+        engine.dispose()
 
 
 def sign_in(page: Any, base: str, username: str) -> None:
@@ -110,6 +123,8 @@ def test_operator_monitor_shows_failed_uploads_with_error_and_masked_example(
         assert "归档报文（已脱敏）" in page.content() and BAD_ID not in page.content()
         assert "130102********1230" in page.content()
 
+        viewed = audited_views(settings)
+        assert viewed == ["exchange.view", "exchange.view"]  # the detail page and the request
         page.goto(portal + f"/acceptance/{ORG}")
         doctor = page.locator("tr[data-item='records:doctor']")
         assert "12 条" in doctor.inner_text() and "达标" in doctor.inner_text()

@@ -240,6 +240,18 @@ async def monitor_detail(org: str, v: Visit = Depends(operators)) -> Response:  
     detail = await monitor.detail(v.db, org_code=org, std=load_standard())
     if detail is None:
         raise NotFound("机构不存在或尚无接入记录")
+    if detail.errors:  # example records are patient data, masked but still audited
+        await audit(
+            v.db,
+            now=v.now,
+            actor=v.user.username,
+            actor_kind="user",
+            action="exchange.view",
+            target=org,
+            institution_id=detail.connection.institution_id,
+            client_addr=v.actor.client_addr,
+            detail={"masked": True, "where": "monitor", "examples": len(detail.errors)},
+        )
     return render(
         v.request,
         "monitor_detail.html",
