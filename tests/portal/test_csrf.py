@@ -26,6 +26,16 @@ ROLE_OF_SEGMENT = {
     "accounts": "operator",
     "logout": "applicant",
     "password": "applicant",
+    "video": "operator",
+    "supervision": "regulator",
+}
+#: Routes whose segment is shared by several roles (接入确认).
+ROLE_OF_ROUTE = {
+    "/acceptance/{org}/apply": "applicant",
+    "/acceptance/{org}/decide": "centre",
+    "/acceptance/{org}/scope": "operator",
+    "/acceptance/{org}/video": "operator",
+    "/acceptance/{org}/purge": "operator",
 }
 #: Path parameters: any value of the right shape — the token is checked before any lookup.
 PARAMS = {"kind": "doctors", "action": "reject"}
@@ -67,10 +77,17 @@ def test_every_post_route_refuses_a_forged_csrf_token_and_changes_nothing(
     who = b.make_complete_applicant(settings, clock.now())
     b.make_user(settings, clock.now(), username="reviewer1", role="reviewer")
     b.make_user(settings, clock.now(), username="operator1", role="operator")
+    b.make_user(settings, clock.now(), username="regulator1", role="regulator")
+    b.make_user(settings, clock.now(), username="centre1", role="centre")
     app = portal_client.app
     assert isinstance(app, FastAPI)
     clients = {"applicant": portal_client}
-    for role, username in (("reviewer", "reviewer1"), ("operator", "operator1")):
+    for role, username in (
+        ("reviewer", "reviewer1"),
+        ("operator", "operator1"),
+        ("regulator", "regulator1"),
+        ("centre", "centre1"),
+    ):
         clients[role] = TestClient(app)
         sign_in(clients[role], username, "Passw0rd-123")
     sign_in(portal_client, who.username, who.password, NEW_PASSWORD)
@@ -80,9 +97,11 @@ def test_every_post_route_refuses_a_forged_csrf_token_and_changes_nothing(
 
     for template in routes:
         segment = template.strip("/").split("/")[0]
-        assert segment in ROLE_OF_SEGMENT, f"classify the new POST route {template} in this test"
-        path = re.sub(r"\{(\w+)\}", lambda m: PARAMS.get(m.group(1), "1"), template)
-        client = clients[ROLE_OF_SEGMENT[segment]]
+        role = ROLE_OF_ROUTE.get(template) or ROLE_OF_SEGMENT.get(segment)
+        assert role is not None, f"classify the new POST route {template} in this test"
+        params = PARAMS | ({"action": "comment"} if "findings" in template else {})
+        path = re.sub(r"\{(\w+)\}", lambda m, p=params: p.get(m.group(1), "1"), template)
+        client = clients[role]
         for token in ("forged", None):
             data = {"reason": "x", "active": "0"} | ({"csrf_token": token} if token else {})
             r = client.post(path, data=data, follow_redirects=False)
