@@ -57,7 +57,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> video_builders.Pki:
     return video_builders.make_pki(tmp_path_factory.mktemp("pki"))
 
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "acceptance"
 
 
 @pytest.fixture
@@ -277,7 +277,7 @@ def test_institution_reaches_a_green_board_applies_and_is_confirmed(
         ["pdftoppm", "-png", "-r", "80", str(pdf), str(tmp_path / "page")],
         check=True,
     )
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pages = sorted(tmp_path.glob("page-*.png"))
     assert len(pages) >= 2
     for n, png in enumerate(pages, 1):
