@@ -11,11 +11,13 @@ import pytest
 from sqlalchemy import select
 
 from imsp.acceptance import service
+from imsp.acceptance.quality import LogQuality, RollupQuality
 from imsp.app import create_exchange_app
 from imsp.auth.credentials import create_credential
 from imsp.client import Client
 from imsp.clock import FrozenClock
 from imsp.config import Settings
+from imsp.standard.model import load_standard
 from imsp.storage.db import Database
 from imsp.supervision import queries
 from imsp.supervision.rollup_models import FindingDay, QualityDay
@@ -119,3 +121,42 @@ def test_test_channel_findings_and_quality_stay_out_of_the_province(
     )
     assert {f.institution_id for f in province_after.rows} == {prod_id}
     assert NAME  # the test institution keeps its name and log for the trace
+
+
+def test_rollup_quality_counts_agree_with_the_boards_own_measurement(
+    settings: Settings, clock: FrozenClock, exchange: InProcessTransport
+) -> None:
+    test = make_test_credential(settings, clock)
+    with Client("http://x.test", test.app_id, test.app_secret, transport=exchange) as sdk:
+        sdk.upload("doctor", records("doctor", 12))
+        patients = records("patient", 8)
+        patients[0]["patientCertID"] = "130102199001011230"  # rejected
+        sdk.upload("patient", patients)
+        clock.advance(days=1)
+        sdk.upload("patient", records("patient", 8)[:1])  # corrected, the next day
+    inst = run(settings, lambda s: service.institution_by_code(s, ORG)).id
+    run(settings, lambda s: refresh_rollups(s, now=clock.now()))
+    live = run(
+        settings,
+        lambda s: LogQuality(load_standard()).per_dataset(s, institution_id=inst, channel="test"),
+    )
+    rolled = run(
+        settings, lambda s: RollupQuality().per_dataset(s, institution_id=inst, channel="test")
+    )
+    assert set(live) == set(rolled) == {"doctor", "patient"}
+    for ds in live:
+        a, b = live[ds], rolled[ds]
+        assert (a.requests, a.received, a.accepted, a.rejected, a.stored) == (
+            b.requests,
+            b.received,
+            b.accepted,
+            b.rejected,
+            b.stored,
+        ), ds
+        assert a.validity == b.validity
+    assert live["patient"].stored == 8 and live["patient"].rejected == 1
+    production = run(
+        settings,
+        lambda s: RollupQuality().per_dataset(s, institution_id=inst, channel="production"),
+    )
+    assert production == {}

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.exchange.models import ExchangeLog, Record
 from imsp.standard.model import Dataset, Standard
+from imsp.supervision.rollup_models import QualityDay
 
 #: Column role → the dataset whose business key it refers to.
 _REFERS: dict[str, str] = {
@@ -155,5 +156,50 @@ class LogQuality:
                 stored=n,
                 completeness=(f[0] / f[1] if f[1] else 1.0) if n else None,
                 reference_integrity=resolved[dataset][0] / n if n else None,
+            )
+        return out
+
+
+class RollupQuality:
+    """The same figures read from the supervision portal's daily data-quality rollups
+    (``quality_day`` rows of the channel, summed over days). Counts agree with
+    :class:`LogQuality` once the rollups are refreshed; completeness there covers every optional
+    field and reference integrity only records with a checked reference, so the board keeps
+    :class:`LogQuality` by default (see ``ARCHITECTURE.md``)."""
+
+    async def per_dataset(
+        self, session: AsyncSession, *, institution_id: int, channel: str
+    ) -> dict[str, DatasetQuality]:
+        q = QualityDay
+        rows = await session.execute(
+            select(
+                q.dataset,
+                func.sum(q.requests),
+                func.sum(q.received),
+                func.sum(q.accepted),
+                func.sum(q.rejected),
+                func.sum(q.stored),
+                func.sum(q.optional_filled),
+                func.sum(q.optional_total),
+                func.sum(q.refs_resolved),
+                func.sum(q.refs_checked),
+            )
+            .where(q.institution_id == institution_id, q.channel == channel, q.dataset != "")
+            .group_by(q.dataset)
+        )
+        out: dict[str, DatasetQuality] = {}
+        for ds, req, rec, acc, rej, stored, filled, total, resolved, checked in rows.all():
+            n = int(stored or 0)
+            out[ds] = DatasetQuality(
+                dataset=ds,
+                requests=int(req or 0),
+                received=int(rec or 0),
+                accepted=int(acc or 0),
+                rejected=int(rej or 0),
+                stored=n,
+                completeness=(int(filled) / int(total) if total else 1.0) if n else None,
+                reference_integrity=(int(resolved) / int(checked) if checked else 1.0)
+                if n
+                else None,
             )
         return out
