@@ -47,6 +47,8 @@ from tests.acceptance.builders import (
 )
 from tests.client.inprocess import InProcessTransport
 from tests.portal.client import post_form, sign_in
+from tests.portal.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.live import live_server
 from tests.video import builders as video_builders
 
 pytestmark = pytest.mark.timeout(300)
@@ -319,3 +321,22 @@ def test_institution_reaches_a_green_board_applies_and_is_confirmed(
     )
     again = CliRunner(env=env).invoke(cli, ["acceptance", "verify", str(pdf)])
     assert again.exit_code == 0 and "已于" in again.output and "撤销" in again.output
+
+    # The centre's board in Chromium: every item green, the confirmation revoked, its report kept.
+    if CHROMIUM.exists():
+        from playwright.sync_api import sync_playwright
+
+        with live_server(create_portal_app(settings, clock=clock)) as base, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.goto(base + "/login")
+            page.fill("#username", "centre1")
+            page.fill("#password", PASSWORD)
+            page.locator("form button[type=submit]").click()
+            page.wait_for_load_state()
+            page.goto(base + f"/acceptance/{ORG}")
+            assert "全部达标" in page.locator("#board-verdict").inner_text()
+            assert page.locator("table.board tr.bad").count() == 0
+            assert "确认已撤销" in page.content() and issued.number in page.content()
+            page.screenshot(path=str(ARTIFACTS / "board-centre.png"), full_page=True)
+            browser.close()
