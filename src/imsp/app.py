@@ -61,6 +61,7 @@ def create_exchange_app(
     settings: Settings, *, clock: Clock | None = None, db: Database | None = None
 ) -> FastAPI:
     """数据交换服务: token service, the upload services (one per dataset), the published standard."""
+    from imsp.acceptance.api import install as install_acceptance
     from imsp.exchange.api import install as install_exchange
 
     app = _base_app(
@@ -79,6 +80,7 @@ def create_exchange_app(
 
         # receipts warn (-95) about references to records not uploaded yet; one query per batch
         app.state.reference_check = partial(missing_references, app.state.ctx.db.engine)
+    install_acceptance(app)
     return app
 
 

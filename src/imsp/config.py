@@ -104,6 +104,21 @@ class ServerSettings(BaseModel):
     )
 
 
+class AcceptanceSettings(BaseModel):
+    """接入确认: the acceptance board's thresholds (versioned: a change of any figure is a new
+    ``thresholds_version``, printed in every report), report rendering."""
+
+    thresholds_version: str = Field(default="2026.1", description="验收阈值版本")
+    min_records: int = Field(default=50, ge=1, description="每个必选服务至少接收的记录数")
+    min_records_small: int = Field(
+        default=10, ge=1, description="基本信息、评价信息、用户协议至少接收的记录数"
+    )
+    validity: float = Field(default=0.95, ge=0, le=1, description="有效率下限")
+    completeness: float = Field(default=0.90, ge=0, le=1, description="建议项完整率下限")
+    reference_integrity: float = Field(default=0.98, ge=0, le=1, description="关联完整率下限")
+    report_workers: int = Field(default=1, ge=1, le=4, description="同时渲染的验收报告数")
+
+
 class VideoSettings(BaseModel):
     """视频调阅: calling hospitals' video services (imsp.video)."""
 
@@ -152,6 +167,7 @@ class Settings(BaseSettings):
     supervision: SupervisionSettings = SupervisionSettings()
     server: ServerSettings = ServerSettings()
     video: VideoSettings = VideoSettings()
+    acceptance: AcceptanceSettings = AcceptanceSettings()
 
     @property
     def sqlalchemy_url(self) -> str:

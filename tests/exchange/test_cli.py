@@ -47,7 +47,8 @@ def test_credentials_create_prints_the_secret_once_and_stores_its_hash(
     imsp: Any, exchange_client: TestClient, peek: Peek
 ) -> None:
     out = orjson.loads(imsp("credentials", "create", ORG_A, "--name", "测试医院", "--json").output)
-    assert set(out) == {"appId", "appSecret", "organID", "institution"}
+    assert set(out) == {"appId", "appSecret", "organID", "institution", "channel"}
+    assert out["channel"] == "production"
     assert _token(exchange_client, out["appId"], out["appSecret"])["code"] == 200
     assert out["appSecret"] not in str(peek.rows("SELECT * FROM app_credential"))
     listing = imsp("credentials", "list").output

@@ -11,6 +11,9 @@ from starlette.routing import BaseRoute, Mount
 
 #: Reachable without signing in: the sign-in form, the health check, the published spec.
 PUBLIC = frozenset({("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("GET", "/spec")})
+#: Media streams fetched by a ``<video>`` element, not by a person: refused with 401 rather than
+#: sent to the sign-in page (a redirect would hand the player an HTML page).
+MEDIA = frozenset({("GET", "/video/stream/{lease_id}")})
 #: Path parameters: a value of the right shape (access is decided before any lookup).
 PARAMS = {"kind": "doctors", "action": "reject"}
 

@@ -1,2 +1,1 @@
-"""接入确认 (acceptance): the interface, data and video checks of a hospital's connection, and the
-acceptance report (接口联调对接验收报告). Modules are added by the acceptance work."""
+"""接入确认 (access confirmation): the acceptance board, the confirmation workflow, the report."""

@@ -23,7 +23,7 @@ from imsp.auth.service import ROLES, create_portal_user
 from imsp.errors import BadRequest, Forbidden, NotFound
 
 #: Roles an operator may create and manage.
-MANAGED_ROLES: tuple[str, ...] = ("applicant", "reviewer", "regulator")
+MANAGED_ROLES: tuple[str, ...] = ("applicant", "reviewer", "regulator", "centre")
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{2,49}", re.ASCII)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 

@@ -56,6 +56,15 @@ class AuditAction(StrEnum):
     VIDEO_SEARCH = "video.search"
     VIDEO_PLAY = "video.play"
     VIDEO_ERROR = "video.error"
+    VIDEO_VIEW = "video.view"
+    EXCHANGE_VIEW = "exchange.view"
+    ACCEPTANCE_SCOPE = "acceptance.scope"
+    ACCEPTANCE_APPLY = "acceptance.apply"
+    ACCEPTANCE_REAPPLY = "acceptance.reapply"
+    ACCEPTANCE_CONFIRM = "acceptance.confirm"
+    ACCEPTANCE_RETURN = "acceptance.return"
+    ACCEPTANCE_REVOKE = "acceptance.revoke"
+    ACCEPTANCE_PURGE_TEST_DATA = "acceptance.purge_test_data"
 
 
 @dataclass(frozen=True, slots=True)

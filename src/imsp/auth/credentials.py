@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.auth import crypto
 from imsp.auth.audit import CLI, Actor, AuditAction, audit
 from imsp.auth.models import AppCredential, Institution
-from imsp.auth.service import IssuedCredential, ensure_institution, issue_credential
+from imsp.auth.service import CHANNELS, IssuedCredential, ensure_institution, issue_credential
 from imsp.errors import BadRequest, CredentialRevoked, SecretMismatch, UnknownAppId
 from imsp.standard.checks import is_uscc
 
@@ -35,6 +35,7 @@ class CredentialInfo:
     created_at: datetime
     rotated_at: datetime | None
     revoked_at: datetime | None
+    channel: str = "production"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Principal:
     app_id: str
     institution_id: int
     org_code: str
+    channel: str = "production"
 
 
 async def create_credential(
@@ -55,8 +57,12 @@ async def create_credential(
     now: datetime,
     name: str = "数据上报",
     actor: Actor = CLI,
+    channel: str = "production",
 ) -> IssuedCredential:
-    """A new appId/appSecret for the institution ``org_code`` (created if unknown)."""
+    """A new appId/appSecret on ``channel`` (test 测试 | production 正式) for the institution
+    ``org_code`` (created if unknown)."""
+    if channel not in CHANNELS:
+        raise BadRequest(f"通道 {channel} 无效，只能为 test（测试）或 production（正式）")
     if not is_uscc(org_code):
         raise BadRequest(f"机构代码 {org_code} 不是有效的 18 位统一社会信用代码")
     known = await session.scalar(select(Institution).where(Institution.org_code == org_code))
@@ -65,9 +71,17 @@ async def create_credential(
     inst = await ensure_institution(
         session, org_code=org_code, name=institution_name.strip(), now=now
     )
-    issued = await issue_credential(session, institution=inst, name=name, now=now)
+    issued = await issue_credential(session, institution=inst, name=name, now=now, channel=channel)
     action = AuditAction.CREDENTIAL_CREATE
-    await audit(session, actor, action, now=now, target=issued.app_id, institution_id=inst.id)
+    await audit(
+        session,
+        actor,
+        action,
+        now=now,
+        target=issued.app_id,
+        institution_id=inst.id,
+        detail={"channel": channel},
+    )
     return issued
 
 
@@ -98,7 +112,7 @@ async def rotate_secret(
     cred.rotated_at = now
     action = AuditAction.CREDENTIAL_ROTATE
     await audit(session, actor, action, now=now, target=app_id, institution_id=inst.id)
-    return IssuedCredential(app_id, secret, inst.org_code, inst.name)
+    return IssuedCredential(app_id, secret, inst.org_code, inst.name, cred.channel)
 
 
 async def revoke_credential(
@@ -145,6 +159,7 @@ async def authenticate(session: AsyncSession, *, app_id: str, app_secret: str) -
                 AppCredential.secret_hash,
                 AppCredential.status,
                 AppCredential.institution_id,
+                AppCredential.channel,
                 Institution.org_code,
             )
             .join(Institution, Institution.id == AppCredential.institution_id)
@@ -158,7 +173,7 @@ async def authenticate(session: AsyncSession, *, app_id: str, app_secret: str) -
         raise SecretMismatch()
     if row.status != "active":
         raise CredentialRevoked()
-    return Principal(row.id, app_id, row.institution_id, row.org_code)
+    return Principal(row.id, app_id, row.institution_id, row.org_code, row.channel)
 
 
 def _info(cred: AppCredential, inst: Institution) -> CredentialInfo:
@@ -171,4 +186,5 @@ def _info(cred: AppCredential, inst: Institution) -> CredentialInfo:
         created_at=cred.created_at,
         rotated_at=cred.rotated_at,
         revoked_at=cred.revoked_at,
+        channel=cred.channel,
     )

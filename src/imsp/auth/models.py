@@ -33,6 +33,9 @@ class AppCredential(Base):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), index=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     status: Mapped[str] = mapped_column(String(10), default="active")  # active | revoked
+    # test (测试) | production (正式): uploads with a test credential are stored and traced but
+    # never counted in the province's figures (接入确认, issue 14).
+    channel: Mapped[str] = mapped_column(String(12), default="production")
     created_at: Mapped[datetime]
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
@@ -47,7 +50,8 @@ class PortalUser(Base):
     username: Mapped[str] = mapped_column(String(50), unique=True)
     display_name: Mapped[str] = mapped_column(String(50), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20))  # operator | applicant | reviewer | regulator
+    # operator | applicant | reviewer | regulator | centre (统计信息中心)
+    role: Mapped[str] = mapped_column(String(20))
     institution_id: Mapped[int | None] = mapped_column(ForeignKey("institution.id"), index=True)
     must_change_password: Mapped[bool] = mapped_column(default=True)
     failed_logins: Mapped[int] = mapped_column(default=0)

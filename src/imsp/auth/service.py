@@ -17,7 +17,11 @@ ROLES: dict[str, str] = {
     "applicant": "申请机构",
     "reviewer": "登记机关审核人员",
     "regulator": "监管人员",
+    "centre": "统计信息中心",
 }
+
+#: Exchange channels (测试 / 正式), each with its own credentials (数据接入工作说明 第四章).
+CHANNELS: dict[str, str] = {"test": "测试", "production": "正式"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,7 @@ class IssuedCredential:
     app_secret: str
     org_code: str
     institution_name: str
+    channel: str = "production"
 
 
 async def ensure_institution(
@@ -45,9 +50,17 @@ async def ensure_institution(
 
 
 async def issue_credential(
-    session: AsyncSession, *, institution: Institution, name: str, now: datetime
+    session: AsyncSession,
+    *,
+    institution: Institution,
+    name: str,
+    now: datetime,
+    channel: str = "production",
 ) -> IssuedCredential:
-    """Create an appId/appSecret for ``institution``; only the secret's digest is stored."""
+    """Create an appId/appSecret for ``institution`` on ``channel`` (test | production); only the
+    secret's digest is stored."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
     secret = crypto.new_secret()
     cred = AppCredential(
         app_id=crypto.new_app_id(),
@@ -55,11 +68,12 @@ async def issue_credential(
         institution_id=institution.id,
         name=name,
         status="active",
+        channel=channel,
         created_at=now,
     )
     session.add(cred)
     await session.flush()
-    return IssuedCredential(cred.app_id, secret, institution.org_code, institution.name)
+    return IssuedCredential(cred.app_id, secret, institution.org_code, institution.name, channel)
 
 
 async def create_portal_user(

@@ -18,6 +18,7 @@ import click
 import orjson
 
 from imsp.auth import credentials as creds
+from imsp.auth.service import CHANNELS
 from imsp.cli.env import run
 from imsp.cli.output import table
 from imsp.clock import BEIJING, SystemClock, format_datetime
@@ -50,25 +51,55 @@ def credentials() -> None:
 @click.argument("org_code")
 @click.option("--name", "institution_name", default="", help="机构名称（新机构必填）")
 @click.option("--label", default="数据上报", show_default=True, help="凭据用途说明")
+@click.option(
+    "--channel",
+    type=click.Choice(["test", "production"]),
+    default="production",
+    show_default=True,
+    help="通道：test 测试（联调，不计入监管统计）/ production 正式",
+)
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
-def credentials_create(org_code: str, institution_name: str, label: str, as_json: bool) -> None:
+def credentials_create(
+    org_code: str, institution_name: str, label: str, channel: str, as_json: bool
+) -> None:
     """为机构 ORG_CODE（统一社会信用代码）创建 appId/appSecret；密钥只显示这一次。"""
     now = SystemClock().now()
     issued = run(
         lambda s: creds.create_credential(
-            s, org_code=org_code, institution_name=institution_name, now=now, name=label
+            s,
+            org_code=org_code,
+            institution_name=institution_name,
+            now=now,
+            name=label,
+            channel=channel,
         )
     )
     _show_secret(
-        issued.app_id, issued.app_secret, issued.org_code, issued.institution_name, as_json
+        issued.app_id,
+        issued.app_secret,
+        issued.org_code,
+        issued.institution_name,
+        as_json,
+        channel=issued.channel,
     )
 
 
-def _show_secret(app_id: str, secret: str, org: str, name: str, as_json: bool) -> None:
+def _show_secret(
+    app_id: str, secret: str, org: str, name: str, as_json: bool, *, channel: str = "production"
+) -> None:
     if as_json:
-        _echo_json({"appId": app_id, "appSecret": secret, "organID": org, "institution": name})
+        _echo_json(
+            {
+                "appId": app_id,
+                "appSecret": secret,
+                "organID": org,
+                "institution": name,
+                "channel": channel,
+            }
+        )
         return
     click.echo(f"机构 / institution: {name}  organID={org}")
+    click.echo(f"  通道 / channel: {CHANNELS[channel]}（{channel}）")
     click.echo(f"  appId={app_id}")
     click.echo(f"  appSecret={secret}   （仅显示这一次 / shown once）")
 
@@ -84,7 +115,12 @@ def credentials_rotate(app_id: str, revoke_tokens: bool, as_json: bool) -> None:
         lambda s: tokens.rotate_secret(s, app_id=app_id, now=now, revoke=revoke_tokens)
     )
     _show_secret(
-        issued.app_id, issued.app_secret, issued.org_code, issued.institution_name, as_json
+        issued.app_id,
+        issued.app_secret,
+        issued.org_code,
+        issued.institution_name,
+        as_json,
+        channel=issued.channel,
     )
     if revoke_tokens and not as_json:
         click.echo(f"  已作废访问令牌 / tokens revoked: {revoked}")
@@ -114,6 +150,7 @@ def credentials_list(org_code: str | None, as_json: bool) -> None:
                     "institution": r.institution_name,
                     "label": r.name,
                     "status": r.status,
+                    "channel": r.channel,
                     "createdAt": _when(r.created_at),
                     "rotatedAt": _when(r.rotated_at),
                     "revokedAt": _when(r.revoked_at),
@@ -123,13 +160,14 @@ def credentials_list(org_code: str | None, as_json: bool) -> None:
         )
         return
     _table(
-        ("appId", "organID", "机构", "用途", "状态", "创建", "更换密钥", "停用"),
+        ("appId", "organID", "机构", "用途", "通道", "状态", "创建", "更换密钥", "停用"),
         [
             (
                 r.app_id,
                 r.org_code,
                 r.institution_name,
                 r.name,
+                CHANNELS.get(r.channel, r.channel),
                 r.status,
                 _when(r.created_at),
                 _when(r.rotated_at),
@@ -179,6 +217,8 @@ def _log_json(r: queries.LogRow) -> dict[str, Any]:
         "client": r.client_addr,
         "dryRun": r.dry_run,
         "atomic": r.atomic,
+        "channel": r.channel,
+        "chunked": r.chunked,
         "archived": r.archived,
     }
 
@@ -215,7 +255,9 @@ def exchange_log(
                 format_datetime(r.at),
                 r.id,
                 r.org_code or "-",
-                r.service + (" (dryRun)" if r.dry_run else ""),
+                r.service
+                + (" (dryRun)" if r.dry_run else "")
+                + (" [测试]" if r.channel == "test" else ""),
                 r.code,
                 f"{r.total}/{r.success}/{r.fail}",
                 r.size,

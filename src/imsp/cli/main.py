@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("imsp.cli.client:sample", "生成测试数据"),
     "token": ("imsp.cli.client:token", "获取访问令牌（授权码）"),
     "selfcheck": ("imsp.cli.client:selfcheck", "接入自检：令牌与全部上传服务"),
+    "acceptance": (
+        "imsp.cli.acceptance:acceptance",
+        "接入确认：验收看板（医院端）、验收报告校验（平台端）",
+    ),
     "video": ("imsp.cli.video:video", "视频调阅：参考视频服务（serve）与接口自检（check）"),
     "outbox": ("imsp.cli.outbox:outbox", "本地出站队列：状态、投递、暂存记录重发"),
     "standard": ("imsp.cli.standard:standard", "数据标准：导出 Schema、规范文档、测试数据"),

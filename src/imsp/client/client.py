@@ -149,6 +149,22 @@ class Client:
         """Keep the token fresh in a background thread (scheduled refresh). Stopped by close()."""
         self.tokens.start_refresher(poll=poll)
 
+    # ------------------------------------------------------------------ acceptance
+
+    def acceptance_status(self) -> dict[str, Any]:
+        """The institution's acceptance board (接入确认看板) as the platform measures it: the
+        three parts (HTTP interface, data, video), each item with its threshold, measured value,
+        verdict and what is missing, and the confirmation state."""
+        response = self._request("GET", "/acceptance/status", auth=self._auth)
+        err = error_of(response)
+        if err is not None:
+            raise err
+        data = decode_json(response)
+        if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
+            raise ProtocolError("接入确认看板的应答不是预期的 JSON")
+        board: dict[str, Any] = data["data"]
+        return board
+
     # ------------------------------------------------------------------ uploads
 
     def upload(

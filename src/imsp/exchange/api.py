@@ -130,6 +130,7 @@ async def create_token(request: Request) -> Response:
         await _refused(request, entry, exc.code, started)
         raise
     entry.institution_id = issued.grant.institution_id
+    entry.channel = issued.grant.channel
     await writer_of(request).log(entry, started=started)
     body = {
         "code": 200,
@@ -138,6 +139,7 @@ async def create_token(request: Request) -> Response:
             "accessToken": issued.token,
             "expiresIn": issued.expires_in,
             "expireTime": format_datetime(issued.expires_at),
+            "channel": issued.grant.channel,
         },
     }
     return JsonResponse(body, headers={"Cache-Control": "no-store"})
@@ -153,6 +155,8 @@ def upload_handler(ds: Dataset) -> Handler:
             grant = await tokens_of(request).verify(c.db.engine, bearer(request), entry.client_addr)
             entry.institution_id, entry.app_id = grant.institution_id, grant.app_id
             only_parameters(request, UPLOAD_PARAMETERS)
+            entry.channel = grant.channel
+            entry.chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
             entry.dry_run = dry_run = flag(request, "dryRun")
             entry.atomic = atomic = flag(request, "atomic")
             check_media_type(request)
@@ -178,7 +182,9 @@ def upload_handler(ds: Dataset) -> Handler:
         except Exception:  # a bug: the request is still in the exchange log (as 50000)
             await _refused(request, entry, ImspError.code, started)
             raise
-        return JsonResponse({"code": 200, "msg": receipt.msg, "data": receipt.data})
+        data = receipt.data
+        data["channel"] = grant.channel
+        return JsonResponse({"code": 200, "msg": receipt.msg, "data": data})
 
     upload.__name__ = f"upload_{ds.code}"
     return fast(upload)

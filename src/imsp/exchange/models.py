@@ -133,6 +133,9 @@ class ExchangeLog(Base):
     latency_ms: Mapped[float]
     dry_run: Mapped[bool]
     atomic: Mapped[bool]
+    # test (测试) | production (正式): the credential's channel (接入确认, issue 14).
+    channel: Mapped[str] = mapped_column(String(12), default="production")
+    chunked: Mapped[bool] = mapped_column(default=False)  # Transfer-Encoding: chunked
     # Accepted uploads only: as sent on PostgreSQL (column compressed with lz4), zlib on SQLite.
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
 

@@ -120,6 +120,8 @@ _REQ_TYPES: Final[dict[str, Any]] = {
     "pre_ms": Float(),
     "dry_run": Boolean(),
     "atomic": Boolean(),
+    "channel": Text(),
+    "chunked": Boolean(),
     "body": LargeBinary(),  # as sent; the column compresses it (lz4)
 }
 

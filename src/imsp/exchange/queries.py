@@ -37,6 +37,8 @@ class LogRow:
     latency_ms: float
     dry_run: bool
     atomic: bool
+    channel: str
+    chunked: bool
     archived: bool
 
 
@@ -82,6 +84,8 @@ _LOG_COLUMNS = (
     ExchangeLog.latency_ms,
     ExchangeLog.dry_run,
     ExchangeLog.atomic,
+    ExchangeLog.channel,
+    ExchangeLog.chunked,
     ExchangeLog.body.is_not(None),
 )
 

@@ -28,6 +28,10 @@ class TokenData(BaseModel):
     accessToken: str = Field(description="访问令牌；上传时放在请求头 accessToken 中")
     expiresIn: int = Field(description="有效期（秒），默认 86400")
     expireTime: str = Field(description="过期时间，yyyy-MM-dd HH:mm:ss（北京时间）")
+    channel: str = Field(
+        default="production",
+        description="通道：test 测试（联调数据，不计入监管统计）/ production 正式",
+    )
 
 
 class TokenResponse(BaseModel):
@@ -62,6 +66,9 @@ class ReceiptData(BaseModel):
     success: int
     fail: int
     results: list[RecordResult] = Field(description="每条记录一项，按报文顺序")
+    channel: str = Field(
+        default="production", description="通道：test 测试（联调数据）/ production 正式"
+    )
 
 
 class UploadResponse(BaseModel):

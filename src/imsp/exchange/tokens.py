@@ -61,6 +61,7 @@ class Grant:
     org_code: str
     app_id: str
     expires_at: datetime
+    channel: str = "production"  # test (测试) | production (正式), of the credential
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,9 @@ class TokenService:
                 expires_at=expires_at,
             )
         )
-        grant = Grant(principal.institution_id, principal.org_code, app_id, expires_at)
+        grant = Grant(
+            principal.institution_id, principal.org_code, app_id, expires_at, principal.channel
+        )
         return IssuedToken(token, expires_at, int(self.ttl.total_seconds()), grant)
 
     # ----------------------------------------------------------------------------- verifying
@@ -188,6 +191,7 @@ class TokenService:
                 Institution.org_code,
                 AppCredential.app_id,
                 AccessToken.expires_at,
+                AppCredential.channel,
             )
             .join(AppCredential, AppCredential.id == AccessToken.credential_id)
             .join(Institution, Institution.id == AccessToken.institution_id)
@@ -197,7 +201,7 @@ class TokenService:
             row = (await conn.execute(stmt)).first()
         if row is None:
             return None
-        return Grant(row.institution_id, row.org_code, row.app_id, row.expires_at)
+        return Grant(row.institution_id, row.org_code, row.app_id, row.expires_at, row.channel)
 
 
 async def revoke_tokens(session: AsyncSession, *, app_id: str) -> int:

@@ -104,6 +104,8 @@ class LogEntry:
     latency_ms: float = 0.0
     dry_run: bool = False
     atomic: bool = False
+    channel: str = "production"  # test (测试) | production (正式), of the credential
+    chunked: bool = False  # Transfer-Encoding: chunked
     body: bytes | None = None
 
     def params(self) -> dict[str, Any]:

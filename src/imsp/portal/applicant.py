@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
+from imsp.acceptance.service import confirmation_of
 from imsp.auth.models import Institution
 from imsp.errors import BadRequest, Forbidden
 from imsp.portal.edge import (
@@ -94,6 +95,7 @@ async def _overview(v: Visit, problems: list[str] | None = None, status: int = 2
         doctors=await records.count_records(v.db, app=app, roster=F.DOCTORS),
         decision=decision,
         targets=reason_targets(),
+        acceptance=await confirmation_of(v.db, institution_id=inst.id),
         status=status,
     )
 

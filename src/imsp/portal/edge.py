@@ -49,6 +49,7 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/accounts", "账号管理"),
         ("/accounts/new", "分配账号"),
         ("/video/endpoints", "视频服务登记"),
+        ("/monitor", "接入监控"),
     ),
     "applicant": (
         ("/my", "申请概览"),
@@ -57,6 +58,7 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/my/departments", "科室信息"),
         ("/my/doctors", "人员信息"),
         ("/my/progress", "审核进度查询"),
+        ("/my/acceptance", "接入确认"),
         ("/my/findings", "监管发现"),
         ("/video/search", "视频调阅"),
         ("/video/endpoints", "视频服务登记"),
@@ -70,8 +72,10 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/video/search", "视频调阅"),
         ("/video/audit", "调阅记录"),
     ),
+    "centre": (("/centre", "接入确认"),),
 }
 HOME: Final[dict[str, str]] = {
+    "centre": "/centre",
     "operator": "/accounts",
     "applicant": "/my",
     "reviewer": "/review",
@@ -80,6 +84,8 @@ HOME: Final[dict[str, str]] = {
 #: Fixed confirmation messages after a redirect (``?ok=saved``) — never user-supplied text.
 FLASH: Final[dict[str, str]] = {
     "saved": "已保存",
+    "applied": "已申请接入确认，请等待统计信息中心审核",
+    "decided": "已处理",
     "uploaded": "附件已上传",
     "removed": "已删除",
     "submitted": "已提交，请等待登记机关审核",

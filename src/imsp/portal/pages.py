@@ -25,6 +25,7 @@ from imsp.errors import (
     MethodNotAllowed,
     NotFound,
 )
+from imsp.portal import acceptance as acceptance_pages
 from imsp.portal import (
     accounts,
     applicant,
@@ -138,12 +139,13 @@ def install(app: FastAPI) -> None:
     settings = app.state.ctx.settings
     static = resources.files("imsp.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    # supervise_findings before roster: its /my/findings must win over roster's /my/{kind}.
+    # supervise_findings and acceptance before roster: their /my/… must win over /my/{kind}.
     for module in (
         signin,
         accounts,
         applicant,
         supervise_findings,
+        acceptance_pages,
         roster,
         review,
         supervise,

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from starlette.responses import FileResponse, Response
 
+from imsp.acceptance.service import confirmation_of
 from imsp.errors import BadRequest, NotFound
 from imsp.portal.edge import (
     PER_PAGE,
@@ -138,6 +139,7 @@ async def _application_page(
         action_labels=ACTION_LABELS,
         states=STATES,
         targets=reason_targets(),
+        acceptance=await confirmation_of(v.db, institution_id=view.institution.id),
         changed={c.code for c in view.diff.profile} if view.diff else set(),
         errors=errors or {},
         values=values or {},

@@ -5,6 +5,7 @@ Each domain adds one line here when it gains a ``models.py``.
 
 from __future__ import annotations
 
+import imsp.acceptance.models
 import imsp.auth.models
 import imsp.exchange.models
 import imsp.qualification.models

@@ -22,6 +22,7 @@ from imsp.exchange.models import Record
 from imsp.standard.model import load_standard
 from imsp.supervision.models import Finding
 from imsp.supervision.quality import PRODUCTION, as_date, day_bounds
+from imsp.supervision.queries import on_channel
 from imsp.supervision.rollup_models import (
     FindingDay,
     QualityDatasetDay,
@@ -481,6 +482,7 @@ async def top_doctors(
         .where(
             Finding.institution_id == institution_id,
             Finding.doctor_cert_id.is_not(None),
+            on_channel(PRODUCTION),
             Finding.first_seen >= since,
             Finding.first_seen < until,
         )

@@ -54,8 +54,13 @@ from imsp.supervision.rollup_models import (
     RollupState,
 )
 
-#: Until the exchange log records the channel (issue 14) every upload is production data.
+#: Rollups are kept per exchange channel (接入确认, issue 14): the province's figures read only
+#: ``production``; an institution's test-channel uploads (联调数据) go to ``test`` rows, which the
+#: acceptance board may read and no dashboard counts. A record's channel is that of the request
+#: that first stored it; a request's is that of its credential (``exchange_log.channel``).
 PRODUCTION: Final = "production"
+TEST: Final = "test"
+CHANNELS: Final = (PRODUCTION, TEST)
 #: How far behind the watermark a refresh looks again (requests committed after their log time).
 LAG: Final = timedelta(minutes=10)
 STATE_NAME: Final = "quality_day"
@@ -160,11 +165,16 @@ async def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-async def _compute_pair(session: AsyncSession, institution_id: int, day: date) -> dict[str, _Acc]:
+async def _compute_pair(
+    session: AsyncSession, institution_id: int, day: date, channel: str = PRODUCTION
+) -> dict[str, _Acc]:
     start, end = day_bounds(day)
     accs: defaultdict[str, _Acc] = defaultdict(_Acc)
     in_day = and_(
-        ExchangeLog.institution_id == institution_id, ExchangeLog.at >= start, ExchangeLog.at < end
+        ExchangeLog.institution_id == institution_id,
+        ExchangeLog.at >= start,
+        ExchangeLog.at < end,
+        ExchangeLog.channel == channel,
     )
     logs = await session.execute(
         select(
@@ -200,7 +210,7 @@ async def _compute_pair(session: AsyncSession, institution_id: int, day: date) -
                 acc.by_code["unarchived"] += int(fail)
                 continue
             acc.by_code.update(rejected_codes(dataset, archive.restore(blob), org_code or ""))
-    await _record_figures(session, institution_id, start, end, accs)
+    await _record_figures(session, institution_id, start, end, accs, channel)
     return dict(accs)
 
 
@@ -210,6 +220,7 @@ async def _record_figures(
     start: datetime,
     end: datetime,
     accs: defaultdict[str, _Acc],
+    channel: str = PRODUCTION,
 ) -> None:
     """Completeness, timeliness and references of the records first stored in [start, end)."""
     rows = (
@@ -230,6 +241,7 @@ async def _record_figures(
                 ExchangeLog.institution_id == institution_id,
                 ExchangeLog.at >= start,
                 ExchangeLog.at < end,
+                ExchangeLog.channel == channel,
                 RecordVersion.version == 1,
             )
         )
@@ -277,10 +289,17 @@ async def _existing(
     return found
 
 
-def _row(institution_id: int, day: date, dataset: str, acc: _Acc, now: datetime) -> dict[str, Any]:
+def _row(
+    institution_id: int,
+    day: date,
+    dataset: str,
+    acc: _Acc,
+    now: datetime,
+    channel: str = PRODUCTION,
+) -> dict[str, Any]:
     delays = sorted(acc.delays)
     return {
-        "channel": PRODUCTION,
+        "channel": channel,
         "institution_id": institution_id,
         "day": day,
         "dataset": dataset,
@@ -306,16 +325,18 @@ async def recompute_pairs(session: AsyncSession, pairs: Iterable[Pair], *, now: 
     for institution_id, day in sorted(set(pairs)):
         await session.execute(
             delete(QualityDay).where(
-                QualityDay.channel == PRODUCTION,
                 QualityDay.institution_id == institution_id,
                 QualityDay.day == day,
             )
         )
-        accs = await _compute_pair(session, institution_id, day)
-        rows = [_row(institution_id, day, ds, acc, now) for ds, acc in sorted(accs.items())]
-        if rows:
-            await session.execute(insert(QualityDay), rows)
-            written += len(rows)
+        for channel in CHANNELS:
+            accs = await _compute_pair(session, institution_id, day, channel)
+            rows = [
+                _row(institution_id, day, ds, acc, now, channel) for ds, acc in sorted(accs.items())
+            ]
+            if rows:
+                await session.execute(insert(QualityDay), rows)
+                written += len(rows)
     await _resum(session, set(pairs))
     return written
 
@@ -452,9 +473,10 @@ async def set_watermark(session: AsyncSession, now: datetime, name: str = STATE_
 
 
 async def recompute_quality(session: AsyncSession, *, now: datetime) -> int:
-    """Rebuild every production rollup row from the log and the records; returns rows written."""
+    """Rebuild every rollup row (both channels; the sums hold production only) from the log and
+    the records; returns rows written."""
     for table in (QualityDay, QualityInstitutionDay, QualityDatasetDay):
-        await session.execute(delete(table).where(table.channel == PRODUCTION))
+        await session.execute(delete(table))
     written = await recompute_pairs(session, await all_pairs(session), now=now)
     await set_watermark(session, now)
     return written

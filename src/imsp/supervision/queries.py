@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
+from imsp.exchange.models import ExchangeLog, Record
 from imsp.supervision.findings import load_finding
 from imsp.supervision.models import Finding, FindingEvent, PendingCheck
 from imsp.supervision.workflow import OPEN_STATES
@@ -21,10 +23,12 @@ __all__ = [
     "FindingDetail",
     "FindingFilter",
     "FindingPage",
+    "count_open",
     "count_open_by_rule",
     "count_pending",
     "finding_detail",
     "list_findings",
+    "on_channel",
 ]
 
 
@@ -40,6 +44,23 @@ class FindingFilter:
     doctor_cert_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    #: Findings on records of this exchange channel only; test-channel data (联调数据, 接入确认)
+    #: never counts in the province's queue. ``None``: both.
+    channel: str | None = "production"
+
+
+def on_channel(channel: str) -> ColumnElement[bool]:
+    """Findings whose record's current version came on ``channel`` (a purged record was test
+    data: records are otherwise never deleted)."""
+    stored = exists(
+        select(1)
+        .select_from(Record)
+        .join(ExchangeLog, ExchangeLog.id == Record.exchange_id)
+        .where(Record.id == Finding.record_id, ExchangeLog.channel == channel)
+    )
+    if channel == "test":
+        return stored | ~exists(select(1).where(Record.id == Finding.record_id))
+    return stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +92,8 @@ def _filtered(stmt: Select[Any], f: FindingFilter) -> Select[Any]:
         stmt = stmt.where(Finding.business_time >= f.since)
     if f.until is not None:
         stmt = stmt.where(Finding.business_time < f.until)
+    if f.channel is not None:
+        stmt = stmt.where(on_channel(f.channel))
     return stmt
 
 
@@ -86,9 +109,7 @@ async def list_findings(
             .offset(offset)
         )
     ).all()
-    total = await session.scalar(
-        _filtered(select(Finding), filters).with_only_columns(func.count()).order_by(None)
-    )
+    total = await session.scalar(_filtered(select(func.count()).select_from(Finding), filters))
     return FindingPage(rows=list(rows), total=int(total or 0))
 
 
@@ -111,7 +132,9 @@ async def count_open_by_rule(
     session: AsyncSession, *, institution_id: int | None = None
 ) -> dict[str, int]:
     """Open findings per rule id (the rule catalogue page's column)."""
-    stmt = select(Finding.rule_id, func.count()).where(Finding.status.in_(sorted(OPEN_STATES)))
+    stmt = select(Finding.rule_id, func.count()).where(
+        Finding.status.in_(sorted(OPEN_STATES)), on_channel("production")
+    )
     if institution_id is not None:
         stmt = stmt.where(Finding.institution_id == institution_id)
     rows = (await session.execute(stmt.group_by(Finding.rule_id))).all()
@@ -123,4 +146,23 @@ async def count_pending(session: AsyncSession, *, institution_id: int | None = N
     stmt = select(func.count()).select_from(PendingCheck)
     if institution_id is not None:
         stmt = stmt.where(PendingCheck.institution_id == institution_id)
+    return int(await session.scalar(stmt) or 0)
+
+
+async def count_open(
+    session: AsyncSession, *, institution_id: int, channel: str, severity: str | None = None
+) -> int:
+    """Open findings of one institution on one channel (the acceptance board's data part asks
+    for the test channel's open violations)."""
+    stmt = (
+        select(func.count())
+        .select_from(Finding)
+        .where(
+            Finding.institution_id == institution_id,
+            Finding.status.in_(sorted(OPEN_STATES)),
+            on_channel(channel),
+        )
+    )
+    if severity is not None:
+        stmt = stmt.where(Finding.severity == severity)
     return int(await session.scalar(stmt) or 0)

@@ -20,10 +20,11 @@ from typing import Final
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imsp.exchange.models import ExchangeLog, Record
 from imsp.supervision.models import Finding
 from imsp.supervision.quality import (
     LAG,
-    PRODUCTION,
+    TEST,
     Pair,
     as_date,
     beijing_day,
@@ -53,24 +54,29 @@ async def recompute_finding_pairs(
     for institution_id, day in sorted(set(pairs)):
         await session.execute(
             delete(FindingDay).where(
-                FindingDay.channel == PRODUCTION,
                 FindingDay.institution_id == institution_id,
                 FindingDay.day == day,
             )
         )
         start, end = day_bounds(day)
+        # A finding's channel is that of the request that carried its record's current version;
+        # a record no longer stored was test data purged (records are otherwise never deleted).
+        channel = func.coalesce(ExchangeLog.channel, TEST)
         counts = await session.execute(
-            select(Finding.rule_id, Finding.severity, Finding.status, func.count())
+            select(channel, Finding.rule_id, Finding.severity, Finding.status, func.count())
+            .select_from(Finding)
+            .outerjoin(Record, Record.id == Finding.record_id)
+            .outerjoin(ExchangeLog, ExchangeLog.id == Record.exchange_id)
             .where(
                 Finding.institution_id == institution_id,
                 Finding.first_seen >= start,
                 Finding.first_seen < end,
             )
-            .group_by(Finding.rule_id, Finding.severity, Finding.status)
+            .group_by(channel, Finding.rule_id, Finding.severity, Finding.status)
         )
         rows = [
             {
-                "channel": PRODUCTION,
+                "channel": ch,
                 "institution_id": institution_id,
                 "day": day,
                 "rule_id": rule,
@@ -79,7 +85,7 @@ async def recompute_finding_pairs(
                 "findings": int(n),
                 "computed_at": now,
             }
-            for rule, severity, status, n in counts.all()
+            for ch, rule, severity, status, n in counts.all()
         ]
         if rows:
             await session.execute(insert(FindingDay), rows)
@@ -88,7 +94,7 @@ async def recompute_finding_pairs(
 
 
 async def recompute_findings(session: AsyncSession, *, now: datetime) -> int:
-    await session.execute(delete(FindingDay).where(FindingDay.channel == PRODUCTION))
+    await session.execute(delete(FindingDay))
     written = await recompute_finding_pairs(session, await _finding_pairs(session, None), now=now)
     await set_watermark(session, now, FINDINGS_STATE)
     return written

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imsp.auth.models import Institution
 from imsp.auth.audit import Actor, AuditAction, audit
+from imsp.auth.models import Institution
 from imsp.config import Settings
 from imsp.errors import BadRequest, Forbidden, NotFound
 from imsp.standard import video as P
