@@ -18,6 +18,7 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("operator", "operator", "平台实施方（演示）"),
     ("reviewer", "reviewer", "登记机关审核员（演示）"),
     ("regulator", "regulator", "监管人员（演示）"),
+    ("centre", "centre", "统计信息中心（演示）"),
     ("demo-hospital", "applicant", "示范医院填报员（演示）"),
 )
 
