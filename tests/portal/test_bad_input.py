@@ -217,7 +217,7 @@ def test_an_import_with_errors_lists_them_by_row_and_column_and_changes_nothing(
     for row, record in ((3, good), (4, bad)):
         for col, code in enumerate(codes, start=1):
             value = record[str(code)]
-            ws.cell(row=row, column=col, value=None if value is None else str(value))
+            ws.cell(row=row, column=col).value = None if value is None else str(value)
     out = io.BytesIO()
     wb.save(out)
     before = _state(settings)
@@ -239,4 +239,29 @@ def test_an_import_with_errors_lists_them_by_row_and_column_and_changes_nothing(
         files={"file": ("科室.csv", b"deptID,deptName\n1,2\n", "text/csv")},
         page="/my/departments",
     )
-    assert r.status_code == 400 and "不是 Excel（.xlsx）格式" in r.text
+    assert r.status_code == 400 and r.text.count("不是 Excel（.xlsx）格式") == 1
+
+
+def test_an_import_without_a_file_says_so_once(applicant: TestClient) -> None:
+    r = post_form(
+        applicant,
+        "/my/departments/import",
+        files={"file": ("", b"", "application/octet-stream")},
+        page="/my/departments",
+    )
+    assert r.status_code == 400
+    assert r.text.count("请选择要导入的 Excel 文件") == 1
+    assert "不是 Excel" not in r.text
+
+
+def test_a_department_form_checks_the_parent_and_the_subject(
+    applicant: TestClient, settings: Settings
+) -> None:
+    before = _state(settings)
+    raw = b.department(parentDeptID="NOPE", deptType="03", subjectCode="10", subjectName=None)
+    r = post_form(applicant, "/my/departments/new", raw)
+    assert r.status_code == 400
+    assert "上级科室编码 NOPE 未在本机构科室信息中登记" in r.text
+    assert "诊疗科目“10 眼科”不属于科室类别“03 内科”" in r.text
+    assert "为必填项" not in r.text  # 对应诊疗科目名称 is filled from the code
+    assert _state(settings) == before
