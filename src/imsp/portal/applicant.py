@@ -11,7 +11,16 @@ from starlette.responses import Response
 
 from imsp.auth.models import Institution
 from imsp.errors import BadRequest, Forbidden
-from imsp.portal.edge import Rerender, Visit, checked_form, errors_of, render, see_other, visitor
+from imsp.portal.edge import (
+    Rerender,
+    Visit,
+    checked_form,
+    errors_of,
+    problem_of,
+    render,
+    see_other,
+    visitor,
+)
 from imsp.portal.widgets import institution_inputs
 from imsp.qualification import fields as F
 from imsp.qualification import queries, registration
@@ -172,8 +181,8 @@ async def _attachments_page(
         kinds=KINDS,
         type_labels=TYPE_LABELS,
         accepted=ACCEPTED,
-        max_mb=v.settings.portal.max_upload_bytes / 1024 / 1024,
-        errors=errors or {},
+        errors=errors or {"file": problem_of(v.request)},
+        problem="",  # shown beside the file field
         kind=kind,
         notes=await rejection_notes(v, app),
         status=status,

@@ -27,6 +27,7 @@ from imsp.auth.service import ROLES
 from imsp.clock import format_datetime
 from imsp.config import Settings
 from imsp.errors import Forbidden
+from imsp.qualification.attachments import size_label, too_large
 from imsp.web import client_addr, ctx, session
 
 PLATFORM = "河北省互联网医疗服务监管平台"
@@ -80,6 +81,8 @@ templates = Environment(
     lstrip_blocks=True,
 )
 templates.filters["dt"] = lambda v: format_datetime(v) if isinstance(v, datetime) else ""
+templates.filters["size"] = size_label
+templates.filters["too_large"] = too_large
 
 
 class Redirect(Exception):
@@ -225,6 +228,9 @@ def render(
 ) -> HTMLResponse:
     user = visit.user if visit else None
     flash = FLASH.get(request.query_params.get("ok", ""), "")
+    problem = context.pop("problem", None)
+    if problem is None:
+        problem = problem_of(request)
     nav = NAV.get(user.role, ()) if user and not user.must_change_password else ()
     path = request.url.path
     full = path + ("?" + request.url.query if request.url.query else "")
@@ -239,9 +245,23 @@ def render(
         csrf=visit.csrf if visit else context.pop("csrf", ""),
         csrf_field=CSRF_FIELD,
         flash=flash,
+        problem=problem,
+        upload_limit=request.app.state.ctx.settings.portal.max_upload_bytes,
         **context,
     )
     return HTMLResponse(body, status_code=status)
+
+
+#: ``?problem=`` after a redirect back to the form: a fixed message, never user-supplied text.
+TOO_LARGE: Final = "too_large"
+
+
+def problem_of(request: Request) -> str:
+    """The message of a refusal that happened before the page saw the request (an upload over
+    the size limit is stopped at the door and sent back to its form)."""
+    if request.query_params.get("problem") == TOO_LARGE:
+        return too_large(request.app.state.ctx.settings.portal.max_upload_bytes)
+    return ""
 
 
 def see_other(location: str) -> RedirectResponse:
