@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends
 from starlette.responses import FileResponse, Response
 
+from imsp.clock import format_datetime
 from imsp.errors import BadRequest, NotFound
 from imsp.portal.edge import (
     PER_PAGE,
@@ -27,6 +29,7 @@ from imsp.portal.edge import (
     see_other,
     visitor,
 )
+from imsp.portal.export import MAX_ROWS, xlsx_response
 from imsp.portal.roster import cells, roster_of
 from imsp.qualification import disclosure, queries
 from imsp.qualification import fields as F
@@ -40,26 +43,68 @@ readers = visitor("reviewer", "regulator")
 FILTERS = {"submitted": "待审核", "rejected": "审核驳回", "approved": "审核通过", "draft": "填报中"}
 
 
-@router.get("/review")
-async def queue(v: Visit = Depends(readers)) -> Response:  # noqa: B008
+def _queue_filter(v: Visit) -> tuple[str, str]:
+    """``?status=`` (one of FILTERS or all) and ``?q=`` (name or code, at most 50 characters)."""
     status = v.request.query_params.get("status", "submitted")
     status = status if status in FILTERS or status == "all" else "submitted"
+    return status, v.request.query_params.get("q", "").strip()[:50]
+
+
+@router.get("/review")
+async def queue(v: Visit = Depends(readers)) -> Response:  # noqa: B008
+    status, q = _queue_filter(v)
     rows, total = await queries.queue(
         v.db,
         actor=v.actor,
         status=None if status == "all" else status,
         offset=(page_number(v.request) - 1) * PER_PAGE,
         limit=PER_PAGE,
+        q=q,
     )
     return render(
         v.request,
         "review_queue.html",
         visit=v,
-        rows=rows,
+        rows=[(r, queue_cells(r)) for r in rows],
+        total=total,
         pager=pager(v.request, total),
         current=status,
+        q=q,
+        export=f"/review/export.xlsx?{urlencode({'status': status, 'q': q})}",
         filters=FILTERS,
         states=STATES,
+    )
+
+
+QUEUE_HEADERS = ("申请机构", "组织机构代码", "状态", "版本", "最近提交", "最近更新")
+
+
+def queue_cells(row: queries.QueueRow) -> list[str]:
+    """One application as the list page shows it."""
+    return [
+        row.institution.name,
+        row.institution.org_code,
+        STATES[row.app.status].label,
+        f"第 {row.app.version} 版" if row.app.version else "—",
+        format_datetime(row.submitted_at) if row.submitted_at else "",
+        format_datetime(row.app.updated_at),
+    ]
+
+
+@router.get("/review/export.xlsx")
+async def queue_export(v: Visit = Depends(readers)) -> Response:  # noqa: B008
+    status, q = _queue_filter(v)
+    rows, _ = await queries.queue(
+        v.db,
+        actor=v.actor,
+        status=None if status == "all" else status,
+        offset=0,
+        limit=MAX_ROWS,
+        q=q,
+    )
+    title = FILTERS.get(status, "全部申请")
+    return await xlsx_response(
+        title, f"资质申请-{title}.xlsx", QUEUE_HEADERS, [queue_cells(r) for r in rows]
     )
 
 

@@ -58,14 +58,41 @@ class QueueRow:
     submitted_at: datetime | None
 
 
+def like(text: str) -> str:
+    """A ``LIKE`` pattern (escape ``\\``) matching ``text`` anywhere, its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def queue(
-    session: AsyncSession, *, actor: Actor, status: str | None, offset: int, limit: int
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    status: str | None,
+    offset: int,
+    limit: int,
+    q: str = "",
 ) -> tuple[list[QueueRow], int]:
-    """Applications for reviewers and regulators (待审核 first in submission order), and the total."""
+    """Applications for reviewers and regulators (待审核 first in submission order), and the total;
+    ``q`` keeps those whose institution name or 组织机构代码 contains it."""
     if actor.role not in READERS:
         return [], 0
     where = [Application.status == status] if status else []
-    total = await session.scalar(select(func.count()).select_from(Application).where(*where)) or 0
+    if q.strip():
+        pattern = like(q.strip())
+        where.append(
+            Institution.name.ilike(pattern, escape="\\")
+            | Institution.org_code.ilike(pattern, escape="\\")
+        )
+    total = (
+        await session.scalar(
+            select(func.count())
+            .select_from(Application)
+            .join(Institution, Institution.id == Application.institution_id)
+            .where(*where)
+        )
+        or 0
+    )
     last = (
         select(Submission.application_id, func.max(Submission.submitted_at).label("at"))
         .group_by(Submission.application_id)
