@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
 from fastapi.testclient import TestClient
+from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -141,3 +143,36 @@ def test_lists_are_paginated(operator: TestClient, settings: Settings, clock: Fr
     assert first.text.count("<tr>") - 1 == 20 and "下一页" in first.text
     second = operator.get("/accounts?role=regulator&page=2")
     assert second.text.count("<tr>") - 1 == 5 and "上一页" in second.text
+
+
+def _account_rows(html: str) -> list[str]:
+    body = html.split('<table id="accounts">', 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<tr>\s*<td>([^<]*)</td>", body)
+
+
+def test_accounts_are_searched_and_exported_as_shown(
+    operator: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    b.make_applicant(settings, clock.now())
+    b.make_applicant(
+        settings, clock.now(), org_code=b.ORG2, username="second", name="石家庄市第二医院"
+    )
+    b.make_user(settings, clock.now(), username="reviewer9", role="reviewer")
+    assert _account_rows(operator.get("/accounts", params={"q": "第二"}).text) == ["second"]
+    assert _account_rows(operator.get("/accounts", params={"q": b.ORG}).text) == ["hospital"]
+    assert _account_rows(operator.get("/accounts", params={"q": "review"}).text) == ["reviewer9"]
+    assert _account_rows(operator.get("/accounts", params={"q": "_"}).text) == []
+
+    for params in ({"q": "医院"}, {"role": "applicant"}, {}):
+        page = operator.get("/accounts", params=params)
+        export = operator.get("/accounts/export.xlsx", params=params)
+        ws = load_workbook(io.BytesIO(export.content)).worksheets[0]
+        rows = [[str(c.value or "") for c in r] for r in ws.iter_rows()]
+        assert rows[0][:3] == ["用户名", "姓名/说明", "角色"]
+        assert [r[0] for r in rows[1:]] == _account_rows(page.text) != []
+    shown = load_workbook(
+        io.BytesIO(operator.get("/accounts/export.xlsx", params={"q": "第二"}).content)
+    ).worksheets[0]
+    assert [c.value for c in shown[2]][:6] == [
+        "second", "石家庄市第二医院", "申请机构", "石家庄市第二医院", b.ORG2, "待修改初始密码"
+    ]  # fmt: skip
