@@ -132,3 +132,21 @@ def test_register_submit_reject_resubmit_approve(
         post_form(c, "/my/departments/new", b.department(deptID="9"), page="/my").status_code == 403
     )
     assert "添加人员" not in c.get("/my/doctors").text
+
+
+def test_an_applicant_withdraws_a_submission_not_yet_reviewed(
+    portal_client: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    who = b.make_complete_applicant(settings, clock.now())
+    b.submit(settings, who, clock.now())
+    sign_in(portal_client, who.username, who.password, "Hospital-2026")
+    home = portal_client.get("/my")
+    assert "撤回提交" in home.text and "第 1 版尚未审核" in home.text
+    r = post_form(portal_client, "/my/withdraw", page="/my")
+    assert r.status_code == 200 and r.url.path == "/my"
+    assert "已撤回提交，可修改后重新提交" in r.text and "已撤回" in r.text
+    assert "重新提交审核" in r.text  # editable again
+    progress = portal_client.get("/my/progress")
+    assert "撤回提交" in progress.text
+    again = post_form(portal_client, "/my/withdraw", page="/my")
+    assert again.status_code == 403  # nothing left to withdraw

@@ -40,6 +40,7 @@ class AuditAction(StrEnum):
     QUALIFICATION_RESUBMIT = "qualification.resubmit"
     QUALIFICATION_APPROVE = "qualification.approve"
     QUALIFICATION_REJECT = "qualification.reject"
+    QUALIFICATION_WITHDRAW = "qualification.withdraw"
     ATTACHMENT_VIEW = "attachment.view"
     ATTACHMENT_DOWNLOAD = "attachment.download"
     PERSONAL_DATA_VIEW = "personal_data.view"

@@ -115,6 +115,14 @@ async def submit(v: Visit = Depends(applicant)) -> Response:  # noqa: B008
     return see_other("/my/progress?ok=submitted")
 
 
+@router.post("/my/withdraw")
+async def withdraw(v: Visit = Depends(applicant)) -> Response:  # noqa: B008
+    await checked_form(v)
+    app, _ = await mine(v)
+    await registration.withdraw(v.db, app=app, actor=v.actor, now=v.now)
+    return see_other("/my?ok=withdrawn")
+
+
 # --------------------------------------------------------------------------- 机构注册
 
 

@@ -67,6 +67,7 @@ FLASH: Final[dict[str, str]] = {
     "uploaded": "附件已上传",
     "removed": "已删除",
     "submitted": "已提交，请等待登记机关审核",
+    "withdrawn": "已撤回提交，可修改后重新提交",
     "approved": "已审核通过",
     "rejected": "已驳回，申请机构将看到驳回原因",
     "password": "密码已修改",

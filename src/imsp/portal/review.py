@@ -40,7 +40,13 @@ from imsp.qualification.workflow import ACTION_LABELS, STATES, allowed_actions
 
 router = APIRouter()
 readers = visitor("reviewer", "regulator")
-FILTERS = {"submitted": "待审核", "rejected": "审核驳回", "approved": "审核通过", "draft": "填报中"}
+FILTERS = {
+    "submitted": "待审核",
+    "rejected": "审核驳回",
+    "approved": "审核通过",
+    "draft": "填报中",
+    "withdrawn": "已撤回",
+}
 
 
 def _queue_filter(v: Visit) -> tuple[str, str]:

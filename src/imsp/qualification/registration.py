@@ -182,7 +182,7 @@ async def submit(
     now: datetime,
 ) -> Submission:
     """第 5 步: submit (or, after a rejection, resubmit) the application for review."""
-    action = "resubmit" if app.status == "rejected" else "submit"
+    action = "submit" if app.status == "draft" else "resubmit"
     ensure_editable(app)
     problems = await missing_for_submission(session, app=app, institution=institution, now=now)
     if problems:
@@ -209,3 +209,20 @@ async def submit(
     )
     await session.flush()
     return sub
+
+
+async def withdraw(session: AsyncSession, *, app: Application, actor: Actor, now: datetime) -> None:
+    """The applicant takes back a submission the reviewer has not decided on yet; the submitted
+    version stays on record and the data can be changed and submitted again."""
+    await transition(
+        session, app=app, action="withdraw", actor=actor.username, role=actor.role, now=now
+    )
+    await audit(
+        session,
+        actor,
+        AuditAction.QUALIFICATION_WITHDRAW,
+        now=now,
+        **on_application(app),
+        detail={"version": app.version},
+    )
+    await session.flush()
