@@ -7,7 +7,10 @@ import re
 
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from imsp.auth.models import PortalUser
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from tests.portal.client import post_form, sign_in
@@ -150,3 +153,32 @@ def test_an_applicant_withdraws_a_submission_not_yet_reviewed(
     assert "撤回提交" in progress.text
     again = post_form(portal_client, "/my/withdraw", page="/my")
     assert again.status_code == 403  # nothing left to withdraw
+
+
+def test_an_approval_comment_is_shown_as_approval_and_history_names_people_and_bodies(
+    portal_client: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    who = b.make_complete_applicant(settings, clock.now(), username="zhaomin")
+    b.submit(settings, who, clock.now())
+    b.make_user(settings, clock.now(), username="li.shen", role="reviewer")
+
+    async def rename(session: AsyncSession) -> None:
+        reviewer = await session.scalar(select(PortalUser).where(PortalUser.username == "li.shen"))
+        assert reviewer is not None
+        reviewer.display_name = "李审核"
+
+    b.run(settings, rename)
+    sign_in(portal_client, "li.shen", "Passw0rd-123")
+    url = f"/applications/{who.application_id}"
+    r = post_form(portal_client, f"{url}/approve", {"reason": "材料齐全"}, page=url)
+    assert r.status_code == 200
+    history = r.text.split("办理记录", 1)[1]
+    assert '<div class="reason ok"><b>审核意见：</b>材料齐全' in history
+    assert "李审核（登记机关）" in history and "li.shen" not in history
+    assert f"{b.ORG_NAME}" in history and "zhaomin" not in history
+
+    portal_client.cookies.clear()
+    sign_in(portal_client, "zhaomin", who.password, "Hospital-2026")
+    progress = portal_client.get("/my/progress").text.split("办理记录", 1)[1]
+    assert '<div class="reason ok"><b>审核意见：</b>材料齐全' in progress
+    assert "李审核（登记机关）" in progress and "li.shen" not in progress

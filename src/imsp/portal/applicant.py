@@ -245,12 +245,14 @@ async def attachment_remove(attachment_id: int, v: Visit = Depends(applicant)) -
 @router.get("/my/progress")
 async def progress(v: Visit = Depends(applicant)) -> Response:  # noqa: B008
     app, inst = await mine(v)
+    steps = await queries.timeline(v.db, app=app)
     return render(
         v.request,
         "progress.html",
         visit=v,
         **_common(app, inst),
-        steps=await queries.timeline(v.db, app=app),
+        steps=steps,
+        names=await queries.actor_names(v.db, steps),
         states=STATES,
         actions=ACTION_LABELS,
         targets=reason_targets(),

@@ -187,6 +187,7 @@ async def _application_page(
         type_labels=TYPE_LABELS,
         actions=actions,
         action_labels=ACTION_LABELS,
+        names=await queries.actor_names(v.db, view.timeline),
         states=STATES,
         targets=reason_targets(),
         changed={c.code for c in view.diff.profile} if view.diff else set(),
