@@ -182,3 +182,26 @@ def test_an_approval_comment_is_shown_as_approval_and_history_names_people_and_b
     progress = portal_client.get("/my/progress").text.split("办理记录", 1)[1]
     assert '<div class="reason ok"><b>审核意见：</b>材料齐全' in progress
     assert "李审核（登记机关）" in progress and "li.shen" not in progress
+
+
+def test_an_applicant_views_every_version_it_submitted(
+    portal_client: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    who = b.make_complete_applicant(settings, clock.now())
+    b.submit(settings, who, clock.now())
+    sign_in(portal_client, who.username, who.password, "Hospital-2026")
+    post_form(portal_client, "/my/withdraw", page="/my")
+    form = b.form_of(b.profile(**{"entity.grade": "2", "internet.organID": b.ORG}))
+    post_form(portal_client, "/my/institution", form)
+    post_form(portal_client, "/my/submit", page="/my")
+    progress = portal_client.get("/my/progress").text
+    url = f"/applications/{who.application_id}"
+    assert f'href="{url}?version=2">第 2 版' in progress
+    assert f'href="{url}?version=1">第 1 版' in progress
+    first = portal_client.get(f"{url}?version=1")
+    assert first.status_code == 200 and "这是历史版本" in first.text
+    latest = portal_client.get(url)
+    assert "与第 1 版（已撤回）相比的变更" in latest.text  # the applicant sees what it changed
+    assert "审核通过" not in latest.text.split("办理记录")[0]  # no decision buttons for it
+    assert 'action="/applications/' not in latest.text
+    assert portal_client.get(f"{url}/v1/doctors/0").status_code == 200

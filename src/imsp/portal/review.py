@@ -40,6 +40,8 @@ from imsp.qualification.workflow import ACTION_LABELS, STATES, allowed_actions
 
 router = APIRouter()
 readers = visitor("reviewer", "regulator")
+#: Submitted versions are also shown to their own applicant (scoped by ``queries``).
+version_readers = visitor("reviewer", "regulator", "applicant")
 FILTERS = {
     "submitted": "待审核",
     "rejected": "审核驳回",
@@ -166,7 +168,8 @@ async def _application_page(
     snap: dict[str, Any] = view.current.snapshot if view.current else {}
     profile = snap.get("profile", {})
     latest = view.current is not None and view.current.version == view.app.version
-    actions = allowed_actions(view.app.status, v.user.role) if latest else []
+    deciding = latest and v.user.role in queries.READERS
+    actions = allowed_actions(view.app.status, v.user.role) if deciding else []
     return render(
         v.request,
         "review_application.html",
@@ -198,7 +201,7 @@ async def _application_page(
 
 
 @router.get("/applications/{app_id}")
-async def application(app_id: int, v: Visit = Depends(readers)) -> Response:  # noqa: B008
+async def application(app_id: int, v: Visit = Depends(version_readers)) -> Response:  # noqa: B008
     return await _application_page(v, app_id)
 
 
@@ -208,7 +211,7 @@ async def record_detail(
     version: int,
     kind: str,
     index: int,
-    v: Visit = Depends(readers),  # noqa: B008
+    v: Visit = Depends(version_readers),  # noqa: B008
 ) -> Response:
     """One submitted department or doctor in full (ID numbers unmasked — an audited view)."""
     roster = roster_of(kind)
