@@ -176,3 +176,30 @@ def test_accounts_are_searched_and_exported_as_shown(
     assert [c.value for c in shown[2]][:6] == [
         "second", "石家庄市第二医院", "申请机构", "石家庄市第二医院", b.ORG2, "待修改初始密码"
     ]  # fmt: skip
+
+
+def test_a_second_account_for_an_institution_warns_and_shows_both(
+    operator: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    b.make_applicant(settings, clock.now())  # "hospital" for b.ORG
+    form = {
+        "role": "applicant",
+        "username": "hospital2",
+        "display_name": "信息科二",
+        "org_code": b.ORG,
+        "org_name": b.ORG_NAME,
+    }
+    r = post_form(operator, "/accounts/new", form)
+    assert r.status_code == 400
+    assert "该机构已有账号：hospital" in r.text and 'name="second"' in r.text
+
+    async def count(session: AsyncSession) -> int:
+        return len(list(await session.scalars(select(PortalUser))))
+
+    before = b.run(settings, count)
+    assert post_form(operator, "/accounts/new", form).status_code == 400
+    assert b.run(settings, count) == before
+    r = post_form(operator, "/accounts/new", {**form, "second": "1"}, page="/accounts/new")
+    assert r.status_code == 200 and _issued_password(r.text)
+    assert re.search(r'id="other-accounts">hospital（', r.text)
+    assert b.run(settings, count) == before + 1

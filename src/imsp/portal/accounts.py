@@ -26,7 +26,7 @@ from imsp.portal.edge import (
     visitor,
 )
 from imsp.portal.export import MAX_ROWS, xlsx_response
-from imsp.qualification.registration import allocate_applicant
+from imsp.qualification.registration import allocate_applicant, applicant_accounts
 
 router = APIRouter()
 operator = visitor("operator")
@@ -110,7 +110,11 @@ async def account_list(v: Visit = Depends(operator)) -> Response:  # noqa: B008
 
 
 def _new_page(
-    v: Visit, values: dict[str, str], errors: dict[str, str], status: int = 200
+    v: Visit,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+    existing: list[str] | None = None,
 ) -> Response:
     return render(
         v.request,
@@ -118,6 +122,7 @@ def _new_page(
         visit=v,
         values=values,
         errors=errors,
+        existing=existing or [],
         roles={r: ROLES[r] for r in accounts.MANAGED_ROLES},
         status=status,
     )
@@ -142,6 +147,7 @@ async def account_create(v: Visit = Depends(operator)) -> Response:  # noqa: B00
                 username=values["username"],
                 display_name=values["display_name"],
                 now=v.now,
+                second=v.text("second") == "1",
             )
         else:
             issued = await accounts.create_account(
@@ -153,9 +159,15 @@ async def account_create(v: Visit = Depends(operator)) -> Response:  # noqa: B00
                 now=v.now,
             )
     except BadRequest as exc:
-        raise Rerender(_new_page(v, values, errors_of(exc.data), status=400)) from exc
+        existing = exc.data.get("existing") if isinstance(exc.data, dict) else None
+        page = _new_page(v, values, errors_of(exc.data), status=400, existing=existing)
+        raise Rerender(page) from exc
     org = values if issued.user.role == "applicant" else None
-    return _issued_page(v, issued, org=org, reset=False)
+    others: list[PortalUser] = []
+    if org is not None:
+        found = await applicant_accounts(v.db, org_code=values["org_code"].strip().upper())
+        others = [u for u in found if u.id != issued.user.id]
+    return _issued_page(v, issued, org=org, reset=False, others=others)
 
 
 @router.post("/accounts/{user_id}/reset")
@@ -166,13 +178,19 @@ async def account_reset(user_id: int, v: Visit = Depends(operator)) -> Response:
 
 
 def _issued_page(
-    v: Visit, issued: accounts.Issued, *, org: dict[str, str] | None, reset: bool
+    v: Visit,
+    issued: accounts.Issued,
+    *,
+    org: dict[str, str] | None,
+    reset: bool,
+    others: list[PortalUser] | None = None,
 ) -> Response:
-    """The one-time password of a new or reset account, shown once."""
+    """The one-time password of a new or reset account, shown once (with the institution's other
+    accounts, if it has any)."""
     role_name = ROLES[issued.user.role]
     return render(
         v.request, "account_issued.html", visit=v, issued=issued, role_name=role_name, org=org,
-        reset=reset,
+        reset=reset, others=others or [],
     )  # fmt: skip
 
 
