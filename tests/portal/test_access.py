@@ -162,9 +162,13 @@ def test_pages_load_nothing_from_other_origins(
     for path in ("/my", "/my/institution", "/my/doctors/new"):
         html = portal_client.get(path).text
         scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, re.S)
-        assert scripts == [""]  # only our own file: no inline script
-        assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/upload.js" defer>']
-        assert portal_client.get("/static/upload.js").status_code == 200
+        assert scripts == ["", ""]  # only our own files: no inline script
+        assert re.findall(r"<script[^>]*>", html) == [
+            '<script src="/static/upload.js" defer>',
+            '<script src="/static/confirm.js" defer>',
+        ]
+        for name in ("upload.js", "confirm.js"):
+            assert portal_client.get(f"/static/{name}").status_code == 200
         assert "https://" not in html and "http://" not in html
 
 

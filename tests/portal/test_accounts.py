@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,7 +12,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imsp.auth.models import Institution, PortalUser
+from imsp.auth.models import AuditEvent, Institution, PortalUser
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.qualification.models import Application
@@ -203,3 +204,34 @@ def test_a_second_account_for_an_institution_warns_and_shows_both(
     assert r.status_code == 200 and _issued_password(r.text)
     assert re.search(r'id="other-accounts">hospital（', r.text)
     assert b.run(settings, count) == before + 1
+
+
+def test_a_locked_account_is_unlocked_explicitly_and_audited(
+    operator: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    b.make_applicant(settings, clock.now())
+
+    async def lock(session: AsyncSession) -> None:
+        user = await session.scalar(select(PortalUser).where(PortalUser.username == "hospital"))
+        assert user is not None
+        user.failed_logins, user.locked_until = 5, clock.now() + timedelta(minutes=30)
+
+    b.run(settings, lock)
+    page = operator.get("/accounts").text
+    assert "已锁定" in page and "/unlock" in page
+    assert 'data-confirm="确定重置 hospital 的密码吗？' in page
+    assert 'data-confirm="确定停用 hospital 吗？' in page
+    user_id = re.search(r'action="/accounts/(\d+)/unlock"', page)
+    assert user_id
+    r = post_form(operator, f"/accounts/{user_id.group(1)}/unlock", page="/accounts")
+    assert r.status_code == 200 and "账号已解锁" in r.text
+    assert "已锁定" not in r.text and "/unlock" not in r.text
+
+    async def state(session: AsyncSession) -> tuple[int, object, list[str]]:
+        user = await session.scalar(select(PortalUser).where(PortalUser.username == "hospital"))
+        assert user is not None
+        actions = list(await session.scalars(select(AuditEvent.action)))
+        return user.failed_logins, user.locked_until, actions
+
+    failed, locked, actions = b.run(settings, state)
+    assert (failed, locked) == (0, None) and "account.unlock" in actions

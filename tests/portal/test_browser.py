@@ -234,6 +234,12 @@ def test_whole_registration_and_review_flow_in_chromium(
         page.wait_for_url(re.compile(r".*/my/departments\?ok=saved"))
         assert page.locator("td", has_text="心血管内科").count() >= 1
         shot("departments")
+        # Deleting asks first; saying no keeps the department.
+        questions: list[str] = []
+        page.once("dialog", lambda d: (questions.append(d.message), d.dismiss()))
+        page.get_by_role("button", name="删除").first.click()
+        assert questions == ["确定删除科室“0304 心血管内科”吗？"]
+        assert page.locator("td", has_text="心血管内科").count() >= 1
         page.get_by_role("link", name="人员信息").first.click()
         with page.expect_download() as download:
             page.get_by_role("link", name="下载导入模板").click()

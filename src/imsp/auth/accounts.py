@@ -127,6 +127,16 @@ async def reset_password(
     return Issued(user, password)
 
 
+async def unlock(session: AsyncSession, *, actor: Actor, user_id: int, now: datetime) -> PortalUser:
+    """End a lockout after failed sign-ins (the password is unchanged)."""
+    user = await _managed(session, user_id)
+    user.failed_logins = 0
+    user.locked_until = None
+    detail = {"username": user.username}
+    await audit(session, actor, AuditAction.ACCOUNT_UNLOCK, now=now, detail=detail, **on_user(user))
+    return user
+
+
 async def set_active(
     session: AsyncSession,
     *,

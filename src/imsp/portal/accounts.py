@@ -194,6 +194,13 @@ def _issued_page(
     )  # fmt: skip
 
 
+@router.post("/accounts/{user_id}/unlock")
+async def account_unlock(user_id: int, v: Visit = Depends(operator)) -> Response:  # noqa: B008
+    await checked_form(v)
+    await accounts.unlock(v.db, actor=v.actor, user_id=user_id, now=v.now)
+    return see_other("/accounts?ok=unlocked")
+
+
 @router.post("/accounts/{user_id}/active")
 async def account_active(user_id: int, v: Visit = Depends(operator)) -> Response:  # noqa: B008
     await checked_form(v)

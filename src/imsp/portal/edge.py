@@ -72,6 +72,7 @@ FLASH: Final[dict[str, str]] = {
     "rejected": "已驳回，申请机构将看到驳回原因",
     "password": "密码已修改",
     "account": "账号状态已更新",
+    "unlocked": "账号已解锁",
 }
 
 templates = Environment(
