@@ -43,7 +43,7 @@ CSRF_PROBLEM = (
 PER_PAGE: Final = 20
 
 NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
-    "operator": (("/accounts", "账号管理"), ("/accounts/new", "分配账号")),
+    "operator": (("/accounts", "账号管理"), ("/accounts/new", "分配账号"), ("/audit", "审计日志")),
     "applicant": (
         ("/my", "申请概览"),
         ("/my/institution", "机构注册"),
@@ -53,7 +53,7 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/my/progress", "审核进度查询"),
     ),
     "reviewer": (("/review", "待审核"), ("/review?status=all", "全部申请")),
-    "regulator": (("/review?status=all", "申请列表"),),
+    "regulator": (("/review?status=all", "申请列表"), ("/audit", "审计日志")),
 }
 HOME: Final[dict[str, str]] = {
     "operator": "/accounts",

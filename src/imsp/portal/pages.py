@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imsp.errors import BadRequest, BodyTooLarge, ImspError, MethodNotAllowed, NotFound
-from imsp.portal import accounts, applicant, review, roster, signin
+from imsp.portal import accounts, applicant, audit, review, roster, signin
 from imsp.portal import spec as spec_page
 from imsp.portal.edge import TOO_LARGE, Redirect, Rerender, render
 from imsp.standard.protocol import GATEWAY, TOKEN_ERRORS
@@ -143,7 +143,7 @@ def install(app: FastAPI) -> None:
     settings = app.state.ctx.settings
     static = resources.files("imsp.portal") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    for module in (signin, accounts, applicant, roster, review):
+    for module in (signin, accounts, applicant, roster, review, audit):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login
     app.add_middleware(

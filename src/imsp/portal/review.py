@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends
 from starlette.responses import FileResponse, Response
 
+from imsp.auth import audit_log
 from imsp.clock import format_datetime
 from imsp.errors import BadRequest, NotFound
 from imsp.portal.edge import (
@@ -40,6 +41,8 @@ from imsp.qualification.workflow import ACTION_LABELS, STATES, allowed_actions
 
 router = APIRouter()
 readers = visitor("reviewer", "regulator")
+#: The newest audit events shown on an application's page.
+TRAIL = 50
 #: Submitted versions are also shown to their own applicant (scoped by ``queries``).
 version_readers = visitor("reviewer", "regulator", "applicant")
 FILTERS = {
@@ -170,6 +173,10 @@ async def _application_page(
     latest = view.current is not None and view.current.version == view.app.version
     deciding = latest and v.user.role in queries.READERS
     actions = allowed_actions(view.app.status, v.user.role) if deciding else []
+    trail: list[audit_log.Row] = []
+    if v.user.role in queries.READERS:  # the application's own audit trail (its institution's)
+        where = audit_log.Filter(institution_id=view.app.institution_id)
+        trail, _ = await audit_log.events(v.db, where=where, offset=0, limit=TRAIL)
     return render(
         v.request,
         "review_application.html",
@@ -191,6 +198,7 @@ async def _application_page(
         actions=actions,
         action_labels=ACTION_LABELS,
         names=await queries.actor_names(v.db, view.timeline),
+        trail=trail,
         states=STATES,
         targets=reason_targets(),
         changed={c.code for c in view.diff.profile} if view.diff else set(),
