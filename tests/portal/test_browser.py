@@ -321,6 +321,13 @@ def test_whole_registration_and_review_flow_in_chromium(
         assert page.get_by_role("button", name="导入").count() == 0
         assert page.get_by_role("link", name="添加人员").count() == 0
         shot("doctors-locked")
+        # Printed, a page is its content only: no header, navigation, footer or buttons.
+        page.get_by_role("link", name="审核进度查询").click()
+        page.emulate_media(media="print")
+        assert not page.locator("header.top").is_visible()
+        assert not page.locator("nav.main").is_visible()
+        assert page.locator("#current-status").is_visible()
+        page.emulate_media(media="screen")
 
     # 390 px phones: no page wider than the screen, no link broken over two lines.
     assert shot.too_wide == {}
