@@ -3,6 +3,7 @@ only their own institution (also when guessing URLs); reviewers and regulators c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -164,7 +165,14 @@ def test_pages_load_nothing_from_other_origins(
     sign_in(portal_client, world.a.username, world.a.password, NEW_PASSWORD)
     for path in ("/my", "/my/institution", "/my/doctors/new"):
         html = portal_client.get(path).text
-        assert "<script" not in html
+        scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, re.S)
+        assert scripts == ["", ""]  # only our own files: no inline script
+        assert re.findall(r"<script[^>]*>", html) == [
+            '<script src="/static/upload.js" defer>',
+            '<script src="/static/confirm.js" defer>',
+        ]
+        for name in ("upload.js", "confirm.js"):
+            assert portal_client.get(f"/static/{name}").status_code == 200
         assert "https://" not in html and "http://" not in html
 
 
@@ -185,9 +193,11 @@ def test_an_applicant_cannot_read_another_institutions_data_or_files(
     for path in (
         f"/applications/{world.b.application_id}",
         f"/applications/{world.b.application_id}/v1/doctors/0",
-        "/review?status=all",
-        "/accounts",
-    ):
+    ):  # its own submitted versions it may read; another's do not exist for it
+        r = portal_client.get(path)
+        assert r.status_code == 404, path
+        assert b.ORG2 not in r.text
+    for path in ("/review?status=all", "/accounts"):
         assert portal_client.get(path).status_code == 403, path
     # Its own pages never mention the other institution.
     for path in ("/my", "/my/doctors", "/my/departments", "/my/attachments", "/my/progress"):

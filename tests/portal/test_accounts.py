@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import re
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imsp.auth.models import Institution, PortalUser
+from imsp.auth.models import AuditEvent, Institution, PortalUser
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.qualification.models import Application
@@ -141,3 +144,94 @@ def test_lists_are_paginated(operator: TestClient, settings: Settings, clock: Fr
     assert first.text.count("<tr>") - 1 == 20 and "下一页" in first.text
     second = operator.get("/accounts?role=regulator&page=2")
     assert second.text.count("<tr>") - 1 == 5 and "上一页" in second.text
+
+
+def _account_rows(html: str) -> list[str]:
+    body = html.split('<table id="accounts">', 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<tr>\s*<td>([^<]*)</td>", body)
+
+
+def test_accounts_are_searched_and_exported_as_shown(
+    operator: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    b.make_applicant(settings, clock.now())
+    b.make_applicant(
+        settings, clock.now(), org_code=b.ORG2, username="second", name="石家庄市第二医院"
+    )
+    b.make_user(settings, clock.now(), username="reviewer9", role="reviewer")
+    assert _account_rows(operator.get("/accounts", params={"q": "第二"}).text) == ["second"]
+    assert _account_rows(operator.get("/accounts", params={"q": b.ORG}).text) == ["hospital"]
+    assert _account_rows(operator.get("/accounts", params={"q": "review"}).text) == ["reviewer9"]
+    assert _account_rows(operator.get("/accounts", params={"q": "_"}).text) == []
+
+    for params in ({"q": "医院"}, {"role": "applicant"}, {}):
+        page = operator.get("/accounts", params=params)
+        export = operator.get("/accounts/export.xlsx", params=params)
+        ws = load_workbook(io.BytesIO(export.content)).worksheets[0]
+        rows = [[str(c.value or "") for c in r] for r in ws.iter_rows()]
+        assert rows[0][:3] == ["用户名", "姓名/说明", "角色"]
+        assert [r[0] for r in rows[1:]] == _account_rows(page.text) != []
+    shown = load_workbook(
+        io.BytesIO(operator.get("/accounts/export.xlsx", params={"q": "第二"}).content)
+    ).worksheets[0]
+    assert [c.value for c in shown[2]][:6] == [
+        "second", "石家庄市第二医院", "申请机构", "石家庄市第二医院", b.ORG2, "待修改初始密码"
+    ]  # fmt: skip
+
+
+def test_a_second_account_for_an_institution_warns_and_shows_both(
+    operator: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    b.make_applicant(settings, clock.now())  # "hospital" for b.ORG
+    form = {
+        "role": "applicant",
+        "username": "hospital2",
+        "display_name": "信息科二",
+        "org_code": b.ORG,
+        "org_name": b.ORG_NAME,
+    }
+    r = post_form(operator, "/accounts/new", form)
+    assert r.status_code == 400
+    assert "该机构已有账号：hospital" in r.text and 'name="second"' in r.text
+
+    async def count(session: AsyncSession) -> int:
+        return len(list(await session.scalars(select(PortalUser))))
+
+    before = b.run(settings, count)
+    assert post_form(operator, "/accounts/new", form).status_code == 400
+    assert b.run(settings, count) == before
+    r = post_form(operator, "/accounts/new", {**form, "second": "1"}, page="/accounts/new")
+    assert r.status_code == 200 and _issued_password(r.text)
+    assert re.search(r'id="other-accounts">hospital（', r.text)
+    assert b.run(settings, count) == before + 1
+
+
+def test_a_locked_account_is_unlocked_explicitly_and_audited(
+    operator: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    b.make_applicant(settings, clock.now())
+
+    async def lock(session: AsyncSession) -> None:
+        user = await session.scalar(select(PortalUser).where(PortalUser.username == "hospital"))
+        assert user is not None
+        user.failed_logins, user.locked_until = 5, clock.now() + timedelta(minutes=30)
+
+    b.run(settings, lock)
+    page = operator.get("/accounts").text
+    assert "已锁定" in page and "/unlock" in page
+    assert 'data-confirm="确定重置 hospital 的密码吗？' in page
+    assert 'data-confirm="确定停用 hospital 吗？' in page
+    user_id = re.search(r'action="/accounts/(\d+)/unlock"', page)
+    assert user_id
+    r = post_form(operator, f"/accounts/{user_id.group(1)}/unlock", page="/accounts")
+    assert r.status_code == 200 and "账号已解锁" in r.text
+    assert "已锁定" not in r.text and "/unlock" not in r.text
+
+    async def state(session: AsyncSession) -> tuple[int, object, list[str]]:
+        user = await session.scalar(select(PortalUser).where(PortalUser.username == "hospital"))
+        assert user is not None
+        actions = list(await session.scalars(select(AuditEvent.action)))
+        return user.failed_logins, user.locked_until, actions
+
+    failed, locked, actions = b.run(settings, state)
+    assert (failed, locked) == (0, None) and "account.unlock" in actions

@@ -138,10 +138,11 @@ def test_an_oversized_file_is_refused_with_the_limit_named(
         files={"file": ("批文.pdf", b"%PDF-1.4\n" + b"0" * 3000, "application/pdf")},
     )
     assert r.status_code == 400 and "超过上限 2 KB" in r.text
+    assert "单个文件不超过 2 KB" in r.text  # the hint names the same limit
     assert _state(settings) == before
 
 
-def test_a_request_body_far_over_the_limit_is_cut_off(
+def test_a_request_body_far_over_the_limit_comes_back_to_its_form(
     small_uploads: TestClient, settings: Settings
 ) -> None:
     before = _state(settings)
@@ -150,9 +151,43 @@ def test_a_request_body_far_over_the_limit_is_cut_off(
         "/my/attachments",
         data={"kind": "approval", "csrf_token": token},
         files={"file": ("big.pdf", b"%PDF-" + b"0" * (2 * 1024 * 1024), "application/pdf")},
+        headers={"referer": "http://testserver/my/attachments"},
+        follow_redirects=False,
     )
-    assert r.status_code == 413 and "上传内容过大" in r.text
+    assert r.status_code == 303
+    assert r.headers["location"] == "/my/attachments?problem=too_large"
+    page = small_uploads.get(r.headers["location"])
+    assert page.status_code == 200
+    assert '<span class="error" role="alert">文件超过上限 2 KB，未上传' in page.text
+    assert 'data-max-bytes="2048"' in page.text  # the browser checks the same limit
     assert _state(settings) == before
+
+
+def test_an_oversized_import_goes_back_to_the_list_it_came_from(
+    small_uploads: TestClient,
+) -> None:
+    token = csrf_of(small_uploads.get("/my/departments").text)
+    r = small_uploads.post(
+        "/my/departments/import",
+        data={"csrf_token": token},
+        files={"file": ("big.xlsx", b"PK\x03\x04" + b"0" * (2 * 1024 * 1024), "text/plain")},
+        headers={"referer": "http://testserver/my/departments"},
+    )
+    assert r.status_code == 200 and r.url.path == "/my/departments"
+    assert r.text.count(">文件超过上限 2 KB，未上传") == 1  # shown once (and in data-too-large)
+    assert "请求不能超过" not in r.text
+
+
+def test_a_foreign_referer_is_never_followed(small_uploads: TestClient) -> None:
+    token = csrf_of(small_uploads.get("/my/attachments").text)
+    r = small_uploads.post(
+        "/my/attachments",
+        data={"kind": "approval", "csrf_token": token},
+        files={"file": ("big.pdf", b"%PDF-" + b"0" * (2 * 1024 * 1024), "application/pdf")},
+        headers={"referer": "http://evil.example/phish"},
+        follow_redirects=False,
+    )
+    assert r.headers["location"] == "/my/attachments?problem=too_large"
 
 
 def test_a_forged_csrf_token_gets_a_clear_page_and_changes_nothing(
@@ -217,7 +252,7 @@ def test_an_import_with_errors_lists_them_by_row_and_column_and_changes_nothing(
     for row, record in ((3, good), (4, bad)):
         for col, code in enumerate(codes, start=1):
             value = record[str(code)]
-            ws.cell(row=row, column=col, value=None if value is None else str(value))
+            ws.cell(row=row, column=col).value = None if value is None else str(value)
     out = io.BytesIO()
     wb.save(out)
     before = _state(settings)
@@ -239,4 +274,29 @@ def test_an_import_with_errors_lists_them_by_row_and_column_and_changes_nothing(
         files={"file": ("科室.csv", b"deptID,deptName\n1,2\n", "text/csv")},
         page="/my/departments",
     )
-    assert r.status_code == 400 and "不是 Excel（.xlsx）格式" in r.text
+    assert r.status_code == 400 and r.text.count("不是 Excel（.xlsx）格式") == 1
+
+
+def test_an_import_without_a_file_says_so_once(applicant: TestClient) -> None:
+    r = post_form(
+        applicant,
+        "/my/departments/import",
+        files={"file": ("", b"", "application/octet-stream")},
+        page="/my/departments",
+    )
+    assert r.status_code == 400
+    assert r.text.count(">请选择要导入的 Excel 文件") == 1  # shown once (and in data-empty)
+    assert "不是 Excel" not in r.text
+
+
+def test_a_department_form_checks_the_parent_and_the_subject(
+    applicant: TestClient, settings: Settings
+) -> None:
+    before = _state(settings)
+    raw = b.department(parentDeptID="NOPE", deptType="03", subjectCode="10", subjectName=None)
+    r = post_form(applicant, "/my/departments/new", raw)
+    assert r.status_code == 400
+    assert "上级科室编码 NOPE 未在本机构科室信息中登记" in r.text
+    assert "诊疗科目“10 眼科”不属于科室类别“03 内科”" in r.text
+    assert "为必填项" not in r.text  # 对应诊疗科目名称 is filled from the code
+    assert _state(settings) == before

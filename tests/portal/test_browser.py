@@ -3,8 +3,9 @@
 operator allocates the account → applicant signs in, changes the initial password, fills in
 机构注册, uploads both attachments, adds a department (form) and doctors (Excel import), submits →
 reviewer rejects with a reason → applicant sees it, fixes, resubmits → reviewer sees the diff and
-approves → applicant sees 审核通过 and can no longer edit. Screenshots of the key pages go to
-``test-artifacts/<module>/<test>/``.
+approves → applicant sees 审核通过 and can no longer edit. Every page of the flow is shot at
+1366×768 and 390×844 into ``test-artifacts/<module>/<test>/``, and at 390 px the page must not be
+wider than the screen (tables scroll inside their cards).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--lang=zh-CN",  # native widgets (file chooser, validation bubbles) in Chinese
 ]
+DESKTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
 STAFF_PASSWORD = "Passw0rd-123"
 NEW_PASSWORD = "Hospital-2026"
 
@@ -59,10 +63,8 @@ def browser_page(artifacts: Path) -> Iterator[Any]:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, locale="zh-CN", accept_downloads=True
-        )
-        context.set_default_timeout(15_000)
+        context = browser.new_context(viewport=DESKTOP, locale="zh-CN", accept_downloads=True)
+        context.set_default_timeout(30_000)  # a loaded 2-core machine
         page = context.new_page()
         try:
             yield page
@@ -72,12 +74,32 @@ def browser_page(artifacts: Path) -> Iterator[Any]:
 
 
 class Shots:
+    """A screenshot of the current page at desktop and phone width; at phone width it also
+    records the page if it is wider than the screen (``too_wide``: name → scrollWidth)."""
+
     def __init__(self, page: Any, where: Path) -> None:
         self.page, self.where, self.n = page, where, 0
+        self.too_wide: dict[str, int] = {}
+        self.broken_links: dict[str, list[str]] = {}  # links wrapped over two lines
 
     def __call__(self, name: str) -> None:
         self.n += 1
-        self.page.screenshot(path=str(self.where / f"{self.n:02d}-{name}.png"), full_page=True)
+        stem = self.where / f"{self.n:02d}-{name}"
+        self.page.screenshot(path=f"{stem}-1366.png", full_page=True)
+        self.page.set_viewport_size(PHONE)
+        try:
+            width = self.page.evaluate("document.documentElement.scrollWidth")
+            if width != PHONE["width"]:
+                self.too_wide[name] = width
+            broken = self.page.evaluate(
+                "[...document.querySelectorAll('header a, header button, nav a')]"
+                ".filter(e => e.getClientRects().length > 1).map(e => e.textContent.trim())"
+            )
+            if broken:
+                self.broken_links[name] = broken
+            self.page.screenshot(path=f"{stem}-390.png", full_page=True)
+        finally:
+            self.page.set_viewport_size(DESKTOP)
 
 
 def fill(page: Any, values: dict[str, Any]) -> None:
@@ -145,6 +167,7 @@ def test_whole_registration_and_review_flow_in_chromium(
         assert page.url.startswith(base + "/login?next=")
         shot("login")
         login(page, base, "operator1", STAFF_PASSWORD)
+        page.wait_for_url(base + "/accounts")
         page.get_by_role("link", name="分配账号").first.click()
         fill(page, {"role": "applicant", "username": "sjzyy", "display_name": "示范医院信息科"})
         fill(page, {"org_code": b.ORG, "org_name": b.ORG_NAME})
@@ -179,6 +202,19 @@ def test_whole_registration_and_review_flow_in_chromium(
         page.get_by_role("button", name="保存，下一步：上传附件").click()
         page.wait_for_url(re.compile(r".*/my/attachments\?ok=saved"))
 
+        # A file over the limit is stopped in the browser, before a byte is sent.
+        big = tmp_path / "扫描件.pdf"
+        big.write_bytes(b"%PDF-1.4\n" + b"0" * settings.portal.max_upload_bytes)
+        posts: list[str] = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+        page.set_input_files("#file", str(big))
+        page.get_by_role("button", name="上传").click()
+        check = page.locator(".error[data-upload-check]")
+        assert check.inner_text() == "文件超过上限 10 MB，未上传；请压缩或拆分后重新上传"
+        assert posts == [] and page.url.endswith("ok=saved")
+        assert "单个文件不超过 10 MB" in page.locator(".hint", has_text="单个文件").inner_text()
+        shot("attachment-too-large")
+
         # Attachments: the practice licence and the offline approval document.
         for kind, path in (("license", licence), ("approval", approval)):
             page.select_option("#kind", kind)
@@ -196,6 +232,13 @@ def test_whole_registration_and_review_flow_in_chromium(
         shot("department-form")
         page.get_by_role("button", name="保存").click()
         page.wait_for_url(re.compile(r".*/my/departments\?ok=saved"))
+        assert page.locator("td", has_text="心血管内科").count() >= 1
+        shot("departments")
+        # Deleting asks first; saying no keeps the department.
+        questions: list[str] = []
+        page.once("dialog", lambda d: (questions.append(d.message), d.dismiss()))
+        page.get_by_role("button", name="删除").first.click()
+        assert questions == ["确定删除科室“0304 心血管内科”吗？"]
         assert page.locator("td", has_text="心血管内科").count() >= 1
         page.get_by_role("link", name="人员信息").first.click()
         with page.expect_download() as download:
@@ -252,6 +295,7 @@ def test_whole_registration_and_review_flow_in_chromium(
         # The reviewer sees the field-level diff against the rejected version, and approves.
         clock.advance(hours=2)
         login(page, base, "reviewer1", STAFF_PASSWORD)
+        page.wait_for_url(base + "/review")
         page.get_by_role("link", name="审核", exact=True).click()
         diff = page.locator("#diff")
         assert "与第 1 版（已驳回）相比的变更" in diff.inner_text()
@@ -276,3 +320,15 @@ def test_whole_registration_and_review_flow_in_chromium(
         page.get_by_role("link", name="人员信息").first.click()
         assert page.get_by_role("button", name="导入").count() == 0
         assert page.get_by_role("link", name="添加人员").count() == 0
+        shot("doctors-locked")
+        # Printed, a page is its content only: no header, navigation, footer or buttons.
+        page.get_by_role("link", name="审核进度查询").click()
+        page.emulate_media(media="print")
+        assert not page.locator("header.top").is_visible()
+        assert not page.locator("nav.main").is_visible()
+        assert page.locator("#current-status").is_visible()
+        page.emulate_media(media="screen")
+
+    # 390 px phones: no page wider than the screen, no link broken over two lines.
+    assert shot.too_wide == {}
+    assert shot.broken_links == {}

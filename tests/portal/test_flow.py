@@ -7,7 +7,10 @@ import re
 
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from imsp.auth.models import PortalUser
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from tests.portal.client import post_form, sign_in
@@ -132,3 +135,73 @@ def test_register_submit_reject_resubmit_approve(
         post_form(c, "/my/departments/new", b.department(deptID="9"), page="/my").status_code == 403
     )
     assert "添加人员" not in c.get("/my/doctors").text
+
+
+def test_an_applicant_withdraws_a_submission_not_yet_reviewed(
+    portal_client: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    who = b.make_complete_applicant(settings, clock.now())
+    b.submit(settings, who, clock.now())
+    sign_in(portal_client, who.username, who.password, "Hospital-2026")
+    home = portal_client.get("/my")
+    assert "撤回提交" in home.text and "第 1 版尚未审核" in home.text
+    r = post_form(portal_client, "/my/withdraw", page="/my")
+    assert r.status_code == 200 and r.url.path == "/my"
+    assert "已撤回提交，可修改后重新提交" in r.text and "已撤回" in r.text
+    assert "重新提交审核" in r.text  # editable again
+    progress = portal_client.get("/my/progress")
+    assert "撤回提交" in progress.text
+    again = post_form(portal_client, "/my/withdraw", page="/my")
+    assert again.status_code == 403  # nothing left to withdraw
+
+
+def test_an_approval_comment_is_shown_as_approval_and_history_names_people_and_bodies(
+    portal_client: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    who = b.make_complete_applicant(settings, clock.now(), username="zhaomin")
+    b.submit(settings, who, clock.now())
+    b.make_user(settings, clock.now(), username="li.shen", role="reviewer")
+
+    async def rename(session: AsyncSession) -> None:
+        reviewer = await session.scalar(select(PortalUser).where(PortalUser.username == "li.shen"))
+        assert reviewer is not None
+        reviewer.display_name = "李审核"
+
+    b.run(settings, rename)
+    sign_in(portal_client, "li.shen", "Passw0rd-123")
+    url = f"/applications/{who.application_id}"
+    r = post_form(portal_client, f"{url}/approve", {"reason": "材料齐全"}, page=url)
+    assert r.status_code == 200
+    history = r.text.split("办理记录", 1)[1].split("</ol>", 1)[0]  # the timeline, not the audit log
+    assert '<div class="reason ok"><b>审核意见：</b>材料齐全' in history
+    assert "李审核（登记机关）" in history and "li.shen" not in history
+    assert f"{b.ORG_NAME}" in history and "zhaomin" not in history
+
+    portal_client.cookies.clear()
+    sign_in(portal_client, "zhaomin", who.password, "Hospital-2026")
+    progress = portal_client.get("/my/progress").text.split("办理记录", 1)[1].split("</ol>", 1)[0]
+    assert '<div class="reason ok"><b>审核意见：</b>材料齐全' in progress
+    assert "李审核（登记机关）" in progress and "li.shen" not in progress
+
+
+def test_an_applicant_views_every_version_it_submitted(
+    portal_client: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    who = b.make_complete_applicant(settings, clock.now())
+    b.submit(settings, who, clock.now())
+    sign_in(portal_client, who.username, who.password, "Hospital-2026")
+    post_form(portal_client, "/my/withdraw", page="/my")
+    form = b.form_of(b.profile(**{"entity.grade": "2", "internet.organID": b.ORG}))
+    post_form(portal_client, "/my/institution", form)
+    post_form(portal_client, "/my/submit", page="/my")
+    progress = portal_client.get("/my/progress").text
+    url = f"/applications/{who.application_id}"
+    assert f'href="{url}?version=2">第 2 版' in progress
+    assert f'href="{url}?version=1">第 1 版' in progress
+    first = portal_client.get(f"{url}?version=1")
+    assert first.status_code == 200 and "这是历史版本" in first.text
+    latest = portal_client.get(url)
+    assert "与第 1 版（已撤回）相比的变更" in latest.text  # the applicant sees what it changed
+    assert "审核通过" not in latest.text.split("办理记录")[0]  # no decision buttons for it
+    assert 'action="/applications/' not in latest.text
+    assert portal_client.get(f"{url}/v1/doctors/0").status_code == 200

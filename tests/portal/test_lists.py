@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 from fastapi.testclient import TestClient
+from openpyxl import load_workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.clock import FrozenClock
@@ -52,3 +54,47 @@ def test_department_lists_paginate_for_applicant_and_reviewer(
     page2 = portal_client.get(f"{url}?dpage=2")
     assert f"{url}/v1/departments/24" in page2.text
     assert f'{url}/v1/departments/0"' not in page2.text
+
+
+def _queue_rows(html: str) -> list[list[str]]:
+    body = html.split('<table id="queue">', 1)[1].split("</table>", 1)[0]
+    out = []
+    for row in re.findall(r"<tr>\s*(.*?)</tr>", body.split("<tbody>", 1)[1], re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        if len(cells) == 7:
+            out.append([cells[0], cells[1]])
+    return out
+
+
+def test_the_review_list_searches_by_name_or_code_and_exports_the_same_rows(
+    portal_client: TestClient, settings: Settings, clock: FrozenClock
+) -> None:
+    first = b.make_complete_applicant(settings, clock.now())
+    second = b.make_complete_applicant(
+        settings, clock.now(), org_code=b.ORG2, username="second", name="石家庄市第二医院"
+    )
+    for who in (first, second):
+        b.submit(settings, who, clock.now())
+    b.make_user(settings, clock.now(), username="reviewer1", role="reviewer")
+    sign_in(portal_client, "reviewer1", "Passw0rd-123")
+
+    everyone = portal_client.get("/review?status=all")
+    assert len(_queue_rows(everyone.text)) == 2
+    by_name = portal_client.get("/review", params={"status": "all", "q": "第二"})
+    assert _queue_rows(by_name.text) == [["石家庄市第二医院", b.ORG2]]
+    assert "共 1 条" in by_name.text
+    by_code = portal_client.get("/review", params={"q": b.ORG[-6:].lower()})
+    assert _queue_rows(by_code.text) == [[b.ORG_NAME, b.ORG]]
+    nothing = portal_client.get("/review", params={"q": "%"})  # a wildcard is just a character
+    assert _queue_rows(nothing.text) == [] and "没有名称或代码包含“%”的申请" in nothing.text
+
+    for params in ({"status": "all", "q": "第二"}, {"status": "all", "q": ""}):
+        page = portal_client.get("/review", params=params)
+        export = portal_client.get("/review/export.xlsx", params=params)
+        assert export.status_code == 200
+        assert export.headers["content-type"].startswith("application/vnd.openxmlformats")
+        ws = load_workbook(io.BytesIO(export.content)).worksheets[0]
+        rows = [[str(c.value or "") for c in r] for r in ws.iter_rows()]
+        assert rows[0] == ["申请机构", "组织机构代码", "状态", "版本", "最近提交", "最近更新"]
+        assert [r[:2] for r in rows[1:]] == _queue_rows(page.text)
+        assert all(r[2] == "待审核" and r[3] == "第 1 版" for r in rows[1:])

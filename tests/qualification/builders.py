@@ -81,8 +81,10 @@ def example(roster: F.Roster, **changes: Any) -> dict[str, Any]:
 
 def department(**changes: Any) -> dict[str, Any]:
     """The example department (with its own introduction: an unchanged template sample row is
-    skipped by the importer)."""
-    return example(F.DEPARTMENTS, **{"deptIntro": "慢性病互联网复诊", **changes})
+    skipped by the importer), a first-level one: the example's 上级科室 ``03`` is not registered."""
+    return example(
+        F.DEPARTMENTS, **{"deptIntro": "慢性病互联网复诊", "parentDeptID": None, **changes}
+    )
 
 
 def doctor(**changes: Any) -> dict[str, Any]:

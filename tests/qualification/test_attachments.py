@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from imsp.clock import FrozenClock
+from imsp.config import Settings
 from imsp.errors import BadRequest
 from imsp.qualification.attachments import (
     Upload,
+    add_attachment,
     check_upload,
     clean_name,
+    current_attachments,
     path_for,
+    remove_attachment,
     sniff,
     store_file,
 )
@@ -58,3 +65,40 @@ def test_uploaded_names_lose_directories_and_control_characters() -> None:
     assert clean_name("../../etc/passwd") == "passwd"
     assert clean_name("a\x00b\n.pdf") == "ab.pdf"
     assert clean_name("") == "附件"
+
+
+def _upload(settings: Settings, who: b.Applicant, content: bytes, now: datetime) -> None:
+    async def work(session: AsyncSession) -> None:
+        app, _ = await b.load(session, who.application_id)
+        await add_attachment(
+            session,
+            app=app,
+            kind="approval",
+            upload=Upload("again.png", content),
+            uploader=who.username,
+            data_dir=settings.data_dir,
+            max_bytes=settings.portal.max_upload_bytes,
+            now=now,
+        )
+
+    b.run(settings, work)
+
+
+def _remove_all(settings: Settings, who: b.Applicant, now: datetime) -> None:
+    async def work(session: AsyncSession) -> None:
+        app, _ = await b.load(session, who.application_id)
+        for row in await current_attachments(session, app=app):
+            await remove_attachment(session, app=app, attachment_id=row.id, now=now)
+
+    b.run(settings, work)
+
+
+def test_a_file_identical_to_a_current_one_is_refused_with_its_name(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    who = b.make_complete_applicant(settings, clock.now())  # has license.bin = b.png()
+    with pytest.raises(BadRequest, match=r"与已上传的“license\.bin”（执业许可证）内容完全相同"):
+        _upload(settings, who, b.png(), clock.now())
+    _upload(settings, who, b.png(3, 3), clock.now())  # other content is welcome
+    _remove_all(settings, who, clock.now())
+    _upload(settings, who, b.png(), clock.now())  # once removed, the same content may come back

@@ -121,3 +121,42 @@ def test_a_nurse_needs_no_prescription_right_or_practice_type() -> None:
     )  # fmt: skip
     _, errors = F.validate_record(F.DOCTORS, nurse, **META)
     assert errors == {}
+
+
+@pytest.mark.parametrize(
+    ("category", "subject", "ok"),
+    [
+        ("03", "10", False),  # 内科 with 眼科
+        ("03", "04.01", False),
+        ("A03", "03.04", True),  # the A-prefixed spelling of the category
+        ("03", "03", True),
+        ("10", "10", True),
+        ("69", "10", True),  # 其他业务科室 takes any subject
+    ],
+)
+def test_the_subject_must_lie_under_the_department_category(
+    category: str, subject: str, ok: bool
+) -> None:
+    raw = b.department(deptType=category, subjectCode=subject, subjectName=None)
+    _, errors = F.validate_record(F.DEPARTMENTS, raw, **META)
+    if ok:
+        assert errors == {}
+    else:
+        assert set(errors) == {"subjectCode"}
+        assert "不属于科室类别“03 内科”" in errors["subjectCode"]
+
+
+def test_messages_name_fields_in_chinese_and_sexes_as_words() -> None:
+    raw = b.doctor(sex="2", birthday="1980-01-01")  # the example ID number is a man born 1978
+    _, errors = F.validate_record(F.DOCTORS, raw, **META)
+    assert errors["sex"] == "与 身份证号 的性别（男）不一致：女"
+    assert "(" not in errors["birthday"] and "身份证号" in errors["birthday"]
+
+
+def test_a_name_filled_from_a_code_is_never_called_required() -> None:
+    _, errors = F.validate_record(
+        F.DEPARTMENTS, b.department(subjectCode="99.99", subjectName=None), **META
+    )
+    assert set(errors) == {"subjectCode"}
+    _, errors = F.validate_record(F.DOCTORS, b.doctor(deptName=None), **META)
+    assert "deptName" not in errors

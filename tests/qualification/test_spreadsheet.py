@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.errors import BadRequest
+from imsp.portal.widgets import record_inputs
 from imsp.qualification import fields as F
 from imsp.qualification import roster as records
 from imsp.qualification.spreadsheet import SheetError, read_rows, template
@@ -29,7 +30,8 @@ def filled(roster: F.Roster, records: list[dict[str, Any]], *, keep_sample: bool
     for r, record in enumerate(records, start=start):
         for c, code in enumerate(codes, start=1):
             value = record.get(str(code))
-            ws.cell(row=r, column=c, value=None if value is None else str(value))
+            # (``ws.cell(..., value=None)`` would keep the sample row's value)
+            ws.cell(row=r, column=c).value = None if value is None else str(value)
     if not keep_sample and not records:
         ws.delete_rows(3)
     out = io.BytesIO()
@@ -44,7 +46,9 @@ def test_template_has_chinese_headers_codes_and_a_valid_sample_row(roster: F.Ros
     codes = [c.value for c in ws[2]]
     sample = [c.value for c in ws[3]]
     assert codes == [f.code for f in roster.fields]
-    assert names == [f.name + (" *" if f.required == "Y" else "") for f in roster.fields]
+    form = {i.name: i.required for i in record_inputs(roster, {}, {})}
+    assert names == [f.name + (" *" if form[f.code] == "Y" else "") for f in roster.fields]
+    assert roster.field("subjectName").name in names  # filled from its code: no star
     record = {
         "organID": b.ORG,
         "organName": "x",
@@ -206,3 +210,26 @@ def test_an_import_of_only_the_sample_row_imports_nothing(
     who = b.make_applicant(settings, clock.now())
     with pytest.raises(BadRequest, match="没有可导入的数据行"):
         _import(settings, who, F.DEPARTMENTS, template(F.DEPARTMENTS), clock)
+
+
+def test_a_department_needs_a_registered_parent_or_one_in_the_same_file(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    who = b.make_applicant(settings, clock.now())
+    orphan = [b.department(deptID="0304", parentDeptID="NOPE")]
+    with pytest.raises(BadRequest) as caught:
+        _import(settings, who, F.DEPARTMENTS, filled(F.DEPARTMENTS, orphan), clock)
+    assert "上级科室编码 NOPE 未在本机构科室信息中登记" in caught.value.data["problems"][0].msg
+    family = [
+        b.department(deptID="0304", parentDeptID="03"),
+        b.department(deptID="03", deptName="内科", subjectCode="03", principalCertID=None),
+    ]
+    assert _import(
+        settings, who, F.DEPARTMENTS, filled(F.DEPARTMENTS, family), clock
+    ) == records.Imported(2, 0)
+
+
+def test_an_import_without_a_file_says_so(settings: Settings, clock: FrozenClock) -> None:
+    who = b.make_applicant(settings, clock.now())
+    with pytest.raises(BadRequest, match="请选择要导入的 Excel 文件"):
+        _import(settings, who, F.DEPARTMENTS, b"", clock)

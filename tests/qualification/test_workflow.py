@@ -26,7 +26,7 @@ from tests.qualification import builders as b
 
 REVIEWER = Actor("reviewer1", "reviewer")
 REGULATOR = Actor("regulator1", "regulator")
-ACTIONS = ("open", "submit", "approve", "reject", "resubmit")
+ACTIONS = ("open", "submit", "approve", "reject", "resubmit", "withdraw")
 ROLES = ("operator", "applicant", "reviewer", "regulator")
 
 
@@ -37,6 +37,8 @@ def test_transition_table_is_exactly_the_documented_workflow() -> None:
         ("submitted", "approve"): ("approved", ["reviewer"]),
         ("submitted", "reject"): ("rejected", ["reviewer"]),
         ("rejected", "resubmit"): ("submitted", ["applicant"]),
+        ("submitted", "withdraw"): ("withdrawn", ["applicant"]),
+        ("withdrawn", "resubmit"): ("submitted", ["applicant"]),
     }
     assert {s.target for s in TRANSITIONS.values()} <= set(STATES)
 
@@ -69,8 +71,12 @@ def test_regulators_can_take_no_step_at_all() -> None:
     assert all(allowed_actions(s, "regulator") == [] for s in [None, *STATES])
 
 
-def test_only_draft_and_rejected_applications_are_editable() -> None:
-    assert {s for s, state in STATES.items() if state.editable} == {"draft", "rejected"}
+def test_only_draft_rejected_and_withdrawn_applications_are_editable() -> None:
+    assert {s for s, state in STATES.items() if state.editable} == {
+        "draft",
+        "rejected",
+        "withdrawn",
+    }
 
 
 # --------------------------------------------------------------------------- through the use cases
@@ -234,3 +240,53 @@ def test_an_incomplete_application_cannot_be_submitted(
     assert "尚未填写机构注册信息" in problems
     assert "尚未上传执业许可证" in problems and "尚未上传线下审批文件" in problems
     assert _status(settings, who) == ("draft", 0)
+
+
+def _withdraw(settings: Settings, who: b.Applicant, now: datetime) -> None:
+    async def work(session: AsyncSession) -> None:
+        app, _ = await b.load(session, who.application_id)
+        actor = Actor(who.username, "applicant", who.institution_id)
+        await registration.withdraw(session, app=app, actor=actor, now=now)
+
+    b.run(settings, work)
+
+
+def test_a_submission_not_yet_reviewed_can_be_withdrawn_changed_and_resubmitted(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    who = _complete(settings, clock)
+    _submit(settings, who, clock.now())
+    _withdraw(settings, who, clock.now())
+    assert _status(settings, who) == ("withdrawn", 1)
+    with pytest.raises(Forbidden, match="已撤回"):
+        _decide(settings, who, "approve", clock.now())
+
+    async def change(session: AsyncSession) -> None:
+        app, inst = await b.load(session, who.application_id)
+        raw = b.profile(**{"entity.grade": "2", "internet.organID": b.ORG})
+        await registration.save_profile(
+            session, app=app, institution=inst, raw=raw, now=clock.now()
+        )
+
+    b.run(settings, change)
+    _submit(settings, who, clock.now())
+    assert _status(settings, who) == ("submitted", 2)
+
+    async def actions(session: AsyncSession) -> list[tuple[str, str]]:
+        steps = await session.scalars(select(Transition).order_by(Transition.id))
+        return [(t.action, t.to_status) for t in steps]
+
+    assert b.run(settings, actions)[1:] == [
+        ("submit", "submitted"),
+        ("withdraw", "withdrawn"),
+        ("resubmit", "submitted"),
+    ]
+
+
+def test_a_decided_submission_cannot_be_withdrawn(settings: Settings, clock: FrozenClock) -> None:
+    who = _complete(settings, clock)
+    _submit(settings, who, clock.now())
+    _decide(settings, who, "approve", clock.now())
+    with pytest.raises(Forbidden, match="审核通过"):
+        _withdraw(settings, who, clock.now())
+    assert _status(settings, who) == ("approved", 1)

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth.audit import Actor, AuditAction, audit, on_user
@@ -127,6 +127,16 @@ async def reset_password(
     return Issued(user, password)
 
 
+async def unlock(session: AsyncSession, *, actor: Actor, user_id: int, now: datetime) -> PortalUser:
+    """End a lockout after failed sign-ins (the password is unchanged)."""
+    user = await _managed(session, user_id)
+    user.failed_logins = 0
+    user.locked_until = None
+    detail = {"username": user.username}
+    await audit(session, actor, AuditAction.ACCOUNT_UNLOCK, now=now, detail=detail, **on_user(user))
+    return user
+
+
 async def set_active(
     session: AsyncSession,
     *,
@@ -153,11 +163,36 @@ class AccountRow:
 
 
 async def list_accounts(
-    session: AsyncSession, *, role: str | None, offset: int, limit: int
+    session: AsyncSession, *, role: str | None, offset: int, limit: int, q: str = ""
 ) -> tuple[list[AccountRow], int]:
-    """Accounts (optionally of one role), newest first, with their institutions; and the total."""
+    """Accounts (optionally of one role), newest first, with their institutions; and the total.
+    ``q`` keeps those whose username, name, institution name or 组织机构代码 contains it."""
     where = [PortalUser.role == role] if role in ROLES else []
-    total = await session.scalar(select(func.count()).select_from(PortalUser).where(*where)) or 0
+    if q.strip():
+        text = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{text}%"
+        where.append(
+            or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in (
+                        PortalUser.username,
+                        PortalUser.display_name,
+                        Institution.name,
+                        Institution.org_code,
+                    )
+                )
+            )
+        )
+    total = (
+        await session.scalar(
+            select(func.count())
+            .select_from(PortalUser)
+            .outerjoin(Institution, Institution.id == PortalUser.institution_id)
+            .where(*where)
+        )
+        or 0
+    )
     rows = await session.execute(
         select(PortalUser, Institution)
         .outerjoin(Institution, Institution.id == PortalUser.institution_id)

@@ -31,6 +31,7 @@ class AuditAction(StrEnum):
     ACCOUNT_ENABLE = "account.enable"
     ACCOUNT_DISABLE = "account.disable"
     ACCOUNT_LOCK = "account.lock"
+    ACCOUNT_UNLOCK = "account.unlock"
     ACCOUNT_CHANGE_PASSWORD = "account.change_password"  # noqa: S105 — an action, not a secret
     LOGIN_SUCCESS = "login.success"
     LOGIN_FAILURE = "login.failure"
@@ -40,6 +41,7 @@ class AuditAction(StrEnum):
     QUALIFICATION_RESUBMIT = "qualification.resubmit"
     QUALIFICATION_APPROVE = "qualification.approve"
     QUALIFICATION_REJECT = "qualification.reject"
+    QUALIFICATION_WITHDRAW = "qualification.withdraw"
     ATTACHMENT_VIEW = "attachment.view"
     ATTACHMENT_DOWNLOAD = "attachment.download"
     PERSONAL_DATA_VIEW = "personal_data.view"

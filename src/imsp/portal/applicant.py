@@ -18,6 +18,7 @@ from imsp.portal.edge import (
     checked_form,
     errors_of,
     keep_form,
+    problem_of,
     render,
     see_other,
     visitor,
@@ -117,6 +118,14 @@ async def submit(v: Visit = Depends(applicant)) -> Response:  # noqa: B008
     return see_other("/my/progress?ok=submitted")
 
 
+@router.post("/my/withdraw")
+async def withdraw(v: Visit = Depends(applicant)) -> Response:  # noqa: B008
+    await checked_form(v)
+    app, _ = await mine(v)
+    await registration.withdraw(v.db, app=app, actor=v.actor, now=v.now)
+    return see_other("/my?ok=withdrawn")
+
+
 # --------------------------------------------------------------------------- 机构注册
 
 
@@ -191,8 +200,8 @@ async def _attachments_page(
         kinds=KINDS,
         type_labels=TYPE_LABELS,
         accepted=ACCEPTED,
-        max_mb=v.settings.portal.max_upload_bytes / 1024 / 1024,
-        errors=errors or {},
+        errors=errors or {"file": problem_of(v.request)},
+        problem="",  # shown beside the file field
         kind=kind,
         notes=await rejection_notes(v, app),
         status=status,
@@ -247,12 +256,14 @@ async def attachment_remove(attachment_id: int, v: Visit = Depends(applicant)) -
 @router.get("/my/progress")
 async def progress(v: Visit = Depends(applicant)) -> Response:  # noqa: B008
     app, inst = await mine(v)
+    steps = await queries.timeline(v.db, app=app)
     return render(
         v.request,
         "progress.html",
         visit=v,
         **_common(app, inst),
-        steps=await queries.timeline(v.db, app=app),
+        steps=steps,
+        names=await queries.actor_names(v.db, steps),
         states=STATES,
         actions=ACTION_LABELS,
         targets=reason_targets(),

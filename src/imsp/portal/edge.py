@@ -30,6 +30,7 @@ from imsp.auth.service import ROLES
 from imsp.clock import format_datetime
 from imsp.config import Settings
 from imsp.errors import CommitFailed, Forbidden
+from imsp.qualification.attachments import size_label, too_large
 from imsp.web import UnitOfWork, client_addr, ctx, trusted_networks
 
 PLATFORM = "河北省互联网医疗服务监管平台"
@@ -50,6 +51,7 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/accounts/new", "分配账号"),
         ("/video/endpoints", "视频服务登记"),
         ("/monitor", "接入监控"),
+        ("/audit", "审计日志"),
     ),
     "applicant": (
         ("/my", "申请概览"),
@@ -71,6 +73,7 @@ NAV: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/review?status=all", "申请列表"),
         ("/video/search", "视频调阅"),
         ("/video/audit", "调阅记录"),
+        ("/audit", "审计日志"),
     ),
     "centre": (("/centre", "接入确认"),),
 }
@@ -89,10 +92,12 @@ FLASH: Final[dict[str, str]] = {
     "uploaded": "附件已上传",
     "removed": "已删除",
     "submitted": "已提交，请等待登记机关审核",
+    "withdrawn": "已撤回提交，可修改后重新提交",
     "approved": "已审核通过",
     "rejected": "已驳回，申请机构将看到驳回原因",
     "password": "密码已修改",
     "account": "账号状态已更新",
+    "unlocked": "账号已解锁",
 }
 
 templates = Environment(
@@ -103,6 +108,8 @@ templates = Environment(
     lstrip_blocks=True,
 )
 templates.filters["dt"] = lambda v: format_datetime(v) if isinstance(v, datetime) else ""
+templates.filters["size"] = size_label
+templates.filters["too_large"] = too_large
 
 
 class Redirect(Exception):
@@ -288,6 +295,9 @@ def render(
     """Render page ``name``. ``failure``: why the submitted form shown again was not saved."""
     user = visit.user if visit else None
     flash = FLASH.get(request.query_params.get("ok", ""), "")
+    problem = context.pop("problem", None)
+    if problem is None:
+        problem = problem_of(request)
     nav = NAV.get(user.role, ()) if user and not user.must_change_password else ()
     path = request.url.path
     full = path + ("?" + request.url.query if request.url.query else "")
@@ -304,9 +314,23 @@ def render(
         flash="" if failure else flash,
         failure=failure,
         failure_code=CommitFailed.code,
+        problem=problem,
+        upload_limit=request.app.state.ctx.settings.portal.max_upload_bytes,
         **context,
     )
     return HTMLResponse(body, status_code=status)
+
+
+#: ``?problem=`` after a redirect back to the form: a fixed message, never user-supplied text.
+TOO_LARGE: Final = "too_large"
+
+
+def problem_of(request: Request) -> str:
+    """The message of a refusal that happened before the page saw the request (an upload over
+    the size limit is stopped at the door and sent back to its form)."""
+    if request.query_params.get("problem") == TOO_LARGE:
+        return too_large(request.app.state.ctx.settings.portal.max_upload_bytes)
+    return ""
 
 
 def see_other(location: str) -> RedirectResponse:

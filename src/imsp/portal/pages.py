@@ -9,6 +9,8 @@ page, the static assets and ``/healthz``; every other page redirects them to the
 from __future__ import annotations
 
 from importlib import resources
+from typing import Final
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +31,7 @@ from imsp.portal import acceptance as acceptance_pages
 from imsp.portal import (
     accounts,
     applicant,
+    audit,
     review,
     roster,
     signin,
@@ -37,7 +40,7 @@ from imsp.portal import (
     video,
 )
 from imsp.portal import spec as spec_page
-from imsp.portal.edge import Redirect, Rerender, is_https, render
+from imsp.portal.edge import TOO_LARGE, Redirect, Rerender, is_https, render
 from imsp.standard.protocol import GATEWAY, TOKEN_ERRORS
 from imsp.web import log
 
@@ -112,12 +115,37 @@ class PortalGuard:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        response = _error_page(request, BodyTooLarge(_too_large_msg(self.max_body)))
+        if request.method == "POST":
+            # Back to the form with the reason: read (and drop) what the browser is still
+            # sending first, so it sees our answer rather than a reset connection.
+            drained = 0
+            while drained <= _DRAIN_BYTES:
+                message = await receive()
+                drained += len(message.get("body", b""))
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+            response: Response = RedirectResponse(back_to_form(request), status_code=303)
+        else:
+            response = _error_page(request, BodyTooLarge(_too_large_msg(self.max_body)))
         response.headers["connection"] = "close"
         await response(scope, receive, send)
 
 
-def _too_large_msg(limit: int) -> str:
+#: How much of an oversized upload is read and dropped before answering.
+_DRAIN_BYTES: Final = 200 * 1024 * 1024
+
+
+def back_to_form(request: Request) -> str:
+    """Where an oversized upload is sent back: the page it came from (same site only, as the
+    Referer says), or the address it was posted to; with ``?problem=too_large``."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    page = request.url.path
+    if referer.netloc == request.url.netloc and referer.path.startswith("/"):
+        page = referer.path
+    return page + "?" + urlencode({"problem": TOO_LARGE})
+
+
+def _too_large_msg(limit: int) -> str:  # a body without Content-Length, cut off while read
     return f"上传内容过大：单个请求不能超过 {limit / 1024 / 1024:.0f} MB，本次操作未生效"
 
 
@@ -150,6 +178,7 @@ def install(app: FastAPI) -> None:
         review,
         supervise,
         video,
+        audit,
     ):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login
@@ -174,6 +203,8 @@ def install(app: FastAPI) -> None:
             return exc.page  # the submitted form again, with the problem on top
         if exc.code in TOKEN_ERRORS:
             return RedirectResponse("/login", status_code=303)
+        if isinstance(exc, BodyTooLarge) and request.method == "POST":
+            return RedirectResponse(back_to_form(request), status_code=303)
         return _error_page(request, exc)
 
     async def on_http(request: Request, exc: Exception) -> Response:

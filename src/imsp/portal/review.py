@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends
 from starlette.responses import FileResponse, Response
 
 from imsp.acceptance.service import confirmation_of
+from imsp.auth import audit_log
+from imsp.clock import format_datetime
 from imsp.errors import BadRequest, NotFound
 from imsp.portal.edge import (
     PER_PAGE,
@@ -28,6 +31,7 @@ from imsp.portal.edge import (
     see_other,
     visitor,
 )
+from imsp.portal.export import MAX_ROWS, xlsx_response
 from imsp.portal.roster import cells, roster_of
 from imsp.qualification import disclosure, queries
 from imsp.qualification import fields as F
@@ -38,29 +42,81 @@ from imsp.qualification.workflow import ACTION_LABELS, STATES, allowed_actions
 
 router = APIRouter()
 readers = visitor("reviewer", "regulator")
-FILTERS = {"submitted": "待审核", "rejected": "审核驳回", "approved": "审核通过", "draft": "填报中"}
+#: The newest audit events shown on an application's page.
+TRAIL = 50
+#: Submitted versions are also shown to their own applicant (scoped by ``queries``).
+version_readers = visitor("reviewer", "regulator", "applicant")
+FILTERS = {
+    "submitted": "待审核",
+    "rejected": "审核驳回",
+    "approved": "审核通过",
+    "draft": "填报中",
+    "withdrawn": "已撤回",
+}
+
+
+def _queue_filter(v: Visit) -> tuple[str, str]:
+    """``?status=`` (one of FILTERS or all) and ``?q=`` (name or code, at most 50 characters)."""
+    status = v.request.query_params.get("status", "submitted")
+    status = status if status in FILTERS or status == "all" else "submitted"
+    return status, v.request.query_params.get("q", "").strip()[:50]
 
 
 @router.get("/review")
 async def queue(v: Visit = Depends(readers)) -> Response:  # noqa: B008
-    status = v.request.query_params.get("status", "submitted")
-    status = status if status in FILTERS or status == "all" else "submitted"
+    status, q = _queue_filter(v)
     rows, total = await queries.queue(
         v.db,
         actor=v.actor,
         status=None if status == "all" else status,
         offset=(page_number(v.request) - 1) * PER_PAGE,
         limit=PER_PAGE,
+        q=q,
     )
     return render(
         v.request,
         "review_queue.html",
         visit=v,
-        rows=rows,
+        rows=[(r, queue_cells(r)) for r in rows],
+        total=total,
         pager=pager(v.request, total),
         current=status,
+        q=q,
+        export=f"/review/export.xlsx?{urlencode({'status': status, 'q': q})}",
         filters=FILTERS,
         states=STATES,
+    )
+
+
+QUEUE_HEADERS = ("申请机构", "组织机构代码", "状态", "版本", "最近提交", "最近更新")
+
+
+def queue_cells(row: queries.QueueRow) -> list[str]:
+    """One application as the list page shows it."""
+    return [
+        row.institution.name,
+        row.institution.org_code,
+        STATES[row.app.status].label,
+        f"第 {row.app.version} 版" if row.app.version else "—",
+        format_datetime(row.submitted_at) if row.submitted_at else "",
+        format_datetime(row.app.updated_at),
+    ]
+
+
+@router.get("/review/export.xlsx")
+async def queue_export(v: Visit = Depends(readers)) -> Response:  # noqa: B008
+    status, q = _queue_filter(v)
+    rows, _ = await queries.queue(
+        v.db,
+        actor=v.actor,
+        status=None if status == "all" else status,
+        offset=0,
+        limit=MAX_ROWS,
+        q=q,
+    )
+    title = FILTERS.get(status, "全部申请")
+    return await xlsx_response(
+        title, f"资质申请-{title}.xlsx", QUEUE_HEADERS, [queue_cells(r) for r in rows]
     )
 
 
@@ -116,7 +172,12 @@ async def _application_page(
     snap: dict[str, Any] = view.current.snapshot if view.current else {}
     profile = snap.get("profile", {})
     latest = view.current is not None and view.current.version == view.app.version
-    actions = allowed_actions(view.app.status, v.user.role) if latest else []
+    deciding = latest and v.user.role in queries.READERS
+    actions = allowed_actions(view.app.status, v.user.role) if deciding else []
+    trail: list[audit_log.Row] = []
+    if v.user.role in queries.READERS:  # the application's own audit trail (its institution's)
+        where = audit_log.Filter(institution_id=view.app.institution_id)
+        trail, _ = await audit_log.events(v.db, where=where, offset=0, limit=TRAIL)
     return render(
         v.request,
         "review_application.html",
@@ -137,6 +198,8 @@ async def _application_page(
         type_labels=TYPE_LABELS,
         actions=actions,
         action_labels=ACTION_LABELS,
+        names=await queries.actor_names(v.db, view.timeline),
+        trail=trail,
         states=STATES,
         targets=reason_targets(),
         acceptance=await confirmation_of(v.db, institution_id=view.institution.id),
@@ -148,7 +211,7 @@ async def _application_page(
 
 
 @router.get("/applications/{app_id}")
-async def application(app_id: int, v: Visit = Depends(readers)) -> Response:  # noqa: B008
+async def application(app_id: int, v: Visit = Depends(version_readers)) -> Response:  # noqa: B008
     return await _application_page(v, app_id)
 
 
@@ -158,7 +221,7 @@ async def record_detail(
     version: int,
     kind: str,
     index: int,
-    v: Visit = Depends(readers),  # noqa: B008
+    v: Visit = Depends(version_readers),  # noqa: B008
 ) -> Response:
     """One submitted department or doctor in full (ID numbers unmasked — an audited view)."""
     roster = roster_of(kind)

@@ -188,11 +188,10 @@ def record_inputs(
     out: list[Input] = []
     for f in roster.fields:
         item = input_for(f, f.code, values.get(f.code, ""), error=errors.get(f.code, ""))
+        item.required = roster.required(f)
         if f.code in roster.derived:
-            item.required = "N"
             item.hint = "留空则按代码表自动填写"
         elif roster.department_ref and f.code == roster.department_ref[1]:
-            item.required = "N"
             item.hint = "留空则按所在院内科室编码自动填写"
         out.append(item)
     return out

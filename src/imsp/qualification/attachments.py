@@ -5,6 +5,7 @@ only PDF, PNG and JPEG are accepted. Files are stored once per content under
 ``data_dir/attachments/<sha256[:2]>/<sha256>`` (written to a temporary name, then renamed, so a
 reader never sees half a file); every upload is a database row tied to the submission version it
 was uploaded for. Rows are marked removed, never deleted: each submitted version keeps its files.
+A file whose content (SHA-256) is already among the application's current files is refused.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def check_upload(upload: Upload, *, max_bytes: int) -> str:
     if size == 0:
         problem = "请选择要上传的文件（文件为空）"
     elif size > max_bytes:
-        problem = f"文件大小 {_size(size)} 超过上限 {_size(max_bytes)}"
+        problem = f"文件大小 {size_label(size)} 超过上限 {size_label(max_bytes)}，未上传"
     else:
         mime = sniff(upload.content[:16])
         if mime is not None:
@@ -85,12 +86,18 @@ def check_upload(upload: Upload, *, max_bytes: int) -> str:
     raise BadRequest(problem, data={"errors": {"file": problem}})
 
 
-def _size(n: int) -> str:
+def size_label(n: int) -> str:
+    """A size as the hint, the limit message and the browser check all print it (``10 MB``)."""
     if n >= 1024 * 1024:
-        return f"{n / 1024 / 1024:.1f} MB"
+        return f"{n / 1024 / 1024:.1f}".removesuffix(".0") + " MB"
     if n >= 1024:
         return f"{n / 1024:.0f} KB"
     return f"{n} 字节"
+
+
+def too_large(max_bytes: int) -> str:
+    """The message for a file refused before it reached the page (the request was too large)."""
+    return f"文件超过上限 {size_label(max_bytes)}，未上传；请压缩或拆分后重新上传"
 
 
 def store_file(data_dir: Path, content: bytes) -> str:
@@ -129,7 +136,23 @@ async def add_attachment(
     if kind not in KINDS:
         raise BadRequest("请选择附件类别", data={"errors": {"kind": "请选择附件类别"}})
     mime = check_upload(upload, max_bytes=max_bytes)
-    digest = store_file(data_dir, upload.content)
+    digest = hashlib.sha256(upload.content).hexdigest()
+    same = await session.scalar(
+        select(Attachment)
+        .where(
+            Attachment.application_id == app.id,
+            Attachment.removed_at.is_(None),
+            Attachment.sha256 == digest,
+        )
+        .limit(1)
+    )
+    if same is not None:
+        problem = (
+            f"该文件与已上传的“{same.original_name}”（{KINDS.get(same.kind, same.kind)}）"
+            "内容完全相同，无需重复上传"
+        )
+        raise BadRequest(problem, data={"errors": {"file": problem}})
+    store_file(data_dir, upload.content)
     row = Attachment(
         application_id=app.id,
         kind=kind,

@@ -1,8 +1,9 @@
 """Field-level differences between two submitted versions (the rejected one and its resubmission),
 so the reviewer checks only what changed (第五章 第 6 步: 补充完善审批资料后再次提交).
 
-Records are matched by their business key (院内科室编码, 身份证号); attachments by kind and
-SHA-256 (the same file re-uploaded is no change). ID numbers are masked in the diff.
+Records are matched by their business key (院内科室编码, 身份证号); attachments by upload, then by
+kind and SHA-256 (the same file re-uploaded is no change; one of two identical files removed is a
+removal). ID numbers are masked in the diff.
 """
 
 from __future__ import annotations
@@ -117,21 +118,36 @@ def _records(
 
 
 def _attachments(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[AttachmentChange]:
-    def keyed(items: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-        return {(str(a["kind"]), str(a["sha256"])): a for a in items}
+    """Files matched by kind and content: the same upload (same row id) first, then any other
+    upload of the same content. What is left over was added or removed — so removing one of two
+    identical files is a removal, and re-uploading a removed file's content is no change."""
 
-    before, after = keyed(old), keyed(new)
-    out = [
-        AttachmentChange("added", KINDS.get(k[0], k[0]), str(a["name"]), int(a["id"]))
-        for k, a in after.items()
-        if k not in before
+    def grouped(items: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for a in items:
+            out.setdefault((str(a["kind"]), str(a["sha256"])), []).append(a)
+        return out
+
+    before, after = grouped(old), grouped(new)
+    added: list[dict[str, Any]] = []
+    removed: list[dict[str, Any]] = []
+    for key in before.keys() | after.keys():
+        olds, news = before.get(key, []), after.get(key, [])
+        kept = {int(a["id"]) for a in olds} & {int(a["id"]) for a in news}
+        olds = [a for a in olds if int(a["id"]) not in kept]
+        news = [a for a in news if int(a["id"]) not in kept]
+        paired = min(len(olds), len(news))
+        added += news[paired:]
+        removed += olds[paired:]
+
+    def change(kind: str, a: dict[str, Any]) -> AttachmentChange:
+        return AttachmentChange(
+            kind, KINDS.get(str(a["kind"]), str(a["kind"])), str(a["name"]), int(a["id"])
+        )
+
+    return [change("added", a) for a in sorted(added, key=lambda a: int(a["id"]))] + [
+        change("removed", a) for a in sorted(removed, key=lambda a: int(a["id"]))
     ]
-    out += [
-        AttachmentChange("removed", KINDS.get(k[0], k[0]), str(a["name"]), int(a["id"]))
-        for k, a in before.items()
-        if k not in after
-    ]
-    return out
 
 
 def compare(

@@ -15,7 +15,8 @@ setting type; founding dates are not in the future).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
@@ -122,13 +123,16 @@ def message(issue: Issue) -> str:
 
 
 def _collect(
-    issues: list[Issue], errors: dict[str, str], skip: frozenset[str] = frozenset()
+    issues: list[Issue],
+    errors: dict[str, str],
+    skip: frozenset[str] = frozenset(),
+    word: Callable[[Issue], str] = message,
 ) -> None:
     """Every problem of a field, joined (a value can be both too long and malformed)."""
     for issue in issues:
         if issue.field in skip:
             continue
-        text = message(issue)
+        text = word(issue)
         if issue.field not in errors:
             errors[issue.field] = text
         elif text not in errors[issue.field]:
@@ -189,6 +193,19 @@ class Roster:
     #: (code field, name field) naming one of the application's departments — the name is filled
     #: from the department when blank — or None
     department_ref: tuple[str, str] | None = None
+    #: (category field, subject field): the subject must lie under the category (科室类别 03 内科
+    #: takes subjects 03, 03.xx), or None
+    subject_under: tuple[str, str] | None = None
+    #: the field naming another record of the same roster (上级科室编码), or None
+    parent: str | None = None
+
+    def required(self, f: Field) -> str:
+        """Y | N | C as the form and the Excel template show it: a name filled from a code (or
+        from the department) is optional there although the standard requires it."""
+        ref = self.department_ref
+        if f.code in self.derived or (ref is not None and f.code == ref[1]):
+            return "N"
+        return f.required
 
     @property
     def fields(self) -> tuple[Field, ...]:
@@ -216,6 +233,8 @@ DEPARTMENTS: Final = Roster(
     model=Department,
     key_column="dept_code",
     sort_column="dept_code",
+    subject_under=("deptType", "subjectCode"),
+    parent="parentDeptID",
 )
 DOCTORS: Final = Roster(
     kind="doctors",
@@ -276,10 +295,55 @@ def validate_record(
     }
     verdict = validator_for(roster.dataset, standard()).check({**header, **record})
     errors: dict[str, str] = {}
-    _collect(verdict.errors, errors, skip=header_codes())
+    # Name fields filled from a code are optional on the form: a blank one is the code's problem.
+    filled = set(roster.derived) | ({roster.department_ref[1]} if roster.department_ref else set())
+    issues = [i for i in verdict.errors if not (i.code == "required" and i.field in filled)]
+    _collect(issues, errors, skip=header_codes(), word=lambda i: _plain(roster, i))
     if verdict.record is not None:
         record = {k: v for k, v in verdict.record.items() if k not in header_codes()}
+    if roster.subject_under is not None:
+        _check_subject(roster, record, errors)
     return record, errors
+
+
+#: Category "其他业务科室" takes any subject.
+_ANY_SUBJECT: Final = "69"
+_SEX_CLASH: Final = re.compile(r"的性别（(\d)）不一致：(\S+)$")
+
+
+def _plain(roster: Roster, issue: Issue) -> str:
+    """A validator message as a user reads it: Chinese labels only, codes with their names."""
+    text = message(issue)
+    for f in roster.fields:
+        text = text.replace(f"({f.code})", "")
+    clash = _SEX_CLASH.search(text)
+    if clash is not None:
+        names = standard().tables["sex"].names
+        said, given = clash.group(1), clash.group(2)
+        text = (
+            text[: clash.start()]
+            + f"的性别（{names.get(said, said)}）不一致：{names.get(given, given)}"
+        )
+    return text
+
+
+def _check_subject(roster: Roster, record: Mapping[str, Any], errors: dict[str, str]) -> None:
+    assert roster.subject_under is not None
+    category_code, subject_code = roster.subject_under
+    if category_code in errors or subject_code in errors:
+        return
+    category, subject = record.get(category_code), record.get(subject_code)
+    if not isinstance(category, str) or not isinstance(subject, str):
+        return
+    category = category.removeprefix("A")
+    if category == _ANY_SUBJECT or subject.split(".", 1)[0] == category:
+        return
+    shown_category = show_value(roster.field(category_code), category)
+    shown_subject = show_value(roster.field(subject_code), subject)
+    errors[subject_code] = (
+        f"诊疗科目“{shown_subject}”不属于科室类别“{shown_category}”，"
+        f"请选择 {category} 开头的诊疗科目或更正科室类别"
+    )
 
 
 # --------------------------------------------------------------------------- display

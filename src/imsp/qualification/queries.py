@@ -17,12 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Final
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth.audit import Actor
-from imsp.auth.models import Institution
+from imsp.auth.models import Institution, PortalUser
 from imsp.errors import NotFound
 from imsp.qualification.attachments import path_for
 from imsp.qualification.diff import Diff, compare
@@ -58,14 +59,41 @@ class QueueRow:
     submitted_at: datetime | None
 
 
+def like(text: str) -> str:
+    """A ``LIKE`` pattern (escape ``\\``) matching ``text`` anywhere, its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 async def queue(
-    session: AsyncSession, *, actor: Actor, status: str | None, offset: int, limit: int
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    status: str | None,
+    offset: int,
+    limit: int,
+    q: str = "",
 ) -> tuple[list[QueueRow], int]:
-    """Applications for reviewers and regulators (待审核 first in submission order), and the total."""
+    """Applications for reviewers and regulators (待审核 first in submission order), and the total;
+    ``q`` keeps those whose institution name or 组织机构代码 contains it."""
     if actor.role not in READERS:
         return [], 0
     where = [Application.status == status] if status else []
-    total = await session.scalar(select(func.count()).select_from(Application).where(*where)) or 0
+    if q.strip():
+        pattern = like(q.strip())
+        where.append(
+            Institution.name.ilike(pattern, escape="\\")
+            | Institution.org_code.ilike(pattern, escape="\\")
+        )
+    total = (
+        await session.scalar(
+            select(func.count())
+            .select_from(Application)
+            .join(Institution, Institution.id == Application.institution_id)
+            .where(*where)
+        )
+        or 0
+    )
     last = (
         select(Submission.application_id, func.max(Submission.submitted_at).label("at"))
         .group_by(Submission.application_id)
@@ -81,6 +109,33 @@ async def queue(
         .limit(limit)
     )
     return [QueueRow(a, i, at) for a, i, at in rows], int(total)
+
+
+#: The body each role acts for, as the history names it.
+BODIES: Final[dict[str, str]] = {
+    "operator": "平台实施方",
+    "reviewer": "登记机关",
+    "regulator": "监管部门",
+}
+
+
+async def actor_names(session: AsyncSession, steps: list[Transition]) -> dict[str, str]:
+    """Login name → the person and the body they acted for (``赵敏（河北省…医院）``,
+    ``李审核（登记机关）``), so the history never shows bare login names."""
+    usernames = {t.actor for t in steps}
+    if not usernames:
+        return {}
+    rows = await session.execute(
+        select(PortalUser, Institution)
+        .outerjoin(Institution, Institution.id == PortalUser.institution_id)
+        .where(PortalUser.username.in_(usernames))
+    )
+    out: dict[str, str] = {}
+    for user, inst in rows:
+        body = inst.name if inst is not None else BODIES.get(user.role, "")
+        person = user.display_name or user.username
+        out[user.username] = f"{person}（{body}）" if body and body != person else person
+    return out
 
 
 async def timeline(session: AsyncSession, *, app: Application) -> list[Transition]:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.auth import service as auth
 from imsp.auth.accounts import Issued, create_account, identity_problems
 from imsp.auth.audit import Actor, AuditAction, audit
-from imsp.auth.models import Institution
+from imsp.auth.models import Institution, PortalUser
 from imsp.errors import BadRequest
 from imsp.qualification import fields as F
 from imsp.qualification.attachments import KINDS, current_attachments
@@ -61,9 +61,12 @@ async def allocate_applicant(
     username: str,
     display_name: str,
     now: datetime,
+    second: bool = False,
 ) -> Issued:
     """第二步: the operator allocates an account to an applicant institution (统一社会信用代码 and
-    name as submitted to the registration authority) and opens its application."""
+    name as submitted to the registration authority) and opens its application. An institution
+    that already has an account gets another only with ``second`` (the operator confirmed, after
+    seeing the existing ones: ``BadRequest`` with ``data["existing"]`` otherwise)."""
     org_code, org_name = org_code.strip().upper(), org_name.strip()
     errors: dict[str, str] = {}
     # The header block's organID (GB 32100) and organName (≤ 50) rules, via the one validator.
@@ -82,6 +85,14 @@ async def allocate_applicant(
             )
         )
         raise BadRequest("机构信息有误", data={"errors": errors})
+    existing = await applicant_accounts(session, org_code=org_code)
+    if existing and not second:
+        names = "、".join(f"{u.username}（{u.display_name}）" for u in existing)
+        problem = f"该机构已有账号：{names}。如确需再分配一个账号，请勾选确认后再提交"
+        raise BadRequest(
+            "该机构已有申请机构账号",
+            data={"errors": {"org_code": problem}, "existing": [u.username for u in existing]},
+        )
     institution = await auth.ensure_institution(session, org_code=org_code, name=org_name, now=now)
     issued = await create_account(
         session,
@@ -94,6 +105,17 @@ async def allocate_applicant(
     )
     await open_application(session, institution_id=institution.id, actor=actor, now=now)
     return issued
+
+
+async def applicant_accounts(session: AsyncSession, *, org_code: str) -> list[PortalUser]:
+    """The applicant accounts of the institution with 组织机构代码 ``org_code``, oldest first."""
+    rows = await session.scalars(
+        select(PortalUser)
+        .join(Institution, Institution.id == PortalUser.institution_id)
+        .where(Institution.org_code == org_code, PortalUser.role == "applicant")
+        .order_by(PortalUser.id)
+    )
+    return list(rows)
 
 
 # --------------------------------------------------------------------------- 机构注册
@@ -182,7 +204,7 @@ async def submit(
     now: datetime,
 ) -> Submission:
     """第 5 步: submit (or, after a rejection, resubmit) the application for review."""
-    action = "resubmit" if app.status == "rejected" else "submit"
+    action = "submit" if app.status == "draft" else "resubmit"
     ensure_editable(app)
     problems = await missing_for_submission(session, app=app, institution=institution, now=now)
     if problems:
@@ -209,3 +231,20 @@ async def submit(
     )
     await session.flush()
     return sub
+
+
+async def withdraw(session: AsyncSession, *, app: Application, actor: Actor, now: datetime) -> None:
+    """The applicant takes back a submission the reviewer has not decided on yet; the submitted
+    version stays on record and the data can be changed and submitted again."""
+    await transition(
+        session, app=app, action="withdraw", actor=actor.username, role=actor.role, now=now
+    )
+    await audit(
+        session,
+        actor,
+        AuditAction.QUALIFICATION_WITHDRAW,
+        now=now,
+        **on_application(app),
+        detail={"version": app.version},
+    )
+    await session.flush()

@@ -58,7 +58,10 @@ def _check_record(
     institution: Institution,
     departments: Mapping[str, str],
     now: datetime,
+    also: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """One record checked by the standard, and against the application's departments (plus
+    ``also``: the departments of the same import file)."""
     raw = dict(raw)
     ref = roster.department_ref
     if ref is not None:
@@ -76,6 +79,13 @@ def _check_record(
         dept_code = record.get(ref[0])
         if dept_code and dept_code not in departments:
             errors[ref[0]] = f"科室编码 {dept_code} 未在本机构科室信息中登记，请先添加该科室"
+    parent = roster.parent
+    if parent is not None and parent not in errors and record.get(parent):
+        code = record[parent]
+        if code == record.get(roster.key):
+            errors[parent] = "上级科室不能是本科室"
+        elif code not in departments and code not in also:
+            errors[parent] = f"上级科室编码 {code} 未在本机构科室信息中登记，请先添加上级科室"
     return record, errors
 
 
@@ -175,6 +185,9 @@ async def import_records(
     """Import a filled-in template: all rows or none. Existing records with the same business key
     are replaced. On any problem raises ``BadRequest`` with ``data={"problems": [CellProblem]}``."""
     ensure_editable(app)
+    if not content:
+        msg = "请选择要导入的 Excel 文件（.xlsx）"
+        raise BadRequest(msg, data={"problems": [CellProblem(0, "", "", msg)]})
     try:
         sheet = await offload(read_rows, roster, content)
     except SheetError as exc:
@@ -183,12 +196,18 @@ async def import_records(
         msg = "文件中没有可导入的数据行（示例行会被忽略）"
         raise BadRequest(msg, data={"problems": [CellProblem(0, "", "", msg)]})
     departments = await departments_of(session, app)
+    in_file = frozenset(str(r.values.get(roster.key) or "").strip() for r in sheet.rows)
     problems: list[CellProblem] = []
     seen: dict[str, int] = {}
     checked: list[tuple[str, dict[str, Any]]] = []
     for row in sheet.rows:
         record, errors = _check_record(
-            roster, row.values, institution=institution, departments=departments, now=now
+            roster,
+            row.values,
+            institution=institution,
+            departments=departments,
+            now=now,
+            also=in_file if roster.parent else frozenset(),
         )
         key = record.get(roster.key)
         if roster.key not in errors and isinstance(key, str):

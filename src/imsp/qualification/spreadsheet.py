@@ -79,8 +79,9 @@ def template(roster: Roster) -> bytes:
     for i, f in enumerate(fields, start=1):
         letter = get_column_letter(i)
         ws.column_dimensions[letter].width = max(12, min(40, len(f.name) * 2 + 4))
-        head = ws.cell(row=1, column=i, value=f.name + (" *" if f.required == "Y" else ""))
-        head.font = Font(bold=True, color="9C0006" if f.required == "Y" else "000000")
+        starred = roster.required(f) == "Y"
+        head = ws.cell(row=1, column=i, value=f.name + (" *" if starred else ""))
+        head.font = Font(bold=True, color="9C0006" if starred else "000000")
         head.fill = _HEAD_FILL
         head.alignment = Alignment(wrap_text=True, vertical="center")
         code = ws.cell(row=2, column=i, value=f.code)
@@ -105,7 +106,9 @@ def template(roster: Roster) -> bytes:
     tables = standard().tables
     used: list[str] = []
     for f in fields:
-        required = {"Y": "是", "N": "否", "C": "条件必填"}[f.required]
+        required = {"Y": "是", "N": "否", "C": "条件必填"}[roster.required(f)]
+        if roster.required(f) != f.required:
+            required = "否（留空自动填写）"
         table = tables[f.table].title if f.table else ""
         if f.table and f.table not in used:
             used.append(f.table)

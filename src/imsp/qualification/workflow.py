@@ -5,6 +5,9 @@
     submitted  ──approve──► approved    the reviewer approves; data locked    审核通过
     submitted  ──reject───► rejected    the reviewer rejects, with a reason   审核驳回
     rejected   ──resubmit─► submitted   the applicant fixes and resubmits     待审核
+    submitted  ──withdraw─► withdrawn   the applicant takes back a submission  已撤回
+                                        not yet reviewed (the version stays on record)
+    withdrawn  ──resubmit─► submitted   the applicant changes and resubmits   待审核
 
 Nothing else is allowed: no state has a transition that is not a row of ``TRANSITIONS``, and the
 use cases (``registration.submit``, ``review.decide``) go through :func:`transition` only.
@@ -35,6 +38,7 @@ STATES: Final[dict[str, State]] = {
     "submitted": State("待审核", editable=False, tone="pending"),
     "approved": State("审核通过", editable=False, tone="ok"),
     "rejected": State("审核驳回", editable=True, tone="bad"),
+    "withdrawn": State("已撤回", editable=True, tone="neutral"),
 }
 
 
@@ -56,6 +60,10 @@ TRANSITIONS: Final[dict[tuple[str | None, str], Step]] = {
     ),
     ("rejected", "resubmit"): Step(
         "submitted", frozenset({"applicant"}), "补充完善后重新提交", new_version=True
+    ),
+    ("submitted", "withdraw"): Step("withdrawn", frozenset({"applicant"}), "撤回提交"),
+    ("withdrawn", "resubmit"): Step(
+        "submitted", frozenset({"applicant"}), "修改后重新提交", new_version=True
     ),
 }
 
