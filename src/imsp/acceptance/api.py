@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from imsp.acceptance import service
 from imsp.acceptance.workflow import STATES
+from imsp.exchange.openapi import ERRORS
 from imsp.exchange.tokens import TokenService
 from imsp.web import JsonResponse, client_addr, ctx
 
@@ -59,4 +60,19 @@ def install(app: FastAPI) -> None:
         description="用访问令牌查询本机构的验收看板：HTTP 接口、数据、问诊视频三部分，"
         "每项的要求、实测值、是否达标与缺项；以及接入确认的状态。",
         response_model=None,
+        responses={
+            200: {"description": "看板与接入确认状态"},
+            **{code: ERRORS[code] for code in (400, 401, 429, 503)},
+        },
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "accessToken",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "本机构的访问令牌（测试或正式通道）",
+                }
+            ]
+        },
     )
