@@ -22,7 +22,7 @@ from imsp.exchange.models import Record
 from imsp.standard.model import load_standard
 from imsp.supervision.models import Finding
 from imsp.supervision.quality import PRODUCTION, as_date, day_bounds
-from imsp.supervision.queries import on_channel
+from imsp.supervision.queries import on_channel, record_on_channel
 from imsp.supervision.rollup_models import (
     FindingDay,
     QualityDatasetDay,
@@ -527,6 +527,7 @@ async def doctor(session: AsyncSession, *, institution_id: int, token: str) -> D
             Record.doctor_cert_id == cert,
             Record.institution_id == institution_id,
             Record.dataset.in_(DOCTOR_DATASETS),
+            record_on_channel(PRODUCTION),
         )
         .group_by(Record.dataset)
     )
@@ -544,7 +545,11 @@ async def doctor(session: AsyncSession, *, institution_id: int, token: str) -> D
             select(
                 func.count(),
                 func.sum(case((Finding.status.in_(sorted(OPEN_STATES)), 1), else_=0)),
-            ).where(Finding.institution_id == institution_id, Finding.doctor_cert_id == cert)
+            ).where(
+                Finding.institution_id == institution_id,
+                Finding.doctor_cert_id == cert,
+                on_channel(PRODUCTION),
+            )
         )
     ).one()
     return DoctorView(

@@ -63,6 +63,14 @@ def on_channel(channel: str) -> ColumnElement[bool]:
     return stored
 
 
+def record_on_channel(channel: str) -> ColumnElement[bool]:
+    """Records whose current version came on ``channel`` (test data never counts for the
+    province: issue 14)."""
+    return exists(
+        select(1).where(ExchangeLog.id == Record.exchange_id, ExchangeLog.channel == channel)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class FindingPage:
     rows: list[Finding]
