@@ -28,7 +28,7 @@ from tests.acceptance.builders import (
     run,
     seed_users,
 )
-from tests.portal.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import chromium
 from tests.support.live import live_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -39,13 +39,8 @@ BAD_ID = "130102199001011230"  # wrong GB 11643 check digit
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/install-system-deps.sh --dev)")
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
         context.set_default_timeout(15_000)
         pg = context.new_page()
@@ -53,7 +48,6 @@ def page() -> Iterator[Any]:
             yield pg
         finally:
             context.close()
-            browser.close()
 
 
 def audited_views(settings: Settings) -> list[str]:

@@ -47,7 +47,7 @@ from tests.acceptance.builders import (
 )
 from tests.client.inprocess import InProcessTransport
 from tests.portal.client import post_form, sign_in
-from tests.portal.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.live import live_server
 from tests.video import builders as video_builders
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,20 +23,11 @@ from imsp.app import create_portal_app
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from tests.qualification import builders as b
+from tests.support.browser import artifacts_dir, chromium
 from tests.support.live import live_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--lang=zh-CN",  # native widgets (file chooser, validation bubbles) in Chinese
-]
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 STAFF_PASSWORD = "Passw0rd-123"
@@ -46,23 +36,12 @@ NEW_PASSWORD = "Hospital-2026"
 
 @pytest.fixture
 def artifacts(request: pytest.FixtureRequest) -> Path:
-    """``test-artifacts/portal/test_browser/<test name>/`` (emptied first)."""
-    module = Path(str(request.node.path)).with_suffix("").name
-    where = Path(str(request.config.rootpath)) / "test-artifacts" / "portal" / module
-    where = where / re.sub(r"[^\w.-]+", "_", request.node.name)
-    shutil.rmtree(where, ignore_errors=True)
-    where.mkdir(parents=True)
-    return where
+    return artifacts_dir(request, "portal")
 
 
 @pytest.fixture
 def browser_page(artifacts: Path) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/install-system-deps.sh --dev)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport=DESKTOP, locale="zh-CN", accept_downloads=True)
         context.set_default_timeout(30_000)  # a loaded 2-core machine
         page = context.new_page()
@@ -70,7 +49,6 @@ def browser_page(artifacts: Path) -> Iterator[Any]:
             yield page
         finally:
             context.close()
-            browser.close()
 
 
 class Shots:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ from imsp.app import create_exchange_app, create_portal_app
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from tests.exchange.builders import ORG_B
-from tests.portal.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.qualification import builders as qb
 from tests.supervision.portal_builders import HOSPITAL_A, HOSPITAL_B, Reported, report
+from tests.support.browser import artifacts_dir, chromium
 from tests.support.live import live_server
 
 pytestmark = pytest.mark.browser
@@ -32,27 +31,13 @@ PASSWORD = "Passw0rd-123"
 
 @pytest.fixture
 def artifacts(request: pytest.FixtureRequest) -> Path:
-    where = Path(str(request.config.rootpath)) / "test-artifacts" / "supervision" / "test_browser"
-    where = where / re.sub(r"[^\w.-]+", "_", request.node.name)
-    shutil.rmtree(where, ignore_errors=True)
-    where.mkdir(parents=True)
-    return where
+    return artifacts_dir(request, "supervision")
 
 
 @pytest.fixture
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/install-system-deps.sh --dev)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, "--lang=zh-CN"]
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -105,7 +90,7 @@ def _shot(page: Any, where: Path, name: str) -> None:
 
 def test_regulator_drills_down_confirms_and_the_hospital_rectifies_in_chromium(
     reported: Reported,
-    chromium: Any,
+    browser: Any,
     artifacts: Path,
     settings: Settings,
     clock: FrozenClock,
@@ -118,7 +103,7 @@ def test_regulator_drills_down_confirms_and_the_hospital_rectifies_in_chromium(
     )
     evidence = tmp_path / "整改说明.pdf"
     evidence.write_bytes(qb.pdf("Rectification report"))
-    context = chromium.new_context(
+    context = browser.new_context(
         viewport={"width": 1366, "height": 768}, locale="zh-CN", accept_downloads=True
     )
     context.set_default_timeout(30_000)  # a shared 2-core machine can be slow
@@ -221,5 +206,5 @@ def test_regulator_drills_down_confirms_and_the_hospital_rectifies_in_chromium(
         urls.append(page.url)
         cookies = context.cookies()
         for url in (*urls, base + "/supervision/rules", base + "/supervision/findings"):
-            _fits_phone(chromium, url, cookies)
+            _fits_phone(browser, url, cookies)
     context.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,8 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.exchange.models import Record
 from tests.exchange.builders import get_token, make_credential, record
-from tests.portal.test_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.qualification.builders import run
+from tests.support.browser import artifacts_dir, chromium
 from tests.support.live import live_server
 from tests.video import builders as b
 
@@ -36,28 +35,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 @pytest.fixture
 def artifacts(request: pytest.FixtureRequest) -> Path:
-    where = Path(str(request.config.rootpath)) / "test-artifacts" / "video" / "test_browser"
-    where = where / re.sub(r"[^\w.-]+", "_", request.node.name)
-    shutil.rmtree(where, ignore_errors=True)
-    where.mkdir(parents=True)
-    return where
+    return artifacts_dir(request, "video")
 
 
 @pytest.fixture
-def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (scripts/install-system-deps.sh --dev)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[*CHROMIUM_ARGS, "--lang=zh-CN", "--autoplay-policy=no-user-gesture-required"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+def browser() -> Iterator[Any]:
+    with chromium("--autoplay-policy=no-user-gesture-required") as launched:
+        yield launched
 
 
 def stored_prescription(settings: Settings, clock: FrozenClock) -> tuple[int, str]:
@@ -79,7 +63,7 @@ def stored_prescription(settings: Settings, clock: FrozenClock) -> tuple[int, st
 
 @pytest.fixture
 def prescription(settings: Settings, clock: FrozenClock) -> tuple[int, str]:
-    # Before ``chromium``: the upload runs its own event loop, Playwright's then takes the thread.
+    # Before ``browser``: the upload runs its own event loop, Playwright's then takes the thread.
     return stored_prescription(settings, clock)
 
 
@@ -87,7 +71,7 @@ def test_regulator_plays_a_prescriptions_video_and_the_audit_shows_it(
     settings: Settings,
     clock: FrozenClock,
     prescription: tuple[int, str],
-    chromium: Any,
+    browser: Any,
     artifacts: Path,
     tmp_path: Path,
 ) -> None:
@@ -103,7 +87,7 @@ def test_regulator_plays_a_prescriptions_video_and_the_audit_shows_it(
     )  # fmt: skip
     recordings = vs.load_recordings(where, where / "index.json")
     pki = b.make_pki(tmp_path / "pki")
-    context = chromium.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
     context.set_default_timeout(20_000)
     page = context.new_page()
     with b.serving(recordings, pki) as hospital:
