@@ -269,6 +269,7 @@ async def decision(app_id: int, action: str, v: Visit = Depends(visitor())) -> R
             now=v.now,
             reason=reason,
             field_reasons=field_reasons,
+            mail=v.settings.smtp.enabled,
         )
     except BadRequest as exc:
         values = {
