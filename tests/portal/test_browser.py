@@ -107,7 +107,7 @@ def login(page: Any, base: str, username: str, password: str) -> None:
 
 def logout(page: Any) -> None:
     page.get_by_role("button", name="退出登录").click()
-    page.wait_for_url(re.compile(r".*/login$"))
+    page.wait_for_url(re.compile(r".*/login\?ok=logout$"))
 
 
 def doctors_workbook(template: bytes) -> bytes:
