@@ -128,7 +128,11 @@ def test_mark_read_and_mark_all_read_touch_only_ones_own_messages(
     b.make_user(settings, clock.now(), username="reviewer2", role="reviewer")
     for i, org in enumerate((b.ORG, b.ORG2)):
         who = b.make_complete_applicant(
-            settings, clock.now(), org_code=org, username=f"hospital{i}", name=f"河北省第{i}示范医院"
+            settings,
+            clock.now(),
+            org_code=org,
+            username=f"hospital{i}",
+            name=f"河北省第{i}示范医院",
         )
         b.submit(settings, who, clock.now())
 
