@@ -10,7 +10,8 @@ if ! "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null; then
   want+=(python3-venv)
 fi
 if [ "${1:-}" = "--dev" ]; then
-  want+=(chromium poppler-utils wrk openjdk-17-jdk-headless ffmpeg)  # wrk: bench/bench_ingest.py; ffmpeg: test videos
+  # chromium-l10n: Chinese strings of native widgets (the file chooser's 选择文件) in browser tests
+  want+=(chromium chromium-l10n poppler-utils wrk openjdk-17-jdk-headless ffmpeg)  # wrk: bench/bench_ingest.py; ffmpeg: test videos
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -7,8 +7,10 @@ wires domains to the web; domains never import each other's ``api`` or the porta
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -17,6 +19,15 @@ from imsp.clock import Clock, SystemClock
 from imsp.config import Settings
 from imsp.storage.db import Database
 from imsp.web import AppContext, JsonResponse, install_error_handlers, install_healthz
+
+#: Background work an app runs while it serves (started and stopped by its lifespan).
+Job = Callable[[AppContext, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def _mailer(c: AppContext, stop: asyncio.Event) -> None:
+    from imsp.notify.mail import run_mailer
+
+    await run_mailer(c.db, cfg=c.settings.smtp, clock=c.clock, stop=stop)
 
 
 def _base_app(
@@ -27,15 +38,22 @@ def _base_app(
     clock: Clock | None,
     db: Database | None,
     docs: bool,
+    jobs: Sequence[Job] = (),
 ) -> FastAPI:
     owns_db = db is None
     database = db or Database(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owns_db:
-            await database.dispose()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        running = [asyncio.create_task(job(app.state.ctx, stop)) for job in jobs]
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*running, return_exceptions=True)
+            if owns_db:
+                await database.dispose()
 
     app = FastAPI(
         title=title,
@@ -97,6 +115,8 @@ def create_portal_app(
         clock=clock,
         db=db,
         docs=False,
+        # notifications mailed through the operator's relay, only when one is configured
+        jobs=[_mailer] if settings.smtp.enabled else [],
     )
     install_portal(app)
     return app

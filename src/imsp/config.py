@@ -139,6 +139,27 @@ class VideoSettings(BaseModel):
     )
 
 
+class SmtpSettings(BaseModel):
+    """Optional e-mail of portal notifications through the operator's SMTP relay. Without a
+    ``host`` no mail is queued or sent; the message centre works either way."""
+
+    host: str = Field(default="", description="SMTP 中继服务器地址；为空时不发送邮件")
+    port: int = Field(default=25, ge=1, le=65535, description="SMTP 端口")
+    user: str = Field(default="", description="SMTP 登录用户名；为空时不登录")
+    password: SecretStr = Field(default=SecretStr(""), description="SMTP 登录密码")
+    sender: str = Field(
+        default="", description="发件人地址（如 imsp@wjw.hebei.gov.cn）；为空时用 imsp@<host>"
+    )
+    starttls: bool = Field(default=False, description="连接后以 STARTTLS 加密")
+    timeout_seconds: float = Field(default=10.0, gt=0, description="连接与每次收发的超时（秒）")
+    poll_seconds: float = Field(default=5.0, gt=0, description="发件箱的轮询间隔（秒）")
+    max_attempts: int = Field(default=8, ge=1, description="发送失败后最多尝试的次数，之后放弃")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host.strip())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMSP_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -168,6 +189,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     video: VideoSettings = VideoSettings()
     acceptance: AcceptanceSettings = AcceptanceSettings()
+    smtp: SmtpSettings = SmtpSettings()
 
     @property
     def sqlalchemy_url(self) -> str:

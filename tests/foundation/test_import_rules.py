@@ -21,6 +21,7 @@ DOMAINS = {
     "acceptance",
     "video",
     "supervision",
+    "notify",
     "standard",
     "storage",
     "client",

@@ -107,7 +107,7 @@ def login(page: Any, base: str, username: str, password: str) -> None:
 
 def logout(page: Any) -> None:
     page.get_by_role("button", name="退出登录").click()
-    page.wait_for_url(re.compile(r".*/login$"))
+    page.wait_for_url(re.compile(r".*/login\?ok=logout$"))
 
 
 def doctors_workbook(template: bytes) -> bytes:
@@ -259,6 +259,17 @@ def test_whole_registration_and_review_flow_in_chromium(
         page.wait_for_url(base + "/my")
         assert page.locator("text=执业许可证登记号与许可证原件不一致").count() >= 1
         shot("applicant-sees-rejection")
+        # 消息中心: the header counts the unread message; it carries the reasons.
+        assert page.locator("#unread-count").inner_text() == "1"
+        page.locator("#messages-link").click()
+        message = page.locator("li.message.unread")
+        assert "资质申请被驳回（第 1 版）" in message.inner_text()
+        assert "原件登记号为 40170028613010211A1002" in message.inner_text()
+        shot("applicant-messages")
+        page.get_by_role("button", name="全部标为已读").click()
+        page.wait_for_url(re.compile(r".*/messages\?ok=read"))
+        assert page.locator("#unread-count").count() == 0
+        assert page.locator("li.message.unread").count() == 0
         page.get_by_role("link", name="机构注册").first.click()
         assert "原件登记号为 40170028613010211A1002" in page.locator(".review-note").inner_text()
         shot("institution-with-review-note")
@@ -274,6 +285,14 @@ def test_whole_registration_and_review_flow_in_chromium(
         clock.advance(hours=2)
         login(page, base, "reviewer1", STAFF_PASSWORD)
         page.wait_for_url(base + "/review")
+        assert page.locator("#unread-count").inner_text() == "2"  # submitted, resubmitted
+        page.locator("#messages-link").click()
+        assert page.locator("li.message", has_text="资质申请已重新提交，待审核").count() == 1
+        shot("reviewer-messages")
+        page.locator("li.message.unread").first.get_by_role("button", name="标为已读").click()
+        page.wait_for_url(re.compile(r".*/messages\?ok=read"))
+        assert page.locator("#unread-count").inner_text() == "1"
+        page.get_by_role("link", name="待审核").first.click()
         page.get_by_role("link", name="审核", exact=True).click()
         diff = page.locator("#diff")
         assert "与第 1 版（已驳回）相比的变更" in diff.inner_text()
@@ -306,7 +325,42 @@ def test_whole_registration_and_review_flow_in_chromium(
         assert not page.locator("nav.main").is_visible()
         assert page.locator("#current-status").is_visible()
         page.emulate_media(media="screen")
+        # 备案登记表 of the approved application, as PDF.
+        with page.expect_download(timeout=120_000) as download:
+            page.locator("#filing-record").click()
+        assert download.value.suggested_filename.endswith("第2版.pdf")
+        filing = Path(download.value.path()).read_bytes()
+        assert filing.startswith(b"%PDF-")
+        (artifacts / "filing-record.pdf").write_bytes(filing)
+        # Signing out says so on the sign-in page.
+        logout(page)
+        assert "已退出登录" in page.locator(".flash.ok").inner_text()
+        shot("signed-out")
 
     # 390 px phones: no page wider than the screen, no link broken over two lines.
     assert shot.too_wide == {}
     assert shot.broken_links == {}
+
+
+def test_native_widgets_speak_chinese(
+    browser_page: Any, artifacts: Path, settings: Settings
+) -> None:
+    """The browser's own widgets follow --lang=zh-CN (Debian's chromium-l10n): the file chooser
+    button reads 选择文件 and a required field's bubble is Chinese."""
+    page = browser_page
+    with live_server(create_portal_app(settings)) as base:
+        page.goto(base + "/login")
+        message = page.evaluate("document.querySelector('#username').validationMessage")
+        assert message == "请填写此字段。"
+        # An unlabelled file input, so its accessible name is the browser's own button text.
+        page.set_content('<p>执业许可证</p><input type="file" id="file">')
+        tree = page.context.new_cdp_session(page).send("Accessibility.getFullAXTree")
+        buttons = [
+            n.get("name", {}).get("value")
+            for n in tree["nodes"]
+            if n.get("role", {}).get("value") == "button"
+        ]
+        assert "选择文件" in buttons, buttons
+        page.screenshot(path=str(artifacts / "file-chooser-1366.png"))
+        page.set_viewport_size(PHONE)
+        page.screenshot(path=str(artifacts / "file-chooser-390.png"))

@@ -19,12 +19,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.app import create_portal_app
+from imsp.auth.models import PortalUser
 from imsp.clock import FrozenClock
-from imsp.config import Settings
+from imsp.config import Settings, SmtpSettings
+from imsp.notify.models import Mail, Message
 from imsp.qualification.models import Application
 from tests.portal.client import csrf_of
 from tests.qualification import builders as b
-from tests.support.live import live_server
+from tests.support.live import live_server, refused_url
 
 PASSWORD = "Passw0rd-123"
 NEW_PASSWORD = "Hospital-2026"
@@ -137,3 +139,47 @@ def test_a_save_that_cannot_commit_answers_with_the_form_not_with_saved(
         )
         assert address not in logged and who.username not in logged, logged
     assert any("not committed" in rec.getMessage() for rec in caplog.records)
+
+
+def _told(settings: Settings) -> tuple[int, int]:
+    """(messages, queued e-mails) in the database."""
+
+    async def work(session: AsyncSession) -> tuple[int, int]:
+        messages = len((await session.scalars(select(Message.id))).all())
+        mails = len((await session.scalars(select(Mail.id))).all())
+        return messages, mails
+
+    return b.run(settings, work)
+
+
+def test_a_decision_that_cannot_commit_tells_nobody(settings: Settings, clock: FrozenClock) -> None:
+    """The applicant's message and its e-mail are written in the decision's unit of work: a
+    decision the database refuses leaves neither; the same decision once the lock is gone, both."""
+    who = b.make_complete_applicant(settings, clock.now())
+    b.submit(settings, who, clock.now())
+    b.make_user(settings, clock.now(), username="reviewer1", role="reviewer")
+
+    async def address(session: AsyncSession) -> None:
+        user = await session.scalar(select(PortalUser).where(PortalUser.role == "applicant"))
+        assert user is not None
+        user.email = "xinxike@hospital.example.cn"
+
+    b.run(settings, address)
+    before = _told(settings)  # the reviewer's message about the submission
+    with refused_url() as relay:
+        smtp = SmtpSettings(host="127.0.0.1", port=int(relay.rsplit(":", 1)[1]))
+        quick = settings.model_copy(update={"lock_timeout_seconds": 0.5, "smtp": smtp})
+        with (
+            live_server(create_portal_app(quick, clock=clock)) as url,
+            httpx.Client(base_url=url, follow_redirects=False) as client,
+        ):
+            _login(client, "reviewer1", PASSWORD)
+            page = f"/applications/{who.application_id}"
+            token = csrf_of(client.get(page).text)
+            with _row_locked(settings, who.application_id):
+                r = client.post(f"{page}/approve", data={"csrf_token": token})
+            assert r.status_code == 503 and "ok=approved" not in r.headers.get("location", "")
+            assert _told(settings) == before
+            r = client.post(f"{page}/approve", data={"csrf_token": token})
+            assert r.status_code == 303 and r.headers["location"].endswith("?ok=approved")
+    assert _told(settings) == (before[0] + 1, before[1] + 1)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.auth.models import PortalSession, PortalUser
 from imsp.clock import FrozenClock
 from imsp.config import Settings
+from imsp.notify.models import Message
 from imsp.qualification.models import Application, Attachment, Department, Doctor
 from tests.portal.client import sign_in
 from tests.portal.routes import PUBLIC, concrete, routes
@@ -27,6 +28,7 @@ ROLE_OF_SEGMENT = {
     "password": "applicant",
     "video": "operator",
     "supervision": "regulator",
+    "messages": "reviewer",
 }
 #: Routes whose segment is shared by several roles (接入确认).
 ROLE_OF_ROUTE = {
@@ -47,7 +49,12 @@ def _state(settings: Settings) -> tuple[object, ...]:
         ).all()
         users = (
             await session.execute(
-                select(PortalUser.username, PortalUser.password_hash, PortalUser.active)
+                select(
+                    PortalUser.username,
+                    PortalUser.password_hash,
+                    PortalUser.active,
+                    PortalUser.email,
+                )
             )
         ).all()
         return (
@@ -57,6 +64,7 @@ def _state(settings: Settings) -> tuple[object, ...]:
             len((await session.scalars(select(Department.id))).all()),
             (await session.scalars(select(Attachment.removed_at))).all(),
             len((await session.scalars(select(PortalSession.id))).all()),
+            (await session.scalars(select(Message.read_at))).all(),
         )
 
     return b.run(settings, work)
@@ -75,6 +83,7 @@ def test_every_post_route_refuses_a_forged_csrf_token_and_changes_nothing(
     b.make_user(settings, clock.now(), username="operator1", role="operator")
     b.make_user(settings, clock.now(), username="regulator1", role="regulator")
     b.make_user(settings, clock.now(), username="centre1", role="centre")
+    b.submit(settings, who, clock.now())  # the reviewer has an unread message to mark
     app = portal_client.app
     assert isinstance(app, FastAPI)
     clients = {"applicant": portal_client}

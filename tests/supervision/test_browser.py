@@ -167,7 +167,7 @@ def test_regulator_drills_down_confirms_and_the_hospital_rectifies_in_chromium(
         _shot(page, artifacts, "03-finding")
         urls.append(finding_url)
         page.get_by_role("button", name="退出登录").click()
-        page.wait_for_url(re.compile(r".*/login$"))
+        page.wait_for_url(re.compile(r".*/login\?ok=logout$"))
 
         # The hospital signs in (first time: changes its password), sees it, answers with a file.
         _login(page, base, own.username, own.password)
@@ -188,7 +188,7 @@ def test_regulator_drills_down_confirms_and_the_hospital_rectifies_in_chromium(
         assert page.get_by_text("附件：整改说明.pdf").count() == 1
         _shot(page, artifacts, "04-hospital-answered")
         page.get_by_role("button", name="退出登录").click()
-        page.wait_for_url(re.compile(r".*/login$"))
+        page.wait_for_url(re.compile(r".*/login\?ok=logout$"))
 
         # The regulator reads the answer and closes the finding.
         _login(page, base, "regulator1", PASSWORD)

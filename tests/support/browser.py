@@ -3,6 +3,7 @@ and one rule for where screenshots go."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -21,8 +22,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--lang=zh-CN",  # native widgets (file chooser, validation bubbles) in Chinese
+    "--lang=zh-CN",
 ]
+#: On Linux Chromium takes its own language (the strings of native widgets: the file chooser's
+#: 选择文件 / 未选择任何文件, validation bubbles) from the environment, not from ``--lang``; the
+#: translations are Debian's chromium-l10n package (scripts/install-system-deps.sh --dev).
+#: Only LANGUAGE (the language of messages): LANG stays as it is (C.UTF-8), since a locale
+#: that is not installed would turn file names into ASCII and break uploads of 执业许可证.png.
+CHROMIUM_ENV = {"LANGUAGE": "zh_CN"}
 
 
 def artifacts_dir(request: pytest.FixtureRequest, area: str) -> Path:
@@ -45,7 +52,9 @@ def chromium(*extra_args: str) -> Iterator[Any]:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args]
+            executable_path=str(CHROMIUM),
+            args=[*CHROMIUM_ARGS, *extra_args],
+            env={**os.environ, **CHROMIUM_ENV},
         )
         try:
             yield browser

@@ -18,6 +18,7 @@ import anyio
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from imsp.clock import format_datetime
+from imsp.pdf import html_to_pdf
 
 TITLE = "接口联调对接验收报告"
 ISSUER = "河北省卫生健康委员会统计信息中心"
@@ -80,10 +81,7 @@ def html(doc: dict[str, Any]) -> str:
 
 def render_pdf_sync(markup: str) -> bytes:
     """HTML → PDF bytes (CPU-heavy: call :func:`render_pdf` from async code)."""
-    from weasyprint import HTML  # heavy import, only where a report is rendered
-
-    pdf: bytes = HTML(string=markup).write_pdf()
-    return pdf
+    return html_to_pdf(markup)
 
 
 async def render_pdf(markup: str, *, workers: int = 1) -> bytes:

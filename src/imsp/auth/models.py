@@ -49,6 +49,8 @@ class PortalUser(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(50), unique=True)
     display_name: Mapped[str] = mapped_column(String(50), default="")
+    #: Where notifications are mailed when an SMTP relay is configured (``imsp.notify``).
+    email: Mapped[str | None] = mapped_column(String(254))
     password_hash: Mapped[str] = mapped_column(String(200))
     # operator | applicant | reviewer | regulator | centre (统计信息中心)
     role: Mapped[str] = mapped_column(String(20))

@@ -111,7 +111,14 @@ async def submit(v: Visit = Depends(applicant)) -> Response:  # noqa: B008
     await checked_form(v)
     app, inst = await mine(v)
     try:
-        await registration.submit(v.db, app=app, institution=inst, actor=v.actor, now=v.now)
+        await registration.submit(
+            v.db,
+            app=app,
+            institution=inst,
+            actor=v.actor,
+            now=v.now,
+            mail=v.settings.smtp.enabled,
+        )
     except BadRequest as exc:
         problems = exc.data.get("problems") if isinstance(exc.data, dict) else None
         raise Rerender(await _overview(v, problems or [exc.msg], status=400)) from exc
@@ -122,7 +129,9 @@ async def submit(v: Visit = Depends(applicant)) -> Response:  # noqa: B008
 async def withdraw(v: Visit = Depends(applicant)) -> Response:  # noqa: B008
     await checked_form(v)
     app, _ = await mine(v)
-    await registration.withdraw(v.db, app=app, actor=v.actor, now=v.now)
+    await registration.withdraw(
+        v.db, app=app, actor=v.actor, now=v.now, mail=v.settings.smtp.enabled
+    )
     return see_other("/my?ok=withdrawn")
 
 

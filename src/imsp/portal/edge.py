@@ -30,6 +30,7 @@ from imsp.auth.service import ROLES
 from imsp.clock import format_datetime
 from imsp.config import Settings
 from imsp.errors import CommitFailed, Forbidden
+from imsp.notify.queries import unread_count
 from imsp.qualification.attachments import size_label, too_large
 from imsp.web import UnitOfWork, client_addr, ctx, trusted_networks
 
@@ -98,6 +99,9 @@ FLASH: Final[dict[str, str]] = {
     "password": "密码已修改",
     "account": "账号状态已更新",
     "unlocked": "账号已解锁",
+    "read": "已标为已读",
+    "email": "邮件通知地址已保存",
+    "logout": "已退出登录",
 }
 
 templates = Environment(
@@ -196,6 +200,7 @@ class Visit:
     now: datetime
     csrf: str = ""
     form: FormData | None = field(default=None, repr=False)
+    unread: int = 0  # unread messages (消息中心), shown in the header
 
     @property
     def actor(self) -> Actor:
@@ -230,6 +235,8 @@ async def _visit(request: Request, db: UnitOfWork) -> AsyncIterator[Visit]:
     if user.must_change_password and request.url.path not in ("/password", "/logout"):
         raise Redirect("/password")
     visit = Visit(request, db, user, token, c.settings, now, csrf=csrf_token(token))
+    if not user.must_change_password:
+        visit.unread = await unread_count(db, user_id=user.id)
     try:
         yield visit
     finally:
@@ -305,6 +312,7 @@ def render(
         platform=PLATFORM,
         system=SYSTEM,
         user=user,
+        unread=visit.unread if visit else 0,
         role_label=ROLES.get(user.role, "") if user else "",
         nav=nav,
         active=_active(nav, path, full),

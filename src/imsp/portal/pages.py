@@ -32,6 +32,7 @@ from imsp.portal import (
     accounts,
     applicant,
     audit,
+    messages,
     review,
     roster,
     signin,
@@ -179,6 +180,7 @@ def install(app: FastAPI) -> None:
         supervise,
         video,
         audit,
+        messages,
     ):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends
 from starlette.responses import FileResponse, Response
@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, Response
 from imsp.acceptance.service import confirmation_of
 from imsp.auth import audit_log
 from imsp.clock import format_datetime
+from imsp.cpu import offload
 from imsp.errors import BadRequest, NotFound
 from imsp.portal.edge import (
     PER_PAGE,
@@ -33,7 +34,7 @@ from imsp.portal.edge import (
 )
 from imsp.portal.export import MAX_ROWS, xlsx_response
 from imsp.portal.roster import cells, roster_of
-from imsp.qualification import disclosure, queries
+from imsp.qualification import disclosure, filing, queries
 from imsp.qualification import fields as F
 from imsp.qualification.attachments import KINDS, TYPE_LABELS
 from imsp.qualification.diff import record_label
@@ -269,6 +270,7 @@ async def decision(app_id: int, action: str, v: Visit = Depends(visitor())) -> R
             now=v.now,
             reason=reason,
             field_reasons=field_reasons,
+            mail=v.settings.smtp.enabled,
         )
     except BadRequest as exc:
         values = {
@@ -281,6 +283,25 @@ async def decision(app_id: int, action: str, v: Visit = Depends(visitor())) -> R
         raise Rerender(page) from exc
     return see_other(
         f"/applications/{app_id}?ok={'approved' if action == 'approve' else 'rejected'}"
+    )
+
+
+# --------------------------------------------------------------------------- 备案登记表
+
+
+@router.get("/applications/{app_id}/filing.pdf")
+async def filing_pdf(app_id: int, v: Visit = Depends(visitor("applicant", "reviewer"))) -> Response:  # noqa: B008
+    """The filing record of an approved application, as PDF (rendered off the event loop)."""
+    record = await disclosure.filing_record(v.db, actor=v.actor, app_id=app_id, now=v.now)
+    pdf = await offload(filing.render_pdf_sync, record, printed_at=v.now)
+    name = quote(f"备案登记表-{record.institution}-第{record.version}版.pdf")
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
+            "Cache-Control": "private, no-store",
+        },
     )
 
 

@@ -152,7 +152,7 @@ async def logout(v: Visit = Depends(visitor())) -> Response:  # noqa: B008
     await login.sign_out(
         v.db, token=v.token, user=v.user, now=v.now, client_addr=v.actor.client_addr
     )
-    response = see_other("/login")
+    response = see_other("/login?ok=logout")
     clear_session_cookie(response, v.request)
     return response
 

@@ -13,9 +13,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth.audit import Actor, AuditAction, audit
+from imsp.errors import NotFound
 from imsp.qualification import fields as F
+from imsp.qualification.filing import Filing, filing_of
 from imsp.qualification.models import Application, Attachment
-from imsp.qualification.queries import readable_attachment
+from imsp.qualification.queries import application_for, institution, readable_attachment
+
+#: Who may have an approved application's filing record: its own institution and the
+#: registration authority.
+FILING_READERS = frozenset({"applicant", "reviewer"})
 
 
 async def open_attachment(
@@ -62,3 +68,21 @@ async def view_person(
         session, actor, AuditAction.PERSONAL_DATA_VIEW, now=now, target=target,
         institution_id=app.institution_id, detail=detail,
     )  # fmt: skip
+
+
+async def filing_record(
+    session: AsyncSession, *, actor: Actor, app_id: int, now: datetime
+) -> Filing:
+    """The 备案登记表 of approved application ``app_id`` for ``actor`` (its own applicant or a
+    reviewer; *not found* otherwise, and for applications not approved); the handing-out of its
+    personal data (doctors' names, masked ID numbers) is audited."""
+    if actor.role not in FILING_READERS:
+        raise NotFound("申请不存在")
+    app = await application_for(session, actor=actor, app_id=app_id)
+    filing = await filing_of(session, app=app, institution=await institution(session, app=app))
+    detail = {"where": "filing_record", "version": filing.version, "doctors": filing.doctor_count}
+    await audit(
+        session, actor, AuditAction.PERSONAL_DATA_VIEW, now=now,
+        target=f"application:{app.id}/filing", institution_id=app.institution_id, detail=detail,
+    )  # fmt: skip
+    return filing

@@ -20,6 +20,7 @@ from imsp.auth.audit import Actor, AuditAction, audit
 from imsp.auth.models import Institution, PortalUser
 from imsp.errors import BadRequest
 from imsp.qualification import fields as F
+from imsp.qualification import notify
 from imsp.qualification.attachments import KINDS, current_attachments
 from imsp.qualification.models import Application, Submission
 from imsp.qualification.roster import departments_of, list_records
@@ -202,8 +203,10 @@ async def submit(
     institution: Institution,
     actor: Actor,
     now: datetime,
+    mail: bool = False,
 ) -> Submission:
-    """第 5 步: submit (or, after a rejection, resubmit) the application for review."""
+    """第 5 步: submit (or, after a rejection, resubmit) the application for review; the
+    reviewers get a message (and, with ``mail``, an e-mail) in the same unit of work."""
     action = "submit" if app.status == "draft" else "resubmit"
     ensure_editable(app)
     problems = await missing_for_submission(session, app=app, institution=institution, now=now)
@@ -229,11 +232,14 @@ async def submit(
         **on_application(app),
         detail={"version": app.version},
     )
+    await notify.on_submission(session, app=app, action=action, now=now, mail=mail)
     await session.flush()
     return sub
 
 
-async def withdraw(session: AsyncSession, *, app: Application, actor: Actor, now: datetime) -> None:
+async def withdraw(
+    session: AsyncSession, *, app: Application, actor: Actor, now: datetime, mail: bool = False
+) -> None:
     """The applicant takes back a submission the reviewer has not decided on yet; the submitted
     version stays on record and the data can be changed and submitted again."""
     await transition(
@@ -247,4 +253,5 @@ async def withdraw(session: AsyncSession, *, app: Application, actor: Actor, now
         **on_application(app),
         detail={"version": app.version},
     )
+    await notify.on_submission(session, app=app, action="withdraw", now=now, mail=mail)
     await session.flush()

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.auth.audit import Actor, AuditAction, audit
 from imsp.errors import BadRequest, NotFound
 from imsp.qualification import fields as F
+from imsp.qualification import notify
 from imsp.qualification.attachments import KINDS
 from imsp.qualification.models import Application, Transition
 from imsp.qualification.workflow import on_application, transition
@@ -47,8 +48,11 @@ async def decide(
     now: datetime,
     reason: str = "",
     field_reasons: Mapping[str, str] | None = None,
+    mail: bool = False,
 ) -> Transition:
-    """Approve or reject the submitted version of application ``app_id``."""
+    """Approve or reject the submitted version of application ``app_id``; the applicant
+    institution's accounts get a message (and, with ``mail``, an e-mail) in the same unit of
+    work."""
     app = await session.scalar(
         select(Application).where(Application.id == app_id).with_for_update()
     )
@@ -89,4 +93,5 @@ async def decide(
         **on_application(app),
         detail={"version": app.version, "reason": reason, "fields": sorted(per_field)},
     )
+    await notify.on_decision(session, app=app, step=row, labels=targets, now=now, mail=mail)
     return row

@@ -8,6 +8,7 @@ from __future__ import annotations
 import imsp.acceptance.models
 import imsp.auth.models
 import imsp.exchange.models
+import imsp.notify.models
 import imsp.qualification.models
 import imsp.supervision.models
 import imsp.supervision.rollup_models
