@@ -1,0 +1,121 @@
+"""Process logging: human-readable lines by default, one JSON object per line with
+``IMSP_LOG_FORMAT=json`` — so one upload can be followed across nodes by its exchange id.
+
+``configure(settings)`` is called once by a server command (``imsp serve``), never by building an
+app, so tests keep pytest's own log capture. Every line carries the node (``IMSP_NODE_NAME`` or the
+host name) and the process id; an access line (logger ``imsp.access``) carries the request's
+fields: ``exchange_id`` (the same id as the receipt's ``exchangeId`` and the ``exchange_log``
+row), ``service``, ``app_id``, ``client``, ``code``, ``ms``, record counts. Never a secret, a
+token, a query string or a record's content — and as a last guard every message, field and
+traceback passes through ``imsp.standard.mask.mask_text``, so a resident ID number that slipped
+into an exception message is masked before it is written (《个人信息保护法》第五十一条).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Any, Final
+
+import orjson
+
+from imsp.config import Settings
+from imsp.standard.mask import mask_text
+
+#: Access lines: one per request at INFO (enabled by ``configure`` for json or ``log_access``).
+ACCESS: Final = logging.getLogger("imsp.access")
+#: The ``extra`` key under which an access line's fields travel on the log record.
+FIELDS: Final = "imsp_fields"
+
+_configured = False
+
+
+def node_name(settings: Settings) -> str:
+    return settings.node_name or socket.gethostname()
+
+
+def _clean(value: Any) -> Any:
+    return mask_text(value) if type(value) is str else value
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts`` (UTC, ms), ``level``, ``logger``, ``node``, ``pid``,
+    ``msg``, the access fields, and ``exc`` (the traceback) when there is one."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "node": self.node,
+            "pid": record.process or os.getpid(),
+            "msg": mask_text(record.getMessage()),
+        }
+        fields = getattr(record, FIELDS, None)
+        if fields:
+            for k, v in fields.items():
+                doc[k] = _clean(v)
+        if record.exc_info:
+            doc["exc"] = mask_text(self.formatException(record.exc_info))
+        return orjson.dumps(doc, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-…Z INFO imsp.access node/pid msg key=value …`` with the same masking."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, FIELDS, None)
+        if fields:
+            line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+        return mask_text(line)
+
+
+def configure(settings: Settings, *, stream: Any = None) -> logging.Handler:
+    """Send the process's logs to ``stream`` (default stderr) in the configured format; access
+    lines are on for ``json`` (or with ``IMSP_LOG_ACCESS=true``). Returns the handler."""
+    global _configured
+    node = node_name(settings)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        JsonFormatter(node) if settings.log_format == "json" else TextFormatter(node)
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)  # as before: libraries' INFO (alembic, httpx) stays quiet
+    on = settings.log_format == "json" or settings.log_access
+    ACCESS.setLevel(logging.INFO if on else logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    _configured = True
+    return handler
+
+
+def uvicorn_log_config() -> dict[str, Any] | None:
+    """uvicorn's ``log_config``: ``None`` once :func:`configure` ran (uvicorn's records then reach
+    the handler above, in the same format), else uvicorn's own default."""
+    if _configured:
+        return None
+    from uvicorn.config import LOGGING_CONFIG
+
+    return LOGGING_CONFIG
+
+
+def access(msg: str, fields: dict[str, Any]) -> None:
+    """Write one access line (callers check ``ACCESS.isEnabledFor(logging.INFO)`` first, so a
+    disabled access log costs one comparison)."""
+    ACCESS.info(msg, extra={FIELDS: fields})
