@@ -244,3 +244,27 @@ def test_a_long_backlog_is_estimated_from_the_id_range(
     assert run(settings, lambda s: changes.backlog(s, cap=100))[0] == 5
     depth, oldest = run(settings, lambda s: changes.backlog(s, cap=2))
     assert depth == 5 and oldest is not None
+
+
+def test_routes_are_counted_by_template_never_by_raw_path(served: httpx.Client) -> None:
+    before = scrape(served)
+    assert served.get("/standard/v1/codes/no-such-table-130102199001011234.json").status_code == 404
+    assert served.get("/no/such/path/130102199001011234").status_code == 404
+    r = served.get("/metrics")
+    after = scrape(served)
+    assert "130102199001011234" not in r.text
+    template = "/standard/v1/codes/{table}.json"
+    assert (
+        delta(
+            before,
+            after,
+            "imsp_http_requests_total",
+            server="exchange",
+            route=template,
+            method="GET",
+            status="4xx",
+        )
+        == 1
+    )
+    unmatched = {"server": "exchange", "route": "<unmatched>", "method": "GET", "status": "4xx"}
+    assert delta(before, after, "imsp_http_requests_total", **unmatched) == 1
