@@ -26,6 +26,8 @@ from tests.exchange.test_metrics import scrape, value
 from tests.support.database import run
 from tests.support.live import served_urls
 
+SERVE = (sys.executable, "-m", "imsp.cli.main", "serve")
+
 
 class Node:
     """One ``imsp serve`` process on kernel-chosen ports, on the test's database."""
@@ -42,8 +44,7 @@ class Node:
             **env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "imsp.cli.main", "serve"]
-            + ["--exchange-port", "0", "--portal-port", "0"],
+            [*SERVE, "--exchange-port", "0", "--portal-port", "0"],
             env=full,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
