@@ -256,10 +256,13 @@ def end_to_end(admin_url: str, seconds: int, rounds: int) -> dict[str, list[dict
             for name, extra in VARIANTS.items():
                 with serve(url, port, workdir, extra) as pid:
                     base = f"http://127.0.0.1:{port}"
-                    token = httpx.get(
+                    answer = httpx.get(
                         f"{base}/auth/accesstoken/create",
                         params={"appId": _app_id, "appSecret": _secret},
-                    ).json()["data"]["accessToken"]
+                    ).json()
+                    if answer["code"] != 200:
+                        raise SystemExit(f"no token: {answer}")
+                    token = answer["data"]["accessToken"]
                     (workdir / "token.txt").write_text(token + "\n")
                     load(f"{base}/uploadPrescriptionInfo", body, workdir, 2, pid)  # warm-up
                     fig = load(f"{base}/uploadPrescriptionInfo", body, workdir, seconds, pid)
