@@ -139,6 +139,6 @@ def access(msg: str, fields: dict[str, Any]) -> None:
     need."""
     if not ACCESS.isEnabledFor(logging.INFO):
         return
-    record = ACCESS.makeRecord(ACCESS.name, logging.INFO, "imsp.access", 0, msg, None, None)
+    record = ACCESS.makeRecord(ACCESS.name, logging.INFO, "imsp.access", 0, msg, (), None)
     record.__dict__[FIELDS] = fields
     ACCESS.handle(record)
