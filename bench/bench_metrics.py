@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import datetime as dt
 import io
 import logging
 import os
 import platform
+import pstats
 import re
 import signal
 import statistics
@@ -35,7 +37,7 @@ import time
 import timeit
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AsyncExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,135 @@ def micro() -> dict[str, float]:
     per_line = min(timeit.repeat(line, number=m, repeat=5)) / m * 1e6
     logging.getLogger().removeHandler(handler)
     return {"meters": per_request, "json_line": per_line}
+
+
+# --------------------------------------------------------------------------- in-process ASGI
+
+
+def asgi_ab(blocks: int, per_block: int) -> dict[str, float]:
+    """Process CPU µs per single-record upload through the whole exchange app (ASGI, no sockets,
+    SQLite in a temporary directory), metrics off / on / on + JSON access lines; variants
+    alternate block by block and the best block of each counts (least disturbed by the other
+    processes on the machine)."""
+    from imsp import logs
+    from imsp.app import create_exchange_app
+    from imsp.auth.credentials import create_credential
+    from imsp.clock import SystemClock
+    from imsp.config import MetricsSettings, Settings
+    from imsp.standard.sample import generate
+    from imsp.storage import migrate
+    from imsp.storage.db import Database
+
+    recs = generate("prescription", 200, seed=11, org_code=ORG)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Settings(data_dir=Path(tmp))
+        migrate.upgrade(base)
+        variants = {
+            "metrics off": base.model_copy(update={"metrics": MetricsSettings(enabled=False)}),
+            "metrics on": base,
+            "metrics on + JSON logs": base,
+        }
+
+        async def call(
+            app: Any, method: str, path: str, query: bytes, body: bytes, **h: str
+        ) -> Any:
+            headers = [(k.lower().encode(), v.encode()) for k, v in h.items()]
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                     "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+                     "query_string": query, "root_path": "", "headers": headers,
+                     "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8888)}  # fmt: skip
+            sent = False
+            chunks: list[bytes] = []
+
+            async def receive() -> dict[str, Any]:
+                nonlocal sent
+                if sent:
+                    return {"type": "http.disconnect"}
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.body":
+                    chunks.append(message.get("body", b""))
+
+            await app(scope, receive, send)
+            return orjson.loads(b"".join(chunks))
+
+        async def run() -> dict[str, float]:
+            db = Database(base)
+            async with db.session() as s:
+                cred = await create_credential(
+                    s, org_code=ORG, institution_name="基准测试医院", now=SystemClock().now()
+                )
+            await db.dispose()
+            apps: dict[str, Any] = {}
+            tokens: dict[str, str] = {}
+            stack = AsyncExitStack()
+            for name, settings in variants.items():
+                app = apps[name] = create_exchange_app(settings)
+                await stack.enter_async_context(app.router.lifespan_context(app))
+                q = f"appId={cred.app_id}&appSecret={cred.app_secret}".encode()
+                answer = await call(app, "GET", "/auth/accesstoken/create", q, b"")
+                tokens[name] = answer["data"]["accessToken"]
+            sink = io.StringIO()
+            best = dict.fromkeys(variants, float("inf"))
+            # the share of the profiled time spent in metering and access lines (a ratio within
+            # one profile, so other processes on the machine scale both sides alike)
+            handler = logs.configure(Settings(log_format="json"), stream=sink)
+            profile = cProfile.Profile()
+            profile.enable()
+            for k in range(per_block):
+                rec = dict(recs[k % len(recs)], recipeID=f"PROF{os.getpid()}-{k}")
+                await call(
+                    apps["metrics on"], "POST", "/uploadPrescriptionInfo", b"",
+                    orjson.dumps([rec]), accessToken=tokens["metrics on"],
+                    **{"Content-Type": "application/json"},
+                )  # fmt: skip
+            profile.disable()
+            logging.getLogger().removeHandler(handler)
+            logs.ACCESS.setLevel(logging.WARNING)
+            best["profile share %"] = _share(profile)
+            n = 0
+            for _ in range(blocks):
+                for name in variants:
+                    handler = None
+                    if name.endswith("JSON logs"):
+                        handler = logs.configure(Settings(log_format="json"), stream=sink)
+                    started = time.process_time()
+                    for _ in range(per_block):
+                        n += 1
+                        rec = dict(recs[n % len(recs)], recipeID=f"AB{os.getpid()}-{n}")
+                        answer = await call(
+                            apps[name], "POST", "/uploadPrescriptionInfo", b"",
+                            orjson.dumps([rec]), accessToken=tokens[name],
+                            **{"Content-Type": "application/json"},
+                        )  # fmt: skip
+                        assert answer["code"] == 200, answer
+                    used = (time.process_time() - started) / per_block * 1e6
+                    best[name] = min(best[name], used)
+                    if handler is not None:
+                        logging.getLogger().removeHandler(handler)
+                        logs.ACCESS.setLevel(logging.WARNING)
+                    sink.seek(0)
+                    sink.truncate()
+            await stack.aclose()
+            return best
+
+        return asyncio.run(run())
+
+
+def _share(profile: cProfile.Profile) -> float:
+    """Percent of the profile's own time (tottime) spent in metering and logging code."""
+    stats = pstats.Stats(profile)
+    ours = ("prometheus_client", "imsp/metrics.py", "imsp/logs.py", "exchange/meters.py",
+            "logging/__init__.py", "imsp/standard/mask.py")  # fmt: skip
+    total = mine = 0.0
+    for (filename, _line, _name), row in stats.stats.items():  # type: ignore[attr-defined]
+        tottime = row[2]
+        total += tottime
+        if any(part in filename for part in ours):
+            mine += tottime
+    return mine / total * 100 if total else 0.0
 
 
 # --------------------------------------------------------------------------- processes
@@ -279,11 +410,16 @@ def end_to_end(admin_url: str, seconds: int, rounds: int) -> dict[str, list[dict
 # --------------------------------------------------------------------------- report
 
 
-def report(m: dict[str, float], runs: dict[str, list[dict[str, float]]], args: Any) -> str:
+def report(
+    m: dict[str, float],
+    ab: dict[str, float],
+    runs: dict[str, list[dict[str, float]]],
+    args: Any,
+) -> str:
     def med(name: str, key: str) -> float:
         return statistics.median(f[key] for f in runs[name])
 
-    off = med("metrics off", "us_per_request")
+    load = os.getloadavg()[0]
     lines = [
         SECTION,
         "",
@@ -299,6 +435,31 @@ def report(m: dict[str, float], runs: dict[str, list[dict[str, float]]], args: A
         f"| {m['meters']:.2f} |",
         f"| one JSON access line (when `IMSP_LOG_FORMAT=json`) | {m['json_line']:.2f} |",
         "",
+        f"Whole exchange app in-process (ASGI calls, no sockets, SQLite; {args.blocks} blocks of "
+        f"{args.per_block} single-record prescription uploads per variant, alternating; the "
+        "best block of each; process CPU time):",
+        "",
+        "| variant | CPU µs / upload | vs metrics off |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {us:.0f} | {(us - ab['metrics off']) / ab['metrics off'] * 100:+.1f} % |"
+            for name, us in ab.items()
+            if name in VARIANTS
+        ),
+        "",
+        f"Profiled ({args.per_block} uploads, metrics on + JSON access lines, cProfile): "
+        f"{ab['profile share %']:.1f} % of the profiled time is in `prometheus_client`, "
+        "`imsp.metrics`, `exchange/meters.py`, `imsp.logs`, the masking and the `logging` "
+        "module together (cProfile inflates many small calls, so this is an upper bound).",
+        "",
+        f"1-minute load average at the end: {load:.1f} (other work on the machine disturbs "
+        "every figure; compare within one run only).",
+        "",
+    ]
+    if not runs:
+        return "\n".join(lines) + "\n"
+    off = med("metrics off", "us_per_request")
+    lines += [
         "End to end: `imsp serve` (supervision worker off), wrk 8 connections, single-record "
         "prescription uploads, each a new business key; medians over the rounds, variants "
         "alternating in the same run:",
@@ -329,15 +490,19 @@ def write(section: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3, help="end-to-end rounds (0: skip)")
+    p.add_argument("--blocks", type=int, default=8, help="in-process A/B blocks per variant")
+    p.add_argument("--per-block", type=int, default=300, help="uploads per block")
     p.add_argument("--database", default=os.environ.get("IMSP_BENCH_DATABASE_URL", ""))
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
     admin = args.database or "postgresql://postgres@127.0.0.1:5432/postgres"
     m = micro()
     print(f"meters per upload {m['meters']:.2f} µs, JSON access line {m['json_line']:.2f} µs")
-    runs = end_to_end(admin, args.seconds, args.rounds)
-    section = report(m, runs, args)
+    ab = asgi_ab(args.blocks, args.per_block)
+    print("in-process ASGI, best block:", {k: round(v, 1) for k, v in ab.items()})
+    runs = end_to_end(admin, args.seconds, args.rounds) if args.rounds else {}
+    section = report(m, ab, runs, args)
     print(section)
     if args.write:
         write(section)

@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from imsp import __version__
 from imsp.config import Settings
 from imsp.errors import Forbidden
+from imsp.logs import ACCESS, access
 from imsp.web import IPNetwork, error_response
 
 log = logging.getLogger("imsp.metrics")
@@ -235,11 +236,24 @@ class HttpMetrics:
             route = scope.get("route")
             if not getattr(getattr(route, "endpoint", None), "imsp_metered", False):
                 template = getattr(route, "path", None) or "<unmatched>"
+                method = scope["method"]
+                seconds = time.perf_counter() - started
                 m = self.metrics
-                m.requests.labels(
-                    self.server, template, scope["method"], f"{status // 100}xx"
-                ).inc()
-                m.seconds.labels(self.server, template).observe(time.perf_counter() - started)
+                m.requests.labels(self.server, template, method, f"{status // 100}xx").inc()
+                m.seconds.labels(self.server, template).observe(seconds)
+                if ACCESS.isEnabledFor(logging.INFO):  # the template, never the path or query
+                    client = scope.get("client")
+                    access(
+                        f"{method} {template} {status}",
+                        {
+                            "server": self.server,
+                            "method": method,
+                            "route": template,
+                            "status": status,
+                            "client": client[0] if client else "",
+                            "ms": round(seconds * 1000, 2),
+                        },
+                    )
 
 
 def metered(endpoint: Callable[..., object]) -> None:
