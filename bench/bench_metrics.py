@@ -456,6 +456,21 @@ def report(
         "every figure; compare within one run only).",
         "",
     ]
+    base = ab["metrics off"]
+    lines += [
+        f"**Verdict.** The meter calls of one upload cost {m['meters']:.1f} µs — "
+        f"{m['meters'] / base * 100:.2f} % of the {base:.0f} µs of CPU the whole app spent per "
+        f"single-record upload with metrics off in the same run; a JSON access line adds "
+        f"{m['json_line']:.1f} µs ({m['json_line'] / base * 100:.2f} %). The A/B rows above "
+        "differ by more than that in either direction because the blocks share the machine with "
+        "other work: they bound the overhead, they cannot resolve a few microseconds. How it is "
+        "kept small: each upload service's label children are bound once when the app is built "
+        "(`exchange/meters.py`; a request does one counter `inc` and one histogram `observe`, "
+        "no label lookup or dict building), the receipt is counted in one pass over results "
+        "that exist anyway, the access line is built only when the access log is on, and the "
+        "generic middleware sits inside the exchange's fast path, so uploads never pass it.",
+        "",
+    ]
     if not runs:
         return "\n".join(lines) + "\n"
     off = med("metrics off", "us_per_request")

@@ -96,8 +96,17 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         fields = getattr(record, FIELDS, None)
         if fields:
-            line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+            line += " " + " ".join(f"{k}={_plain(v)}" for k, v in fields.items())
         return mask_text(line)
+
+
+def _plain(value: Any) -> str:
+    """A field value for a text line; a string holding spaces, ``=`` or control characters (an
+    appId typed by a client could hold a newline and forge a line) is written JSON-quoted."""
+    text = str(value)
+    if type(value) is str and (not text or any(c <= " " or c in '="' for c in text)):
+        return orjson.dumps(text).decode()
+    return text
 
 
 def configure(settings: Settings, *, stream: Any = None) -> logging.Handler:

@@ -76,3 +76,11 @@ def test_node_name_defaults_to_the_host_name() -> None:
 
     assert logs.node_name(Settings()) == socket.gethostname()
     assert logs.node_name(Settings(node_name="ex-2")) == "ex-2"
+
+
+def test_a_field_cannot_forge_a_text_line(restore_logging: None) -> None:
+    out = io.StringIO()
+    logs.configure(Settings(log_access=True), stream=out)
+    logs.access("accesstoken 40002", {"app_id": "x\n2026-01-01 00:00:00 INFO forged", "code": 1})
+    (line,) = out.getvalue().splitlines()
+    assert 'app_id="x\\n2026-01-01 00:00:00 INFO forged" code=1' in line
