@@ -33,6 +33,7 @@ from fastapi import FastAPI, Request
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -112,6 +113,7 @@ class AppMetrics:
         if not multiprocess():
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
 
     # ----------------------------------------------------------------------- scraping
 
