@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from imsp import __version__
 from imsp.clock import Clock, SystemClock
 from imsp.config import Settings
+from imsp.metrics import install_metrics
 from imsp.storage.db import Database
 from imsp.web import AppContext, JsonResponse, install_error_handlers, install_healthz
 
@@ -72,6 +73,7 @@ def _base_app(
     )
     install_error_handlers(app)
     install_healthz(app)
+    install_metrics(app, settings, service)
     return app
 
 

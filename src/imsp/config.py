@@ -8,6 +8,7 @@ environment, e.g. ``IMSP_EXCHANGE__TOKEN_TTL_SECONDS=600``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -160,6 +161,25 @@ class SmtpSettings(BaseModel):
         return bool(self.host.strip())
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus ``/metrics`` on each HTTP server (``imsp.metrics``)."""
+
+    enabled: bool = Field(default=True, description="是否在每个服务上提供 Prometheus 指标 /metrics")
+    allow: str = Field(
+        default="127.0.0.0/8,::1",
+        description="允许读取 /metrics 的地址（逗号分隔的 IP 或网段）；默认只允许本机。"
+        "经代理转发的请求，X-Forwarded-For 中的每个地址也须在此范围内",
+    )
+    sample_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="监管队列深度等数据库指标的采样间隔（秒）：间隔内的抓取使用上次的采样值",
+    )
+    sample_timeout_seconds: float = Field(
+        default=1.0, gt=0, le=30, description="一次数据库指标采样的时限（秒），超时则该次不报告"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="IMSP_", env_nested_delimiter="__", extra="ignore", frozen=True
@@ -183,7 +203,17 @@ class Settings(BaseSettings):
         description="可信反向代理地址（逗号分隔的 IP 或网段，如 10.0.0.1,10.0.8.0/24）；"
         "只有来自这些地址的请求才采用 X-Forwarded-For 中的客户端地址。默认为空：不信任任何代理",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="日志格式：text（便于阅读）或 json（每行一个 JSON 对象，含交换流水号与节点名）",
+    )
+    log_access: bool = Field(
+        default=False,
+        description="text 格式下是否也逐条记录请求（json 格式总是记录）",
+    )
+    node_name: str = Field(default="", description="日志中的节点名；为空时使用主机名（另附进程号）")
     exchange: ExchangeSettings = ExchangeSettings()
+    metrics: MetricsSettings = MetricsSettings()
     portal: PortalSettings = PortalSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     server: ServerSettings = ServerSettings()

@@ -23,6 +23,7 @@ from imsp.clock import Clock, SystemClock
 from imsp.config import Settings
 from imsp.errors import ConfigError
 from imsp.guard import guarded_protocol, loop_error_handler
+from imsp.logs import uvicorn_log_config
 from imsp.standard.model import load_standard
 from imsp.standard.validate import validator_for
 from imsp.storage import migrate
@@ -148,7 +149,8 @@ async def serve_forever(
             uvicorn.Config(
                 app,
                 log_level="warning",
-                access_log=False,
+                log_config=uvicorn_log_config(),  # imsp.logs' format once configured
+                access_log=False,  # imsp.access writes richer lines (exchange id, appId)
                 lifespan="on",
                 timeout_graceful_shutdown=10,
                 server_header=False,

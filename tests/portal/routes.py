@@ -14,6 +14,9 @@ PUBLIC = frozenset({("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), 
 #: Media streams fetched by a ``<video>`` element, not by a person: refused with 401 rather than
 #: sent to the sign-in page (a redirect would hand the player an HTML page).
 MEDIA = frozenset({("GET", "/video/stream/{lease_id}")})
+#: Guarded by the caller's network address instead of a sign-in (``IMSP_METRICS__ALLOW``): a
+#: visitor elsewhere is refused with 403 (40300), signed in or not.
+NETWORK = frozenset({("GET", "/metrics")})
 #: Path parameters: a value of the right shape (access is decided before any lookup).
 PARAMS = {"kind": "doctors", "action": "reject"}
 

@@ -16,7 +16,7 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.qualification.models import Application, Attachment, Department, Doctor, Transition
 from tests.portal.client import post_form, sign_in
-from tests.portal.routes import MEDIA, PUBLIC, concrete, routes
+from tests.portal.routes import MEDIA, NETWORK, PUBLIC, concrete, routes
 from tests.qualification import builders as b
 
 NEW_PASSWORD = "Hospital-2026"
@@ -112,7 +112,11 @@ def _guarded(client: TestClient, method: str) -> list[str]:
     """Request paths of every ``method`` route of the app that is not public (``routes.PUBLIC``)."""
     app = client.app
     assert isinstance(app, FastAPI)
-    found = [concrete(p) for m, p in routes(app) if m == method and (m, p) not in PUBLIC]
+    found = [
+        concrete(p)
+        for m, p in routes(app)
+        if m == method and (m, p) not in PUBLIC and (m, p) not in NETWORK
+    ]
     assert len(found) >= 10, found  # the portal's pages, not an empty app
     return found
 
@@ -128,6 +132,15 @@ def test_anonymous_visitors_are_sent_to_the_login_page(
             continue
         assert r.status_code == 303, path
         assert r.headers["location"].startswith("/login"), path
+
+
+def test_metrics_are_refused_outside_the_monitoring_network(portal_client: TestClient) -> None:
+    app = portal_client.app
+    assert isinstance(app, FastAPI)
+    assert set(routes(app)) >= NETWORK
+    for _, path in NETWORK:
+        r = portal_client.get(path, follow_redirects=False)  # the test client is no address
+        assert r.status_code == 403 and r.json()["code"] == 40300, path
 
 
 def test_anonymous_posts_change_nothing(

@@ -12,6 +12,7 @@ from imsp.cli.env import load_settings
 from imsp.clock import SystemClock
 from imsp.config import Settings
 from imsp.errors import ConfigError
+from imsp.logs import configure as configure_logging
 from imsp.server import Endpoint, bind, check_database, prepare_database, serve_forever
 from imsp.storage import migrate
 from imsp.storage.db import Database
@@ -66,6 +67,7 @@ def serve(
 ) -> None:
     """启动数据交换服务与资质管理系统（同一进程，SIGTERM 优雅退出）。"""
     settings = load_settings()
+    configure_logging(settings)
     host = host or settings.host
     asked = (
         Endpoint("数据交换服务", host, _port(exchange_port, settings.exchange.port)),

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from logging import INFO
 from typing import Any
 
 import orjson
@@ -37,8 +38,11 @@ from imsp.exchange.edge import (
     single,
 )
 from imsp.exchange.ingest import ingest
+from imsp.exchange.meters import ExchangeMeters, ServiceMeter, UploadMeter, queue_sampler
 from imsp.exchange.tokens import TokenService
 from imsp.exchange.writer import LogEntry, Writer, db_failure
+from imsp.logs import ACCESS, access
+from imsp.metrics import AppMetrics, metered
 from imsp.standard.jsonschema import code_table_json, dataset_schema
 from imsp.standard.model import Dataset, Standard, load_standard
 from imsp.web import AppContext, JsonResponse, client_addr, ctx
@@ -101,12 +105,41 @@ async def _refused(request: Request, entry: LogEntry, code: int, started: float)
         log.warning("could not log refused request %s (code %s)", entry.id, entry.code)
 
 
+def _done(meter: ServiceMeter | None, entry: LogEntry, code: int, started: float) -> None:
+    """Meter one exchange request and write its access line (``imsp.logs``): the exchange id is
+    the receipt's ``exchangeId`` and the ``exchange_log`` row's id."""
+    seconds = time.perf_counter() - started
+    if meter is not None:
+        meter.request(code, seconds)
+    if ACCESS.isEnabledFor(INFO):
+        access(
+            f"{entry.service} {code}",
+            {
+                "exchange_id": str(entry.id),
+                "service": entry.service,
+                "dataset": entry.dataset,
+                "app_id": entry.app_id,
+                "channel": entry.channel,
+                "client": entry.client_addr,
+                "code": code,
+                "ms": round(seconds * 1000, 2),
+                "bytes": entry.size,
+                "total": entry.total,
+                "success": entry.success,
+                "fail": entry.fail,
+                "dry_run": entry.dry_run,
+            },
+        )
+
+
 async def create_token(request: Request) -> Response:
     """授权码获取服务：GET /auth/accesstoken/create?appId=&appSecret="""
     started = time.perf_counter()
     c = ctx(request)
     params = request.query_params
     entry = _new_entry(request, TOKEN_SERVICE, None)
+    meters: ExchangeMeters | None = request.app.state.exchange_meters
+    meter = request.app.state.token_meter
     try:
         only_parameters(request, TOKEN_PARAMETERS)
         app_id = (
@@ -128,10 +161,20 @@ async def create_token(request: Request) -> Response:
             raise db_failure(exc, None, connection_lost=True) from None
     except ImspError as exc:
         await _refused(request, entry, exc.code, started)
+        if meters is not None:
+            meters.token_refused(exc.code)
+        _done(meter, entry, exc.code, started)
         raise
     entry.institution_id = issued.grant.institution_id
     entry.channel = issued.grant.channel
-    await writer_of(request).log(entry, started=started)
+    try:
+        await writer_of(request).log(entry, started=started)
+    except ImspError as exc:
+        _done(meter, entry, exc.code, started)
+        raise
+    if meters is not None:
+        meters.tokens_issued.inc()
+    _done(meter, entry, 200, started)
     body = {
         "code": 200,
         "msg": "成功",
@@ -145,12 +188,13 @@ async def create_token(request: Request) -> Response:
     return JsonResponse(body, headers={"Cache-Control": "no-store"})
 
 
-def upload_handler(ds: Dataset) -> Handler:
+def upload_handler(ds: Dataset, meter: UploadMeter | None) -> Handler:
     async def upload(request: Request) -> Response:
         started = time.perf_counter()
         c = ctx(request)
         limits = c.settings.exchange
         entry = _new_entry(request, ds.service, ds.code)
+        code = 200
         try:
             grant = await tokens_of(request).verify(c.db.engine, bearer(request), entry.client_addr)
             entry.institution_id, entry.app_id = grant.institution_id, grant.app_id
@@ -177,16 +221,23 @@ def upload_handler(ds: Dataset) -> Handler:
                 references=getattr(request.app.state, "reference_check", None),
             )
         except ImspError as exc:
-            await _refused(request, entry, exc.code, started)
+            code = exc.code
+            await _refused(request, entry, code, started)
             raise
         except Exception:  # a bug: the request is still in the exchange log (as 50000)
-            await _refused(request, entry, ImspError.code, started)
+            code = ImspError.code
+            await _refused(request, entry, code, started)
             raise
+        finally:
+            _done(meter, entry, code, started)
         data = receipt.data
+        if meter is not None:
+            meter.receipt(data["results"])
         data["channel"] = grant.channel
         return JsonResponse({"code": 200, "msg": receipt.msg, "data": data})
 
     upload.__name__ = f"upload_{ds.code}"
+    metered(upload)
     return fast(upload)
 
 
@@ -249,6 +300,14 @@ def install(app: FastAPI) -> None:
 
     app.router.lifespan_context = lifespan
     published = _Published(std, limits.max_records)
+    metrics: AppMetrics | None = app.state.metrics
+    meters = app.state.exchange_meters = (
+        ExchangeMeters(metrics.registry) if metrics is not None else None
+    )
+    app.state.token_meter = meters.service(TOKEN_SERVICE) if meters is not None else None
+    if metrics is not None:
+        metrics.samplers.append(queue_sampler(c.db, c.clock))
+    metered(create_token)
 
     app.add_api_route(
         "/auth/accesstoken/create",
@@ -266,7 +325,7 @@ def install(app: FastAPI) -> None:
     for ds in std.ordered():
         app.add_api_route(
             ds.path,
-            upload_handler(ds),
+            upload_handler(ds, meters.upload(ds) if meters is not None else None),
             methods=["POST"],
             tags=["上传服务"],
             summary=f"{ds.name}上传服务",

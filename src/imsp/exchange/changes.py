@@ -87,3 +87,21 @@ async def ack(session: AsyncSession, ids: Sequence[int]) -> None:
 async def depth(session: AsyncSession) -> int:
     """How many changes wait (claimed or not): the feed's backlog."""
     return int((await session.execute(select(func.count()).select_from(RecordChange))).scalar_one())
+
+
+async def backlog(session: AsyncSession, *, cap: int) -> tuple[int, datetime | None]:
+    """The feed's depth and the ``stored_at`` of its oldest change, cheaply: rows are counted up
+    to ``cap`` only; past it the depth is estimated from the id range (ids are handed out in
+    order and consumers take the oldest first, so the range is nearly dense). Both reads walk
+    the primary key's ends, never the whole table."""
+    head = select(RecordChange.id).limit(cap + 1).subquery()
+    counted = int((await session.execute(select(func.count()).select_from(head))).scalar_one())
+    oldest = (
+        await session.execute(select(RecordChange.stored_at).order_by(RecordChange.id).limit(1))
+    ).scalar_one_or_none()
+    if counted <= cap:
+        return counted, oldest
+    low, high = (
+        await session.execute(select(func.min(RecordChange.id), func.max(RecordChange.id)))
+    ).one()
+    return max(counted, int(high) - int(low) + 1), oldest
