@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from imsp.config import Settings
+from imsp.exchange.partitions import is_partition
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -41,3 +42,12 @@ def unapplied_heads(settings: Settings) -> list[str]:
     finally:
         engine.dispose()
     return sorted(set(script.get_heads()) - current)
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, other: object) -> bool:
+    """Alembic's schema comparison: the models describe partitioned tables by their parent, so
+    the monthly partitions (and detached ones kept after archiving) are not compared."""
+    if type_ == "table" and name is not None and is_partition(name):
+        return False
+    table = getattr(obj, "table", None)
+    return not (table is not None and is_partition(str(getattr(table, "name", ""))))
