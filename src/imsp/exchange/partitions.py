@@ -42,6 +42,7 @@ from typing import Final
 
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 #: Partitioned table → its partition key column.
 PARENTS: Final[dict[str, str]] = {"record": "month", "record_version": "at", "exchange_log": "at"}
@@ -303,3 +304,11 @@ def archive(
         )  # fmt: skip
         out.append(Archived(parent, name, month, rows, location, digest, keep))
     return out
+
+
+async def ensure_ahead(engine: AsyncEngine, *, now: datetime) -> list[str]:
+    """:func:`ensure` in its own transaction (the worker's hourly call)."""
+    if engine.dialect.name != "postgresql":
+        return []
+    async with engine.begin() as conn:
+        return await conn.run_sync(lambda c: ensure(c, now=now))

@@ -6,6 +6,7 @@ tables independently; ``upgrade`` applies every head.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from importlib import resources
 
 from alembic import command
@@ -15,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from imsp.config import Settings
-from imsp.exchange.partitions import is_partition
+from imsp.exchange.partitions import ensure, is_partition
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -30,6 +31,19 @@ def upgrade(settings: Settings, target: str = "heads") -> None:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(settings), target)
+    if not settings.is_sqlite:
+        ensure_partitions(settings)
+
+
+def ensure_partitions(settings: Settings) -> list[str]:
+    """The monthly partitions of this month and the next ones (PostgreSQL; the worker does the
+    same every hour): ``imsp db upgrade`` leaves a database ready to take uploads."""
+    engine = create_engine(settings.sync_url)
+    try:
+        with engine.begin() as conn:
+            return ensure(conn, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
 
 
 def unapplied_heads(settings: Settings) -> list[str]:
