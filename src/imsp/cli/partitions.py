@@ -19,7 +19,9 @@ from imsp.exchange import partitions as parts
 def _settings() -> Settings:
     settings = load_settings()
     if settings.is_sqlite:
-        raise click.ClickException("SQLite 数据库不分区；分区只用于 PostgreSQL（IMSP_DATABASE_URL）")
+        raise click.ClickException(
+            "SQLite 数据库不分区；分区只用于 PostgreSQL（IMSP_DATABASE_URL）"
+        )
     return settings
 
 
@@ -67,11 +69,16 @@ def partitions_list() -> None:
         table(
             ("表", "分区", "月份", "行数（估计）", "大小"),
             [
-                (p.parent, p.name, f"{p.month:%Y-%m}" if p.month else "默认（兜底）",
-                 f"{p.rows:,}", f"{p.bytes / 1024 / 1024:.1f} MB")
+                (
+                    p.parent,
+                    p.name,
+                    f"{p.month:%Y-%m}" if p.month else "默认（兜底）",
+                    f"{p.rows:,}",
+                    f"{p.bytes / 1024 / 1024:.1f} MB",
+                )
                 for p in found
             ],
-        )  # fmt: skip
+        )
     )
     if archived:
         click.echo("\n已归档：")

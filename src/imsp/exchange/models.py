@@ -147,7 +147,7 @@ class RecordVersion(Base):
     Partitioned by ``at`` (month) on PostgreSQL, primary key (record_id, version, at) there."""
 
     __tablename__ = "record_version"
-    __table_args__ = {"postgresql_partition_by": "RANGE (at)"}
+    __table_args__ = ({"postgresql_partition_by": "RANGE (at)"},)
 
     record_id: Mapped[int] = mapped_column(BigId, primary_key=True)  # record.id
     version: Mapped[int] = mapped_column(primary_key=True)

@@ -144,7 +144,9 @@ def create_month(conn: Connection, parent: str, month: date) -> bool:
         conn.execute(text(f'LOCK TABLE "{default}" IN ACCESS EXCLUSIVE MODE'))
         caught = bool(
             conn.execute(
-                text(f'SELECT EXISTS (SELECT 1 FROM "{default}" WHERE {key} >= {lo} AND {key} < {hi})')
+                text(
+                    f'SELECT EXISTS (SELECT 1 FROM "{default}" WHERE {key} >= {lo} AND {key} < {hi})'
+                )
             ).scalar()
         )
     if not caught:
@@ -188,8 +190,7 @@ def ensure(
     if conn.dialect.name != "postgresql" or not is_partitioned(conn):
         return []
     archived = {
-        (p, m)
-        for p, m in conn.execute(text("SELECT parent, month FROM archived_partition")).all()
+        (p, m) for p, m in conn.execute(text("SELECT parent, month FROM archived_partition")).all()
     }
     current = month_of(now)
     wanted = sorted({add_months(current, n) for n in range(ahead + 1)} | set(months))
@@ -282,7 +283,9 @@ def archive(
         except ArchiveError:
             lo, hi = _bounds(parent, month)
             conn.execute(
-                text(f'ALTER TABLE "{parent}" ATTACH PARTITION "{name}" FOR VALUES FROM ({lo}) TO ({hi})')
+                text(
+                    f'ALTER TABLE "{parent}" ATTACH PARTITION "{name}" FOR VALUES FROM ({lo}) TO ({hi})'
+                )
             )
             raise
         location = str(target.resolve())

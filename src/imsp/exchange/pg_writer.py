@@ -406,9 +406,7 @@ def _group_statement() -> Executable:
         new_keys.on_conflict_do_update(
             index_elements=["institution_id", "dataset", "key"],
             set_={
-                "month": case(
-                    (rk.c.month.in_(archived), new_keys.excluded.month), else_=rk.c.month
-                )
+                "month": case((rk.c.month.in_(archived), new_keys.excluded.month), else_=rk.c.month)
             },
         )
         .returning(rk.c.institution_id, rk.c.dataset, rk.c.key, rk.c.month)

@@ -399,6 +399,9 @@ async def record(record_id: int, v: Visit = Depends(record_readers)) -> Response
         v.db, record_id=record_id, institution_id=scope, actor=v.actor, now=v.now
     )
     if view is None:
+        archived = await records.archived_note(v.db, record_id=record_id)
+        if archived is not None:  # a hospital is told when, not where the export lies
+            raise NotFound("记录已归档：" + archived.text(with_location=scope is None))
         raise NotFound("记录不存在")
     actions = [link for make in RECORD_ACTIONS if (link := make(view)) is not None]
     return render(v.request, "supervision_record.html", visit=v, view=view, actions=actions)

@@ -58,7 +58,9 @@ def unapplied_heads(settings: Settings) -> list[str]:
     return sorted(set(script.get_heads()) - current)
 
 
-def include_object(obj: object, name: str | None, type_: str, reflected: bool, other: object) -> bool:
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, other: object
+) -> bool:
     """Alembic's schema comparison: the models describe partitioned tables by their parent, so
     the monthly partitions (and detached ones kept after archiving) are not compared."""
     if type_ == "table" and name is not None and is_partition(name):

@@ -25,8 +25,8 @@ import contextlib
 import logging
 import os
 import socket
-from dataclasses import dataclass
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from imsp.clock import Clock

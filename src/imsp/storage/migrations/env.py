@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import imsp.storage.registry  # noqa: F401  (imports every domain's models)
-from imsp.storage.migrate import include_object
 from imsp.storage.base import Base
+from imsp.storage.migrate import include_object
 
 config = context.config
 url = config.attributes["sync_url"]

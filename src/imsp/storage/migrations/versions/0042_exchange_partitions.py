@@ -150,9 +150,7 @@ def _upgrade_postgresql() -> None:
 def _upgrade_sqlite() -> None:
     with op.batch_alter_table("record", schema=None) as batch_op:
         batch_op.add_column(sa.Column("month", sa.Date(), nullable=True))
-    op.execute(
-        "UPDATE record SET month = strftime('%Y-%m-01', created_at, '+8 hours')"
-    )
+    op.execute("UPDATE record SET month = strftime('%Y-%m-01', created_at, '+8 hours')")
     with op.batch_alter_table("record", schema=None) as batch_op:
         batch_op.alter_column("month", existing_type=sa.Date(), nullable=False)
         batch_op.drop_constraint("uq_record_institution_id_dataset_key", type_="unique")
