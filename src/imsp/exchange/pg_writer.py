@@ -153,14 +153,20 @@ class PgWriter:
     """The PostgreSQL writer of one app (see the module docstring). Opens its pool on first use;
     ``close`` (at app shutdown) waits for queued writes, then closes the pool."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pgbouncer: bool = False) -> None:
         conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        # Behind PgBouncer in transaction mode: no prepared statements (psycopg prepares a query
+        # run 5 times, by name, on one server connection) and no start-up options (refused by
+        # PgBouncer); the statement then sorts with the server's default work_mem.
+        session: dict[str, Any] = (
+            {"prepare_threshold": None} if pgbouncer else {"options": "-c work_mem=64MB"}
+        )
         self.pool = AsyncConnectionPool(
             conninfo,
             min_size=1,
             max_size=IN_FLIGHT,
             open=False,
-            kwargs={"autocommit": True, "options": "-c work_mem=64MB"},
+            kwargs={"autocommit": True, **session},
             name="imsp-exchange",
             # Only the IN_FLIGHT drain tasks borrow connections, so one is free at once unless
             # the database is unreachable — then answer 50300 quickly rather than hang.
