@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,26 @@ def main() -> None:
             ).fetchone()
             server = conn.execute("SHOW server_version").fetchone()
             versions = conn.execute("SELECT count(*) FROM record_version").fetchone()
+            # What a month costs once archived: the dump `imsp db partitions archive` writes
+            # (pg_dump custom format, compressed), of every partition holding these rows.
+            parts = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    " WHERE i.inhparent IN ('record'::regclass, 'record_version'::regclass,"
+                    " 'exchange_log'::regclass) AND c.reltuples > 0"
+                ).fetchall()
+            ]
+        dumped = 0
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in parts:
+                target = Path(tmp) / f"{name}.dump"
+                subprocess.run(
+                    ["pg_dump", "--dbname", libpq, "--format=custom", "--compress=9",
+                     "--table", f"public.{name}", "--file", str(target)],
+                    check=True,
+                )  # fmt: skip
+                dumped += target.stat().st_size
     total = sum(sizes.values())
     print(f"version rows: {versions[0] if versions else 0:,}")
     print(f"PostgreSQL {server[0] if server else '?'}; pid {os.getpid()}; {elapsed:.1f} s")
@@ -127,6 +149,11 @@ def main() -> None:
     for t, b in sizes.items():
         print(f"{t:<16} {b:>14,} {b / stored:>10,.0f}")
     print(f"{'total':<16} {total:>14,} {total / stored:>10,.0f}")
+    if parts:
+        print(
+            f"archived (pg_dump of {', '.join(sorted(parts))}): {dumped:,} bytes = "
+            f"{dumped / stored:,.0f} B/record"
+        )
     if toast and body:
         print(
             f"record.data as stored (pg_column_size): {toast[0] / stored:,.0f} B/record; "
