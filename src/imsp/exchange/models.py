@@ -14,6 +14,9 @@ Design (数据上报, issue 4):
   no second copy of the data.
 * ``record_change`` — the change feed: one row per stored record version, written with it, consumed
   and deleted by supervision (``imsp.exchange.changes``).
+* ``record_key`` — each business key's month (of first receipt): the ``record`` partition that
+  holds it on PostgreSQL; ``archived_partition`` — the months detached and exported
+  (``imsp.exchange.partitions``).
 * ``exchange_log`` — every request to the token service and the upload services, accepted or not.
   Its id is a UUIDv7 made by the server (time-ordered, no round trip to obtain it) and is returned
   to the client as ``exchangeId``. Bodies of accepted uploads are kept zlib-compressed with their
