@@ -8,12 +8,14 @@ from pathlib import Path
 
 import click
 from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from imsp.cli.env import load_settings
 from imsp.cli.output import table
 from imsp.clock import format_datetime
 from imsp.config import Settings
 from imsp.exchange import partitions as parts
+from imsp.storage.db import db_error_name
 
 
 def _settings() -> Settings:
@@ -102,8 +104,13 @@ def partitions_create(ahead: int, months: tuple[str, ...]) -> None:
     wanted = [parts.month_of(_month(m)) for m in months]
     conn = _connect(_settings())
     try:
-        created = parts.ensure(conn, now=datetime.now(UTC), ahead=ahead, months=wanted)
-        conn.commit()
+        try:
+            created = parts.ensure(conn, now=datetime.now(UTC), ahead=ahead, months=wanted)
+            conn.commit()
+        except DBAPIError as exc:
+            raise click.ClickException(
+                f"未能创建分区（{db_error_name(exc)}），未做任何更改，请稍后重试"
+            ) from None
     finally:
         conn.close()
         conn.engine.dispose()
@@ -136,6 +143,11 @@ def partitions_archive(month: str, directory: Path | None, keep: bool) -> None:
         )
     except parts.ArchiveError as exc:
         raise click.ClickException(str(exc)) from None
+    except DBAPIError as exc:  # a lock not granted in time, a lost connection
+        raise click.ClickException(
+            f"数据库未能完成归档（{db_error_name(exc)}），已完成的表见 imsp db partitions list；"
+            "请稍后重试"
+        ) from None
     finally:
         conn.close()
         conn.engine.dispose()

@@ -48,6 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 PARENTS: Final[dict[str, str]] = {"record": "month", "record_version": "at", "exchange_log": "at"}
 #: Months created ahead of the current one.
 AHEAD: Final = 2
+#: Longest wait for the lock on a parent table when creating or detaching a partition.
+LOCK_TIMEOUT_MS: Final = 3000
 _BEIJING: Final = timezone(timedelta(hours=8))
 _NAME: Final = re.compile(r"^(record|record_version|exchange_log)_(m\d{6}|default)$")
 
@@ -181,7 +183,12 @@ def create_default(conn: Connection, parent: str) -> bool:
 
 
 def ensure(
-    conn: Connection, *, now: datetime, ahead: int = AHEAD, months: Iterable[date] = ()
+    conn: Connection,
+    *,
+    now: datetime,
+    ahead: int = AHEAD,
+    months: Iterable[date] = (),
+    wait_briefly: bool = True,
 ) -> list[str]:
     """Create the partitions of the current month, ``ahead`` months after it and ``months``
     (each table), and the default partitions; archived months are never re-created. Returns the
@@ -189,6 +196,11 @@ def ensure(
     migration)."""
     if conn.dialect.name != "postgresql" or not is_partitioned(conn):
         return []
+    # Creating a partition locks its parent exclusively: never queue uploads behind it while a
+    # long read holds the table — give up after a moment and try again at the next round
+    # (the months are created two ahead, so a missed round costs nothing).
+    if wait_briefly:  # (not inside a migration, whose own statements may wait)
+        conn.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
     archived = {
         (p, m) for p, m in conn.execute(text("SELECT parent, month FROM archived_partition")).all()
     }
@@ -254,6 +266,7 @@ def archive(
     if month >= month_of(now):
         raise ArchiveError(f"{month:%Y-%m} 尚未结束，不能归档（只能归档已结束的月份）")
     directory.mkdir(parents=True, exist_ok=True)
+    conn.execute(text(f"SET lock_timeout = {LOCK_TIMEOUT_MS}"))  # see ensure()
     out: list[Archived] = []
     database = make_url(url).database or "imsp"
     for parent in PARENTS:

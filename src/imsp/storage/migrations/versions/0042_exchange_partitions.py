@@ -133,7 +133,7 @@ def _upgrade_postgresql() -> None:
             )
         ).all()
     }
-    partitions.ensure(bind, now=datetime.now(UTC), months=months)
+    partitions.ensure(bind, now=datetime.now(UTC), months=months, wait_briefly=False)
     op.execute(f"INSERT INTO record SELECT *, {_MONTH_OF_CREATED} FROM record_unpartitioned")
     op.execute("INSERT INTO record_version SELECT * FROM record_version_unpartitioned")
     op.execute("INSERT INTO exchange_log SELECT * FROM exchange_log_unpartitioned")
