@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages IMSP needs beyond Python: fonts and Pango for PDF reports, Chromium for browser
 # tests, curl for the chunked-upload test, poppler for looking at PDFs, wrk for the ingest
-# benchmark, Java 17 for the spec's Java client example (the spec's C# example is not compiled:
+# benchmark, PgBouncer for the transaction-pooling test, Java 17 for the spec's Java client example (the spec's C# example is not compiled:
 # Debian ships no .NET SDK). Installs only what is missing.
 set -euo pipefail
 want=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 curl)
@@ -10,8 +10,9 @@ if ! "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null; then
   want+=(python3-venv)
 fi
 if [ "${1:-}" = "--dev" ]; then
-  # chromium-l10n: Chinese strings of native widgets (the file chooser's 选择文件) in browser tests
-  want+=(chromium chromium-l10n poppler-utils wrk openjdk-17-jdk-headless ffmpeg)  # wrk: bench/bench_ingest.py; ffmpeg: test videos
+  # chromium-l10n: Chinese strings of native widgets (the file chooser's 选择文件) in browser tests;
+  # wrk: bench/bench_ingest.py; ffmpeg: test videos; pgbouncer: tests/foundation/test_pgbouncer.py
+  want+=(chromium chromium-l10n poppler-utils wrk openjdk-17-jdk-headless ffmpeg pgbouncer)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -191,6 +191,16 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="PostgreSQL 连接串；为空时使用数据目录下的 SQLite"
     )
+    database_replica_url: str | None = Field(
+        default=None,
+        description="PostgreSQL 只读副本连接串（流复制备库）：监管看板、报表与导出从这里读；"
+        "为空时读主库",
+    )
+    database_pgbouncer: bool = Field(
+        default=False,
+        description="经 PgBouncer 事务池模式连接：不使用服务端预备语句，不使用连接启动参数"
+        "（锁等待时限改为每个事务 SET LOCAL）",
+    )
     host: str = "127.0.0.1"
     lock_timeout_seconds: float = Field(
         default=10.0,
@@ -233,6 +243,13 @@ class Settings(BaseSettings):
         if url.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
         return url
+
+    @property
+    def replica_sqlalchemy_url(self) -> str | None:
+        """The async URL of the read replica (``None``: read from the primary)."""
+        if not self.database_replica_url or self.is_sqlite:
+            return None
+        return self.model_copy(update={"database_url": self.database_replica_url}).sqlalchemy_url
 
     @property
     def sync_url(self) -> str:

@@ -14,7 +14,9 @@ from imsp.storage.base import Base
 def test_migrations_match_models(settings: Settings) -> None:
     engine = create_engine(settings.sync_url)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": migrate.include_object}
+        )
         diff = compare_metadata(ctx, Base.metadata)
     engine.dispose()
     assert diff == []

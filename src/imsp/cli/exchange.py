@@ -292,6 +292,9 @@ def exchange_show(exchange_id: str, body_file: Path | None) -> None:
     export_to = str(body_file) if body_file is not None else None
     found = run(lambda s: history.show_exchange(s, exchange_id=xid, now=now, export_to=export_to))
     if found is None:
+        note = run(lambda s: queries.archive_note_for_exchange(s, xid))
+        if note is not None:
+            raise click.ClickException(f"交换记录已归档：{note.text()}")
         raise click.ClickException(f"交换记录不存在 / unknown exchange: {xid}")
     row, archived, versions = found.log, found.archived, found.versions
     if body_file is not None:
@@ -346,6 +349,9 @@ def exchange_trace(dataset: str, key: str, org_code: str, show_records: bool) ->
         )
     )
     if not traced:
+        note = run(lambda s: history.archived_record(s, org_code=org_code, dataset=ds, key=key))
+        if note is not None:
+            raise click.ClickException(f"记录已归档：{note.text()}")
         raise click.ClickException("记录不存在 / no such record")
     click.echo(f"{ds.name}（{ds.code}） {mask_key(ds, key)}  organID={org_code}")
     _table(

@@ -9,6 +9,7 @@ from dataclasses import replace
 import click
 
 from imsp.cli.env import load_settings
+from imsp.cli.partitions import partitions
 from imsp.clock import SystemClock
 from imsp.config import Settings
 from imsp.errors import ConfigError
@@ -131,6 +132,9 @@ def db_status() -> None:
     )
     if todo:
         raise SystemExit(1)
+
+
+db.add_command(partitions)  # imsp db partitions list|create|archive (cli/partitions.py)
 
 
 @click.group()

@@ -69,7 +69,7 @@ def _open_writer(c: AppContext) -> Writer:
     if c.db.dialect == "postgresql":
         from imsp.exchange.pg_writer import PgWriter
 
-        return PgWriter(c.settings.sqlalchemy_url)
+        return PgWriter(c.settings.sqlalchemy_url, pgbouncer=c.settings.database_pgbouncer)
     from imsp.exchange.sqlite_writer import SqliteWriter
 
     return SqliteWriter(c.db)

@@ -60,6 +60,15 @@ class TracedVersion:
     content: dict[str, Any] | None
 
 
+async def archived_record(
+    session: AsyncSession, *, org_code: str, dataset: Dataset, key: str
+) -> queries.ArchiveNote | None:
+    """Why a record has no trace any more: its month was archived (``None`` otherwise)."""
+    return await queries.archive_note_for_key(
+        session, org_code=org_code, dataset=dataset.code, key=key
+    )
+
+
 async def trace_record(
     session: AsyncSession, *, org_code: str, dataset: Dataset, key: str, with_content: bool
 ) -> list[TracedVersion]:

@@ -14,6 +14,9 @@ Design (数据上报, issue 4):
   no second copy of the data.
 * ``record_change`` — the change feed: one row per stored record version, written with it, consumed
   and deleted by supervision (``imsp.exchange.changes``).
+* ``record_key`` — each business key's month (of first receipt): the ``record`` partition that
+  holds it on PostgreSQL; ``archived_partition`` — the months detached and exported
+  (``imsp.exchange.partitions``).
 * ``exchange_log`` — every request to the token service and the upload services, accepted or not.
   Its id is a UUIDv7 made by the server (time-ordered, no round trip to obtain it) and is returned
   to the client as ``exchangeId``. Bodies of accepted uploads are kept zlib-compressed with their
@@ -30,7 +33,7 @@ business time, patient, doctor, visit); ``dept_code`` is a plain column.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -69,14 +72,20 @@ class AccessToken(Base):
 
 
 class Record(Base):
-    """The current version of one uploaded record (upsert by institution, dataset, business key)."""
+    """The current version of one uploaded record (upsert by institution, dataset, business key).
+
+    On PostgreSQL the table is partitioned by ``month`` (``imsp.exchange.partitions``): the
+    Beijing month in which the key was FIRST received, fixed for the key by ``record_key`` — so
+    a resend or a correction in a later month still finds its row (the unique constraint of a
+    partitioned table must include the partition key). The primary key there is (id, month)."""
 
     __tablename__ = "record"
     __table_args__ = (
-        UniqueConstraint("institution_id", "dataset", "key"),
+        UniqueConstraint("institution_id", "dataset", "key", "month"),
         Index("ix_record_institution_id_dataset_business_time", "institution_id", "dataset", "business_time"),
         Index("ix_record_institution_id_patient_id", "institution_id", "patient_id"),
         Index("ix_record_institution_id_visit_no", "institution_id", "visit_no"),
+        {"postgresql_partition_by": "RANGE (month)"},
     )  # fmt: skip
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -96,12 +105,52 @@ class Record(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     exchange_id: Mapped[uuid.UUID]  # the request that carried the current version
+    month: Mapped[date]  # first day of the Beijing month of the key's first receipt (partition)
+
+
+class RecordKey(Base):
+    """The key directory: the month a business key was first received, i.e. the ``record``
+    partition that holds it. Written by the upload writers with the record (one row per key,
+    never updated unless the key's month was archived); it is what lets the upsert on the
+    partitioned ``record`` find a key's row without probing every partition, and what lets a
+    trace say that a record's month was archived (``archived_partition``)."""
+
+    __tablename__ = "record_key"
+
+    institution_id: Mapped[int] = mapped_column(primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(30), primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    month: Mapped[date]
+
+
+class ArchivedPartition(Base):
+    """One month of a partitioned table detached by ``imsp db partitions archive``: where its
+    rows went and when (a trace of an archived record says so). PostgreSQL only."""
+
+    __tablename__ = "archived_partition"
+    __table_args__ = (UniqueConstraint("parent", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent: Mapped[str] = mapped_column(String(40))  # record | record_version | exchange_log
+    month: Mapped[date]
+    partition: Mapped[str] = mapped_column(String(63))  # the detached table's name
+    rows: Mapped[int] = mapped_column(BigId)
+    # record only: the id range of the month's records (ids grow with time), so the record page
+    # of an archived id can say where it went.
+    min_id: Mapped[int | None] = mapped_column(BigId)
+    max_id: Mapped[int | None] = mapped_column(BigId)
+    location: Mapped[str] = mapped_column(String(500))  # dump file, or the kept table
+    sha256: Mapped[str | None] = mapped_column(String(64))  # of the dump file
+    kept: Mapped[bool]  # the detached table was kept in the database
+    archived_at: Mapped[datetime]
 
 
 class RecordVersion(Base):
-    """One stored version of a record: who sent it, when, in which request and at which index."""
+    """One stored version of a record: who sent it, when, in which request and at which index.
+    Partitioned by ``at`` (month) on PostgreSQL, primary key (record_id, version, at) there."""
 
     __tablename__ = "record_version"
+    __table_args__ = ({"postgresql_partition_by": "RANGE (at)"},)
 
     record_id: Mapped[int] = mapped_column(BigId, primary_key=True)  # record.id
     version: Mapped[int] = mapped_column(primary_key=True)
@@ -115,7 +164,11 @@ class ExchangeLog(Base):
     """One request to the exchange service (token or upload), accepted or not."""
 
     __tablename__ = "exchange_log"
-    __table_args__ = (Index("ix_exchange_log_institution_id_at", "institution_id", "at"),)
+    __table_args__ = (
+        Index("ix_exchange_log_institution_id_at", "institution_id", "at"),
+        # PostgreSQL: by month of ``at``; primary key (id, at) there (the UUIDv7 carries the time).
+        {"postgresql_partition_by": "RANGE (at)"},
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)  # UUIDv7, returned as exchangeId
     at: Mapped[datetime] = mapped_column(index=True)

@@ -22,13 +22,17 @@ The statement (array parameters: ``req_*`` — one element per request, with its
     WITH reqs AS (SELECT … FROM unnest(:req_q, :req_id, …) AS q(…)),
          rows AS (SELECT r.*, reqs.institution_id, … FROM unnest(:row_q, :row_i, …) AS r(…)
                   JOIN reqs ON r.q = reqs.q),
-         up   AS (INSERT INTO record … SELECT … FROM rows ORDER BY institution, dataset, key
-                  ON CONFLICT (institution_id, dataset, key) DO UPDATE SET …
+         known AS (SELECT … FROM rows JOIN record_key …),       -- the month of known keys
+         keys AS (INSERT INTO record_key … SELECT … FROM rows WHERE not known
+                  ON CONFLICT … DO UPDATE SET month = … RETURNING …),  -- the month of new ones
+         up   AS (INSERT INTO record … SELECT …, coalesce(known.month, keys.month) FROM rows …
+                  ORDER BY institution, dataset, key
+                  ON CONFLICT (institution_id, dataset, key, month) DO UPDATE SET …
                   WHERE record.data IS DISTINCT FROM excluded.data RETURNING …),
          ver  AS (INSERT INTO record_version … FROM up JOIN rows … RETURNING exchange_id, position, version),
          chg  AS (INSERT INTO record_change … SELECT … FROM up),
          log  AS (INSERT INTO exchange_log … FROM reqs WHERE (SELECT count(*) FROM ver) >= 0
-                  ON CONFLICT (id) DO NOTHING)
+                  ON CONFLICT (id, at) DO NOTHING)
     SELECT exchange_id, position, version FROM ver
 
 * Rows are written in (institution, dataset, key) order, so concurrent statements lock shared keys
@@ -54,6 +58,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import (
     Boolean,
+    Date,
     DateTime,
     Float,
     Integer,
@@ -62,6 +67,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    case,
     cast,
     extract,
     func,
@@ -74,11 +80,14 @@ from sqlalchemy.sql import ClauseElement, Executable
 
 from imsp.errors import ImspError
 from imsp.exchange.writer import (
+    ARCHIVED_PARTITION,
     CHANGE_COLUMNS,
+    CONFLICT_COLUMNS,
     EXCHANGE_LOG,
     INSERT_COLUMNS,
     RECORD,
     RECORD_CHANGE,
+    RECORD_KEY,
     RECORD_VERSION,
     ROW_COLUMNS,
     Batch,
@@ -144,14 +153,20 @@ class PgWriter:
     """The PostgreSQL writer of one app (see the module docstring). Opens its pool on first use;
     ``close`` (at app shutdown) waits for queued writes, then closes the pool."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pgbouncer: bool = False) -> None:
         conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        # Behind PgBouncer in transaction mode: no prepared statements (psycopg prepares a query
+        # run 5 times, by name, on one server connection) and no start-up options (refused by
+        # PgBouncer); the statement then sorts with the server's default work_mem.
+        session: dict[str, Any] = (
+            {"prepare_threshold": None} if pgbouncer else {"options": "-c work_mem=64MB"}
+        )
         self.pool = AsyncConnectionPool(
             conninfo,
             min_size=1,
             max_size=IN_FLIGHT,
             open=False,
-            kwargs={"autocommit": True, "options": "-c work_mem=64MB"},
+            kwargs={"autocommit": True, **session},
             name="imsp-exchange",
             # Only the IN_FLIGHT drain tasks borrow connections, so one is free at once unless
             # the database is unreachable — then answer 50300 quickly rather than hang.
@@ -359,23 +374,71 @@ def _group_statement() -> Executable:
             reqs.c.id.label("xid"),
             reqs.c.at.label("now"),
             reqs.c.app_id.label("app"),
+            cast(func.date_trunc("month", func.timezone("Asia/Shanghai", reqs.c.at)), Date).label(
+                "mon"
+            ),
         )
         .select_from(r.join(reqs, r.c.q == reqs.c.q))
         .cte("rows")
     )
-    source = select(
-        rows.c.inst,
-        rows.c.ds,
-        *(rows.c[c.short] for c in ROW_COLUMNS),
-        literal_column("1"),
-        rows.c.now,
-        rows.c.now,
-        rows.c.xid,
-    ).order_by(rows.c.inst, rows.c.ds, rows.c.k)
+    rk = RECORD_KEY
+    archived = select(ARCHIVED_PARTITION.c.month).where(ARCHIVED_PARTITION.c.parent == "record")
+    # The month of each key already known (record_key's primary key: one probe a row) ...
+    known = (
+        select(rk.c.institution_id, rk.c.dataset, rk.c.key, rk.c.month)
+        .select_from(
+            rows.join(
+                rk,
+                and_(rk.c.institution_id == rows.c.inst, rk.c.dataset == rows.c.ds, rk.c.key == rows.c.k),
+            )
+        )
+        .where(rk.c.month.not_in(archived))
+        .cte("known")
+    )  # fmt: skip
+    on_known = and_(
+        known.c.institution_id == rows.c.inst, known.c.dataset == rows.c.ds, known.c.key == rows.c.k
+    )
+    # ... and for the others, this request's month — unless a concurrent request wrote the key
+    # first (the conflict returns its month) or the key's month was archived (then it starts
+    # again in this month).
+    new_keys = pg.insert(rk).from_select(
+        ["institution_id", "dataset", "key", "month"],
+        select(rows.c.inst, rows.c.ds, rows.c.k, rows.c.mon)
+        .select_from(rows.outerjoin(known, on_known))
+        .where(known.c.key.is_(None))
+        .order_by(rows.c.inst, rows.c.ds, rows.c.k),
+    )
+    keys = (
+        new_keys.on_conflict_do_update(
+            index_elements=["institution_id", "dataset", "key"],
+            set_={
+                "month": case((rk.c.month.in_(archived), new_keys.excluded.month), else_=rk.c.month)
+            },
+        )
+        .returning(rk.c.institution_id, rk.c.dataset, rk.c.key, rk.c.month)
+        .cte("keys")
+    )
+    on_keys = and_(
+        keys.c.institution_id == rows.c.inst, keys.c.dataset == rows.c.ds, keys.c.key == rows.c.k
+    )
+    source = (
+        select(
+            rows.c.inst,
+            rows.c.ds,
+            *(rows.c[c.short] for c in ROW_COLUMNS),
+            literal_column("1"),
+            rows.c.now,
+            rows.c.now,
+            rows.c.xid,
+            func.coalesce(known.c.month, keys.c.month),
+        )
+        .select_from(rows.outerjoin(known, on_known).outerjoin(keys, on_keys))
+        .order_by(rows.c.inst, rows.c.ds, rows.c.k)
+    )
     ins = pg.insert(RECORD).from_select(list(INSERT_COLUMNS), source)
     up = (
         ins.on_conflict_do_update(
-            index_elements=["institution_id", "dataset", "key"],
+            index_elements=list(CONFLICT_COLUMNS),
             set_=update_set(ins.excluded),
             where=RECORD.c.data.is_distinct_from(ins.excluded.data),
         )
@@ -429,7 +492,7 @@ def _group_statement() -> Executable:
     log_cte = (
         pg.insert(EXCHANGE_LOG)
         .from_select(list(values), select(*values.values()).where(waited))
-        .on_conflict_do_nothing(index_elements=["id"])
+        .on_conflict_do_nothing(index_elements=["id", "at"])  # (id, at): partitioned by at
         .cte("log")
     )
     return select(ver.c.exchange_id, ver.c.position, ver.c.version).add_cte(change_cte, log_cte)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -17,8 +17,10 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth.models import Institution
+from imsp.clock import format_datetime
 from imsp.exchange import archive
-from imsp.exchange.models import ExchangeLog, Record, RecordVersion
+from imsp.exchange.models import ArchivedPartition, ExchangeLog, Record, RecordKey, RecordVersion
+from imsp.exchange.partitions import month_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +192,80 @@ async def record_history(
         .order_by(RecordVersion.version)
     )
     return [_version(r) for r in (await session.execute(stmt)).all()]
+
+
+# --------------------------------------------------------------------------- archived months
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveNote:
+    """A month of a partitioned table that ``imsp db partitions archive`` detached and exported:
+    why a record, its history or a request is no longer in the database, and where it went."""
+
+    table: str
+    month: date
+    archived_at: datetime
+    location: str
+
+    def text(self, *, with_location: bool = True) -> str:
+        where = f"，归档位置：{self.location}" if with_location else ""
+        return (
+            f"所在月份 {self.month:%Y-%m} 的数据已于 {format_datetime(self.archived_at)}"
+            f" 归档，不再在线查询{where}"
+        )
+
+
+def _note(row: Any) -> ArchiveNote:
+    return ArchiveNote(row.parent, row.month, row.archived_at, row.location)
+
+
+async def archive_note_for_key(
+    session: AsyncSession, *, org_code: str, dataset: str, key: str
+) -> ArchiveNote | None:
+    """The archived month of the record (org, dataset, key), if its month was archived
+    (``record_key`` keeps archived keys)."""
+    row = (
+        await session.execute(
+            select(ArchivedPartition)
+            .join(RecordKey, RecordKey.month == ArchivedPartition.month)
+            .join(Institution, Institution.id == RecordKey.institution_id)
+            .where(
+                ArchivedPartition.parent == "record",
+                Institution.org_code == org_code,
+                RecordKey.dataset == dataset,
+                RecordKey.key == key,
+            )
+        )
+    ).scalar_one_or_none()
+    return _note(row) if row is not None else None
+
+
+async def archive_note_for_record_id(session: AsyncSession, record_id: int) -> ArchiveNote | None:
+    """The archived month whose record ids span ``record_id`` (ids grow with time)."""
+    row = (
+        await session.execute(
+            select(ArchivedPartition).where(
+                ArchivedPartition.parent == "record",
+                ArchivedPartition.min_id <= record_id,
+                ArchivedPartition.max_id >= record_id,
+            )
+        )
+    ).scalar_one_or_none()
+    return _note(row) if row is not None else None
+
+
+async def archive_note_for_exchange(
+    session: AsyncSession, exchange_id: uuid.UUID
+) -> ArchiveNote | None:
+    """The archived month of the exchange log holding ``exchange_id`` (a UUIDv7: its first 48
+    bits are the request's Unix milliseconds)."""
+    at = datetime.fromtimestamp((exchange_id.int >> 80) / 1000, UTC)
+    row = (
+        await session.execute(
+            select(ArchivedPartition).where(
+                ArchivedPartition.parent == "exchange_log",
+                ArchivedPartition.month == month_of(at),
+            )
+        )
+    ).scalar_one_or_none()
+    return _note(row) if row is not None else None

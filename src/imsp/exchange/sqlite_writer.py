@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import orjson
 from sqlalchemy import (
+    Date,
     Integer,
     String,
     Text,
@@ -33,6 +34,7 @@ from sqlalchemy.sql import Executable
 
 from imsp.exchange import archive
 from imsp.exchange import writer as seam
+from imsp.exchange.partitions import month_of
 from imsp.exchange.writer import Batch, LogEntry, Stored, db_failure
 from imsp.storage.base import UtcDateTime
 from imsp.storage.db import Database
@@ -88,7 +90,9 @@ async def _store(conn: AsyncConnection, batch: Batch, *, log: LogEntry, started:
         "ds": batch.dataset,
         "now": now,
         "xid": log.id,
+        "month": month_of(now),
     }
+    await conn.execute(_new_keys(), params)
     result = await conn.execute(_upsert(), params)
     returned = {key: (rid, version) for rid, key, version in result}
     stored: Stored = {}
@@ -127,9 +131,43 @@ async def _store(conn: AsyncConnection, batch: Batch, *, log: LogEntry, started:
     return stored
 
 
+def _each() -> Any:
+    return func.json_each(bindparam("rows", type_=Text())).table_valued("value")
+
+
+@cache
+def _new_keys() -> Executable:
+    """The month of keys never seen: this request's (``record_key``; see ``writer``)."""
+    each = _each()
+    source = (
+        select(
+            bindparam("inst", type_=Integer()),
+            bindparam("ds", type_=String()),
+            func.json_extract(each.c.value, "$.k"),
+            bindparam("month", type_=Date()),
+        )
+        .select_from(each)
+        .where(true())
+    )
+    ins = sqlite.insert(seam.RECORD_KEY).from_select(
+        ["institution_id", "dataset", "key", "month"], source
+    )
+    return ins.on_conflict_do_nothing(index_elements=["institution_id", "dataset", "key"])
+
+
 @cache
 def _upsert() -> Executable:
-    each = func.json_each(bindparam("rows", type_=Text())).table_valued("value")
+    each = _each()
+    rk = seam.RECORD_KEY
+    month = (
+        select(rk.c.month)
+        .where(
+            rk.c.institution_id == bindparam("inst", type_=Integer()),
+            rk.c.dataset == bindparam("ds", type_=String()),
+            rk.c.key == func.json_extract(each.c.value, "$.k"),
+        )
+        .scalar_subquery()
+    )
     source = (
         select(
             bindparam("inst", type_=Integer()),
@@ -139,13 +177,14 @@ def _upsert() -> Executable:
             bindparam("now", type_=UtcDateTime()),
             bindparam("now", type_=UtcDateTime()),
             bindparam("xid", type_=Uuid()),
+            month,
         )
         .select_from(each)
         .where(true())  # SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
     )
     ins = sqlite.insert(seam.RECORD).from_select(list(seam.INSERT_COLUMNS), source)
     return ins.on_conflict_do_update(
-        index_elements=["institution_id", "dataset", "key"],
+        index_elements=list(seam.CONFLICT_COLUMNS),
         set_=seam.update_set(ins.excluded),
         where=seam.RECORD.c.data.is_distinct_from(ins.excluded.data),
     ).returning(seam.RECORD.c.id, seam.RECORD.c.key, seam.RECORD.c.version)

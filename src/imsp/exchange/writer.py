@@ -3,7 +3,10 @@ shape both writers share.
 
 A writer stores one upload as ONE unit of work (ARCHITECTURE.md, "The upload path"):
 
-* ``INSERT … ON CONFLICT (institution_id, dataset, key) DO UPDATE … WHERE record.data IS DISTINCT
+* the key's month: read from ``record_key``, or the request's Beijing month for a key never seen
+  (then written there) — the partition of ``record`` that holds the key on PostgreSQL
+  (``imsp.exchange.partitions``);
+* ``INSERT … ON CONFLICT (institution_id, dataset, key, month) DO UPDATE … WHERE record.data IS DISTINCT
   FROM excluded.data RETURNING …``: a new key is inserted (version 1), a changed one replaced
   (version + 1); a record resubmitted unchanged is not rewritten and gets no new version, so
   redelivery by a client's outbox is harmless (reported as 201 "unchanged").
@@ -37,7 +40,14 @@ from typing import cast as typing_cast
 from sqlalchemy import String, Table, literal_column
 
 from imsp.errors import ImspError, Unavailable
-from imsp.exchange.models import ExchangeLog, Record, RecordChange, RecordVersion
+from imsp.exchange.models import (
+    ArchivedPartition,
+    ExchangeLog,
+    Record,
+    RecordChange,
+    RecordKey,
+    RecordVersion,
+)
 from imsp.standard.model import COLUMN_ROLES
 from imsp.storage.base import UtcDateTime
 
@@ -47,6 +57,8 @@ RECORD = typing_cast(Table, Record.__table__)
 RECORD_VERSION = typing_cast(Table, RecordVersion.__table__)
 RECORD_CHANGE = typing_cast(Table, RecordChange.__table__)
 EXCHANGE_LOG = typing_cast(Table, ExchangeLog.__table__)
+RECORD_KEY = typing_cast(Table, RecordKey.__table__)
+ARCHIVED_PARTITION = typing_cast(Table, ArchivedPartition.__table__)
 
 ColumnKind = Literal["text", "time", "bool", "json"]
 
@@ -168,7 +180,8 @@ def update_set(excluded: Any) -> dict[str, Any]:
     return out
 
 
-#: The ``record`` columns an upsert inserts, in order: the scope, the row columns, the rest.
+#: The ``record`` columns an upsert inserts, in order: the scope, the row columns, the rest
+#: (``month``: the key's month from ``record_key``, the partition on PostgreSQL).
 INSERT_COLUMNS: Final = (
     "institution_id",
     "dataset",
@@ -177,7 +190,11 @@ INSERT_COLUMNS: Final = (
     "created_at",
     "updated_at",
     "exchange_id",
+    "month",
 )
+#: The upsert's conflict target: the business key within its month (``record_key`` fixes the
+#: month of a key, so this is the business key; PostgreSQL needs the partition key in it).
+CONFLICT_COLUMNS: Final = ("institution_id", "dataset", "key", "month")
 #: The ``record_change`` columns a writer inserts (``id`` and the claim columns are not).
 CHANGE_COLUMNS: Final = (
     "institution_id",

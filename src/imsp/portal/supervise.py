@@ -8,7 +8,8 @@ list on a page has an ``.xlsx`` twin with the same rows and Chinese headers.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
@@ -16,6 +17,7 @@ from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from imsp.errors import BadRequest, NotFound
@@ -26,6 +28,7 @@ from imsp.supervision import charts, dashboard, records, rule_tester
 from imsp.supervision import queries as finding_queries
 from imsp.supervision.dashboard import Totals
 from imsp.supervision.export import XLSX, to_xlsx
+from imsp.web import ctx
 
 router = APIRouter()
 #: Links shown in the record viewer's action block (``#record-actions``): other parts of the
@@ -63,9 +66,17 @@ def _date(v: Visit, name: str) -> date | None:
         raise BadRequest(f"日期格式应为 yyyy-MM-dd：{name}={raw[:20]}") from None
 
 
-async def period(v: Visit) -> tuple[date, date]:
+@asynccontextmanager
+async def reads(v: Visit) -> AsyncIterator[AsyncSession]:
+    """The dashboards' and exports' reads (rollups only): on the read replica when
+    ``IMSP_DATABASE_REPLICA_URL`` is set, else the primary (``Database.read_session``)."""
+    async with ctx(v.request).db.read_session() as session:
+        yield session
+
+
+async def period(v: Visit, db: AsyncSession | None = None) -> tuple[date, date]:
     """``?start=&end=`` (Beijing dates, inclusive); default the last 30 days with data."""
-    end = _date(v, "end") or await dashboard.latest_day(v.db) or v.now.date()
+    end = _date(v, "end") or await dashboard.latest_day(db or v.db) or v.now.date()
     start = _date(v, "start") or end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
         raise BadRequest("开始日期不能晚于结束日期")
@@ -204,11 +215,11 @@ class OverviewLists:
         return sum(r.open for r in self.ranked)
 
 
-async def _overview(v: Visit, start: date, end: date) -> OverviewLists:
-    ov = await dashboard.overview(v.db, start=start, end=end)
-    counts = await dashboard.findings_by_institution(v.db, start=start, end=end)
-    rules = await dashboard.findings_by_rule(v.db, start=start, end=end)
-    by_day = await dashboard.findings_by_day(v.db, start=start, end=end)
+async def _overview(db: AsyncSession, start: date, end: date) -> OverviewLists:
+    ov = await dashboard.overview(db, start=start, end=end)
+    counts = await dashboard.findings_by_institution(db, start=start, end=end)
+    rules = await dashboard.findings_by_rule(db, start=start, end=end)
+    by_day = await dashboard.findings_by_day(db, start=start, end=end)
     return OverviewLists(ov, rank(ov.hospitals, counts), rules, by_day)
 
 
@@ -232,8 +243,9 @@ async def _xlsx(
 
 @router.get("/supervision")
 async def overview(v: Visit = Depends(regulator)) -> Response:  # noqa: B008
-    start, end = await period(v)
-    data = await _overview(v, start, end)
+    async with reads(v) as db:
+        start, end = await period(v, db)
+        data = await _overview(db, start, end)
     ov = data.ov
     ds_items = [
         (dashboard.dataset_name(c), float(t.received)) for c, t in ov.by_dataset.items() if c
@@ -280,8 +292,9 @@ async def overview(v: Visit = Depends(regulator)) -> Response:  # noqa: B008
 
 @router.get("/supervision/export/{name}.xlsx")
 async def overview_export(name: str, v: Visit = Depends(regulator)) -> Response:  # noqa: B008
-    start, end = await period(v)
-    data = await _overview(v, start, end)
+    async with reads(v) as db:
+        start, end = await period(v, db)
+        data = await _overview(db, start, end)
     span = f"{start.isoformat()}至{end.isoformat()}"
     lists = {
         "datasets": (f"各数据集-{span}", DATASET_HEADERS, dataset_rows(data.ov.by_dataset)),
@@ -302,22 +315,23 @@ class HospitalLists:
     doctors: list[dashboard.DoctorCount]
 
 
-async def _hospital(v: Visit, institution_id: int, start: date, end: date) -> HospitalLists:
-    view = await dashboard.hospital(v.db, institution_id=institution_id, start=start, end=end)
+async def _hospital(db: AsyncSession, institution_id: int, start: date, end: date) -> HospitalLists:
+    view = await dashboard.hospital(db, institution_id=institution_id, start=start, end=end)
     if view is None:
         raise NotFound("医疗机构不存在")
     return HospitalLists(
         view,
-        await dashboard.findings_by_rule(v.db, start=start, end=end, institution_id=institution_id),
-        await dashboard.findings_by_day(v.db, start=start, end=end, institution_id=institution_id),
-        await dashboard.top_doctors(v.db, institution_id=institution_id, start=start, end=end),
+        await dashboard.findings_by_rule(db, start=start, end=end, institution_id=institution_id),
+        await dashboard.findings_by_day(db, start=start, end=end, institution_id=institution_id),
+        await dashboard.top_doctors(db, institution_id=institution_id, start=start, end=end),
     )
 
 
 @router.get("/supervision/hospitals/{institution_id}")
 async def hospital(institution_id: int, v: Visit = Depends(regulator)) -> Response:  # noqa: B008
-    start, end = await period(v)
-    data = await _hospital(v, institution_id, start, end)
+    async with reads(v) as db:
+        start, end = await period(v, db)
+        data = await _hospital(db, institution_id, start, end)
     view = data.view
     silent = {d.isoformat() for d in view.silent}
     day_items = [(d.isoformat(), float(t.received)) for d, t in view.by_day.items()]
@@ -366,8 +380,9 @@ async def hospital_export(
     name: str,
     v: Visit = Depends(regulator),  # noqa: B008
 ) -> Response:
-    start, end = await period(v)
-    data = await _hospital(v, institution_id, start, end)
+    async with reads(v) as db:
+        start, end = await period(v, db)
+        data = await _hospital(db, institution_id, start, end)
     view = data.view
     span = f"{start.isoformat()}至{end.isoformat()}"
     label = view.hospital.name[:12]
@@ -399,6 +414,9 @@ async def record(record_id: int, v: Visit = Depends(record_readers)) -> Response
         v.db, record_id=record_id, institution_id=scope, actor=v.actor, now=v.now
     )
     if view is None:
+        archived = await records.archived_note(v.db, record_id=record_id)
+        if archived is not None:  # a hospital is told when, not where the export lies
+            raise NotFound("记录已归档：" + archived.text(with_location=scope is None))
         raise NotFound("记录不存在")
     actions = [link for make in RECORD_ACTIONS if (link := make(view)) is not None]
     return render(v.request, "supervision_record.html", visit=v, view=view, actions=actions)

@@ -38,12 +38,19 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     return pragmas
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """The async engine. A unit of work waits at most ``settings.lock_timeout_seconds`` for a
-    lock (SQLite busy timeout, PostgreSQL ``lock_timeout``) and then fails, so a request never
-    hangs behind a held row. Statement parameters never appear in exception messages
-    (``hide_parameters``): they hold what users typed, and exceptions end up in logs."""
-    url = settings.sqlalchemy_url
+def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
+    """The async engine (of ``url``, default the primary). A unit of work waits at most
+    ``settings.lock_timeout_seconds`` for a lock (SQLite busy timeout, PostgreSQL
+    ``lock_timeout``) and then fails, so a request never hangs behind a held row. Statement
+    parameters never appear in exception messages (``hide_parameters``): they hold what users
+    typed, and exceptions end up in logs.
+
+    Behind PgBouncer in transaction mode (``settings.database_pgbouncer``) a server connection
+    serves another client after every transaction, so nothing may live in the session: psycopg
+    must not prepare statements (it names them per connection after 5 runs of one query) and
+    ``lock_timeout`` cannot be a start-up option (PgBouncer refuses ``options``); it is set
+    with ``SET LOCAL`` at the start of every transaction instead."""
+    url = url or settings.sqlalchemy_url
     lock_ms = int(settings.lock_timeout_seconds * 1000)
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if settings.is_sqlite:
@@ -53,6 +60,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"hide_parameters": True, "connect_args": {"timeout": lock_ms / 1000}}
+    elif settings.database_pgbouncer:
+        kwargs.update(pool_size=20, max_overflow=20, connect_args={"prepare_threshold": None})
     else:
         kwargs.update(
             pool_size=20, max_overflow=20, connect_args={"options": f"-c lock_timeout={lock_ms}"}
@@ -60,7 +69,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if settings.is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(lock_ms))
+    elif settings.database_pgbouncer:
+        event.listen(engine.sync_engine, "begin", _local_lock_timeout(lock_ms))
     return engine
+
+
+def _local_lock_timeout(lock_ms: int) -> Any:
+    def begin(conn: Any) -> None:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_ms)}")
+
+    return begin
 
 
 def db_error_name(exc: DBAPIError) -> str:
@@ -78,6 +96,10 @@ class Database:
         self.settings = settings
         self.engine = create_engine(settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        replica = settings.replica_sqlalchemy_url
+        #: The read replica's engine (``IMSP_DATABASE_REPLICA_URL``), or the primary's.
+        self.reader = create_engine(settings, url=replica) if replica else self.engine
+        self.read_sessions = async_sessionmaker(self.reader, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -94,6 +116,18 @@ class Database:
                 await s.rollback()
                 raise
 
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work for heavy reads — dashboards, reports, exports — on the read replica
+        when one is configured (else the primary). A replica is read-only and may lag the
+        primary by its replication delay, so only reads whose answer may be that old belong
+        here; anything that writes (an audit row) uses :meth:`session`."""
+        async with self.read_sessions() as s:
+            try:
+                yield s
+            finally:
+                await s.rollback()
+
     async def ping(self) -> dict[str, Any]:
         """Health of the database for ``/healthz``: never raises."""
         try:
@@ -105,3 +139,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()

@@ -6,6 +6,7 @@ tables independently; ``upgrade`` applies every head.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from importlib import resources
 
 from alembic import command
@@ -15,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from imsp.config import Settings
+from imsp.exchange.partitions import ensure, is_partition
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -29,6 +31,19 @@ def upgrade(settings: Settings, target: str = "heads") -> None:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(settings), target)
+    if not settings.is_sqlite:
+        ensure_partitions(settings)
+
+
+def ensure_partitions(settings: Settings) -> list[str]:
+    """The monthly partitions of this month and the next ones (PostgreSQL; the worker does the
+    same every hour): ``imsp db upgrade`` leaves a database ready to take uploads."""
+    engine = create_engine(settings.sync_url)
+    try:
+        with engine.begin() as conn:
+            return ensure(conn, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
 
 
 def unapplied_heads(settings: Settings) -> list[str]:
@@ -41,3 +56,14 @@ def unapplied_heads(settings: Settings) -> list[str]:
     finally:
         engine.dispose()
     return sorted(set(script.get_heads()) - current)
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, other: object
+) -> bool:
+    """Alembic's schema comparison: the models describe partitioned tables by their parent, so
+    the monthly partitions (and detached ones kept after archiving) are not compared."""
+    if type_ == "table" and name is not None and is_partition(name):
+        return False
+    table = getattr(obj, "table", None)
+    return not (table is not None and is_partition(str(getattr(table, "name", ""))))

@@ -70,6 +70,11 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+async def archived_note(session: AsyncSession, *, record_id: int) -> exchange.ArchiveNote | None:
+    """Why the record ``record_id`` is gone: its month was archived (``None`` otherwise)."""
+    return await exchange.archive_note_for_record_id(session, record_id)
+
+
 async def record_view(
     session: AsyncSession,
     *,

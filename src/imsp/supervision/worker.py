@@ -14,6 +14,8 @@ Uploads never wait for any of this: the feed row is written with the record; rul
 When the feed is empty the worker decides pending checks whose grace period ended (R43/R44),
 marks findings whose rectification deadline passed as 逾期, and refreshes the daily rollups the
 regulator's pages read (``rollups.refresh_rollups``: only what changed since its watermark).
+Once an hour it also creates the monthly partitions ahead on PostgreSQL
+(``imsp.exchange.partitions.ensure_ahead``: this month and the next two).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
 from imsp.clock import Clock
 from imsp.config import Settings
 from imsp.exchange import changes as feed
+from imsp.exchange import partitions
 from imsp.storage.db import Database
 from imsp.supervision.engine import Stats
 from imsp.supervision.findings import expire_overdue
@@ -38,6 +42,9 @@ from imsp.supervision.rollups import refresh_rollups
 __all__ = ["Round", "run_once", "run_worker", "worker_name"]
 
 log = logging.getLogger("imsp.supervision")
+
+#: How often the worker makes sure next months' partitions exist (PostgreSQL).
+PARTITION_CHECK_SECONDS = 3600.0
 
 
 def worker_name() -> str:
@@ -93,7 +100,16 @@ async def run_worker(
     and retried after a pause: its changes stay in the feed."""
     name = worker or worker_name()
     pause = settings.supervision.poll_seconds
+    next_maintenance = 0.0
     while not stop.is_set():
+        if time.monotonic() >= next_maintenance:
+            try:
+                created = await partitions.ensure_ahead(db.engine, now=clock.now())
+                if created:
+                    log.info("partitions created: %s", ", ".join(created))
+                next_maintenance = time.monotonic() + PARTITION_CHECK_SECONDS
+            except Exception as exc:  # retried at the next round
+                log.warning("partition maintenance failed: %s", type(exc).__name__)
         try:
             done = await run_once(db, settings=settings, clock=clock, worker=name)
         except Exception as exc:  # the worker outlives any one round; its changes stay queued

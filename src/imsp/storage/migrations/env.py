@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, pool
 
 import imsp.storage.registry  # noqa: F401  (imports every domain's models)
 from imsp.storage.base import Base
+from imsp.storage.migrate import include_object
 
 config = context.config
 url = config.attributes["sync_url"]
@@ -18,6 +19,7 @@ with engine.connect() as connection:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

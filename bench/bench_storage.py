@@ -1,0 +1,165 @@
+"""Benchmark: bytes on disk per stored record on PostgreSQL (not a test).
+
+    .venv/bin/python bench/bench_storage.py [--records 20000] [--batch 500] [--replace 0.1]
+
+1. creates a fresh PostgreSQL database (dropped at the end), migrates it, creates a credential;
+2. pushes ``--records`` generated prescriptions (``imsp.standard.sample``, 处方, distinct keys,
+   distinct patients, doctors and times) through the real exchange app in-process (the real
+   writer, the same statement as production) in ``--batch``-record uploads, then sends
+   ``--replace`` of them again with one field changed (a correction: a second version);
+3. ``VACUUM ANALYZE``, then reports ``pg_total_relation_size`` (heap + TOAST + every index,
+   summed over the partitions of a partitioned table) of each table the upload path writes,
+   divided by the records stored, next to the JSON bytes received per record.
+
+The JSON received is what the hospital sent: the request bodies' bytes, divided by records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_ingest import ORG, fresh_database, prepare  # noqa: E402
+
+TABLES = ("record", "record_version", "record_key", "exchange_log", "record_change")
+
+
+def _size(conn: psycopg.Connection[Any], table: str) -> int:
+    """Heap + TOAST + indexes of ``table``, summed over its partitions if it has any."""
+    row = conn.execute(
+        "SELECT CASE WHEN c.relkind = 'p' THEN (SELECT sum(pg_total_relation_size(relid))"
+        " FROM pg_partition_tree(c.oid)) ELSE pg_total_relation_size(c.oid) END::bigint"
+        " FROM pg_class c WHERE c.oid = to_regclass(%s)",
+        (table,),
+    ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--replace", type=float, default=0.1)
+    args = parser.parse_args()
+
+    from fastapi.testclient import TestClient
+
+    from imsp.app import create_exchange_app
+    from imsp.config import Settings
+    from imsp.standard.sample import generate
+
+    recs = generate("prescription", min(args.records, 5000), seed=7, org_code=ORG)
+    with fresh_database(args.admin_url) as url:
+        app_id, secret = prepare(url)
+        settings = Settings(database_url=url)
+        received = 0
+        stored = 0
+        started = time.perf_counter()
+        with TestClient(create_exchange_app(settings)) as client:
+            token = client.get(
+                "/auth/accesstoken/create", params={"appId": app_id, "appSecret": secret}
+            ).json()["data"]["accessToken"]
+
+            def send(batch: list[dict[str, Any]]) -> int:
+                body = orjson.dumps(batch)
+                r = client.post(
+                    "/uploadPrescriptionInfo",
+                    content=body,
+                    headers={"accessToken": token, "Content-Type": "application/json"},
+                )
+                data = r.json()["data"]
+                assert r.status_code == 200 and data["fail"] == 0, r.text[:300]
+                nonlocal received
+                received += len(body)
+                return int(data["success"])
+
+            for n in range(0, args.records, args.batch):
+                batch = [
+                    dict(recs[(n + i) % len(recs)], recipeID=f"B-{n + i:09d}")
+                    for i in range(min(args.batch, args.records - n))
+                ]
+                stored += send(batch)
+            replaced = int(args.records * args.replace)
+            for n in range(0, replaced, args.batch):
+                batch = [
+                    dict(
+                        recs[(n + i) % len(recs)],
+                        recipeID=f"B-{n + i:09d}",
+                        allergyInfo="青霉素过敏（更正）",
+                    )
+                    for i in range(min(args.batch, replaced - n))
+                ]
+                send(batch)
+        elapsed = time.perf_counter() - started
+        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+            sizes = {t: _size(conn, t) for t in TABLES}
+            toast = conn.execute(
+                "SELECT coalesce(sum(pg_column_size(data)), 0) FROM record"
+            ).fetchone()
+            body = conn.execute(
+                "SELECT coalesce(sum(pg_column_size(body)), 0), coalesce(sum(octet_length(body)), 0)"
+                " FROM exchange_log WHERE body IS NOT NULL"
+            ).fetchone()
+            server = conn.execute("SHOW server_version").fetchone()
+            versions = conn.execute("SELECT count(*) FROM record_version").fetchone()
+            # What a month costs once archived: the dump `imsp db partitions archive` writes
+            # (pg_dump custom format, compressed), of every partition holding these rows.
+            parts = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    " WHERE i.inhparent IN ('record'::regclass, 'record_version'::regclass,"
+                    " 'exchange_log'::regclass) AND c.reltuples > 0"
+                ).fetchall()
+            ]
+        dumped = 0
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in parts:
+                target = Path(tmp) / f"{name}.dump"
+                subprocess.run(
+                    ["pg_dump", "--dbname", libpq, "--format=custom", "--compress=9",
+                     "--table", f"public.{name}", "--file", str(target)],
+                    check=True,
+                )  # fmt: skip
+                dumped += target.stat().st_size
+    total = sum(sizes.values())
+    print(f"version rows: {versions[0] if versions else 0:,}")
+    print(f"PostgreSQL {server[0] if server else '?'}; pid {os.getpid()}; {elapsed:.1f} s")
+    print(
+        f"records stored: {stored:,}; replaced (second version): {replaced:,}; "
+        f"JSON received: {received / stored:,.0f} B per record (all requests, incl. replacements)"
+    )
+    print(f"{'table':<16} {'bytes':>14} {'B/record':>10}")
+    for t, b in sizes.items():
+        print(f"{t:<16} {b:>14,} {b / stored:>10,.0f}")
+    print(f"{'total':<16} {total:>14,} {total / stored:>10,.0f}")
+    if parts:
+        print(
+            f"archived (pg_dump of {', '.join(sorted(parts))}): {dumped:,} bytes = "
+            f"{dumped / stored:,.0f} B/record"
+        )
+    if toast and body:
+        print(
+            f"record.data as stored (pg_column_size): {toast[0] / stored:,.0f} B/record; "
+            f"exchange_log.body stored {body[0] / stored:,.0f} B/record of {body[1] / stored:,.0f} B sent"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""Monthly partitions of the exchange's growing tables on PostgreSQL: created ahead, listed,
+archived by detaching — never by ``DELETE``.
+
+Three tables grow with every upload; on PostgreSQL each is range-partitioned by month (native
+declarative partitioning; SQLite stays one table each, and the writers hide the difference):
+
+=================  ==========================================================================
+``record``         ``month``: the Beijing month in which the business key was FIRST received,
+                   fixed for the key by ``record_key``. The unique constraint of a partitioned
+                   table must contain the partition key, so the upsert's conflict target is
+                   (institution, dataset, key, month); because the month never changes for a
+                   key, a resend or a correction in a later month still lands on its row.
+``record_version`` ``at``: its own receipt time.
+``exchange_log``   ``at``: its own receipt time (the UUIDv7 exchange id carries it too).
+=================  ==========================================================================
+
+Partitions are named ``<table>_mYYYYMM`` and cover a Beijing calendar month. ``<table>_default``
+catches rows of a month that has no partition yet (a clock far ahead, a worker that did not
+run); when that month's partition is created, its rows are moved out of the default partition
+into it. :func:`ensure` creates the current month and :data:`AHEAD` months ahead; the supervision
+worker calls it once an hour and ``imsp db upgrade`` at migrate time.
+
+Archival of a month (:func:`archive`, ``imsp db partitions archive YYYY-MM``), per table:
+``DETACH PARTITION`` (``CONCURRENTLY`` when the table has no default partition — PostgreSQL
+forbids it otherwise), ``pg_dump`` of the detached table (custom format, compressed) into the
+archive directory, a row in ``archived_partition`` (rows, where, when, SHA-256 of the dump), then
+``DROP TABLE`` of the detached table (or keep it with ``keep=True``). ``record_key`` keeps the
+archived keys, so a trace of an archived record says where its month went.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+#: Partitioned table → its partition key column.
+PARENTS: Final[dict[str, str]] = {"record": "month", "record_version": "at", "exchange_log": "at"}
+#: Months created ahead of the current one.
+AHEAD: Final = 2
+#: Longest wait for the lock on a parent table when creating or detaching a partition.
+LOCK_TIMEOUT_MS: Final = 3000
+_BEIJING: Final = timezone(timedelta(hours=8))
+_NAME: Final = re.compile(r"^(record|record_version|exchange_log)_(m\d{6}|default)$")
+
+
+def is_partition(name: str) -> bool:
+    """Whether a table name is one of our partitions (or a kept detached one): Alembic's schema
+    comparison skips them, the models describe only the partitioned parents."""
+    return _NAME.match(name) is not None
+
+
+def month_of(value: datetime) -> date:
+    """The first day of the Beijing calendar month of an instant."""
+    b = value.astimezone(_BEIJING)
+    return date(b.year, b.month, 1)
+
+
+def add_months(month: date, n: int) -> date:
+    total = month.year * 12 + month.month - 1 + n
+    return date(total // 12, total % 12 + 1, 1)
+
+
+def parse_month(value: str) -> date:
+    """``YYYY-MM`` → the month's first day (``ValueError`` otherwise)."""
+    m = re.fullmatch(r"(\d{4})-(\d{2})", value.strip())
+    if m is None or not 1 <= int(m.group(2)) <= 12:
+        raise ValueError(value)
+    return date(int(m.group(1)), int(m.group(2)), 1)
+
+
+def partition_name(parent: str, month: date) -> str:
+    return f"{parent}_m{month.year:04d}{month.month:02d}"
+
+
+def _bounds(parent: str, month: date) -> tuple[str, str]:
+    """SQL literals of the month's range on ``parent``'s key (Beijing midnight for times)."""
+    nxt = add_months(month, 1)
+    if PARENTS[parent] == "month":
+        return f"'{month.isoformat()}'", f"'{nxt.isoformat()}'"
+    return f"'{month.isoformat()} 00:00:00+08'", f"'{nxt.isoformat()} 00:00:00+08'"
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    parent: str
+    name: str
+    month: date | None  # None: the default partition
+    rows: int  # PostgreSQL's estimate (reltuples), exact for the default partition
+    bytes: int  # pg_total_relation_size
+
+
+def is_partitioned(conn: Connection, parent: str = "record") -> bool:
+    kind = conn.execute(
+        text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": parent}
+    ).scalar()
+    return kind == "p"
+
+
+def list_partitions(conn: Connection) -> list[Partition]:
+    """Every partition of the three tables, by table then month (default last)."""
+    rows = conn.execute(
+        text(
+            "SELECT p.relname, c.relname, greatest(c.reltuples, 0)::bigint,"
+            " pg_total_relation_size(c.oid)"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " JOIN pg_class p ON p.oid = i.inhparent"
+            " WHERE p.relname IN ('record', 'record_version', 'exchange_log')"
+            " AND p.relnamespace = 'public'::regnamespace"
+        )
+    ).all()
+    out: list[Partition] = []
+    for parent, name, estimate, size in rows:
+        suffix = name[len(parent) + 1 :]
+        month = None if suffix == "default" else date(int(suffix[1:5]), int(suffix[5:7]), 1)
+        count = int(estimate)
+        if month is None:
+            count = int(conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar() or 0)
+        out.append(Partition(parent, name, month, count, int(size)))
+    order = list(PARENTS)
+    out.sort(key=lambda p: (order.index(p.parent), p.month is None, p.month or date.min))
+    return out
+
+
+def create_month(conn: Connection, parent: str, month: date) -> bool:
+    """Create ``parent``'s partition for ``month`` (``False`` if it exists). Rows of that month
+    already caught by the default partition are moved into it, in the same transaction."""
+    name = partition_name(parent, month)
+    if conn.execute(text("SELECT to_regclass(:t)"), {"t": name}).scalar() is not None:
+        return False
+    lo, hi = _bounds(parent, month)
+    key = PARENTS[parent]
+    default = f"{parent}_default"
+    caught = False
+    if conn.execute(text("SELECT to_regclass(:t)"), {"t": default}).scalar() is not None:
+        conn.execute(text(f'LOCK TABLE "{default}" IN ACCESS EXCLUSIVE MODE'))
+        caught = bool(
+            conn.execute(
+                text(
+                    f'SELECT EXISTS (SELECT 1 FROM "{default}" WHERE {key} >= {lo} AND {key} < {hi})'
+                )
+            ).scalar()
+        )
+    if not caught:
+        conn.execute(
+            text(f'CREATE TABLE "{name}" PARTITION OF "{parent}" FOR VALUES FROM ({lo}) TO ({hi})')
+        )
+        return True
+    conn.execute(
+        text(
+            f'CREATE TABLE "{name}" (LIKE "{parent}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS'
+            " INCLUDING STORAGE INCLUDING COMPRESSION)"
+        )
+    )
+    conn.execute(
+        text(
+            f'WITH moved AS (DELETE FROM "{default}" WHERE {key} >= {lo} AND {key} < {hi}'
+            f' RETURNING *) INSERT INTO "{name}" SELECT * FROM moved'
+        )
+    )
+    conn.execute(
+        text(f'ALTER TABLE "{parent}" ATTACH PARTITION "{name}" FOR VALUES FROM ({lo}) TO ({hi})')
+    )
+    return True
+
+
+def create_default(conn: Connection, parent: str) -> bool:
+    name = f"{parent}_default"
+    if conn.execute(text("SELECT to_regclass(:t)"), {"t": name}).scalar() is not None:
+        return False
+    conn.execute(text(f'CREATE TABLE "{name}" PARTITION OF "{parent}" DEFAULT'))
+    return True
+
+
+def ensure(
+    conn: Connection,
+    *,
+    now: datetime,
+    ahead: int = AHEAD,
+    months: Iterable[date] = (),
+    wait_briefly: bool = True,
+) -> list[str]:
+    """Create the partitions of the current month, ``ahead`` months after it and ``months``
+    (each table), and the default partitions; archived months are never re-created. Returns the
+    names created. No-op on a database whose tables are not partitioned (SQLite, or before the
+    migration)."""
+    if conn.dialect.name != "postgresql" or not is_partitioned(conn):
+        return []
+    # Creating a partition locks its parent exclusively: never queue uploads behind it while a
+    # long read holds the table — give up after a moment and try again at the next round
+    # (the months are created two ahead, so a missed round costs nothing).
+    if wait_briefly:  # (not inside a migration, whose own statements may wait)
+        conn.execute(text(f"SET LOCAL lock_timeout = {LOCK_TIMEOUT_MS}"))
+    archived = {
+        (p, m) for p, m in conn.execute(text("SELECT parent, month FROM archived_partition")).all()
+    }
+    current = month_of(now)
+    wanted = sorted({add_months(current, n) for n in range(ahead + 1)} | set(months))
+    created: list[str] = []
+    for parent in PARENTS:
+        for month in wanted:
+            if (parent, month) not in archived and create_month(conn, parent, month):
+                created.append(partition_name(parent, month))
+        if create_default(conn, parent):
+            created.append(f"{parent}_default")
+    return created
+
+
+# --------------------------------------------------------------------------- archival
+
+
+@dataclass(frozen=True, slots=True)
+class Archived:
+    parent: str
+    partition: str
+    month: date
+    rows: int
+    location: str
+    sha256: str | None
+    kept: bool
+
+
+class ArchiveError(Exception):
+    """An archive step failed; the message is Chinese, for the operator."""
+
+
+def _dump(url: str, table: str, target: Path) -> str:
+    """``pg_dump`` one table (custom format: compressed, restorable with ``pg_restore``); the
+    file's SHA-256. The password travels in the environment, never on the command line."""
+    parsed = make_url(url).set(drivername="postgresql")
+    env = dict(os.environ)
+    if parsed.password:
+        env["PGPASSWORD"] = str(parsed.password)
+    dsn = parsed.set(password=None).render_as_string(hide_password=False)
+    done = subprocess.run(
+        ["pg_dump", "--dbname", dsn, "--format=custom", "--compress=9", "--table", f"public.{table}",
+         "--file", str(target)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise ArchiveError(f"pg_dump 失败：{done.stderr.strip()[:300]}")
+    digest = hashlib.sha256()
+    with target.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def archive(
+    conn: Connection, *, url: str, month: date, directory: Path, keep: bool, now: datetime
+) -> list[Archived]:
+    """Archive ``month`` of the three tables (see the module docstring). ``conn`` must be in
+    autocommit mode (``DETACH … CONCURRENTLY`` runs outside a transaction); ``url`` is the
+    database's URL for ``pg_dump``. A month that has not ended cannot be archived. If a dump
+    fails, its partition is attached again and nothing is recorded for it."""
+    if month >= month_of(now):
+        raise ArchiveError(f"{month:%Y-%m} 尚未结束，不能归档（只能归档已结束的月份）")
+    directory.mkdir(parents=True, exist_ok=True)
+    conn.execute(text(f"SET lock_timeout = {LOCK_TIMEOUT_MS}"))  # see ensure()
+    out: list[Archived] = []
+    database = make_url(url).database or "imsp"
+    for parent in PARENTS:
+        name = partition_name(parent, month)
+        attached = conn.execute(
+            text(
+                "SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(:t)"
+                " AND inhparent = to_regclass(:p)"
+            ),
+            {"t": name, "p": parent},
+        ).scalar()
+        if attached is None:
+            continue
+        rows = int(conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar() or 0)
+        min_id = max_id = None
+        if parent == "record":
+            min_id, max_id = conn.execute(text(f'SELECT min(id), max(id) FROM "{name}"')).one()
+        has_default = (
+            conn.execute(text("SELECT to_regclass(:t)"), {"t": f"{parent}_default"}).scalar()
+            is not None
+        )
+        how = "" if has_default else " CONCURRENTLY"
+        conn.execute(text(f'ALTER TABLE "{parent}" DETACH PARTITION "{name}"{how}'))
+        target = directory / f"{database}.{name}.dump"
+        try:
+            digest = _dump(url, name, target)
+        except ArchiveError:
+            lo, hi = _bounds(parent, month)
+            conn.execute(
+                text(
+                    f'ALTER TABLE "{parent}" ATTACH PARTITION "{name}" FOR VALUES FROM ({lo}) TO ({hi})'
+                )
+            )
+            raise
+        location = str(target.resolve())
+        if keep:
+            location += f"（库内保留表 {name}）"
+        else:
+            conn.execute(text(f'DROP TABLE "{name}"'))
+        conn.execute(
+            text(
+                "INSERT INTO archived_partition (parent, month, partition, rows, min_id, max_id,"
+                " location, sha256, kept, archived_at) VALUES (:parent, :month, :partition, :rows,"
+                " :min_id, :max_id, :location, :sha256, :kept, :at)"
+            ),
+            {
+                "parent": parent, "month": month, "partition": name, "rows": rows,
+                "min_id": min_id, "max_id": max_id, "location": location, "sha256": digest,
+                "kept": keep, "at": now.astimezone(UTC),
+            },
+        )  # fmt: skip
+        out.append(Archived(parent, name, month, rows, location, digest, keep))
+    return out
+
+
+async def ensure_ahead(engine: AsyncEngine, *, now: datetime) -> list[str]:
+    """:func:`ensure` in its own transaction (the worker's hourly call)."""
+    if engine.dialect.name != "postgresql":
+        return []
+    async with engine.begin() as conn:
+        return await conn.run_sync(lambda c: ensure(c, now=now))
