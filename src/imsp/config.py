@@ -7,10 +7,11 @@ environment, e.g. ``IMSP_EXCHANGE__TOKEN_TTL_SECONDS=600``.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -170,6 +171,20 @@ class MetricsSettings(BaseModel):
         description="允许读取 /metrics 的地址（逗号分隔的 IP 或网段）；默认只允许本机。"
         "经代理转发的请求，X-Forwarded-For 中的每个地址也须在此范围内",
     )
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"不是 IP 地址或网段 / not an address or CIDR: {part.strip()}"
+                    ) from None
+        return value
+
     sample_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -268,3 +268,10 @@ def test_routes_are_counted_by_template_never_by_raw_path(served: httpx.Client) 
     )
     unmatched = {"server": "exchange", "route": "<unmatched>", "method": "GET", "status": "4xx"}
     assert delta(before, after, "imsp_http_requests_total", **unmatched) == 1
+
+
+def test_a_bad_allow_list_is_a_configuration_error() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"not an address or CIDR: 10\.0\.0\.0/33"):
+        MetricsSettings(allow="127.0.0.1, 10.0.0.0/33")
