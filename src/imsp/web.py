@@ -219,3 +219,22 @@ def install_healthz(app: FastAPI) -> None:
         return JsonResponse(
             body, status_code=503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
         )
+
+    @app.get("/readyz", tags=["运维"], summary="就绪检查（负载均衡器据此分发流量）")
+    async def readyz(request: Request) -> Response:
+        from imsp.readiness import check
+
+        c = ctx(request)
+        result = await check(c.settings, c.db)
+        body = {
+            "status": "ready" if result.ready else "not_ready",
+            "service": c.service,
+            "version": __version__,
+            "checks": result.checks,
+        }
+        if result.ready:
+            return JsonResponse(body)
+        body["reason"] = "；".join(result.reasons)
+        return JsonResponse(
+            body, status_code=503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
+        )
