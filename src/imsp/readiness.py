@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from imsp.config import Settings
 from imsp.storage import migrate
@@ -48,9 +49,14 @@ async def check(settings: Settings, db: Database) -> Readiness:
     try:
         async with asyncio.timeout(TIMEOUT):
             async with db.engine.connect() as conn:
-                rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-        result.checks["database"] = "ok"
-        missing = migrate.missing_heads(frozenset(r[0] for r in rows))
+                await conn.execute(text("SELECT 1"))
+                result.checks["database"] = "ok"
+                try:
+                    found = await conn.execute(text("SELECT version_num FROM alembic_version"))
+                    current = frozenset(r[0] for r in found)
+                except DBAPIError:  # never migrated: no version table
+                    current = frozenset()
+        missing = migrate.missing_heads(current)
         if missing:
             result.fail(
                 "migrations",

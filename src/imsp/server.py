@@ -17,9 +17,9 @@ import importlib
 import signal
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import uvicorn
 from fastapi import FastAPI
@@ -164,6 +164,18 @@ _ROLE_MODULES: Final[dict[str, tuple[str, ...]]] = {
     "portal": ("imsp.portal.pages",),
     "worker": (),
 }
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop when it is installed (uvicorn[standard] brings it; it sets
+    TCP_NODELAY on every TCP connection itself), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] is a dependency
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def preload(role: Role) -> None:

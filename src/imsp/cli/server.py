@@ -25,6 +25,7 @@ from imsp.server import (
     check_tls,
     preload,
     prepare_database,
+    run_loop,
     serve_forever,
     serve_role,
 )
@@ -213,7 +214,7 @@ def _serve_role(
 
     def child(slot: int, announce: Callable[[], None]) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the parent's business
-        asyncio.run(serve_role(settings, role, sock, on_ready=announce))
+        run_loop(serve_role(settings, role, sock, on_ready=announce))
         return 0
 
     def stop() -> None:
