@@ -13,8 +13,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -127,7 +127,7 @@ class RoleProcess:
         env: Mapping[str, str] | None = None,
         port: bool = True,
     ) -> None:
-        listen = ([] if not port else ["--health-port" if role == "worker" else "--port", "0"])
+        listen = [] if not port else ["--health-port" if role == "worker" else "--port", "0"]
         cmd = [sys.executable, "-m", "imsp.cli.main", "serve", role, *listen, *args]
         environment = {k: v for k, v in os.environ.items() if not k.startswith("IMSP_")} | {
             "IMSP_DATA_DIR": str(settings.data_dir),
