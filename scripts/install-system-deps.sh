@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages IMSP needs beyond Python: fonts and Pango for PDF reports, Chromium for browser
 # tests, curl for the chunked-upload test, poppler for looking at PDFs, wrk for the ingest
-# benchmark, Java 17 for the spec's Java client example (the spec's C# example is not compiled:
+# benchmark, HAProxy to check deploy/haproxy (and systemd-analyze, from Debian's systemd, for the
+# units), Java 17 for the spec's Java client example (the spec's C# example is not compiled:
 # Debian ships no .NET SDK). Installs only what is missing.
 set -euo pipefail
 want=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 curl)
@@ -10,7 +11,7 @@ if ! "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null; then
   want+=(python3-venv)
 fi
 if [ "${1:-}" = "--dev" ]; then
-  want+=(chromium poppler-utils wrk openjdk-17-jdk-headless ffmpeg)  # wrk: bench/bench_ingest.py; ffmpeg: test videos
+  want+=(chromium poppler-utils wrk openjdk-17-jdk-headless ffmpeg haproxy)  # wrk: bench/bench_ingest.py; ffmpeg: test videos; haproxy: deploy/ config check
 fi
 missing=()
 for p in "${want[@]}"; do
