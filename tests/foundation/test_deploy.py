@@ -110,3 +110,26 @@ def test_haproxy_checks_every_node_on_readyz() -> None:
         assert len(servers) == 4, path.name  # two exchange nodes, two portal nodes
         assert all(line.rstrip().endswith("check") for line in servers)
         assert text.count("uri /readyz") == 2
+
+
+def _setting_names() -> set[str]:
+    from pydantic import BaseModel
+
+    from imsp.config import Settings
+
+    names = set()
+    for name, field in Settings.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names |= {f"IMSP_{name.upper()}__{sub.upper()}" for sub in kind.model_fields}
+        else:
+            names.add(f"IMSP_{name.upper()}")
+    return names
+
+
+def test_the_example_environment_file_names_every_setting() -> None:
+    text = (DEPLOY / "imsp.env.example").read_text("utf-8")
+    given = {line.lstrip("#").split("=", 1)[0] for line in text.splitlines() if "=" in line}
+    missing = sorted(_setting_names() - given)
+    assert missing == [], f"add these to deploy/imsp.env.example with a Chinese comment: {missing}"
+    assert sorted(n for n in given if n.startswith("IMSP_") and n not in _setting_names()) == []
