@@ -4,13 +4,18 @@ HSTS and Secure cookies, the SDK with the CA configured, and a chunked upload wi
 from __future__ import annotations
 
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 import pytest
+from cryptography import x509
 
 from imsp.client import Client
 from imsp.client.errors import ClientError
@@ -95,4 +100,52 @@ def test_chunked_upload_over_tls_with_curl_to_the_exchange_role(
     receipt = orjson.loads(answer)
     assert receipt["code"] == 200
     assert [r["msgCode"] for r in receipt["data"]["results"]] == [200] * 20
+    assert node.proc.returncode == 0, err
+
+
+def _served_serial(url: str, ca: Path) -> int:
+    parts = urlsplit(url)
+    context = ssl.create_default_context(cafile=str(ca))
+    with (
+        socket.create_connection((parts.hostname, parts.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=parts.hostname) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+@pytest.mark.slow
+def test_sighup_replaces_the_processes_one_by_one_and_reads_a_renewed_certificate(
+    settings: Settings, pki: Pki, tmp_path: Path
+) -> None:
+    tls = _with_tls(settings, pki)
+    with RoleProcess(tls, "portal", "--workers", "2") as node:
+        before = _served_serial(node.url, pki.ca)
+        old = set(node.children())
+        assert len(old) == 2
+        (tmp_path / "renewed").mkdir()
+        renewed = make_pki(tmp_path / "renewed")  # a new CA too: trust both while rotating
+        bundle = tmp_path / "both.pem"
+        bundle.write_bytes(pki.ca.read_bytes() + renewed.ca.read_bytes())
+        pki.cert.write_bytes(renewed.cert.read_bytes())
+        pki.key.write_bytes(renewed.key.read_bytes())
+        node.proc.send_signal(signal.SIGHUP)
+        failures = 0
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(bundle)), timeout=10) as h:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:  # the port answers throughout the replacement
+                    assert h.get(f"{node.url}/healthz").status_code == 200
+                except httpx.TransportError:
+                    failures += 1
+                now = set(node.children())
+                if len(now) == 2 and not now & old:
+                    break
+                time.sleep(0.05)
+        assert not set(node.children()) & old, "the old processes were not replaced"
+        assert failures == 0
+        after = _served_serial(node.url, renewed.ca)
+        _, err = node.stop()
+    assert after != before
     assert node.proc.returncode == 0, err

@@ -101,10 +101,12 @@ def serve(
     run_migrations: bool,
     demo: bool,
 ) -> None:
-    """启动服务。不带 ROLE：数据交换服务与资质管理系统及后台任务在同一进程（演示与小型部署）；
-    ROLE 为 exchange、portal 或 worker 时只运行该角色，--workers N 个进程（生产部署，见 deploy/）。
-    SIGTERM 优雅退出：不再接受新连接，进行中的请求（如慢速上传）完成后退出；SIGHUP 逐个替换进程
-    （例如更换证书后）。"""
+    """启动服务。
+
+    不带 ROLE：数据交换服务、资质管理系统与后台任务在同一进程（演示与小型部署）。ROLE 为
+    exchange、portal 或 worker 时只运行该角色的 --workers N 个进程（生产部署，见 deploy/）：
+    SIGTERM 时不再接受新连接，进行中的请求（如慢速上传）完成后退出；SIGHUP 逐个替换进程
+    （例如更换证书后）；意外退出的进程自动重启。"""
     settings = load_settings()
     host = host or settings.host
     if role is None:
