@@ -51,7 +51,7 @@ class AppContext:
     settings: Settings
     db: Database
     clock: Clock
-    service: str  # "exchange" | "portal"
+    service: str  # "exchange" | "portal" | "worker" (the worker role's health port)
 
 
 def ctx(request: Request) -> AppContext:
