@@ -20,12 +20,13 @@ taken with ``sigtimedwait`` (no handler races):
 
 With ``--workers N`` > 1 and no ``PROMETHEUS_MULTIPROC_DIR`` in the environment, a fresh
 temporary directory is created for the children's metrics files (prometheus_client's
-multiprocess mode) and removed on exit.
+multiprocess mode) and removed on exit; each child that ends is marked dead there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import shutil
@@ -180,6 +181,7 @@ class Supervisor:
             child = self.children.pop(pid, None)
             if child is None:
                 continue
+            _metrics_dead(pid)
             if child.retiring or not restart:
                 continue
             age = time.monotonic() - child.started
@@ -200,6 +202,19 @@ class Supervisor:
     def _signal_all(self, sig: signal.Signals) -> None:
         for pid in list(self.children):
             _kill(pid, sig)
+
+
+def _metrics_dead(pid: int) -> None:
+    """Tell prometheus_client's multiprocess mode that ``pid`` is gone (its live gauges stop
+    counting); nothing when that mode or the library is not in use."""
+    if not os.environ.get(METRICS_DIR_ENV):
+        return
+    try:
+        multiprocess = importlib.import_module("prometheus_client.multiprocess")
+    except ImportError:
+        return
+    with contextlib.suppress(Exception):
+        multiprocess.mark_process_dead(pid)
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:
