@@ -56,6 +56,15 @@ def test_exchange_role_runs_n_processes_on_one_port_and_restarts_a_killed_one(
         assert r.json()["checks"] == {"database": "ok", "migrations": "ok"}
         assert r.json()["service"] == "exchange"
         _wait(lambda: len(node.children()) == 2, "two worker processes")
+        # TCP_NODELAY in the children too: no ~40 ms delayed-ACK wait on a kept-alive connection
+        with httpx.Client(base_url=node.url, timeout=10) as client:
+            client.get("/standard/v1/codes/yes_no.json")
+            took = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                assert client.get("/standard/v1/codes/yes_no.json").status_code == 200
+                took.append(time.perf_counter() - t0)
+        assert sorted(took)[10] < 0.015, f"median {sorted(took)[10] * 1000:.1f} ms"
         first = node.children()
         # --workers 2 without PROMETHEUS_MULTIPROC_DIR: a fresh directory for the children
         assert len(list(scratch.glob("imsp-metrics-*"))) == 1
