@@ -26,6 +26,7 @@ multiprocess mode) and removed on exit; each child that ends is marked dead ther
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import logging
 import os
@@ -131,10 +132,12 @@ class Supervisor:
     ) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             status = 1
             try:
+                _die_with_parent(parent)
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 os.close(ready_r)
                 status = self.target(slot, lambda: _announce(ready_w))
@@ -215,6 +218,16 @@ def _metrics_dead(pid: int) -> None:
         return
     with contextlib.suppress(Exception):
         multiprocess.mark_process_dead(pid)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a child: get SIGTERM (and so drain and exit) if the parent dies, even by SIGKILL —
+    never keep serving as an orphan nobody supervises (Linux ``PR_SET_PDEATHSIG``)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:

@@ -208,3 +208,19 @@ def test_metrics_directory_is_made_only_for_several_processes(
     with metrics_dir(3) as path:
         assert path == str(tmp_path)
     assert tmp_path.is_dir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_worker_processes_do_not_outlive_a_killed_parent(settings: Settings) -> None:
+    with RoleProcess(settings, "portal", "--workers", "2") as node:
+        _wait(lambda: len(node.children()) == 2, "two worker processes")
+        children = node.children()
+        os.kill(node.proc.pid, signal.SIGKILL)
+        _wait(lambda: not any(_alive(p) for p in children), "the orphans to stop", timeout=20)

@@ -190,5 +190,4 @@ class RoleProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.stop()
+        self.stop()  # also closes the pipes of a process that already ended

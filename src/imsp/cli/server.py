@@ -198,6 +198,12 @@ def _serve_role(
         if sock is None
         else Endpoint(_ROLE_NAMES[role], host, sock.getsockname()[1], settings.tls)
     )
+    if workers > 1 and role != "worker" and not settings.redis_url:
+        click.echo(
+            f"注意：未设置 IMSP_REDIS_URL，{workers} 个进程各自计数限流与登录失败次数 / "
+            "without IMSP_REDIS_URL each process keeps its own rate limits",
+            err=True,
+        )
     if role == "worker" and settings.supervision.nice:
         # uploads first: the jobs run at a lower CPU priority and catch up when uploads pause
         os.nice(settings.supervision.nice)
