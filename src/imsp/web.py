@@ -220,7 +220,12 @@ def install_healthz(app: FastAPI) -> None:
             body, status_code=503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
         )
 
-    @app.get("/readyz", tags=["运维"], summary="就绪检查（负载均衡器据此分发流量）")
+    @app.get(
+        "/readyz",
+        tags=["运维"],
+        summary="就绪检查（负载均衡器据此分发流量）",
+        responses={503: {"description": "未就绪：数据库、迁移或 Redis 有问题，原因见 reason"}},
+    )
     async def readyz(request: Request) -> Response:
         from imsp.readiness import check
 
