@@ -10,8 +10,9 @@ The kernel hands each new connection to one of the processes waiting in ``accept
 The parent then only supervises, synchronously, with every signal it cares about blocked and
 taken with ``sigtimedwait`` (no handler races):
 
-* a child that exits on its own (a crash, ``kill -9``, the OOM killer) is started again — at once
-  the first time, then with a growing pause if it keeps dying young;
+* a child that exits on its own (a crash, ``kill -9``, the OOM killer) is started again — at once,
+  or, when it died within ``YOUNG_SECONDS`` of starting, after a pause that doubles from 1 s up
+  to 30 s while it keeps dying young;
 * SIGTERM / SIGINT: the parent closes its copy of the listening socket and sends SIGTERM to each
   child; each stops accepting (so once all have, new connections are refused), lets requests in
   flight finish (``server.shutdown_seconds``), and exits; stragglers get SIGKILL after that;
