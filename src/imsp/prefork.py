@@ -79,7 +79,8 @@ class Supervisor:
     on_ready: Callable[[], None] = lambda: None
     on_stop: Callable[[], None] = lambda: None
     children: dict[int, _Child] = field(default_factory=dict)
-    _pending: dict[int, tuple[float, float]] = field(default_factory=dict)  # slot -> (at, pause)
+    _pending: dict[int, float] = field(default_factory=dict)  # slot -> when to start it again
+    _pause: dict[int, float] = field(default_factory=dict)  # slot -> its last restart pause
     _announced: bool = False
 
     def run(self) -> int:
@@ -124,8 +125,9 @@ class Supervisor:
                     return 1
                 continue
             now = time.monotonic()
-            for slot, (at, _) in list(self._pending.items()):
+            for slot, at in list(self._pending.items()):
                 if now >= at:
+                    del self._pending[slot]
                     self._spawn(slot, old_mask, ready_r, ready_w)
 
     def _spawn(
@@ -160,7 +162,6 @@ class Supervisor:
                 if child is None:
                     continue
                 child.ready = True
-                self._pending.pop(child.slot, None)
                 # a rolling restart: each new child that is ready retires an old one of its slot
                 for old, c in self.children.items():
                     if c.retiring and c.slot == child.slot and not child.retiring:
@@ -189,10 +190,10 @@ class Supervisor:
             if child.retiring or not restart:
                 continue
             age = time.monotonic() - child.started
-            _, last_pause = self._pending.get(child.slot, (0.0, 0.0))
-            pause = (
-                0.0 if age >= YOUNG_SECONDS else min(max(1.0, 2 * last_pause), MAX_PAUSE_SECONDS)
-            )
+            young = age < YOUNG_SECONDS
+            pause = min(max(1.0, 2 * self._pause.get(child.slot, 0.0)), MAX_PAUSE_SECONDS)
+            pause = pause if young else 0.0
+            self._pause[child.slot] = pause
             log.warning(
                 "worker process %d (slot %d) ended (%s) after %.0f s; restarting in %.0f s",
                 pid,
@@ -201,7 +202,7 @@ class Supervisor:
                 age,
                 pause,
             )
-            self._pending[child.slot] = (time.monotonic() + pause, pause)
+            self._pending[child.slot] = time.monotonic() + pause
 
     def _signal_all(self, sig: signal.Signals) -> None:
         for pid in list(self.children):

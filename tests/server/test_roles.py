@@ -75,6 +75,8 @@ def test_exchange_role_runs_n_processes_on_one_port_and_restarts_a_killed_one(
             "the killed worker process to be replaced",
         )
         assert first[1] in node.children()
+        time.sleep(2)  # one replacement, not one per supervision tick
+        assert len(node.children()) == 2, node.children()
         for _ in range(10):  # the port kept answering throughout
             assert httpx.get(f"{node.url}/healthz", timeout=10).status_code == 200
         _, err = node.stop()
