@@ -1,4 +1,5 @@
-"""The composition root: ``create_exchange_app`` (port 8888) and ``create_portal_app`` (port 8091).
+"""The composition root: ``create_exchange_app`` (port 8888), ``create_portal_app`` (port 8091) and
+``create_health_app`` (the background worker's optional health port).
 
 Each takes its ``Settings`` explicitly (no import-time configuration) and, for tests, an injectable
 ``Clock`` and ``Database``. This module (with ``imsp.server`` and ``imsp.cli``) is the only place that
@@ -122,3 +123,17 @@ def create_portal_app(
     )
     install_portal(app)
     return app
+
+
+def create_health_app(
+    settings: Settings, *, clock: Clock | None = None, db: Database | None = None
+) -> FastAPI:
+    """The background worker's optional health port: ``/healthz`` and ``/readyz`` only."""
+    return _base_app(
+        title="河北省互联网医疗服务监管平台 — 后台任务",
+        service="worker",
+        settings=settings,
+        clock=clock,
+        db=db,
+        docs=False,
+    )

@@ -104,6 +104,11 @@ class ServerSettings(BaseModel):
     max_connections: int = Field(
         default=4096, ge=1, description="每个服务每个进程同时打开的连接数上限，超出即关闭"
     )
+    shutdown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="收到 SIGTERM 后等待进行中的请求（如慢速上传）完成的最长秒数；新连接立即拒绝",
+    )
 
 
 class AcceptanceSettings(BaseModel):
@@ -237,6 +242,16 @@ class Settings(BaseSettings):
         description="text 格式下是否也逐条记录请求（json 格式总是记录）",
     )
     node_name: str = Field(default="", description="日志中的节点名；为空时使用主机名（另附进程号）")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis 连接串（如 redis://127.0.0.1:6379/0）；设置后多个节点共享吊销、令牌缓存与限流计数，"
+        "/readyz 也检查其可达",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="HTTPS 证书文件（PEM，含中间证书链）；与 tls_key_file 同时设置后两个端口都只接受 HTTPS",
+    )
+    tls_key_file: Path | None = Field(default=None, description="HTTPS 证书私钥文件（PEM）")
     exchange: ExchangeSettings = ExchangeSettings()
     metrics: MetricsSettings = MetricsSettings()
     portal: PortalSettings = PortalSettings()
@@ -271,6 +286,11 @@ class Settings(BaseSettings):
         """The synchronous URL of the same database (used by Alembic)."""
         url = self.sqlalchemy_url
         return url.replace("sqlite+aiosqlite://", "sqlite://", 1)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the servers speak HTTPS (both a certificate and its key are configured)."""
+        return self.tls_cert_file is not None and self.tls_key_file is not None
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,8 +1,11 @@
-"""``imsp serve``: the exchange service and the portal in one process, one event loop.
+"""``imsp serve``: the exchange service and the portal in one process, one event loop — and the
+one process of a role (``imsp serve exchange|portal|worker``; ``imsp.prefork`` runs N of them).
 
-Start-up problems (unreachable database, schema not migrated, port in use) raise ``ConfigError``
-with a one-line Chinese/English message, which the CLI prints without a traceback. SIGTERM and
-SIGINT stop both servers gracefully (in-flight requests finish, connections close).
+Start-up problems (unreachable database, schema not migrated, port in use, an unreadable
+certificate) raise ``ConfigError`` with a one-line Chinese/English message, which the CLI prints
+without a traceback. SIGTERM and SIGINT stop the servers gracefully: no new connection is
+accepted, requests in flight (a slow upload) finish within ``server.shutdown_seconds``.
+With ``tls_cert_file`` and ``tls_key_file`` both servers speak HTTPS only.
 """
 
 from __future__ import annotations
@@ -10,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import signal
 import socket
-from collections.abc import Callable, Iterator
+import ssl
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 
-from imsp.app import create_exchange_app, create_portal_app
+from imsp.app import create_exchange_app, create_health_app, create_portal_app
 from imsp.clock import Clock, SystemClock
 from imsp.config import Settings
 from imsp.errors import ConfigError
@@ -36,11 +43,44 @@ class Endpoint:
     name: str
     host: str
     port: int
+    tls: bool = False
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+
+Role = Literal["exchange", "portal", "worker"]
+ROLES: Final[tuple[Role, ...]] = ("exchange", "portal", "worker")
+
+#: TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3 suites are not affected).
+CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL"
+
+
+def check_tls(settings: Settings) -> None:
+    """Fail fast, in one line, when HTTPS is half-configured or its files are unusable."""
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    if (cert is None) != (key is None):
+        raise ConfigError(
+            "HTTPS 须同时设置 IMSP_TLS_CERT_FILE 与 IMSP_TLS_KEY_FILE / "
+            "set both IMSP_TLS_CERT_FILE and IMSP_TLS_KEY_FILE for HTTPS"
+        )
+    if cert is None or key is None:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except OSError as exc:
+        if isinstance(exc, ssl.SSLError):
+            raise ConfigError(
+                f"证书或私钥无效，或二者不匹配 / invalid certificate or key: {cert}, {key} "
+                f"({exc.reason or exc})"
+            ) from exc
+        raise ConfigError(
+            f"证书或私钥文件无法读取 / cannot read certificate or key: "
+            f"{exc.filename or cert} ({exc.strerror})"
+        ) from exc
 
 
 def check_database(settings: Settings) -> None:
@@ -119,12 +159,69 @@ def settle() -> None:
     gc.freeze()
 
 
+#: What each role's app imports when it is built: loaded once by the pre-fork parent.
+_ROLE_MODULES: Final[dict[str, tuple[str, ...]]] = {
+    "exchange": ("imsp.exchange.api", "imsp.acceptance.api", "imsp.supervision.references"),
+    "portal": ("imsp.portal.pages",),
+    "worker": (),
+}
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop when it is installed (uvicorn[standard] brings it; it sets
+    TCP_NODELAY on every TCP connection itself), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] is a dependency
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
+def preload(role: Role) -> None:
+    """In the pre-fork parent: import what ``role``'s app needs and ``settle`` (compile the
+    validators, freeze the heap), so each forked child shares those pages copy-on-write instead
+    of building its own copy, and starts faster."""
+    for name in _ROLE_MODULES[role]:
+        importlib.import_module(name)
+    settle()
+
+
 class _Server(uvicorn.Server):
-    """A uvicorn server whose signals are handled by ``serve_forever`` for both servers at once."""
+    """A uvicorn server whose signals are handled by ``run_servers`` for all servers at once."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def server_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    """How every IMSP server runs an app: the guarded protocol (``imsp.guard``), no access log,
+    graceful shutdown, and HTTPS when a certificate is configured."""
+    tls: dict[str, object] = {}
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        tls = {
+            "ssl_certfile": str(settings.tls_cert_file),
+            "ssl_keyfile": str(settings.tls_key_file),
+            "ssl_version": ssl.PROTOCOL_TLS_SERVER,
+            "ssl_ciphers": CIPHERS,
+        }
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        log_config=uvicorn_log_config(),  # imsp.logs' format once configured
+        access_log=False,  # imsp.access writes richer lines (exchange id, appId)
+        lifespan="on",
+        timeout_graceful_shutdown=settings.server.shutdown_seconds,  # type: ignore[arg-type]
+        server_header=False,
+        # Forwarded headers are judged by the app (web.client_addr, trusted_proxies
+        # only); uvicorn's default would believe them from loopback.
+        proxy_headers=False,
+        http=guarded_protocol(settings.server),
+        timeout_keep_alive=settings.server.keep_alive_seconds,  # type: ignore[arg-type]
+        **tls,  # type: ignore[arg-type]
+    )
 
 
 async def serve_forever(
@@ -136,7 +233,8 @@ async def serve_forever(
     on_ready: Callable[[], None] | None = None,
     stop_event: asyncio.Event | None = None,
 ) -> None:
-    """Serve both apps on ``sockets`` until SIGTERM/SIGINT — or, when ``stop_event`` is given
+    """``imsp serve``: both apps on ``sockets``, and the supervision worker unless
+    ``supervision.worker`` is off, until SIGTERM/SIGINT — or, when ``stop_event`` is given
     (a server in a test's thread, where signals cannot be handled), until it is set."""
     clock = clock or SystemClock()
     db = Database(settings)
@@ -144,25 +242,63 @@ async def serve_forever(
         create_exchange_app(settings, clock=clock, db=db),
         create_portal_app(settings, clock=clock, db=db),
     )
-    servers = [
-        _Server(
-            uvicorn.Config(
-                app,
-                log_level="warning",
-                log_config=uvicorn_log_config(),  # imsp.logs' format once configured
-                access_log=False,  # imsp.access writes richer lines (exchange id, appId)
-                lifespan="on",
-                timeout_graceful_shutdown=10,
-                server_header=False,
-                # Forwarded headers are judged by the app (web.client_addr, trusted_proxies
-                # only); uvicorn's default would believe them from loopback.
-                proxy_headers=False,
-                http=guarded_protocol(settings.server),
-                timeout_keep_alive=settings.server.keep_alive_seconds,  # type: ignore[arg-type]
-            )
-        )
-        for app in apps
-    ]
+    await run_servers(
+        settings,
+        list(zip(apps, sockets, strict=True)),
+        db=db,
+        clock=clock,
+        worker=settings.supervision.worker,
+        on_ready=on_ready,
+        stop_event=stop_event,
+    )
+
+
+async def serve_role(
+    settings: Settings,
+    role: Role,
+    sock: socket.socket | None,
+    *,
+    clock: Clock | None = None,
+    on_ready: Callable[[], None] | None = None,
+    stop_event: asyncio.Event | None = None,
+) -> None:
+    """One process of ``role``: the exchange or the portal app on ``sock``; or the background
+    jobs (the supervision worker: change feed, due checks, rollups) with, when ``sock`` is given,
+    only ``/healthz`` and ``/readyz`` on it."""
+    clock = clock or SystemClock()
+    db = Database(settings)
+    factory = {
+        "exchange": create_exchange_app,
+        "portal": create_portal_app,
+        "worker": create_health_app,
+    }[role]
+    pairs = [] if sock is None else [(factory(settings, clock=clock, db=db), sock)]
+    await run_servers(
+        settings,
+        pairs,
+        db=db,
+        clock=clock,
+        worker=role == "worker",
+        on_ready=on_ready,
+        stop_event=stop_event,
+    )
+
+
+async def run_servers(
+    settings: Settings,
+    pairs: list[tuple[FastAPI, socket.socket]],
+    *,
+    db: Database,
+    clock: Clock,
+    worker: bool,
+    on_ready: Callable[[], None] | None,
+    stop_event: asyncio.Event | None,
+) -> None:
+    """Serve each app on its socket (and run the supervision worker when ``worker``) in this
+    event loop until SIGTERM/SIGINT or ``stop_event``; then stop accepting, let requests in
+    flight finish, stop the worker after its round, and close the database."""
+    servers = [_Server(server_config(app, settings)) for app, _ in pairs]
+    sockets = [sock for _, sock in pairs]
     settle()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -188,9 +324,9 @@ async def serve_forever(
         asyncio.create_task(s.serve(sockets=[sock]))
         for s, sock in zip(servers, sockets, strict=True)
     ]
-    worker = (
+    jobs = (
         asyncio.create_task(run_worker(db, settings=settings, clock=clock, stop=stopping))
-        if settings.supervision.worker
+        if worker
         else None
     )
     try:
@@ -200,11 +336,14 @@ async def serve_forever(
             await asyncio.sleep(0.05)
         if on_ready and all(s.started for s in servers):
             on_ready()
-        await asyncio.gather(*tasks)
+        if tasks:
+            await asyncio.gather(*tasks)
+        else:  # a worker without a health port: run until told to stop
+            await stopping.wait()
     finally:
         stop()
-        if worker is not None:
-            await worker
+        if jobs is not None:
+            await jobs
         if watcher is not None:
             watcher.cancel()
         for sig in signals:

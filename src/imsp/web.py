@@ -51,7 +51,7 @@ class AppContext:
     settings: Settings
     db: Database
     clock: Clock
-    service: str  # "exchange" | "portal"
+    service: str  # "exchange" | "portal" | "worker" (the worker role's health port)
 
 
 def ctx(request: Request) -> AppContext:
@@ -216,6 +216,30 @@ def install_healthz(app: FastAPI) -> None:
         }
         if ok:
             return JsonResponse(body)
+        return JsonResponse(
+            body, status_code=503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
+        )
+
+    @app.get(
+        "/readyz",
+        tags=["运维"],
+        summary="就绪检查（负载均衡器据此分发流量）",
+        responses={503: {"description": "未就绪：数据库、迁移或 Redis 有问题，原因见 reason"}},
+    )
+    async def readyz(request: Request) -> Response:
+        from imsp.readiness import check
+
+        c = ctx(request)
+        result = await check(c.settings, c.db)
+        body = {
+            "status": "ready" if result.ready else "not_ready",
+            "service": c.service,
+            "version": __version__,
+            "checks": result.checks,
+        }
+        if result.ready:
+            return JsonResponse(body)
+        body["reason"] = "；".join(result.reasons)
         return JsonResponse(
             body, status_code=503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
         )

@@ -64,8 +64,9 @@ def test_exchange_keeps_its_published_contract(settings: Settings, clock: Frozen
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         schema.config.generation.update(allow_x00=False)
         operations = [result.ok() for result in schema.get_all_operations()]
-        # one upload per dataset; /healthz, the token, a schema, a code table, the acceptance board
-        assert len(operations) == len(load_standard().datasets) + 5
+        # one upload per dataset; /healthz, /readyz, the token, a schema, a code table, the
+        # acceptance board
+        assert len(operations) == len(load_standard().datasets) + 6
         failures: list[str] = []
         ran = 0
         for operation in operations:
@@ -107,5 +108,5 @@ def test_exchange_keeps_its_published_contract(settings: Settings, clock: Frozen
                 except (Exception, BaseExceptionGroup) as exc:
                     failures.append(f"{operation.label} [{mode.value}]: {exc}")
         assert not failures, "\n\n".join(failures)
-        # Unsatisfiable in negative mode: /healthz and the two standard documents.
-        assert ran == 2 * len(operations) - 2 * len(NOT_GENERATED) - 3
+        # Unsatisfiable in negative mode: /healthz, /readyz and the two standard documents.
+        assert ran == 2 * len(operations) - 2 * len(NOT_GENERATED) - 4

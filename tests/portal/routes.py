@@ -9,8 +9,17 @@ from collections.abc import Iterable
 from fastapi import FastAPI
 from starlette.routing import BaseRoute, Mount
 
-#: Reachable without signing in: the sign-in form, the health check, the published spec.
-PUBLIC = frozenset({("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("GET", "/spec")})
+#: Reachable without signing in: the sign-in form, the health and readiness checks (for the load
+#: balancer), the published spec.
+PUBLIC = frozenset(
+    {
+        ("GET", "/login"),
+        ("POST", "/login"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/spec"),
+    }
+)
 #: Media streams fetched by a ``<video>`` element, not by a person: refused with 401 rather than
 #: sent to the sign-in page (a redirect would hand the player an HTML page).
 MEDIA = frozenset({("GET", "/video/stream/{lease_id}")})

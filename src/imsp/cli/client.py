@@ -33,7 +33,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_REJECTED = 1
 EXIT_FAILED = 3
 
-_CONNECTION = ("base_url", "app_id", "app_secret", "timeout", "retries", "batch_size", "outbox")
+_CONNECTION = (
+    "base_url",
+    "app_id",
+    "app_secret",
+    "timeout",
+    "retries",
+    "batch_size",
+    "outbox",
+    "ca_file",
+)
 
 
 def with_config(f: F) -> F:
@@ -60,6 +69,7 @@ def with_config(f: F) -> F:
         click.option("--retries", type=int, help="失败重试次数（默认 5）"),
         click.option("--batch-size", type=int, help="每批记录数（默认 500）"),
         click.option("--outbox", help="出站队列文件（默认 ~/.local/share/imsp/outbox.db）"),
+        click.option("--ca-file", help="平台 HTTPS 证书的 CA 证书文件（PEM；默认使用系统 CA）"),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
@@ -89,6 +99,7 @@ def connect(cfg: ClientConfig) -> Client:
         timeout=cfg.timeout,
         retries=cfg.retries,
         batch_size=cfg.batch_size,
+        ca_file=cfg.ca_file or None,
     )
 
 

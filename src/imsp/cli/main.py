@@ -15,7 +15,10 @@ from imsp import __version__
 
 #: name -> "module:attribute" of a click command or group. Server commands need the server extra.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("imsp.cli.server:serve", "启动数据交换服务（8888）与资质管理系统（8091）"),
+    "serve": (
+        "imsp.cli.server:serve",
+        "启动服务：全部在一个进程（8888、8091），或单一角色 exchange／portal／worker 的 N 个进程",
+    ),
     "db": ("imsp.cli.server:db", "数据库迁移与状态"),
     "demo": ("imsp.cli.server:demo", "演示数据"),
     "credentials": (

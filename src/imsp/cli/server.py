@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 import click
@@ -14,7 +17,20 @@ from imsp.clock import SystemClock
 from imsp.config import Settings
 from imsp.errors import ConfigError
 from imsp.logs import configure as configure_logging
-from imsp.server import Endpoint, bind, check_database, prepare_database, serve_forever
+from imsp.prefork import Supervisor, metrics_dir
+from imsp.server import (
+    ROLES,
+    Endpoint,
+    Role,
+    bind,
+    check_database,
+    check_tls,
+    preload,
+    prepare_database,
+    run_loop,
+    serve_forever,
+    serve_role,
+)
 from imsp.storage import migrate
 from imsp.storage.db import Database
 
@@ -52,29 +68,80 @@ async def _seed_and_report(settings: Settings, *, reset: bool) -> list[str]:
 
 
 @click.command()
+@click.argument("role", required=False, type=click.Choice(ROLES))
 @click.option("--host", default=None, help="监听地址（默认 IMSP_HOST 或 127.0.0.1）")
 @click.option("--exchange-port", type=int, default=None, help="数据交换服务端口（默认 8888）")
 @click.option(
     "--portal-port", type=int, default=None, help="资质管理系统端口（默认 8091；0 由系统分配）"
 )
+@click.option(
+    "--port", type=int, default=None, help="单一角色的端口（exchange 默认 8888，portal 默认 8091）"
+)
+@click.option(
+    "--health-port",
+    type=int,
+    default=None,
+    help="worker 角色的健康检查端口（/healthz、/readyz；默认不开）",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="单一角色的进程数（共用一个端口；崩溃的进程自动重启）",
+)
 @click.option("--migrate", "run_migrations", is_flag=True, help="启动前执行数据库迁移")
 @click.option("--demo", is_flag=True, help="初始化演示数据并打印演示凭据")
 def serve(
+    role: Role | None,
     host: str | None,
+    exchange_port: int | None,
+    portal_port: int | None,
+    port: int | None,
+    health_port: int | None,
+    workers: int,
+    run_migrations: bool,
+    demo: bool,
+) -> None:
+    """启动服务。
+
+    不带 ROLE：数据交换服务、资质管理系统与后台任务在同一进程（演示与小型部署）。ROLE 为
+    exchange、portal 或 worker 时只运行该角色的 --workers N 个进程（生产部署，见 deploy/）：
+    SIGTERM 时不再接受新连接，进行中的请求（如慢速上传）完成后退出；SIGHUP 逐个替换进程
+    （例如更换证书后）；意外退出的进程自动重启。"""
+    settings = load_settings()
+    configure_logging(settings)
+    host = host or settings.host
+    if role is None:
+        if port is not None or health_port is not None or workers != 1:
+            raise click.UsageError(
+                "--port、--health-port、--workers 须与角色一起使用，如 imsp serve exchange --workers 2"
+            )
+        _serve_all(settings, host, exchange_port, portal_port, run_migrations, demo)
+        return
+    if exchange_port is not None or portal_port is not None or demo:
+        raise click.UsageError("--exchange-port、--portal-port、--demo 只用于不带角色的 imsp serve")
+    if health_port is not None and role != "worker":
+        raise click.UsageError("--health-port 只用于 worker 角色；exchange、portal 用 --port")
+    if port is not None and role == "worker":
+        raise click.UsageError("worker 角色不提供业务端口；健康检查端口用 --health-port")
+    _serve_role(settings, role, host, port, health_port, workers, run_migrations)
+
+
+def _serve_all(
+    settings: Settings,
+    host: str,
     exchange_port: int | None,
     portal_port: int | None,
     run_migrations: bool,
     demo: bool,
 ) -> None:
-    """启动数据交换服务与资质管理系统（同一进程，SIGTERM 优雅退出）。"""
-    settings = load_settings()
-    configure_logging(settings)
-    host = host or settings.host
     asked = (
-        Endpoint("数据交换服务", host, _port(exchange_port, settings.exchange.port)),
-        Endpoint("资质管理系统", host, _port(portal_port, settings.portal.port)),
+        Endpoint("数据交换服务", host, _port(exchange_port, settings.exchange.port), settings.tls),
+        Endpoint("资质管理系统", host, _port(portal_port, settings.portal.port), settings.tls),
     )
     try:
+        check_tls(settings)
         prepare_database(settings, run_migrations=run_migrations)
         sockets = (bind(asked[0]), bind(asked[1]))
     except ConfigError as exc:
@@ -99,6 +166,82 @@ def serve(
         sys.stdout.flush()
 
     asyncio.run(serve_forever(settings, endpoints, sockets, on_ready=ready))
+
+
+_ROLE_NAMES: dict[str, str] = {
+    "exchange": "数据交换服务",
+    "portal": "资质管理系统",
+    "worker": "后台任务健康检查",
+}
+
+
+def _serve_role(
+    settings: Settings,
+    role: Role,
+    host: str,
+    port: int | None,
+    health_port: int | None,
+    workers: int,
+    run_migrations: bool,
+) -> None:
+    default = {"exchange": settings.exchange.port, "portal": settings.portal.port}
+    wanted = health_port if role == "worker" else _port(port, default[role])
+    try:
+        check_tls(settings)
+        prepare_database(settings, run_migrations=run_migrations)
+        sock = (
+            None
+            if wanted is None
+            else bind(Endpoint(_ROLE_NAMES[role], host, wanted, settings.tls))
+        )
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    endpoint = (
+        None
+        if sock is None
+        else Endpoint(_ROLE_NAMES[role], host, sock.getsockname()[1], settings.tls)
+    )
+    if workers > 1 and role != "worker" and not settings.redis_url:
+        click.echo(
+            f"注意：未设置 IMSP_REDIS_URL，{workers} 个进程各自计数限流与登录失败次数 / "
+            "without IMSP_REDIS_URL each process keeps its own rate limits",
+            err=True,
+        )
+    if role == "worker" and settings.supervision.nice:
+        # uploads first: the jobs run at a lower CPU priority and catch up when uploads pause
+        os.nice(settings.supervision.nice)
+    preload(role)
+
+    def ready() -> None:
+        if endpoint is None:
+            click.echo(f"后台任务 / worker: {workers} 个进程（无 HTTP 端口）")
+        else:
+            click.echo(
+                f"{endpoint.name} / {role}: {endpoint.url}  ({workers} 个进程；"
+                f"健康检查 {endpoint.url}/healthz，就绪检查 {endpoint.url}/readyz)"
+            )
+        click.echo("SIGTERM 优雅退出，SIGHUP 逐个替换进程 / SIGTERM stops, SIGHUP reloads")
+        sys.stdout.flush()
+
+    def child(slot: int, announce: Callable[[], None]) -> int:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the parent's business
+        run_loop(serve_role(settings, role, sock, on_ready=announce))
+        return 0
+
+    def stop() -> None:
+        if sock is not None:
+            sock.close()  # the children close theirs; then new connections are refused
+
+    with metrics_dir(workers):
+        supervisor = Supervisor(
+            workers=workers,
+            target=child,
+            stop_seconds=settings.server.shutdown_seconds,
+            on_ready=ready,
+            on_stop=stop,
+        )
+        status = supervisor.run()
+    raise SystemExit(status)
 
 
 @click.group()

@@ -16,6 +16,7 @@ each batch is streamed as a chunked JSON array.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -53,6 +54,17 @@ log = logging.getLogger("imsp.client")
 TOO_BIG = frozenset({41300, 41301})
 
 
+def _verify(ca_file: str | None) -> ssl.SSLContext | bool:
+    """How HTTPS certificates are checked: against ``ca_file`` (the platform's own CA, PEM) when
+    given, else against the system's CAs."""
+    if not ca_file:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"CA 证书文件无法读取：{ca_file}（{exc}）") from None
+
+
 class Client:
     """A connection to the platform's data exchange service for one appId. Thread-safe.
 
@@ -78,6 +90,7 @@ class Client:
         max_backoff: float = 30.0,
         max_retry_after: float = 120.0,
         sleep: Callable[[float], None] = time.sleep,
+        ca_file: str | None = None,
     ) -> None:
         if not base_url:
             raise ConfigurationError("缺少平台地址 base_url（如 http://10.1.109.89:8888）")
@@ -90,7 +103,7 @@ class Client:
         self.batch_size = batch_size
         self._secret = app_secret
         self._retry = RetryTransport(
-            transport or httpx.HTTPTransport(),
+            transport or httpx.HTTPTransport(verify=_verify(ca_file)),
             RetryPolicy(
                 retries=retries, base=backoff, cap=max_backoff, max_retry_after=max_retry_after
             ),

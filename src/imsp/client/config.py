@@ -5,7 +5,7 @@ Precedence, highest first (each setting on its own):
 1. command-line flags (``--base-url`` …);
 2. the environment: ``IMSP_CLIENT_BASE_URL``, ``IMSP_CLIENT_APP_ID``, ``IMSP_CLIENT_APP_SECRET``,
    ``IMSP_CLIENT_ORG_CODE``, ``IMSP_CLIENT_OUTBOX``, ``IMSP_CLIENT_TIMEOUT``,
-   ``IMSP_CLIENT_RETRIES``, ``IMSP_CLIENT_BATCH_SIZE``;
+   ``IMSP_CLIENT_RETRIES``, ``IMSP_CLIENT_BATCH_SIZE``, ``IMSP_CLIENT_CA_FILE``;
 3. the config file: ``--config FILE``, else ``IMSP_CLIENT_CONFIG``, else
    ``$XDG_CONFIG_HOME/imsp/client.toml`` (``~/.config/imsp/client.toml``; on Windows
    ``%APPDATA%\\imsp\\client.toml``) — TOML with the same names in lower case;
@@ -54,6 +54,7 @@ class ClientConfig:
     timeout: float = 30.0
     retries: int = 5
     batch_size: int = 500
+    ca_file: str = ""  # the platform's CA certificate (PEM) for HTTPS; empty: the system's CAs
     source: str = ""  # where the file settings came from (for messages)
 
     @property

@@ -6,6 +6,7 @@ tables independently; ``upgrade`` applies every head.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from importlib import resources
 
@@ -47,15 +48,40 @@ def ensure_partitions(settings: Settings) -> list[str]:
 
 
 def unapplied_heads(settings: Settings) -> list[str]:
-    """Migration heads the database has not reached (empty when the schema is current)."""
-    script = ScriptDirectory.from_config(alembic_config(settings))
+    """Migration heads of this code the database has not reached (empty when the schema is
+    current — or ahead, see ``missing_heads``)."""
     engine = create_engine(settings.sync_url)
     try:
         with engine.connect() as conn:
-            current = set(MigrationContext.configure(conn).get_current_heads())
+            current = frozenset(MigrationContext.configure(conn).get_current_heads())
     finally:
         engine.dispose()
-    return sorted(set(script.get_heads()) - current)
+    return missing_heads(current)
+
+
+@functools.cache
+def _script() -> ScriptDirectory:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("imsp.storage") / "migrations"))
+    return ScriptDirectory.from_config(cfg)
+
+
+@functools.cache
+def missing_heads(current: frozenset[str]) -> list[str]:
+    """This code's migration heads that the database (at revisions ``current``) lacks.
+
+    A head is present when it, or a revision after it, is applied. A database holding a revision
+    this code does not know is *ahead*: a newer release migrated it first during a rolling
+    upgrade. Migrations are expand-then-contract, so the older code still runs on it, and nothing
+    counts as missing."""
+    script = _script()
+    known: set[str] = set()
+    for rev in current:
+        try:
+            known.update(r.revision for r in script.iterate_revisions(rev, "base"))
+        except Exception:  # a revision of newer code: the database is ahead of this node
+            return []
+    return sorted(h for h in script.get_heads() if h not in known)
 
 
 def include_object(

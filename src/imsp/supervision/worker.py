@@ -29,6 +29,9 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from imsp.clock import Clock
 from imsp.config import Settings
 from imsp.exchange import changes as feed
@@ -70,11 +73,13 @@ async def run_once(db: Database, *, settings: Settings, clock: Clock, worker: st
             lease=timedelta(seconds=conf.lease_seconds),
         )
     if not claimed:
+        stats = Stats()
         async with db.session() as s:
-            now = clock.now()
-            stats = await evaluate_due(s, now=now, grace=grace)
-            await expire_overdue(s, now=now)
-            await refresh_rollups(s, now=now)  # the dashboards' daily rollups (rollups.py)
+            if await _chores_turn(s):
+                now = clock.now()
+                stats = await evaluate_due(s, now=now, grace=grace)
+                await expire_overdue(s, now=now)
+                await refresh_rollups(s, now=now)  # the dashboards' daily rollups (rollups.py)
         return Round(0, stats)
     async with db.session() as s:
         stats = await evaluate_changes(
@@ -85,6 +90,21 @@ async def run_once(db: Database, *, settings: Settings, clock: Clock, worker: st
         )
         await feed.ack(s, [c.id for c in claimed])
     return Round(len(claimed), stats)
+
+
+#: PostgreSQL advisory lock key of the idle chores (``imsp`` in ASCII).
+CHORES_LOCK = 0x696D7370
+
+
+async def _chores_turn(session: AsyncSession) -> bool:
+    """Whether this worker does the idle chores (due checks, overdue findings, rollups) now.
+    With several worker processes (``imsp serve worker --workers N``, several hosts) one at a
+    time does them: on PostgreSQL a transaction-scoped advisory lock, skipped when another
+    worker holds it; SQLite serialises writers anyway."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    got = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": CHORES_LOCK})
+    return bool(got)
 
 
 async def run_worker(
