@@ -48,6 +48,28 @@ def _size(conn: psycopg.Connection[Any], table: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def _backend_cpu(libpq: str, database: str) -> float:
+    """CPU seconds used so far by the client backends connected to ``database`` (``/proc``)."""
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        pids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'",
+                (database,),
+            ).fetchall()
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -87,12 +109,18 @@ def main() -> None:
                 received += len(body)
                 return int(data["success"])
 
+            libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+            database = make_url(url).database or ""
+            stored += send([dict(recs[0], recipeID="WARM-UP")])  # opens the writer's pool
+            cpu0, wall0 = _backend_cpu(libpq, database), time.perf_counter()
             for n in range(0, args.records, args.batch):
                 batch = [
                     dict(recs[(n + i) % len(recs)], recipeID=f"B-{n + i:09d}")
                     for i in range(min(args.batch, args.records - n))
                 ]
                 stored += send(batch)
+            insert_cpu = _backend_cpu(libpq, database) - cpu0
+            insert_wall = time.perf_counter() - wall0
             replaced = int(args.records * args.replace)
             for n in range(0, replaced, args.batch):
                 batch = [
@@ -105,7 +133,6 @@ def main() -> None:
                 ]
                 send(batch)
         elapsed = time.perf_counter() - started
-        libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(libpq, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
             sizes = {t: _size(conn, t) for t in TABLES}
@@ -144,6 +171,11 @@ def main() -> None:
     print(
         f"records stored: {stored:,}; replaced (second version): {replaced:,}; "
         f"JSON received: {received / stored:,.0f} B per record (all requests, incl. replacements)"
+    )
+    inserted = args.records
+    print(
+        f"first versions: {inserted / insert_wall:,.0f} records/s in-process (wall); PostgreSQL "
+        f"client backends {insert_cpu * 1e6 / inserted:,.1f} µs CPU per record"
     )
     print(f"{'table':<16} {'bytes':>14} {'B/record':>10}")
     for t, b in sizes.items():

@@ -46,6 +46,7 @@ from imsp.clock import BEIJING
 from imsp.exchange import archive
 from imsp.exchange.ingest import check
 from imsp.exchange.models import ExchangeLog, Record, RecordVersion
+from imsp.exchange.partitions import month_of
 from imsp.standard.model import load_standard
 from imsp.supervision.rollup_models import (
     QualityDatasetDay,
@@ -243,6 +244,13 @@ async def _record_figures(
                 ExchangeLog.at < end,
                 ExchangeLog.channel == channel,
                 RecordVersion.version == 1,
+                # The same bounds on the partition keys (PostgreSQL prunes to these months): a
+                # version row has its request's time, and a record first stored by that
+                # request is in the month of that time (``imsp.exchange.partitions``).
+                RecordVersion.at >= start,
+                RecordVersion.at < end,
+                Record.month >= month_of(start),
+                Record.month <= month_of(end),
             )
         )
     ).all()
