@@ -2,7 +2,7 @@
 # Debian packages IMSP needs beyond Python: fonts and Pango for PDF reports, Chromium for browser
 # tests, curl for the chunked-upload test, poppler for looking at PDFs, wrk for the ingest
 # benchmark, Java 17 for the spec's Java client example (the spec's C# example is not compiled:
-# Debian ships no .NET SDK). Installs only what is missing.
+# Debian ships no .NET SDK), Redis for the shared-state tests. Installs only what is missing.
 set -euo pipefail
 want=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 curl)
 # Debian's own Python needs python3-venv for `python3 -m venv` (other Pythons ship ensurepip).
@@ -10,7 +10,7 @@ if ! "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null; then
   want+=(python3-venv)
 fi
 if [ "${1:-}" = "--dev" ]; then
-  want+=(chromium poppler-utils wrk openjdk-17-jdk-headless ffmpeg)  # wrk: bench/bench_ingest.py; ffmpeg: test videos
+  want+=(chromium poppler-utils wrk openjdk-17-jdk-headless ffmpeg redis-server)  # wrk: bench/bench_ingest.py; ffmpeg: test videos; redis-server: shared-state tests
 fi
 missing=()
 for p in "${want[@]}"; do

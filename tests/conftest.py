@@ -28,7 +28,7 @@ from imsp.storage import (
     registry,  # noqa: F401  (all models, for table cleanup)
 )
 from imsp.storage.base import Base
-from tests.support.redis import REDIS_URL, key_prefix, unreachable
+from tests.support.redis import REDIS_URL, key_prefix, require, unreachable
 
 # Property tests judge behaviour, never speed (speed is measured in bench/): no per-example
 # deadline and no "too slow" health check, so a loaded CI machine cannot make them flaky.
@@ -135,9 +135,7 @@ def settings(database_url: str, tmp_path: Path) -> Iterator[Settings]:
 @pytest.fixture
 def redis_settings(settings: Settings) -> Iterator[Settings]:
     """``settings`` with the shared state in the test Redis under a key prefix of its own."""
-    reason = unreachable()
-    if reason:
-        pytest.skip(reason)
+    require()
     with key_prefix() as prefix:
         yield settings.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": prefix})
 

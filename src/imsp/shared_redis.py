@@ -173,6 +173,21 @@ return epoch
 """
 
 
+_SCRIPTS = {
+    "window_wait": _WINDOW_WAIT,
+    "window_fail": _WINDOW_FAIL,
+    "attempt": _DELAYS_ATTEMPT,
+    "succeeded": _DELAYS_SUCCEEDED,
+    "forget": _DELAYS_FORGET,
+    "unlock": _UNLOCK,
+    "announce": _ANNOUNCE,
+}
+
+
+def _register(client: aioredis.Redis) -> dict[str, Any]:
+    return {name: client.register_script(src) for name, src in _SCRIPTS.items()}
+
+
 def _short(key: str) -> str:
     """Keys carry addresses and appIds as sent; a long one is hashed (bounded key size)."""
     if len(key) <= 120:
@@ -187,30 +202,42 @@ class RedisState:
 
     def __init__(self, url: str, *, prefix: str = "imsp:") -> None:
         self.prefix = prefix
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=TIMEOUT,
-            socket_connect_timeout=TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._scripts = {
-            name: self.client.register_script(src)
-            for name, src in {
-                "window_wait": _WINDOW_WAIT,
-                "window_fail": _WINDOW_FAIL,
-                "attempt": _DELAYS_ATTEMPT,
-                "succeeded": _DELAYS_SUCCEEDED,
-                "forget": _DELAYS_FORGET,
-                "unlock": _UNLOCK,
-                "announce": _ANNOUNCE,
-            }.items()
-        }
+        self.url = url
+        self._client: aioredis.Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scripts: dict[str, Any] = {}
         self._down_until = 0.0
         self._fallback = MemoryState()
         self._revocations = RedisRevocations(self)
         self.revocations: Revocations = self._revocations
         self.delays: Delays = RedisDelays(self)
+
+    # ------------------------------------------------------------------ the connection
+
+    def _new_client(self) -> aioredis.Redis:
+        return aioredis.Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_timeout=TIMEOUT,
+            socket_connect_timeout=TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    @asynccontextmanager
+    async def connected(self) -> AsyncIterator[tuple[aioredis.Redis, dict[str, Any]]]:
+        """A client and its scripts. On the event loop the state was started on (the app's),
+        the long-lived pooled client; on any other loop (a CLI command, a test driving the app
+        without its lifespan) a client of its own, closed afterwards — connections belong to
+        one loop and must not outlive it."""
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            yield self._client, self._scripts
+            return
+        client = self._new_client()
+        try:
+            yield client, _register(client)
+        finally:
+            with contextlib.suppress(*_ERRORS):
+                await client.aclose()
 
     # ------------------------------------------------------------------ failing open
 
@@ -218,7 +245,8 @@ class RedisState:
         return self.prefix + ":".join(parts)
 
     async def script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await self._scripts[name](keys=list(keys), args=list(args))
+        async with self.connected() as (_, scripts):
+            return await scripts[name](keys=list(keys), args=list(args))
 
     async def guarded(
         self, what: str, call: Callable[[], Awaitable[T]], fallback: Callable[[], Awaitable[T]]
@@ -262,7 +290,8 @@ class RedisState:
         held: bool | None = None
         if time.monotonic() >= self._down_until:
             try:
-                acquired = bool(await self.client.set(key, token, nx=True, px=ms))
+                async with self.connected() as (client, _):
+                    acquired = bool(await client.set(key, token, nx=True, px=ms))
                 held = acquired
             except _ERRORS as exc:
                 self.failed(f"lock {name}", exc)
@@ -278,17 +307,28 @@ class RedisState:
                     await self.script("unlock", [key], [token])
 
     async def start(self) -> None:
+        """Bind the pooled client to this event loop and start the revocation watcher."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = self._new_client()
+            self._scripts = _register(self._client)
+            self._loop = loop
         await self._revocations.start()
 
     async def ping(self) -> bool:
         try:
-            return bool(await self.client.ping())
+            async with self.connected() as (client, _):
+                return bool(await client.ping())
         except _ERRORS:
             return False
 
     async def close(self) -> None:
         await self._revocations.stop()
-        await self.client.aclose()
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            with contextlib.suppress(*_ERRORS):
+                await client.aclose()
+        self._loop = None
 
 
 class RedisWindow:
@@ -410,7 +450,8 @@ class RedisRevocations:
     async def read(self) -> None:
         """One read of the epoch key: applies it and extends the trust, or lets trust run out."""
         try:
-            epoch = await self.state.client.get(self.epoch_key)
+            async with self.state.connected() as (client, _):
+                epoch = await client.get(self.epoch_key)
         except _ERRORS as exc:
             if not self._lost:
                 log.warning(
@@ -447,15 +488,18 @@ class RedisRevocations:
         while True:
             try:
                 if pubsub is None:
-                    pubsub = self.state.client.pubsub()
+                    async with self.state.connected() as (client, _):
+                        pubsub = client.pubsub()
                     await pubsub.subscribe(self.channel)
                 wait = max(0.0, next_read - time.monotonic())
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
                 if message is not None and message.get("type") == "message":
                     self._saw(message.get("data"))
-            except _ERRORS:
+            except Exception as exc:  # the watcher outlives any failure; reads decide trust
+                if not isinstance(exc, _ERRORS):
+                    log.warning("revocations: listener failed (%s)", type(exc).__name__)
                 if pubsub is not None:
-                    with contextlib.suppress(*_ERRORS):
+                    with contextlib.suppress(Exception):
                         await pubsub.aclose()
                 pubsub = None
                 await asyncio.sleep(max(0.0, next_read - time.monotonic()))

@@ -20,14 +20,12 @@ import redis
 from imsp.config import Settings
 from imsp.shared_redis import POLL, TRUST, RedisState
 from imsp.shared_state import Allowance, Counted, MemoryState, SharedState, open_state
-from tests.support.redis import REDIS_URL, count_keys, key_prefix, unreachable
+from tests.support.redis import REDIS_URL, count_keys, key_prefix, require
 
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    reason = unreachable()
-    if reason:
-        pytest.skip(reason)
+    require()
     with key_prefix() as p:
         yield p
 
