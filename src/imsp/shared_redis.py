@@ -70,6 +70,8 @@ TRUST = 0.75
 RETRY_AFTER = 1.0
 #: Seconds any one Redis command may take before it counts as a failure.
 TIMEOUT = 0.5
+#: Seconds a new connection may take (longer: a connect cut short can leak its socket).
+CONNECT_TIMEOUT = 1.0
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 _WINDOW_WAIT = """
@@ -219,7 +221,7 @@ class RedisState:
             self.url,
             decode_responses=True,
             socket_timeout=TIMEOUT,
-            socket_connect_timeout=TIMEOUT,
+            socket_connect_timeout=CONNECT_TIMEOUT,
             retry=Retry(NoBackoff(), 0),
         )
 
