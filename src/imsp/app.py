@@ -19,6 +19,7 @@ from imsp import __version__
 from imsp.clock import Clock, SystemClock
 from imsp.config import Settings
 from imsp.metrics import install_metrics
+from imsp.shared_state import SharedState, open_state
 from imsp.storage.db import Database
 from imsp.web import AppContext, JsonResponse, install_error_handlers, install_healthz
 
@@ -44,9 +45,13 @@ def _base_app(
 ) -> FastAPI:
     owns_db = db is None
     database = db or Database(settings)
+    # Shared state (rate limits, sign-in delays, revocations, locks): Redis when
+    # IMSP_REDIS_URL is set, else this process's memory — chosen here, once.
+    shared: SharedState = open_state(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await shared.start()
         stop = asyncio.Event()
         running = [asyncio.create_task(job(app.state.ctx, stop)) for job in jobs]
         try:
@@ -54,6 +59,7 @@ def _base_app(
         finally:
             stop.set()
             await asyncio.gather(*running, return_exceptions=True)
+            await shared.close()
             if owns_db:
                 await database.dispose()
 
@@ -70,7 +76,11 @@ def _base_app(
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.ctx = AppContext(
-        settings=settings, db=database, clock=clock or SystemClock(), service=service
+        settings=settings,
+        db=database,
+        clock=clock or SystemClock(),
+        service=service,
+        shared=shared,
     )
     install_error_handlers(app)
     install_healthz(app)

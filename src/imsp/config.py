@@ -244,14 +244,20 @@ class Settings(BaseSettings):
     node_name: str = Field(default="", description="日志中的节点名；为空时使用主机名（另附进程号）")
     redis_url: str | None = Field(
         default=None,
-        description="Redis 连接串（如 redis://127.0.0.1:6379/0）；设置后多个节点共享吊销、令牌缓存与限流计数，"
-        "/readyz 也检查其可达",
+        description="Redis 连接串（如 redis://127.0.0.1:6379/0）；设置后令牌吊销、令牌缓存失效、"
+        "限流与登录节流计数及短时锁由各节点共享，/readyz 也检查其可达；为空时保存在各进程内存中（单节点）",
     )
     tls_cert_file: Path | None = Field(
         default=None,
         description="HTTPS 证书文件（PEM，含中间证书链）；与 tls_key_file 同时设置后两个端口都只接受 HTTPS",
     )
     tls_key_file: Path | None = Field(default=None, description="HTTPS 证书私钥文件（PEM）")
+    redis_prefix: str = Field(
+        default="imsp:",
+        min_length=1,
+        max_length=64,
+        description="Redis 键名前缀（同一 Redis 上运行多套平台或测试时区分各自的键）",
+    )
     exchange: ExchangeSettings = ExchangeSettings()
     metrics: MetricsSettings = MetricsSettings()
     portal: PortalSettings = PortalSettings()
