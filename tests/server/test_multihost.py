@@ -233,7 +233,12 @@ def test_a_credential_revoked_on_node_a_is_refused_on_node_b_within_a_second(
     code, waited = cluster.hospital.call(poll_node_b)
     assert code == 40102, f"node B still accepted the revoked token after {waited:.2f} s"
     assert waited <= 1.0, f"node B refused the revoked token only after {waited:.2f} s"
-    assert cluster.hospital.call(lambda: _upload(_client(), node_a.url, token, record)) == 40102
+
+    def on_node_a() -> int:
+        with _client() as c:
+            return _upload(c, node_a.url, token, record)
+
+    assert cluster.hospital.call(on_node_a) == 40102
 
 
 # --------------------------------------------------------------------------- (c) rate limit
