@@ -115,7 +115,93 @@ def _served(cluster: Cluster) -> dict[str, int]:
     return {name: int(row["stot"] or 0) for name, row in cluster.lb.servers().items()}
 
 
-# --------------------------------------------------------------------------- (a) kill -9
+# --------------------------------------------------------------------------- revocation
+
+
+def _upload(client: httpx.Client, url: str, token: str, record: Any) -> int:
+    answer = client.post(url + UPLOAD_PATH, headers={"accessToken": token}, json=[record])
+    return int(answer.json()["code"])
+
+
+@pytest.mark.skipif(not SHARED_STATE, reason=NO_SHARED_STATE)
+def test_a_credential_revoked_on_node_a_is_refused_on_node_b_within_a_second(
+    cluster: Cluster,
+) -> None:
+    cred = _credential(cluster)
+    node_a, node_b = cluster.nodes["node-a"], cluster.nodes["node-b"]
+    record = sample("patient", 1, seed=16)[0]
+
+    def warm_up() -> tuple[str, list[int]]:
+        with _client() as c:
+            params = {"appId": cred.app_id, "appSecret": cred.app_secret}
+            token = c.get(cluster.lb.url + TOKEN_PATH, params=params).json()["data"]
+            # Both nodes have now checked (and may cache) the token.
+            codes = [_upload(c, n.url, token["accessToken"], record) for n in (node_a, node_b)]
+            return token["accessToken"], codes
+
+    token, codes = cluster.hospital.call(warm_up)
+    assert codes == [200, 200]
+
+    revoked = node_a.imsp("credentials", "revoke", cred.app_id)
+    done = time.monotonic()
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+
+    def poll_node_b() -> tuple[int, float]:
+        with _client() as c:
+            while True:
+                code = _upload(c, node_b.url, token, record)
+                waited = time.monotonic() - done
+                if code != 200 or waited > 10:
+                    return code, waited
+                time.sleep(0.02)
+
+    code, waited = cluster.hospital.call(poll_node_b)
+    assert code == 40102, f"node B still accepted the revoked token after {waited:.2f} s"
+    assert waited <= 1.0, f"node B refused the revoked token only after {waited:.2f} s"
+
+    def on_node_a() -> int:
+        with _client() as c:
+            return _upload(c, node_a.url, token, record)
+
+    assert cluster.hospital.call(on_node_a) == 40102
+
+
+# --------------------------------------------------------------------------- rate limit
+
+
+@pytest.mark.skipif(not SHARED_STATE, reason=NO_SHARED_STATE)
+def test_a_client_hammering_both_nodes_meets_one_shared_rate_limit(cluster: Cluster) -> None:
+    cred = _credential(cluster)
+    nodes = [cluster.nodes["node-a"], cluster.nodes["node-b"]]
+    clinic = cluster.network.hosts.get("clinic") or cluster.network.host("clinic", 101)
+
+    def hammer() -> tuple[list[int], list[int]]:
+        wrong = {"appId": cred.app_id, "appSecret": "hbs_wrong"}
+        right = {"appId": cred.app_id, "appSecret": cred.app_secret}
+        with _client() as c:
+            codes = [
+                int(c.get(nodes[n % 2].url + TOKEN_PATH, params=wrong).json()["code"])
+                for n in range(2 * LIMIT + 2)
+            ]
+            after = [c.get(node.url + TOKEN_PATH, params=right).status_code for node in nodes]
+        return codes, after
+
+    codes, after = clinic.call(hammer)
+    # One limit for the pair (appId, address) across both nodes: per-node counters would let
+    # 2 × LIMIT wrong secrets through before the first 429.
+    assert codes == [40004] * LIMIT + [42900] * (LIMIT + 2)
+    assert after == [429, 429]  # the locked pair is locked on both nodes …
+
+    def from_the_hospital() -> int:
+        params = {"appId": cred.app_id, "appSecret": cred.app_secret}
+        with _client() as c:
+            return c.get(cluster.lb.url + TOKEN_PATH, params=params).status_code
+
+    # … and only that pair: the hospital (its address forwarded by HAProxy) still gets tokens.
+    assert cluster.hospital.call(from_the_hospital) == 200
+
+
+# --------------------------------------------------------------------------- kill -9 (last: it leaves node A down)
 
 
 def test_a_node_killed_mid_stream_loses_nothing_acknowledged_and_the_stream_goes_on(
@@ -188,89 +274,3 @@ def _wait_until_busy(cluster: Cluster, name: str, timeout: float) -> bool:
             return True
         time.sleep(0.002)
     return False
-
-
-# --------------------------------------------------------------------------- (b) revocation
-
-
-def _upload(client: httpx.Client, url: str, token: str, record: Any) -> int:
-    answer = client.post(url + UPLOAD_PATH, headers={"accessToken": token}, json=[record])
-    return int(answer.json()["code"])
-
-
-@pytest.mark.skipif(not SHARED_STATE, reason=NO_SHARED_STATE)
-def test_a_credential_revoked_on_node_a_is_refused_on_node_b_within_a_second(
-    cluster: Cluster,
-) -> None:
-    cred = _credential(cluster)
-    node_a, node_b = cluster.nodes["node-a"], cluster.nodes["node-b"]
-    record = sample("patient", 1, seed=16)[0]
-
-    def warm_up() -> tuple[str, list[int]]:
-        with _client() as c:
-            params = {"appId": cred.app_id, "appSecret": cred.app_secret}
-            token = c.get(cluster.lb.url + TOKEN_PATH, params=params).json()["data"]
-            # Both nodes have now checked (and may cache) the token.
-            codes = [_upload(c, n.url, token["accessToken"], record) for n in (node_a, node_b)]
-            return token["accessToken"], codes
-
-    token, codes = cluster.hospital.call(warm_up)
-    assert codes == [200, 200]
-
-    revoked = node_a.imsp("credentials", "revoke", cred.app_id)
-    done = time.monotonic()
-    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
-
-    def poll_node_b() -> tuple[int, float]:
-        with _client() as c:
-            while True:
-                code = _upload(c, node_b.url, token, record)
-                waited = time.monotonic() - done
-                if code != 200 or waited > 10:
-                    return code, waited
-                time.sleep(0.02)
-
-    code, waited = cluster.hospital.call(poll_node_b)
-    assert code == 40102, f"node B still accepted the revoked token after {waited:.2f} s"
-    assert waited <= 1.0, f"node B refused the revoked token only after {waited:.2f} s"
-
-    def on_node_a() -> int:
-        with _client() as c:
-            return _upload(c, node_a.url, token, record)
-
-    assert cluster.hospital.call(on_node_a) == 40102
-
-
-# --------------------------------------------------------------------------- (c) rate limit
-
-
-@pytest.mark.skipif(not SHARED_STATE, reason=NO_SHARED_STATE)
-def test_a_client_hammering_both_nodes_meets_one_shared_rate_limit(cluster: Cluster) -> None:
-    cred = _credential(cluster)
-    nodes = [cluster.nodes["node-a"], cluster.nodes["node-b"]]
-    clinic = cluster.network.hosts.get("clinic") or cluster.network.host("clinic", 101)
-
-    def hammer() -> tuple[list[int], list[int]]:
-        wrong = {"appId": cred.app_id, "appSecret": "hbs_wrong"}
-        right = {"appId": cred.app_id, "appSecret": cred.app_secret}
-        with _client() as c:
-            codes = [
-                int(c.get(nodes[n % 2].url + TOKEN_PATH, params=wrong).json()["code"])
-                for n in range(2 * LIMIT + 2)
-            ]
-            after = [c.get(node.url + TOKEN_PATH, params=right).status_code for node in nodes]
-        return codes, after
-
-    codes, after = clinic.call(hammer)
-    # One limit for the pair (appId, address) across both nodes: per-node counters would let
-    # 2 × LIMIT wrong secrets through before the first 429.
-    assert codes == [40004] * LIMIT + [42900] * (LIMIT + 2)
-    assert after == [429, 429]  # the locked pair is locked on both nodes …
-
-    def from_the_hospital() -> int:
-        params = {"appId": cred.app_id, "appSecret": cred.app_secret}
-        with _client() as c:
-            return c.get(cluster.lb.url + TOKEN_PATH, params=params).status_code
-
-    # … and only that pair: the hospital (its address forwarded by HAProxy) still gets tokens.
-    assert cluster.hospital.call(from_the_hospital) == 200
