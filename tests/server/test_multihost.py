@@ -16,14 +16,17 @@ a machine where they can, so there it runs.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import time
 from collections.abc import Iterator
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from imsp.auth.credentials import create_credential
 from imsp.auth.service import IssuedCredential
@@ -31,8 +34,8 @@ from imsp.client import Outbox
 from imsp.client.records import business_key, dataset
 from imsp.clock import SystemClock
 from imsp.config import Settings
-from imsp.standard.demo import DEMO_ORG_CODE, DEMO_ORG_NAME
-from tests.client.builders import sample, stored
+from imsp.standard.sample.world import uscc
+from tests.client.builders import sample
 from tests.support import netns
 from tests.support.cluster import (
     IMSP,
@@ -53,12 +56,13 @@ pytestmark = [
     ),
 ]
 
-#: Shared state (revocations, token cache, rate-limit counters in Redis) exists once the
-#: settings know ``IMSP_REDIS_URL``; before that every node keeps its own, by design.
-SHARED_STATE = "redis_url" in Settings.model_fields
+#: Shared state — revocations, the token cache and the rate-limit counters in Redis, behind
+#: ``IMSP_REDIS_URL`` — is ``imsp.shared_state``; without it every node keeps its own, by design
+#: (a ``redis_url`` setting alone, as readiness checks use, does not share them).
+SHARED_STATE = "redis_url" in Settings.model_fields and find_spec("imsp.shared_state") is not None
 NO_SHARED_STATE = (
-    "shared state not implemented yet: imsp.config.Settings has no redis_url (IMSP_REDIS_URL), "
-    "so revocations, the token cache and rate-limit counters are per process"
+    "shared state not implemented yet: no imsp.shared_state (revocations, token cache and "
+    "rate-limit counters shared through IMSP_REDIS_URL), so every node keeps its own"
 )
 
 #: Failed attempts per minute per (appId, address), lowered from 10 so the test is short.
@@ -91,13 +95,34 @@ def cluster(topology: Cluster) -> Cluster:
 
 
 def _credential(cluster: Cluster) -> IssuedCredential:
+    """A credential of a new institution of its own: the module's tests share one database, and
+    records of different tests must never share a business key."""
+    org_code = uscc("130100", random.Random())
     now = SystemClock().now()
     return run(
         cluster.settings,
         lambda s: create_credential(
-            s, org_code=DEMO_ORG_CODE, institution_name=DEMO_ORG_NAME, now=now
+            s, org_code=org_code, institution_name="多节点测试医院", now=now
         ),
     )
+
+
+def _stored(cluster: Cluster, org_code: str, dataset: str) -> list[tuple[str, int]]:
+    """(key, version) of every record the institution has stored in ``dataset``."""
+    engine = create_engine(cluster.settings.sync_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT r.key, r.version FROM record r"
+                    " JOIN institution i ON i.id = r.institution_id"
+                    " WHERE i.org_code = :org AND r.dataset = :ds"
+                ),
+                {"org": org_code, "ds": dataset},
+            ).all()
+    finally:
+        engine.dispose()
+    return [(r[0], r[1]) for r in rows]
 
 
 def _client() -> httpx.Client:
@@ -129,7 +154,7 @@ def test_a_credential_revoked_on_node_a_is_refused_on_node_b_within_a_second(
 ) -> None:
     cred = _credential(cluster)
     node_a, node_b = cluster.nodes["node-a"], cluster.nodes["node-b"]
-    record = sample("patient", 1, seed=16)[0]
+    record = sample("patient", 1, seed=16, org_code=cred.org_code)[0]
 
     def warm_up() -> tuple[str, list[int]]:
         with _client() as c:
@@ -208,7 +233,7 @@ def test_a_node_killed_mid_stream_loses_nothing_acknowledged_and_the_stream_goes
     cluster: Cluster, tmp_path: Path
 ) -> None:
     cred = _credential(cluster)
-    records = sample("patient", TOTAL, seed=15)
+    records = sample("patient", TOTAL, seed=15, org_code=cred.org_code)
     path = tmp_path / "outbox.db"
     with Outbox(path) as box:
         box.enqueue("patient", records)
@@ -250,7 +275,7 @@ def test_a_node_killed_mid_stream_loses_nothing_acknowledged_and_the_stream_goes
         sender.stop()
 
     assert _outbox_keys(path, "parked") == set()
-    rows = [(key, version) for ds, key, version in stored(cluster.settings) if ds == "patient"]
+    rows = _stored(cluster, cred.org_code, "patient")
     keys = [key for key, _ in rows]
     expected = {str(business_key(dataset("patient"), r)) for r in records}
     assert len(keys) == len(set(keys)) == TOTAL  # none doubled …
