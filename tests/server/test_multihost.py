@@ -226,7 +226,7 @@ def test_a_client_hammering_both_nodes_meets_one_shared_rate_limit(cluster: Clus
     assert cluster.hospital.call(from_the_hospital) == 200
 
 
-# --------------------------------------------------------------------------- kill -9 (last: it leaves node A down)
+# --------------------------------------------------------------------------- kill -9 (runs last)
 
 
 def test_a_node_killed_mid_stream_loses_nothing_acknowledged_and_the_stream_goes_on(

@@ -15,12 +15,12 @@ Address plan on ``10.254.1.0/24`` (:data:`ADDRESSES`)::
 * **Redis**: a private ``redis-server`` in the ``redis`` host, no persistence.
 * **Exchange nodes**: ``imsp`` :data:`NODE_COMMAND` configured by environment only (``IMSP_HOST``,
   ``IMSP_EXCHANGE__PORT``, ``IMSP_DATABASE_URL``, ``IMSP_REDIS_URL``, ``IMSP_TRUSTED_PROXIES`` = the
-  load balancer), so the command is the one thing to change when roles change. The schema is
+  load balancer), so the command is the one thing that changes with the roles. The schema is
   migrated once before the nodes start, as an operator runs ``imsp db upgrade`` before a rollout.
-* **HAProxy** in the ``lb`` host: round robin over the nodes, health checks on ``/healthz`` every
-  200 ms, ``X-Forwarded-For`` added (the nodes trust the lb's address), a connection refused by a
-  dead node redispatched to another; its stats socket (a file, reachable from the test) tells
-  which servers are up and how many requests each served.
+* **HAProxy** in the ``lb`` host: round robin over the nodes, health checks on
+  :data:`HEALTH_PATH` every 200 ms, ``X-Forwarded-For`` added (the nodes trust the lb's address),
+  a connection refused by a dead node redispatched to another; its stats socket (a file,
+  reachable from the test) tells which servers are up and how many requests each served.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 
 import httpx
@@ -46,9 +47,12 @@ from imsp.config import Settings
 from imsp.storage import migrate
 from tests.support.netns import Host, Network, Process
 
-#: How an exchange node is started: ``imsp serve`` (all in one) until the per-role command
-#: ``imsp serve exchange`` exists — then this is the one line to change.
-NODE_COMMAND: tuple[str, ...] = ("serve",)
+#: The per-role command ``imsp serve exchange --workers N`` and its ``/readyz`` (database and
+#: Redis reachable, migrations at head) come with ``imsp.readiness``; before that a node is the
+#: all-in-one ``imsp serve`` checked on ``/healthz``. These three lines are the whole switch.
+ROLES = find_spec("imsp.readiness") is not None
+NODE_COMMAND: tuple[str, ...] = ("serve", "exchange", "--workers", "2") if ROLES else ("serve",)
+HEALTH_PATH = "/readyz" if ROLES else "/healthz"
 IMSP = (sys.executable, "-m", "imsp.cli.main")
 
 SUBNET = "10.254.1"
@@ -264,7 +268,7 @@ class ExchangeNode:
         def probe() -> bool:
             try:
                 with httpx.Client(trust_env=False, timeout=1) as c:
-                    return c.get(self.url + "/healthz").status_code == 200
+                    return c.get(self.url + HEALTH_PATH).status_code == 200
             except httpx.TransportError:
                 return False
 
@@ -311,7 +315,7 @@ frontend exchange
 
 backend nodes
     balance roundrobin
-    option httpchk GET /healthz
+    option httpchk GET {health}
     http-check expect status 200
     default-server inter 200ms fastinter 100ms downinter 200ms fall 2 rise 2
 {servers}
@@ -344,6 +348,7 @@ class HAProxy:
                 address=self.host.address,
                 port=EXCHANGE_PORT,
                 servers=servers,
+                health=HEALTH_PATH,
             )
         )
         check = subprocess.run(
