@@ -8,7 +8,8 @@ and the hospital's machine runs the SDK's own ``imsp outbox drain --follow`` thr
   said stored is in the database exactly once, the outbox resends the rest, the stream goes on
   through the other node without the SDK being restarted;
 * a credential revoked on node A is refused on node B within 1 s (shared state in Redis);
-* a client hammering both nodes meets one shared rate limit (shared counters in Redis).
+* a client hammering both nodes meets one shared rate limit (shared counters in Redis), and
+  failures from one IPv6 /64 count together on every node.
 
 Skipped only where network namespaces cannot be made (not root, no iproute2); CI runs as root on
 a machine where they can, so there it runs.
@@ -224,6 +225,40 @@ def test_a_client_hammering_both_nodes_meets_one_shared_rate_limit(cluster: Clus
 
     # … and only that pair: the hospital (its address forwarded by HAProxy) still gets tokens.
     assert cluster.hospital.call(from_the_hospital) == 200
+
+
+@pytest.mark.skipif(not SHARED_STATE, reason=NO_SHARED_STATE)
+def test_wrong_secrets_from_one_ipv6_slash_64_count_together_on_every_node(
+    cluster: Cluster,
+) -> None:
+    cred = _credential(cluster)
+    # Two machines of one site: different addresses in the same IPv6 /64, behind HAProxy.
+    first = cluster.network.hosts.get("site-1") or cluster.network.host("site-1", 102)
+    second = cluster.network.hosts.get("site-2") or cluster.network.host("site-2", 103)
+    wrong = {"appId": cred.app_id, "appSecret": "hbs_wrong"}
+    right = {"appId": cred.app_id, "appSecret": cred.app_secret}
+    served = _served(cluster)
+
+    def fail_limit_times() -> list[int]:
+        with _client() as c:
+            return [
+                int(c.get(cluster.lb.url6 + TOKEN_PATH, params=wrong).json()["code"])
+                for _ in range(LIMIT)
+            ]
+
+    assert first.call(fail_limit_times) == [40004] * LIMIT
+    spread = {name: n - served[name] for name, n in _served(cluster).items()}
+    assert all(n > 0 for n in spread.values()), spread  # HAProxy sent them to both nodes
+
+    def from_the_same_slash_64() -> tuple[int, int]:
+        with _client() as c:
+            refused = c.get(cluster.lb.url6 + TOKEN_PATH, params=wrong).json()["code"]
+            accepted = c.get(cluster.lb.url6 + TOKEN_PATH, params=right).status_code
+        return int(refused), accepted
+
+    # The /64 has used up its failures on the two nodes together: another address of it is
+    # refused a guess, but a correct secret from it is never refused.
+    assert second.call(from_the_same_slash_64) == (42900, 200)
 
 
 # --------------------------------------------------------------------------- kill -9 (runs last)

@@ -35,19 +35,24 @@ def _greeting(address: str, port: int) -> str:
 
 
 def test_hosts_reach_each_other_on_the_test_subnet_and_not_the_root_namespace() -> None:
-    with Network("10.254.7") as net:
+    with Network("10.254.7", "fd00:254:7") as net:
         server, client = net.host("server", 2), net.host("client", 3)
-        listener = server.call(socket.create_server, (server.address, 7000))  # inside "server"
+        # Listeners opened inside "server": all its addresses (IPv4 and IPv6), port 7000.
+        listener = server.call(
+            socket.create_server, ("::", 7000), family=socket.AF_INET6, dualstack_ipv6=True
+        )
 
-        def greet_once() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                conn.sendall(b"hello")
+        def greet(times: int) -> None:
+            for _ in range(times):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.sendall(b"hello")
 
         with listener, socket.create_server(("127.0.0.1", 0)) as root_listener:
-            greeter = threading.Thread(target=greet_once)
+            greeter = threading.Thread(target=greet, args=(2,))
             greeter.start()
             assert client.call(_greeting, server.address, 7000) == "hello"
+            assert client.call(_greeting, server.address6, 7000) == "hello"
             greeter.join(timeout=5)
             # The client's 127.0.0.1 is its own: the root namespace's listener is not there.
             root_port = root_listener.getsockname()[1]

@@ -1,9 +1,9 @@
 """The production topology on test-made hosts (``tests.support.netns``): a private PostgreSQL
 cluster, Redis, exchange nodes and HAProxy, each in its own network namespace, all real processes.
 
-Address plan on ``10.254.1.0/24`` (:data:`ADDRESSES`)::
+Address plan on ``10.254.1.0/24`` (:data:`ADDRESSES`; every host also has ``fd00:254:1::<n>``)::
 
-    db .2  (PostgreSQL 5432)      redis .3 (6379)       lb .10 (HAProxy :8888 → nodes)
+    db .2  (PostgreSQL 5432)     redis .3 (6379)      lb .10 (HAProxy :8888 → nodes; IPv4 and IPv6)
     node-a .11, node-b .12 (exchange :8888)             hospital .100 (the SDK's machine)
 
 * **PostgreSQL**: ``initdb`` + ``postgres`` from the machine's server binaries
@@ -305,11 +305,13 @@ defaults
     timeout connect 1s
     timeout client 30s
     timeout server 30s
+    timeout check 2s
     retries 2
     option redispatch
 
 frontend exchange
     bind {address}:{port}
+    bind [{address6}]:{port}
     option forwardfor
     default_backend nodes
 
@@ -337,6 +339,12 @@ class HAProxy:
     def url(self) -> str:
         return f"http://{self.host.address}:{EXCHANGE_PORT}"
 
+    @property
+    def url6(self) -> str:
+        """The load balancer's IPv6 address (the nodes listen on IPv4 only; HAProxy forwards
+        the client's IPv6 address in ``X-Forwarded-For``)."""
+        return f"http://[{self.host.address6}]:{EXCHANGE_PORT}"
+
     def start(self) -> None:
         servers = "\n".join(
             f"    server {name} {node.host.address}:{EXCHANGE_PORT} check"
@@ -346,6 +354,7 @@ class HAProxy:
             HAPROXY_CONFIG.format(
                 stats=self.stats_socket,
                 address=self.host.address,
+                address6=self.host.address6,
                 port=EXCHANGE_PORT,
                 servers=servers,
                 health=HEALTH_PATH,

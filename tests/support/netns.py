@@ -1,9 +1,10 @@
 """Hosts for multi-host tests: Linux network namespaces made by the test, joined to one bridge.
 
 A :class:`Network` is a private layer-2 segment (default ``10.254.1.0/24``, a test range that is
-never the province's ``10.1.109.x``): one namespace holds the bridge (the "switch"), and every
-:class:`Host` is a namespace of its own with a veth pair whose one end (``eth0``, the host's
-address) sits in the host and whose other end is plugged into the bridge. Nothing is added to the
+never the province's ``10.1.109.x``, and the unique-local ``fd00:254:1::/64``): one namespace
+holds the bridge (the "switch"), and every :class:`Host` is a namespace of its own with a veth
+pair whose one end (``eth0``, the host's addresses) sits in the host and whose other end is
+plugged into the bridge. Nothing is added to the
 root namespace — no interface, no route — so the segment is invisible outside the test and two
 runs never see each other, whatever addresses they use.
 
@@ -156,12 +157,16 @@ class Process:
 
 
 class Host:
-    """One machine of the network: a namespace with ``eth0`` at ``address`` (and ``lo`` up)."""
+    """One machine of the network: a namespace with ``eth0`` at ``address`` and ``address6``
+    (and ``lo`` up)."""
 
-    def __init__(self, network: Network, role: str, address: str, namespace: str) -> None:
+    def __init__(
+        self, network: Network, role: str, address: str, address6: str, namespace: str
+    ) -> None:
         self.network = network
         self.role = role
         self.address = address
+        self.address6 = address6  # on the segment's IPv6 /64
         self.namespace = namespace
         self.processes: list[Process] = []
 
@@ -272,16 +277,18 @@ def _enter(namespace: str) -> None:
 
 
 class Network:
-    """A private segment ``<subnet>.0/24`` behind one bridge; hosts are added with :meth:`host`.
+    """A private segment ``<subnet>.0/24`` and ``<subnet6>::/64`` behind one bridge; hosts are
+    added with :meth:`host`.
 
     Use as a context manager (or call :meth:`close`): on exit every process of the run is killed
     and every namespace deleted, also when the test failed."""
 
-    def __init__(self, subnet: str = "10.254.1") -> None:
+    def __init__(self, subnet: str = "10.254.1", subnet6: str = "fd00:254:1") -> None:
         if subnet.startswith("10.1.109"):
             raise ValueError("10.1.109.x is the province's network; use a test range")
         sweep_stale()
         self.subnet = subnet
+        self.subnet6 = subnet6
         self.run_id = f"{PREFIX}-{os.getpid()}-{secrets.token_hex(3)}"
         self.hosts: dict[str, Host] = {}
         self._namespaces: list[str] = []
@@ -303,12 +310,14 @@ class Network:
         return name
 
     def host(self, role: str, last_octet: int) -> Host:
-        """A new host ``role`` at ``<subnet>.<last_octet>``, plugged into the bridge."""
+        """A new host ``role`` at ``<subnet>.<last_octet>`` and ``<subnet6>::<last_octet>``,
+        plugged into the bridge."""
         if role in self.hosts:
             raise ValueError(f"host {role!r} exists")
         if not 2 <= last_octet <= 254:
             raise ValueError("last octet must be 2..254")
         address = f"{self.subnet}.{last_octet}"
+        address6 = f"{self.subnet6}::{last_octet}"
         namespace = self._add_namespace(role)
         port = f"v{last_octet}"  # the bridge's side, named in the switch namespace only
         _ip(
@@ -317,8 +326,10 @@ class Network:
         )  # fmt: skip
         _ip("-n", self.switch, "link", "set", port, "master", "br0", "up")
         _ip("-n", namespace, "addr", "add", f"{address}/24", "dev", "eth0")
+        # nodad: usable at once, no duplicate address detection delay (nobody else is here)
+        _ip("-n", namespace, "addr", "add", f"{address6}/64", "dev", "eth0", "nodad")
         _ip("-n", namespace, "link", "set", "eth0", "up")
-        host = Host(self, role, address, namespace)
+        host = Host(self, role, address, address6, namespace)
         self.hosts[role] = host
         return host
 
