@@ -54,8 +54,8 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def unavailable() -> str | None:
-    """Why this process cannot make network namespaces, or ``None`` when it can (probed by
-    really making and deleting one)."""
+    """Why this process cannot make a network of hosts, or ``None`` when it can — probed by
+    really making a namespace with a bridge and a veth pair in it, and deleting it."""
     if shutil.which("ip") is None:
         return "iproute2 (`ip`) is not installed"
     if os.geteuid() != 0:
@@ -64,7 +64,13 @@ def unavailable() -> str | None:
     made = _ip("netns", "add", probe, check=False)
     if made.returncode != 0:
         return f"`ip netns add` failed here: {made.stderr.strip()}"
-    _ip("netns", "del", probe, check=False)
+    try:
+        for what in (("br0", "type", "bridge"), ("v0", "type", "veth", "peer", "name", "v1")):
+            link = _ip("-n", probe, "link", "add", *what, check=False)
+            if link.returncode != 0:
+                return f"`ip link add {' '.join(what)}` failed here: {link.stderr.strip()}"
+    finally:
+        _ip("netns", "del", probe, check=False)
     return None
 
 
