@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages IMSP needs beyond Python: fonts and Pango for PDF reports, Chromium for browser
 # tests, curl for the chunked-upload test, poppler for looking at PDFs, wrk for the ingest
-# benchmark, HAProxy, Redis, PostgreSQL and iproute2 for the multi-host test, Java 17 for the
-# spec's Java client example (the spec's C# example is not compiled: Debian ships no .NET SDK).
-# Installs only what is missing.
+# benchmark, Java 17 for the spec's Java client example (the spec's C# example is not compiled:
+# Debian ships no .NET SDK). Installs only what is missing.
 set -euo pipefail
 want=(fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 curl)
 # Debian's own Python needs python3-venv for `python3 -m venv` (other Pythons ship ensurepip).
@@ -12,9 +11,11 @@ if ! "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null; then
 fi
 if [ "${1:-}" = "--dev" ]; then
   want+=(chromium poppler-utils wrk openjdk-17-jdk-headless ffmpeg)  # wrk: bench/bench_ingest.py; ffmpeg: test videos
-  # The multi-host test (tests/server/test_multihost.py): hosts are network namespaces
-  # (iproute2) running real HAProxy, Redis and a private PostgreSQL cluster (util-linux's setpriv
-  # runs it as the postgres user).
+fi
+# The multi-host test (tests/server/test_multihost.py): hosts are network namespaces (iproute2)
+# running real HAProxy, Redis and a private PostgreSQL cluster (util-linux's setpriv runs it as the
+# postgres user).
+if [ "${1:-}" = "--dev" ]; then
   want+=(iproute2 haproxy redis-server postgresql util-linux)
 fi
 missing=()
