@@ -462,7 +462,7 @@ def node_env(
 def production_cluster(
     logs: Path, node_settings: Mapping[str, str] | None = None
 ) -> Iterator[Cluster]:
-    """Build the whole topology (about 10 s), yield it, tear everything down — processes,
+    """Build the whole topology (10–40 s, mostly the nodes starting), yield it, tear everything down — processes,
     namespaces, the database directory — also when the block fails. ``node_settings`` are extra
     ``IMSP_…`` variables for both exchange nodes."""
     logs.mkdir(parents=True, exist_ok=True)
