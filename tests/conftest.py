@@ -28,6 +28,7 @@ from imsp.storage import (
     registry,  # noqa: F401  (all models, for table cleanup)
 )
 from imsp.storage.base import Base
+from tests.support.redis import REDIS_URL, key_prefix, unreachable
 
 # Property tests judge behaviour, never speed (speed is measured in bench/): no per-example
 # deadline and no "too slow" health check, so a loaded CI machine cannot make them flaky.
@@ -111,12 +112,34 @@ def _empty_all_tables(settings: Settings) -> None:
     engine.dispose()
 
 
+#: ``IMSP_TEST_SHARED_STATE=redis`` runs every test with its shared state in Redis (a key prefix
+#: of its own per test): the same suite then checks the Redis implementation's semantics.
+SHARED_IN_REDIS = os.environ.get("IMSP_TEST_SHARED_STATE", "") == "redis"
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Iterator[Settings]:
     """Settings for one test: its own data directory, an emptied database."""
     s = Settings(database_url=database_url, data_dir=tmp_path / "var")
     _empty_all_tables(s)
-    return s
+    if not SHARED_IN_REDIS:
+        yield s
+        return
+    reason = unreachable()
+    if reason:
+        pytest.fail(f"IMSP_TEST_SHARED_STATE=redis but {reason}")
+    with key_prefix() as prefix:
+        yield s.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": prefix})
+
+
+@pytest.fixture
+def redis_settings(settings: Settings) -> Iterator[Settings]:
+    """``settings`` with the shared state in the test Redis under a key prefix of its own."""
+    reason = unreachable()
+    if reason:
+        pytest.skip(reason)
+    with key_prefix() as prefix:
+        yield settings.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": prefix})
 
 
 @pytest.fixture

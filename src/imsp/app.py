@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from imsp import __version__
 from imsp.clock import Clock, SystemClock
 from imsp.config import Settings
+from imsp.shared_state import SharedState, open_state
 from imsp.storage.db import Database
 from imsp.web import AppContext, JsonResponse, install_error_handlers, install_healthz
 
@@ -30,12 +31,19 @@ def _base_app(
 ) -> FastAPI:
     owns_db = db is None
     database = db or Database(settings)
+    # Shared state (rate limits, sign-in delays, revocations, locks): Redis when
+    # IMSP_REDIS_URL is set, else this process's memory — chosen here, once.
+    shared: SharedState = open_state(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owns_db:
-            await database.dispose()
+        await shared.start()
+        try:
+            yield
+        finally:
+            await shared.close()
+            if owns_db:
+                await database.dispose()
 
     app = FastAPI(
         title=title,
@@ -50,7 +58,11 @@ def _base_app(
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.ctx = AppContext(
-        settings=settings, db=database, clock=clock or SystemClock(), service=service
+        settings=settings,
+        db=database,
+        clock=clock or SystemClock(),
+        service=service,
+        shared=shared,
     )
     install_error_handlers(app)
     install_healthz(app)

@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="PostgreSQL 连接串；为空时使用数据目录下的 SQLite"
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis 连接串（如 redis://127.0.0.1:6379/0）；设置后令牌吊销、令牌缓存失效、"
+        "限流与登录节流计数及短时锁由各节点共享；为空时保存在各进程内存中（单节点）",
+    )
     host: str = "127.0.0.1"
     lock_timeout_seconds: float = Field(
         default=10.0,
@@ -161,6 +166,12 @@ class Settings(BaseSettings):
         default="",
         description="可信反向代理地址（逗号分隔的 IP 或网段，如 10.0.0.1,10.0.8.0/24）；"
         "只有来自这些地址的请求才采用 X-Forwarded-For 中的客户端地址。默认为空：不信任任何代理",
+    )
+    redis_prefix: str = Field(
+        default="imsp:",
+        min_length=1,
+        max_length=64,
+        description="Redis 键名前缀（同一 Redis 上运行多套平台或测试时区分各自的键）",
     )
     exchange: ExchangeSettings = ExchangeSettings()
     portal: PortalSettings = PortalSettings()

@@ -11,7 +11,7 @@ import functools
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
@@ -26,6 +26,7 @@ from imsp import __version__
 from imsp.clock import Clock
 from imsp.config import Settings
 from imsp.errors import UNAVAILABLE_RETRY_AFTER, CommitFailed, ImspError, MethodNotAllowed, NotFound
+from imsp.shared_state import MemoryState, SharedState
 from imsp.standard.protocol import GATEWAY
 from imsp.storage.db import Database, db_error_name
 
@@ -52,6 +53,7 @@ class AppContext:
     db: Database
     clock: Clock
     service: str  # "exchange" | "portal"
+    shared: SharedState = field(default_factory=MemoryState)  # chosen by the app factory
 
 
 def ctx(request: Request) -> AppContext:

@@ -16,31 +16,23 @@ exactly the same answers (no account enumeration). A success clears its (usernam
 pair; a key without failures for ``forget_after`` seconds is dropped. The platform operator's
 password reset clears every key of that username (the explicit unlock).
 
-State is per process (kept in memory, bounded to ``max_keys``): with several worker processes
-each enforces its own delays, which still bounds the rate an attacker gets.
+The counts are the shared state's escalating delays (``imsp.shared_state.Delays``): per process
+on a single node (bounded in memory), in Redis for every portal node at once when
+``IMSP_REDIS_URL`` is set — one throttle however many nodes the attempts are spread over.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Final
 
-MAX_KEYS: Final = 100_000
+from imsp.shared_state import Allowance, Counted, Delays, MemoryDelays
 
+__all__ = ["Allowance", "LoginThrottle", "address_key"]
 
-@dataclass(slots=True)
-class _Count:
-    failures: int = 0
-    last: float = 0.0  # time of the last failure
-    until: float = 0.0  # no attempt before this time
-
-
-@dataclass(frozen=True, slots=True)
-class Allowance:
-    free: int  # failures before the first delay
-    base: float  # first delay, seconds
-    cap: float  # longest delay, seconds
+PER_ADDRESS: Final = Allowance(free=10, base=1.0, cap=300.0)
+PER_PAIR: Final = Allowance(free=5, base=1.0, cap=900.0)
+PER_ACCOUNT: Final = Allowance(free=50, base=1.0, cap=300.0)
 
 
 def address_key(addr: str) -> str:
@@ -63,81 +55,37 @@ class LoginThrottle:
     def __init__(
         self,
         *,
-        per_address: Allowance = Allowance(free=10, base=1.0, cap=300.0),
-        per_pair: Allowance = Allowance(free=5, base=1.0, cap=900.0),
-        per_account: Allowance = Allowance(free=50, base=1.0, cap=300.0),
-        forget_after: float = 3600.0,
-        max_keys: int = MAX_KEYS,
+        delays: Delays | None = None,
+        per_address: Allowance = PER_ADDRESS,
+        per_pair: Allowance = PER_PAIR,
+        per_account: Allowance = PER_ACCOUNT,
     ) -> None:
-        self.allowances = {"a": per_address, "p": per_pair, "u": per_account}
-        self.forget_after = forget_after
-        self.max_keys = max_keys
-        self._counts: dict[str, _Count] = {}
+        self.delays: Delays = delays or MemoryDelays()
+        self.per_address = per_address
+        self.per_pair = per_pair
+        self.per_account = per_account
 
-    @staticmethod
-    def _keys(username: str, addr: str) -> dict[str, str]:
+    def _keys(self, username: str, addr: str) -> list[Counted]:
         name = username.strip().lower()[:50]
         where = address_key(addr)
-        return {"a": f"a|{where}", "p": f"p|{name}|{where}", "u": f"u|{name}"}
+        return [
+            Counted(f"a|{where}", self.per_address),
+            Counted(f"p|{name}|{where}", self.per_pair, group=name, drop_on_success=True),
+            Counted(f"u|{name}", self.per_account, group=name),
+        ]
 
-    def attempt(self, *, username: str, addr: str, now: float) -> float:
+    async def attempt(self, *, username: str, addr: str, now: float) -> float:
         """Admit an attempt (``0.0``) or say how many seconds it must still wait.
 
         An admitted attempt counts as a failure at once — before its password is checked, so
-        a burst of concurrent attempts cannot all pass before the first failure is counted —
-        until ``succeeded`` takes it back."""
-        wait = self.wait(username=username, addr=addr, now=now)
-        if wait <= 0:
-            self.failed(username=username, addr=addr, now=now)
-        return wait
+        a burst of concurrent attempts (on any node) cannot all pass before the first failure
+        is counted — until ``succeeded`` takes it back."""
+        return await self.delays.attempt(self._keys(username, addr), now)
 
-    def wait(self, *, username: str, addr: str, now: float) -> float:
-        """Seconds before an attempt for ``username`` from ``addr`` may be checked (0: now)."""
-        longest = 0.0
-        for key in self._keys(username, addr).values():
-            count = self._counts.get(key)
-            if count is not None and count.until > now:
-                longest = max(longest, count.until - now)
-        return longest
-
-    def failed(self, *, username: str, addr: str, now: float) -> None:
-        """Count a failed attempt (wrong password or unknown username — the same)."""
-        if len(self._counts) >= self.max_keys:
-            self._sweep(now)
-        for kind, key in self._keys(username, addr).items():
-            count = self._counts.get(key)
-            if count is None or now - count.last > self.forget_after:
-                count = self._counts[key] = _Count()
-            count.failures += 1
-            count.last = now
-            allowance = self.allowances[kind]
-            over = count.failures - allowance.free
-            if over >= 0:
-                count.until = now + min(allowance.cap, allowance.base * 2.0 ** min(over, 30))
-
-    def succeeded(self, *, username: str, addr: str) -> None:
+    async def succeeded(self, *, username: str, addr: str) -> None:
         """The admitted attempt was right: it is no failure, and its pair starts afresh."""
-        for kind, key in self._keys(username, addr).items():
-            count = self._counts.get(key)
-            if count is None:
-                continue
-            count.failures -= 1
-            if kind == "p" or count.failures <= 0:
-                del self._counts[key]
-            elif count.failures < self.allowances[kind].free:
-                count.until = 0.0
+        await self.delays.succeeded(self._keys(username, addr))
 
-    def forget(self, username: str) -> None:
+    async def forget(self, username: str) -> None:
         """Clear every count of ``username`` (the operator reset its password)."""
-        name = username.strip().lower()[:50]
-        for key in [k for k in self._counts if k == f"u|{name}" or k.startswith(f"p|{name}|")]:
-            del self._counts[key]
-
-    def _sweep(self, now: float) -> None:
-        stale = [k for k, c in self._counts.items() if now - c.last > self.forget_after]
-        for key in stale:
-            del self._counts[key]
-        if len(self._counts) >= self.max_keys:  # still full: drop the oldest half
-            oldest = sorted(self._counts, key=lambda k: self._counts[k].last)
-            for key in oldest[: len(oldest) // 2]:
-                del self._counts[key]
+        await self.delays.forget(username.strip().lower()[:50])

@@ -6,6 +6,7 @@ exact bytes of an archived request is ``imsp exchange show ID --body FILE``, whi
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 import uuid
@@ -19,10 +20,11 @@ import orjson
 
 from imsp.auth import credentials as creds
 from imsp.auth.service import CHANNELS
-from imsp.cli.env import run
+from imsp.cli.env import load_settings, run
 from imsp.cli.output import table
 from imsp.clock import BEIJING, SystemClock, format_datetime
 from imsp.exchange import history, queries, tokens
+from imsp.shared_state import open_state
 from imsp.standard.mask import mask_key, mask_record
 from imsp.standard.model import load_standard
 
@@ -122,6 +124,8 @@ def credentials_rotate(app_id: str, revoke_tokens: bool, as_json: bool) -> None:
         as_json,
         channel=issued.channel,
     )
+    if revoke_tokens:
+        _announce()
     if revoke_tokens and not as_json:
         click.echo(f"  已作废访问令牌 / tokens revoked: {revoked}")
 
@@ -129,10 +133,31 @@ def credentials_rotate(app_id: str, revoke_tokens: bool, as_json: bool) -> None:
 @credentials.command("revoke")
 @click.argument("app_id")
 def credentials_revoke(app_id: str) -> None:
-    """停用 APP_ID：不再签发令牌，已签发的令牌随即失效（各服务进程最迟 token_cache_seconds 秒内）。"""
+    """停用 APP_ID：不再签发令牌，已签发的令牌随即失效（配置 IMSP_REDIS_URL 时各节点 1 秒内，否则各服务进程最迟 token_cache_seconds 秒内）。"""
     now = SystemClock().now()
     info = run(lambda s: tokens.revoke_credential(s, app_id=app_id, now=now))
+    _announce()
     click.echo(f"已停用 / revoked: {info.app_id}  {info.institution_name}（{info.org_code}）")
+
+
+def _announce() -> None:
+    """After the revocation committed: every node drops its token cache (within 1 s with
+    ``IMSP_REDIS_URL``; else each server process's cache expires within token_cache_seconds)."""
+    settings = load_settings()
+
+    async def main() -> bool:
+        shared = open_state(settings)
+        try:
+            return await tokens.announce_revocation(shared)
+        finally:
+            await shared.close()
+
+    if not asyncio.run(main()):
+        click.echo(
+            "注意：未能通知各节点（Redis 不可达），已签发的令牌最迟 "
+            f"{settings.exchange.token_cache_seconds:g} 秒后失效 / nodes not notified",
+            err=True,
+        )
 
 
 @credentials.command("list")

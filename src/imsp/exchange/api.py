@@ -235,7 +235,7 @@ def install(app: FastAPI) -> None:
     c: AppContext = app.state.ctx
     limits = c.settings.exchange
     std = load_standard()
-    app.state.tokens = TokenService(limits, c.clock)
+    app.state.tokens = TokenService(limits, c.clock, c.shared)
     writer = app.state.exchange_writer = _open_writer(c)
     parent = app.router.lifespan_context
 

@@ -5,10 +5,15 @@
   Issuing a new token does not cut off older unexpired ones, so a client that refreshes while
   requests are in flight never sees them fail (数据接入工作说明 第三章 超时处理建议).
 * Verification on the hot path is served from an in-process cache (digest → grant) for
-  ``token_cache_seconds`` (default 5 s): a revoked credential stops working within that time in
-  every server process. ``0`` disables the cache.
-* Rate limits (``SlidingWindow``, answered 429 with ``Retry-After``) never refuse a correct
-  secret or a valid token because of someone else's failures:
+  ``token_cache_seconds`` (default 5 s); ``0`` disables the cache. A revocation is announced
+  (``announce_revocation``, after its commit) through the shared state's ``revocations``: in
+  memory (one node) it drops this process's cache and other processes' caches expire within
+  ``token_cache_seconds``; with Redis (``IMSP_REDIS_URL``) every node drops its cache within
+  one second, and a node that cannot reach Redis checks every token against the database
+  (``imsp.shared_redis`` says how — fail safe).
+* Rate limits (the shared state's sliding windows — one limit for every node with Redis —,
+  answered 429 with ``Retry-After``) never refuse a correct secret or a valid token because of
+  someone else's failures:
 
   - token requests: failures are counted per (appId, address) — the one key that locks, since
     its failures are the requester's own — and per address and IPv6 /64, which only turn the
@@ -40,8 +45,9 @@ from imsp.clock import Clock
 from imsp.config import ExchangeSettings
 from imsp.errors import ImspError, RateLimited, TokenExpired, TokenInvalid, TokenMissing
 from imsp.exchange.models import AccessToken
-from imsp.exchange.ratelimit import SlidingWindow, address_keys
+from imsp.exchange.ratelimit import address_keys
 from imsp.exchange.writer import db_failure
+from imsp.shared_state import MemoryState, SharedState
 
 log = logging.getLogger("imsp.exchange")
 
@@ -75,16 +81,21 @@ class IssuedToken:
 class TokenService:
     """Issues and verifies access tokens; one per app (holds the cache and the rate limiters)."""
 
-    def __init__(self, settings: ExchangeSettings, clock: Clock) -> None:
+    def __init__(
+        self, settings: ExchangeSettings, clock: Clock, shared: SharedState | None = None
+    ) -> None:
         self.ttl = timedelta(seconds=settings.token_ttl_seconds)
         self.cache_seconds = settings.token_cache_seconds
         self.clock = clock
+        state = shared or MemoryState()
+        self.revocations = state.revocations
         limit = settings.auth_failures_per_minute
-        self.by_pair = SlidingWindow(limit=limit)
-        self.by_addr = SlidingWindow(limit=limit)
-        self.by_app = SlidingWindow(limit=limit * APP_ALERT_FACTOR)
-        self.bad_tokens = SlidingWindow(limit=limit)
-        self._cache: dict[str, tuple[Grant | None, float]] = {}
+        self.by_pair = state.window("token.pair", limit=limit)
+        self.by_addr = state.window("token.addr", limit=limit)
+        self.by_app = state.window("token.app", limit=limit * APP_ALERT_FACTOR)
+        self.bad_tokens = state.window("token.unknown", limit=limit)
+        # digest -> (grant, cached until, revocation generation it was read under)
+        self._cache: dict[str, tuple[Grant | None, float, int]] = {}
 
     # ----------------------------------------------------------------------------- issuing
 
@@ -98,20 +109,19 @@ class TokenService:
         now = self.clock.now()
         ts = now.timestamp()
         pair = f"{app_id}\x00{client_addr}"
-        wait = self.by_pair.retry_after(pair, ts)
+        wait = await self.by_pair.retry_after([pair], ts)
         if wait:
             raise RateLimited(wait)
         addrs = address_keys(client_addr)
-        addr_wait = max(self.by_addr.retry_after(k, ts) for k in addrs)
+        addr_wait = await self.by_addr.retry_after(addrs, ts)
         try:
             principal = await credentials.authenticate(
                 session, app_id=app_id, app_secret=app_secret
             )
         except ImspError:
-            self.by_pair.fail(pair, ts)
-            for k in addrs:
-                self.by_addr.fail(k, ts)
-            if app_id and self.by_app.fail(app_id, ts) == self.by_app.limit:
+            await self.by_pair.fail([pair], ts)
+            await self.by_addr.fail(addrs, ts)
+            if app_id and await self.by_app.fail([app_id], ts) == self.by_app.limit:
                 log.warning(
                     "alert: %d failed token requests for appId %r within %.0f s (not locked)",
                     self.by_app.limit,
@@ -157,29 +167,31 @@ class TokenService:
         # 40102 — the platform could not check it, and a client told 40102 drops its token.
         digest = crypto.digest(token)
         hit = self._cache.get(digest)
-        if hit is not None and hit[1] > ts:
+        generation = self.revocations.generation
+        if hit is not None and hit[1] > ts and hit[2] == generation and self.revocations.trusted():
             grant = hit[0]
         else:
             try:
                 grant = await self._load(engine, digest)
             except (DBAPIError, PoolTimeout) as exc:
                 raise db_failure(exc, None, connection_lost=True) from None
-            if self.cache_seconds > 0:
+            # Cached only if no revocation was announced while it was read: a grant read just
+            # before a revocation committed must not outlive the announcement.
+            if self.cache_seconds > 0 and self.revocations.generation == generation:
                 if len(self._cache) >= _CACHE_MAX:
                     self._cache.clear()
-                self._cache[digest] = (grant, ts + self.cache_seconds)
+                self._cache[digest] = (grant, ts + self.cache_seconds, generation)
         if grant is None:
-            self._unknown(client_addr, ts)
+            await self._unknown(client_addr, ts)
         if grant.expires_at <= now:
             raise TokenExpired()
         return grant
 
-    def _unknown(self, client_addr: str, ts: float) -> NoReturn:
+    async def _unknown(self, client_addr: str, ts: float) -> NoReturn:
         """40102 — or 429 for an address (or /64) that keeps sending unknown tokens."""
         keys = address_keys(client_addr)
-        wait = max(self.bad_tokens.retry_after(k, ts) for k in keys)
-        for k in keys:
-            self.bad_tokens.fail(k, ts)
+        wait = await self.bad_tokens.retry_after(keys, ts)
+        await self.bad_tokens.fail(keys, ts)
         if wait:
             raise RateLimited(wait)
         raise TokenInvalid()
@@ -204,8 +216,17 @@ class TokenService:
         return Grant(row.institution_id, row.org_code, row.app_id, row.expires_at, row.channel)
 
 
+async def announce_revocation(shared: SharedState) -> bool:
+    """Tell every node's token cache that tokens were revoked — call it AFTER the revocation
+    committed (``revoke_tokens``, ``rotate_secret(revoke=True)``, ``revoke_credential``).
+    ``False`` when the other nodes could not be told (then their caches expire within
+    ``token_cache_seconds``)."""
+    return await shared.revocations.announce()
+
+
 async def revoke_tokens(session: AsyncSession, *, app_id: str) -> int:
-    """Delete every token of ``app_id`` (they stop working once the verification caches expire)."""
+    """Delete every token of ``app_id`` (they stop working on every node once
+    ``announce_revocation`` is called after the commit)."""
     cred_id = select(AppCredential.id).where(AppCredential.app_id == app_id).scalar_subquery()
     result = await session.execute(delete(AccessToken).where(AccessToken.credential_id == cred_id))
     return int(getattr(result, "rowcount", 0) or 0)

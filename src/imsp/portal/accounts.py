@@ -183,7 +183,7 @@ async def account_create(v: Visit = Depends(operator)) -> Response:  # noqa: B00
 async def account_reset(user_id: int, v: Visit = Depends(operator)) -> Response:  # noqa: B008
     await checked_form(v)
     issued = await accounts.reset_password(v.db, actor=v.actor, user_id=user_id, now=v.now)
-    throttle_of(v.request).forget(issued.user.username)  # the explicit unlock
+    await throttle_of(v.request).forget(issued.user.username)  # the explicit unlock
     return _issued_page(v, issued, org=None, reset=True)
 
 

@@ -182,7 +182,7 @@ def install(app: FastAPI) -> None:
     ):
         app.include_router(module.router)
     spec_page.install(app)  # the published interface spec, public like /login
-    app.state.login_throttle = signin.new_throttle(settings)
+    app.state.login_throttle = signin.new_throttle(settings, app.state.ctx.shared)
     app.add_middleware(
         PortalGuard,
         max_body=settings.portal.max_upload_bytes + 1024 * 1024,

@@ -28,6 +28,7 @@ from imsp.portal.edge import (
     set_session_cookie,
     visitor,
 )
+from imsp.shared_state import SharedState
 from imsp.web import UnitOfWork, client_addr, ctx
 
 router = APIRouter()
@@ -38,11 +39,12 @@ def throttle_of(request: Request) -> LoginThrottle:
     return throttle
 
 
-def new_throttle(settings: Settings) -> LoginThrottle:
-    """The portal's sign-in throttle, from ``settings.portal``."""
+def new_throttle(settings: Settings, shared: SharedState) -> LoginThrottle:
+    """The portal's sign-in throttle, from ``settings.portal``, counting in the shared state."""
     p = settings.portal
     cap = float(p.login_max_delay_seconds)
     return LoginThrottle(
+        delays=shared.delays,
         per_address=Allowance(free=p.login_free_failures_per_address, base=1.0, cap=cap),
         per_pair=Allowance(free=p.login_free_failures_per_account, base=1.0, cap=cap),
         per_account=Allowance(free=10 * p.login_free_failures_per_account, base=1.0, cap=cap),
@@ -106,7 +108,7 @@ async def login_submit(request: Request, db: UnitOfWork) -> Response:
     now = c.clock.now()
     addr = client_addr(request)
     throttle = throttle_of(request)
-    wait = throttle.attempt(username=username, addr=addr, now=now.timestamp())
+    wait = await throttle.attempt(username=username, addr=addr, now=now.timestamp())
     if wait > 0:  # refused before any password is hashed; the same for every username
         # Answer slowly (holding no database connection and no CPU): a client that keeps
         # hammering gets at most one answer per tarpit period on each connection, so a flood
@@ -134,7 +136,7 @@ async def login_submit(request: Request, db: UnitOfWork) -> Response:
         return _login_page(
             request, login.new_secret(), username=username, problem=result.problem or "", status=401
         )
-    throttle.succeeded(username=username, addr=addr)
+    await throttle.succeeded(username=username, addr=addr)
     user = result.user
     if user.must_change_password:
         target = "/password"

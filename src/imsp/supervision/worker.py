@@ -14,6 +14,9 @@ Uploads never wait for any of this: the feed row is written with the record; rul
 When the feed is empty the worker decides pending checks whose grace period ended (R43/R44),
 marks findings whose rectification deadline passed as 逾期, and refreshes the daily rollups the
 regulator's pages read (``rollups.refresh_rollups``: only what changed since its watermark).
+With several workers (nodes or processes) these idle chores run under the shared state's lock
+``supervision.chores`` (in Redis with ``IMSP_REDIS_URL``): one worker does them while the others
+skip them — two concurrent refreshes would only collide on the same rollup rows and retry.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from datetime import timedelta
 from imsp.clock import Clock
 from imsp.config import Settings
 from imsp.exchange import changes as feed
+from imsp.shared_state import SharedState, open_state
 from imsp.storage.db import Database
 from imsp.supervision.engine import Stats
 from imsp.supervision.findings import expire_overdue
@@ -50,7 +54,18 @@ class Round:
     stats: Stats
 
 
-async def run_once(db: Database, *, settings: Settings, clock: Clock, worker: str) -> Round:
+#: Longest the idle chores may hold their lock (it expires if its worker dies).
+CHORES_TTL = 300.0
+
+
+async def run_once(
+    db: Database,
+    *,
+    settings: Settings,
+    clock: Clock,
+    worker: str,
+    shared: SharedState | None = None,
+) -> Round:
     """One round: claim (committed), evaluate + ack (committed together)."""
     conf = settings.supervision
     grace = timedelta(hours=conf.grace_hours)
@@ -63,12 +78,12 @@ async def run_once(db: Database, *, settings: Settings, clock: Clock, worker: st
             lease=timedelta(seconds=conf.lease_seconds),
         )
     if not claimed:
-        async with db.session() as s:
-            now = clock.now()
-            stats = await evaluate_due(s, now=now, grace=grace)
-            await expire_overdue(s, now=now)
-            await refresh_rollups(s, now=now)  # the dashboards' daily rollups (rollups.py)
-        return Round(0, stats)
+        if shared is None:
+            return Round(0, await _chores(db, clock=clock, grace=grace))
+        async with shared.lock("supervision.chores", ttl=CHORES_TTL) as held:
+            if not held:  # another worker is doing them
+                return Round(0, Stats())
+            return Round(0, await _chores(db, clock=clock, grace=grace))
     async with db.session() as s:
         stats = await evaluate_changes(
             s,
@@ -78,6 +93,15 @@ async def run_once(db: Database, *, settings: Settings, clock: Clock, worker: st
         )
         await feed.ack(s, [c.id for c in claimed])
     return Round(len(claimed), stats)
+
+
+async def _chores(db: Database, *, clock: Clock, grace: timedelta) -> Stats:
+    async with db.session() as s:
+        now = clock.now()
+        stats = await evaluate_due(s, now=now, grace=grace)
+        await expire_overdue(s, now=now)
+        await refresh_rollups(s, now=now)  # the dashboards' daily rollups (rollups.py)
+    return stats
 
 
 async def run_worker(
@@ -93,13 +117,19 @@ async def run_worker(
     and retried after a pause: its changes stay in the feed."""
     name = worker or worker_name()
     pause = settings.supervision.poll_seconds
-    while not stop.is_set():
-        try:
-            done = await run_once(db, settings=settings, clock=clock, worker=name)
-        except Exception as exc:  # the worker outlives any one round; its changes stay queued
-            log.warning("supervision round failed, will retry: %s", type(exc).__name__)
-            done = Round(0, Stats())
-        if done.claimed:
-            continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=pause)
+    shared = open_state(settings)
+    try:
+        while not stop.is_set():
+            try:
+                done = await run_once(
+                    db, settings=settings, clock=clock, worker=name, shared=shared
+                )
+            except Exception as exc:  # the worker outlives any one round; its changes stay queued
+                log.warning("supervision round failed, will retry: %s", type(exc).__name__)
+                done = Round(0, Stats())
+            if done.claimed:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=pause)
+    finally:
+        await shared.close()
