@@ -73,7 +73,6 @@ TOKEN_PATH = "/auth/accesstoken/create"
 UPLOAD_PATH = "/uploadPatientFile"
 TOTAL = 1200  # records the hospital streams while a node dies
 BATCH = 20
-FRONT_COUNTS = ("req_tot", "hrsp_2xx")  # HAProxy: requests received, answered 2xx
 
 
 @pytest.fixture(scope="module")
@@ -292,10 +291,10 @@ def test_a_node_killed_mid_stream_loses_nothing_acknowledged_and_the_stream_goes
     victim = cluster.nodes["node-a"]
     try:
         wait_for(lambda: len(_outbox_keys(path, "delivered")) >= TOTAL // 4, 60, "a quarter")
-        served_before, front_before = _served(cluster), cluster.lb.frontend()
+        served_before = _served(cluster)
         # The kill must land while node A holds a request: freeze it, wait until HAProxy has
-        # handed it one (it waits unanswered), then kill -9 the node — deterministically a
-        # crash mid-request, whether or not that request had committed.
+        # handed it one (it waits unanswered), then kill -9 the node: it dies with a request in
+        # hand, every time, instead of only when a kill happens to land mid-request.
         victim.freeze()
         held = _wait_until_busy(cluster, "node-a", timeout=10)
         acknowledged = _outbox_keys(path, "delivered")
@@ -306,7 +305,7 @@ def test_a_node_killed_mid_stream_loses_nothing_acknowledged_and_the_stream_goes
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n{cluster.logs_tail()}\n{sender.output()}") from None
         assert sender.alive(), sender.output()  # the SDK rode through it, not restarted
-        served_after, front_after = _served(cluster), cluster.lb.frontend()
+        served_after = _served(cluster)
     finally:
         sender.stop()
 
@@ -321,11 +320,10 @@ def test_a_node_killed_mid_stream_loses_nothing_acknowledged_and_the_stream_goes
     # The stream went on through the other node; HAProxy took the dead one out.
     assert served_after["node-b"] > served_before["node-b"]
     assert cluster.lb.status("node-a").startswith("DOWN")
+    # Node A died holding a request. Whether HAProxy answered it with an error (the SDK then
+    # sent the batch again) or found the node had never read it and passed it to node B is up
+    # to the kernel's timing; either way the assertions above hold.
     assert held, "node A was never handed a request before it was killed"
-    # The request node A held never got its answer (the SDK sent it again, see above): since the
-    # freeze HAProxy received more of the hospital's requests than it answered with success.
-    received, succeeded = (int(front_after[k]) - int(front_before[k]) for k in FRONT_COUNTS)
-    assert received > succeeded, (front_before, front_after)
 
 
 def _wait_until_busy(cluster: Cluster, name: str, timeout: float) -> bool:
