@@ -17,6 +17,12 @@ if [ "${1:-}" = "--dev" ]; then
   # haproxy: deploy/ config check and tests/server/test_haproxy.py; redis-server: shared-state tests
   want+=(chromium chromium-l10n poppler-utils wrk openjdk-17-jdk-headless ffmpeg pgbouncer haproxy redis-server)
 fi
+# The multi-host test (tests/server/test_multihost.py): hosts are network namespaces (iproute2)
+# running real HAProxy, Redis and a private PostgreSQL cluster (util-linux's setpriv runs it as the
+# postgres user).
+if [ "${1:-}" = "--dev" ]; then
+  want+=(iproute2 haproxy redis-server postgresql util-linux)
+fi
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
