@@ -165,7 +165,7 @@ def load(url: str, count: int, copies: int) -> int:
     return total
 
 
-def run_sweep(url: str, batch: int) -> tuple[Any, float]:
+def run_sweep(url: str, batch: int, jobs: int = 1) -> tuple[Any, float]:
     from imsp.config import Settings
     from imsp.storage.db import Database
     from imsp.supervision.sweep import sweep
@@ -176,7 +176,7 @@ def run_sweep(url: str, batch: int) -> tuple[Any, float]:
             t0 = time.perf_counter()
             stats = await sweep(
                 db, now=dt.datetime(2025, 7, 15, 9, tzinfo=BEIJING),
-                grace=dt.timedelta(hours=48), batch=batch,
+                grace=dt.timedelta(hours=48), batch=batch, jobs=jobs,
             )  # fmt: skip
             return stats, time.perf_counter() - t0
         finally:
