@@ -31,7 +31,13 @@ from imsp.config import Settings
 from imsp.exchange.models import Record
 from imsp.storage.db import Database
 from imsp.supervision.engine import Stats, evaluate_records
-from imsp.supervision.loading import BaseCache, load_org_registry, record_query, to_rec
+from imsp.supervision.loading import (
+    BaseCache,
+    load_org_registry,
+    record_query,
+    rows_of,
+    to_rec,
+)
 from imsp.supervision.predicates import PREDICATES
 
 __all__ = ["sweep", "sweep_in_session"]
@@ -92,7 +98,7 @@ async def _batch(
         stmt = stmt.where(Record.institution_id == institution_id)
     if since is not None:
         stmt = stmt.where(Record.business_time >= since)
-    return list((await session.execute(stmt.order_by(Record.id).limit(limit))).all())
+    return await rows_of(session, stmt.order_by(Record.id).limit(limit))
 
 
 async def sweep_in_session(
