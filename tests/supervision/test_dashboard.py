@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from imsp.supervision import charts
 from imsp.supervision.dashboard import silent_days
 
@@ -39,3 +42,29 @@ def test_charts_escape_labels_and_show_values() -> None:
         "每日", [("2026-03-01", 2.0), ("2026-03-02", 0.0)], highlight=frozenset({"2026-03-02"})
     )
     assert col.count("<rect") == 2 and charts.RED in col
+
+
+def _silent_by_definition(active: set[date], start: date, end: date) -> list[date]:
+    """The definition, day by day (what the one-pass :func:`silent_days` must agree with)."""
+    out = []
+    day = start
+    while day <= end:
+        before = sum(1 for i in range(1, 29) if day - timedelta(days=i) in active)
+        if day not in active and before >= 0.5 * 28:
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+@given(
+    offsets=st.sets(st.integers(-40, 120), max_size=150),
+    first=st.integers(-10, 60),
+    length=st.integers(0, 90),
+)
+def test_silent_days_agree_with_their_definition(
+    offsets: set[int], first: int, length: int
+) -> None:
+    active = {D0 + timedelta(days=i) for i in offsets}
+    start = D0 + timedelta(days=first)
+    end = start + timedelta(days=length)
+    assert silent_days(active, start, end) == _silent_by_definition(active, start, end)

@@ -206,10 +206,8 @@ class OverviewLists:
 
 async def _overview(v: Visit, start: date, end: date) -> OverviewLists:
     ov = await dashboard.overview(v.db, start=start, end=end)
-    counts = await dashboard.findings_by_institution(v.db, start=start, end=end)
-    rules = await dashboard.findings_by_rule(v.db, start=start, end=end)
-    by_day = await dashboard.findings_by_day(v.db, start=start, end=end)
-    return OverviewLists(ov, rank(ov.hospitals, counts), rules, by_day)
+    f = await dashboard.findings_summary(v.db, start=start, end=end)
+    return OverviewLists(ov, rank(ov.hospitals, f.by_institution), f.by_rule, f.by_day)
 
 
 async def _xlsx(

@@ -17,8 +17,8 @@ import asyncio
 import gc
 import multiprocessing
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -275,7 +275,16 @@ async def _parallel(
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         futures = [
             loop.run_in_executor(
-                pool, _run_part, settings, (k, jobs), now, grace, rules, institution_id, since, batch
+                pool,
+                _run_part,
+                settings,
+                (k, jobs),
+                now,
+                grace,
+                rules,
+                institution_id,
+                since,
+                batch,
             )
             for k in range(jobs)
         ]
