@@ -31,6 +31,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -230,82 +233,185 @@ def sweep_report(
 # --------------------------------------------------------------------------- ingest on/off
 
 
-def ingest_runs(args: argparse.Namespace, host: str) -> str:
+@contextmanager
+def _server(url: str, port: int, workers: int, workdir: Path, on: bool) -> Iterator[Any]:
+    """The exchange service (bench_ingest's uvicorn command) with supervision's receipt
+    lookups on or off; its in-process worker is off (the worker runs as its own process)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSP_")} | {
+        "IMSP_DATABASE_URL": url,
+        "IMSP_DATA_DIR": str(workdir / "var"),
+        "IMSP_SUPERVISION__REFERENCE_WARNINGS": "true" if on else "false",
+        "IMSP_SUPERVISION__WORKER": "false",
+    }
+    cmd = bi.server_command("uvicorn", port, workers)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if bi.httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except bi.httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("the exchange server did not start")
+            time.sleep(0.2)
+        time.sleep(1)
+        yield proc
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _depth(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return int(conn.execute("SELECT count(*) FROM record_change").fetchone()[0])  # type: ignore[index]
+
+
+def _drain(url: str, limit: float = 900) -> float:
+    """Seconds until the change feed is empty (polled every 0.5 s)."""
+    t0 = time.monotonic()
+    while _depth(url) and time.monotonic() - t0 < limit:
+        time.sleep(0.5)
+    return time.monotonic() - t0
+
+
+@dataclass
+class Leg:
+    run: Any
+    worker_cpu: float = 0.0  # CPU seconds per second of the worker process during the load
+    depth: int = 0  # change-feed depth when the load stopped
+    drained: float = 0.0  # seconds until it was empty
+
+
+def _leg(
+    args: argparse.Namespace, url: str, workdir: Path, one: Path, mode: str, seconds: int
+) -> Leg:
     base = f"http://127.0.0.1:{args.port}"
+    on = mode == "on"
+    with _server(url, args.port, args.workers, workdir, on) as proc:
+        worker = None
+        if on:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "imsp.cli.main", "supervise", "worker"],
+                env={k: v for k, v in os.environ.items() if not k.startswith("IMSP_")}
+                | {"IMSP_DATABASE_URL": url, "IMSP_DATA_DIR": str(workdir / "var")},
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+            )
+        token = bi.httpx.get(
+            f"{base}/auth/accesstoken/create",
+            params={"appId": args.app_id, "appSecret": args.secret},
+        ).json()["data"]["accessToken"]
+        (workdir / "token.txt").write_text(token + "\n")
+        bi.wrk("warm-up", f"{base}/uploadPrescriptionInfo", one, workdir,
+               connections=args.connections, seconds=3, server=proc.pid)  # fmt: skip
+        w0 = bi._cpu_of({worker.pid}) if worker else 0.0
+        run = bi.wrk(
+            mode, f"{base}/uploadPrescriptionInfo", one, workdir,
+            connections=args.connections, seconds=seconds, server=proc.pid,
+        )  # fmt: skip
+        leg = Leg(run)
+        if worker is not None:
+            leg.worker_cpu = (bi._cpu_of({worker.pid}) - w0) / run.seconds
+            leg.depth = _depth(url)
+            leg.drained = _drain(url)
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(60)
+        else:
+            # what the "off" leg left in the feed is evaluated before the next leg starts
+            _catch_up(url, workdir)
+    return leg
+
+
+def _catch_up(url: str, workdir: Path) -> None:
+    if not _depth(url):
+        return
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "imsp.cli.main", "supervise", "worker"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("IMSP_")}
+        | {"IMSP_DATABASE_URL": url, "IMSP_DATA_DIR": str(workdir / "var")},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
+    _drain(url)
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(60)
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f}"
+
+
+def ingest_runs(args: argparse.Namespace, host: str) -> str:
     with bi.fresh_database(args.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        app_id, secret = bi.prepare(url)
+        args.app_id, args.secret = bi.prepare(url)
         _, one, _ = bi.bodies(workdir, 50)
-        results = {}
-        drained = None
-        depth_end = 0
-        for mode in ("off", "on"):
-            env_flag = "true" if mode == "on" else "false"
-            os.environ["IMSP_SUPERVISION__REFERENCE_WARNINGS"] = env_flag
-            os.environ["IMSP_SUPERVISION__WORKER"] = "false"
-            worker = None
-            with bi.server(url, args.port, args.workers) as proc:
-                if mode == "on":
-                    worker = subprocess.Popen(
-                        [sys.executable, "-m", "imsp.cli.main", "supervise", "worker"],
-                        env={k: v for k, v in os.environ.items() if not k.startswith("IMSP_")}
-                        | {"IMSP_DATABASE_URL": url},
-                        start_new_session=True,
-                    )
-                token = bi.httpx.get(
-                    f"{base}/auth/accesstoken/create", params={"appId": app_id, "appSecret": secret}
-                ).json()["data"]["accessToken"]
-                (workdir / "token.txt").write_text(token + "\n")
-                bi.wrk("warm-up", f"{base}/uploadPrescriptionInfo", one, workdir,
-                       connections=args.connections, seconds=3, server=proc.pid)  # fmt: skip
-                results[mode] = bi.wrk(
-                    mode, f"{base}/uploadPrescriptionInfo", one, workdir,
-                    connections=args.connections, seconds=args.duration, server=proc.pid,
-                )  # fmt: skip
-            if worker is not None:
-                with psycopg.connect(url) as conn:
-                    depth_end = conn.execute("SELECT count(*) FROM record_change").fetchone()[0]  # type: ignore[index]
-                    t0 = time.monotonic()
-                    while conn.execute("SELECT count(*) FROM record_change").fetchone()[0]:  # type: ignore[index]
-                        if time.monotonic() - t0 > 600:
-                            break
-                        time.sleep(0.5)
-                    drained = time.monotonic() - t0
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait(60)
-    off, on = results["off"], results["on"]
-    ratio = on.rps / off.rps
-    return "\n".join(
-        [
-            f"### 上传与监管同时运行 / Ingest with supervision on and off ({dt.date.today():%Y-%m-%d})",
-            "",
-            f"Command: `.venv/bin/python bench/bench_supervision.py ingest --duration {args.duration} "
-            f"--workers {args.workers} --connections {args.connections}`. Machine: {host}.",
-            "",
-            "Same database, same generated prescriptions, single-record uploads "
-            f"(`POST /uploadPrescriptionInfo`, {args.connections} connections, {args.duration} s each, "
-            f"{args.workers} server processes). *Off*: no reference lookup, no worker. *On*: every "
-            "receipt carries the -95 reference warnings (one extra query per request, run alongside "
-            "the write) and `imsp supervise worker` evaluates the change feed at the same time on "
-            "the same two cores.",
-            "",
-            "| supervision | records/s | p50 ms | p99 ms | errors | server CPU | PostgreSQL CPU |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-            *(
-                f"| {r.name} | {r.rps:,.0f} | {r.p50:.1f} | {r.p99:.1f} | {r.errors} | "
-                f"{r.cpu.get('server', 0):.2f} | {r.cpu.get('postgres', 0):.2f} |"
-                for r in (off, on)
-            ),
-            "",
-            f"**On / off: {ratio:.0%}** (target ≥ 85 %). Change-feed depth when the load stopped: "
-            f"{depth_end:,}; the worker emptied it {drained:.0f} s later"
-            + (
-                " (it evaluates every record the change may affect, not only the record itself)."
-                if drained
-                else "."
-            ),
+        # off, on, on, off, off, on …: each pair's order alternates so drift in the machine's
+        # load weighs on both modes alike
+        order = [
+            m for r in range(args.rounds) for m in (("off", "on") if r % 2 == 0 else ("on", "off"))
         ]
-    )
+        legs: list[tuple[str, Leg, str]] = []
+        for mode in order:
+            before = _load()
+            legs.append((mode, _leg(args, url, workdir, one, mode, args.duration), before))
+            print(mode, legs[-1][1].run.rps, before)
+        stream = None
+        if args.stream:
+            before = _load()
+            stream = (_leg(args, url, workdir, one, "on", args.stream), before)
+    off = [leg.run.rps for m, leg, _ in legs if m == "off"]
+    on = [leg.run.rps for m, leg, _ in legs if m == "on"]
+    ratio = sum(on) / sum(off)
+    rows = [
+        f"| {i + 1} | {m} | {leg.run.rps:,.1f} | {leg.run.p50:.1f} | {leg.run.p99:.1f} | "
+        f"{leg.run.errors} | {leg.run.cpu.get('server', 0):.2f} | {leg.worker_cpu:.2f} | "
+        f"{leg.run.cpu.get('postgres', 0):.2f} | {load} |"
+        + (f" {leg.depth:,} → 0 in {leg.drained:.0f} s |" if m == "on" else " – |")
+        for i, (m, leg, load) in enumerate(legs)
+    ]
+    lines = [
+        f"### 上传与监管同时运行 / Ingest with supervision on and off ({dt.date.today():%Y-%m-%d})",
+        "",
+        f"Command: `.venv/bin/python bench/bench_supervision.py ingest --duration {args.duration} "
+        f"--rounds {args.rounds} --workers {args.workers} --connections {args.connections}"
+        + (f" --stream {args.stream}" if args.stream else "")
+        + f"`. Machine: {host}.",
+        "",
+        "Same database, same generated prescriptions, single-record uploads "
+        f"(`POST /uploadPrescriptionInfo`, {args.connections} connections, {args.duration} s per leg, "
+        f"{args.workers} uvicorn server processes), legs alternating off/on. *Off*: no reference "
+        "lookup in the receipt, no worker (what an off leg leaves in the change feed is evaluated "
+        "before the next leg). *On*: every receipt carries the -95 reference warnings (one extra "
+        "query per request, run alongside the write) and `imsp supervise worker` (nice 10) "
+        "evaluates the change feed at the same time on the same two cores. CPU columns: CPU "
+        "seconds per second of wall time (1.00 = one core) of the server processes, the worker, "
+        "and every PostgreSQL process of the machine (other sessions' included).",
+        "",
+        "| leg | supervision | records/s | p50 ms | p99 ms | errors | server CPU | worker CPU "
+        "| PostgreSQL CPU | load 1/5/15 min before | feed depth at the end → drained |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        *rows,
+        "",
+        f"**On / off: {ratio:.0%}** (sum of the on legs' records/s over the off legs'; target ≥ 85 %).",
+    ]
+    if stream is not None:
+        leg, load = stream
+        r = leg.run
+        lines += [
+            "",
+            f"**Stream**: one on leg of {args.stream} s at the same single-record rate "
+            f"(load before: {load}): {r.rps:,.1f} records/s, {r.requests:,} requests, "
+            f"{r.errors} errors, p99 {r.p99:.1f} ms; server CPU {r.cpu.get('server', 0):.2f}, "
+            f"worker CPU {leg.worker_cpu:.2f}, PostgreSQL CPU {r.cpu.get('postgres', 0):.2f}. "
+            f"Change-feed depth when the stream stopped: {leg.depth:,}; empty {leg.drained:.0f} s "
+            f"later (target ≤ 60 s: {'met' if leg.drained <= 60 else 'NOT met'}).",
+        ]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- main
@@ -335,6 +441,8 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=5)
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--duration", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=1, help="off/on pairs (ingest)")
+    ap.add_argument("--stream", type=int, default=0, help="then one on leg of this many s")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--port", type=int, default=18889)
