@@ -112,7 +112,7 @@ async def missing_references(
                 _PG_LOOKUP,
                 {"i": institution_id, "ds": datasets, "keys": values, "visits": sorted(visits)},
             )
-            rows = result.all()
+            rows: list[Any] = list(result.all())
         else:
             conds = [and_(Record.dataset.in_(datasets), Record.key.in_(values))]
             if visits:
@@ -122,7 +122,7 @@ async def missing_references(
             stmt = select(Record.dataset, Record.key, Record.visit_no).where(
                 Record.institution_id == institution_id, Record.voided.is_(False), or_(*conds)
             )
-            rows = (await conn.execute(stmt)).all()
+            rows = list((await conn.execute(stmt)).all())
     have = {(ds, k) for ds, k, _ in rows} | {(ds, vn) for ds, _, vn in rows if vn}
     out: dict[int, list[Issue]] = {}
     for index, field, targets, _, value in wanted:
