@@ -1,4 +1,4 @@
-"""Silent days and chart rendering: pure parts of the regulator's pages."""
+"""Silent days and chart rendering of the regulator's pages."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imsp.supervision import charts
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from imsp.auth.service import ensure_institution
+from imsp.config import Settings
+from imsp.supervision import charts, dashboard
 from imsp.supervision.dashboard import silent_days
+from imsp.supervision.quality import PRODUCTION, SUMMED
+from imsp.supervision.rollup_models import QualityInstitutionDay
+from tests.support.database import run
+from tests.supervision.builders import NOW, ORG
 
 D0 = date(2026, 3, 1)
 
@@ -68,3 +76,33 @@ def test_silent_days_agree_with_their_definition(
     start = D0 + timedelta(days=first)
     end = start + timedelta(days=length)
     assert silent_days(active, start, end) == _silent_by_definition(active, start, end)
+
+
+def test_the_overview_counts_active_and_silent_days_from_the_rollups(settings: Settings) -> None:
+    """Through the database: the days with requests come back as one joined string per
+    institution and are turned into flags; a gap after a month of daily reports is silent, days
+    before the period count for the look-back only, a day with no request row is not active."""
+    start, end = D0 + timedelta(days=30), D0 + timedelta(days=39)
+    gap = D0 + timedelta(days=35)
+    quiet_row = D0 + timedelta(days=37)  # a row without requests (records counted elsewhere)
+
+    async def work(s: AsyncSession) -> dashboard.Overview:
+        inst = await ensure_institution(s, org_code=ORG, name="示范医院", now=NOW)
+        zero = {c: 0 for c in SUMMED}
+        for i in range(40):
+            day = D0 + timedelta(days=i)
+            if day == gap:
+                continue
+            s.add(
+                QualityInstitutionDay(
+                    channel=PRODUCTION, day=day, institution_id=inst.id, delay_p95_s=None,
+                    **(zero | {"requests": 0 if day == quiet_row else 2, "received": 5}),
+                )
+            )  # fmt: skip
+        await s.flush()
+        return await dashboard.overview(s, start=start, end=end)
+
+    ov = run(settings, work)
+    (line,) = ov.hospitals
+    assert line.silent == [gap, quiet_row]
+    assert line.active_days == 8 and line.totals.received == 5 * 9

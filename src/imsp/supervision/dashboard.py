@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import accumulate
 from typing import Any, Final
 
 from sqlalchemy import BigInteger, String, case, cast, func, select, tuple_
@@ -195,24 +196,30 @@ def silent_days(
     """Days in [start, end] without any request although the institution usually reports.
 
     "Usually" = it had requests on at least ``share`` of the ``window`` days before that day. A
-    day with only a token request or an empty upload is active ("nothing happened"), not silent.
-    One pass with a running count of the window's active days (a year's overview asks this for
-    every institution)."""
+    day with only a token request or an empty upload is active ("nothing happened"), not silent."""
     first = start.toordinal() - window
-    n = (end - start).days + 1
-    flags = [0] * (n + window)
+    flags = bytearray((end - start).days + 1 + window)
     for day in active:
         i = day.toordinal() - first
         if 0 <= i < len(flags):
             flags[i] = 1
+    return _silent(flags, start, window=window, share=share)
+
+
+def _silent(
+    flags: bytearray, start: date, *, window: int = SILENT_WINDOW, share: float = SILENT_SHARE
+) -> list[date]:
+    """:func:`silent_days` over ``flags``: one byte per day from ``window`` days before
+    ``start``, 1 = active. A year's overview asks this for every institution, so the work is
+    done by C loops: prefix sums, and a scan for the inactive days only."""
     need = share * window
-    before = sum(flags[:window])  # active days among the window before ``start``
+    before = list(accumulate(flags, initial=0))  # before[i] = active days among flags[:i]
     out = []
-    for i in range(n):
-        today = flags[i + window]
-        if not today and before >= need:
-            out.append(start + timedelta(days=i))
-        before += today - flags[i]
+    i = flags.find(0, window)
+    while i != -1:
+        if before[i] - before[i - window] >= need:
+            out.append(start + timedelta(days=i - window))
+        i = flags.find(0, i + 1)
     return out
 
 
@@ -240,10 +247,10 @@ async def _active_days(
 
 async def _by_institution(
     session: AsyncSession, start: date, end: date, channel: str
-) -> tuple[dict[int, Totals], dict[int, set[date]]]:
+) -> tuple[dict[int, Totals], dict[int, bytearray]]:
     """Per institution, in one scan of ``quality_institution_day``: the period's sums, and the
     days with any request from ``SILENT_WINDOW`` days before ``start`` (joined into one string
-    by the database)."""
+    by the database) as one flag byte per day (see :func:`_silent`)."""
     dialect = session.get_bind().dialect.name
     t = QualityInstitutionDay
     in_period = t.day >= start
@@ -264,13 +271,20 @@ async def _by_institution(
         .group_by(t.institution_id)
     )
     totals: dict[int, Totals] = {}
-    active: dict[int, set[date]] = {}
+    active: dict[int, bytearray] = {}
+    first = start - timedelta(days=SILENT_WINDOW)
+    size = (end - first).days + 1
+    position = {(first + timedelta(days=i)).isoformat(): i for i in range(size)}
     for r in rows.all():
         i = int(r[0])
         if r[2] is not None:  # a row in the period (sums over no row are NULL)
             totals[i] = _totals(r[2:])
         if r[1]:
-            active[i] = {date.fromisoformat(d) for d in str(r[1]).split(",") if d}
+            flags = active[i] = bytearray(size)
+            for d in str(r[1]).split(","):
+                at = position.get(d)
+                if at is not None:
+                    flags[at] = 1
     return totals, active
 
 
@@ -299,12 +313,13 @@ async def overview(
     for t in by_dataset.values():
         total.add(t)
     hospitals = await _hospitals(session, set(by_inst) | set(active))
+    none = bytearray((end - start).days + 1 + SILENT_WINDOW)
     lines = [
         HospitalLine(
             hospitals[i],
             by_inst.get(i, Totals()),
-            len([d for d in active.get(i, set()) if start <= d <= end]),
-            silent_days(active.get(i, set()), start, end),
+            active.get(i, none).count(1, SILENT_WINDOW),
+            _silent(active.get(i, none), start),
         )
         for i in hospitals
     ]
