@@ -6,7 +6,6 @@ from datetime import date, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth.service import ensure_institution
@@ -15,8 +14,8 @@ from imsp.supervision import charts, dashboard
 from imsp.supervision.dashboard import silent_days
 from imsp.supervision.quality import PRODUCTION, SUMMED
 from imsp.supervision.rollup_models import QualityInstitutionDay
-from tests.support.database import run
 from tests.supervision.builders import NOW, ORG
+from tests.support.database import run
 
 D0 = date(2026, 3, 1)
 
