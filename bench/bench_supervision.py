@@ -185,6 +185,19 @@ class SweepRun:
     digest: str  # hash of the findings and pending checks written
 
 
+@contextmanager
+def _sweep_database(args: argparse.Namespace) -> Iterator[str]:
+    """A fresh database loaded by :func:`load`, or (``--database``) one a previous run of
+    this benchmark loaded and kept (generating and loading a million records takes minutes)."""
+    if args.database:
+        yield args.database
+        return
+    with bi.fresh_database(args.admin_url) as url:
+        bi.prepare(url)
+        load(url, args.count, args.copies)
+        yield url
+
+
 def _forget(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
@@ -251,7 +264,13 @@ def sweep_report(args: argparse.Namespace, host: str, total: int, runs: list[Swe
         f"### 全量重新评估 / Full sweep ({dt.date.today():%Y-%m-%d})",
         "",
         f"Command: `.venv/bin/python bench/bench_supervision.py sweep --count {args.count} "
-        f"--copies {args.copies} --batch {args.batch} --jobs {args.jobs}`. Machine: {host}.",
+        f"--copies {args.copies} --batch {args.batch} --jobs {args.jobs}`"
+        + (
+            " (on a database loaded by an earlier run of the same command, `--database`)"
+            if args.database
+            else ""
+        )
+        + f". Machine: {host}.",
         "",
         f"{total:,} generated records ({args.copies} institutions × one sample world of "
         f"{args.count} objects per dataset, every dataset; ~1 % of prescriptions, follow-up "
@@ -500,6 +519,7 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=30)
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--jobs", default="1,2", help="sweep processes, one run each (sweep)")
+    ap.add_argument("--database", help="sweep: an already loaded database (skips loading)")
     ap.add_argument("--duration", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=1, help="off/on pairs (ingest)")
     ap.add_argument("--stream", type=int, default=0, help="then one on leg of this many s")
@@ -511,9 +531,8 @@ def main() -> None:
     host = bi.machine()
     print(host)
     if args.what == "sweep":
-        with bi.fresh_database(args.admin_url) as url:
-            bi.prepare(url)
-            total = load(url, args.count, args.copies)
+        with _sweep_database(args) as url:
+            total = bi.stored(url)
             runs = []
             for jobs in (int(j) for j in args.jobs.split(",")):
                 runs.append(run_sweep(url, args.batch, jobs))
