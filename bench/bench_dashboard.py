@@ -218,7 +218,7 @@ def _backend_cpu(url: str) -> float:
     """CPU seconds used so far by the PostgreSQL backends serving ``url``'s database (the
     portal's pooled connections; read from /proc, PostgreSQL runs on this machine)."""
     name = make_url(url).database
-    with psycopg.connect(_pg(url).rsplit("/", 1)[0] + "/postgres") as conn:
+    with psycopg.connect(_pg(url).replace(f"dbname={name}", "dbname=postgres")) as conn:
         pids = [r[0] for r in conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)
         )]  # fmt: skip
