@@ -397,9 +397,19 @@ def _leg(
             leg.worker_cpu = (bi._cpu_of({worker.pid}) - w0) / run.seconds
             leg.depth = _depth(url)
             leg.drained, leg.left = _drain(url, args.drain_limit)
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(60)
+            _stop(worker)
     return leg
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the worker finishes its batch), then SIGKILL after 30 s: a batch can take longer
+    on a loaded machine, and a killed worker loses nothing (its claims are leased)."""
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(30)
 
 
 def _drained(leg: Leg) -> str:
