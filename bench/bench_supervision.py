@@ -1,21 +1,25 @@
 """Benchmark: supervision (监管规则) on PostgreSQL (not a test).
 
-    .venv/bin/python bench/bench_supervision.py sweep  [--count 2000] [--copies 5] [--write]
-    .venv/bin/python bench/bench_supervision.py ingest [--duration 15] [--write]
+    .venv/bin/python bench/bench_supervision.py sweep  [--count 2000] [--copies 30] [--jobs 1,2] [--write]
+    .venv/bin/python bench/bench_supervision.py ingest [--duration 60] [--rounds 2] [--stream 600] [--write]
 
 ``sweep``: generates a sample world (``imsp.standard.sample``, every dataset, ``--count`` objects
 each: ~16 records per object) and stores ``--copies`` copies of it under different institutions
 with ``COPY`` into the ``record`` table of a fresh database (received one hour after their
 business time, so T+1 holds); ~1 % of the prescriptions and follow-up records are mutated to
-break a rule. Then it runs a full sweep of every rule in this process (``imsp.supervision.sweep``,
-batches of ``--batch`` records, one transaction each) and reports records/s in total and, per
-rule, evaluations/s of its predicate.
+break a rule (``--copies 30`` of ``--count 2000``: 1,002,930 records). Then it runs a full sweep
+of every rule (``imsp.supervision.sweep``, batches of ``--batch`` records, one transaction each)
+once per number of processes in ``--jobs``, and reports records/s in total and per process, the
+CPU seconds spent, whether every run wrote the same findings, and, per rule, evaluations/s of its
+predicate.
 
 ``ingest``: the exchange service (bench/bench_ingest.py's server and wrk driver) loaded with
-single-record prescription uploads, twice on the same database: supervision off (no receipt
-reference lookup, no worker) and on (reference warnings in every receipt, ``imsp supervise
-worker`` running beside the server on the same 2 cores); records/s of both and their ratio, and
-the change-feed depth at the end of the "on" run and how long the worker took to drain it.
+single-record prescription uploads on one database, in legs alternating supervision off (no
+receipt reference lookup, no worker) and on (reference warnings in every receipt, ``imsp
+supervise worker`` running beside the server on the same 2 cores), ``--rounds`` pairs of
+``--duration`` s; records/s of both and their ratio, the CPU share of server, worker and
+PostgreSQL, and the change-feed depth at the end of each "on" leg and how long the worker took to
+drain it. ``--stream N`` adds one "on" leg of N s (the issue's 10-minute stream: 600).
 """
 
 from __future__ import annotations
@@ -23,14 +27,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -165,10 +174,65 @@ def load(url: str, count: int, copies: int) -> int:
     return total
 
 
-def run_sweep(url: str, batch: int) -> tuple[Any, float]:
+@dataclass
+class SweepRun:
+    jobs: int
+    stats: Any
+    seconds: float
+    cpu: float  # CPU seconds of this process and the sweep's worker processes
+    pg_cpu: float  # CPU seconds of every PostgreSQL process of the machine
+    load: str  # load average before
+    digest: str  # hash of the findings and pending checks written
+
+
+@contextmanager
+def _sweep_database(args: argparse.Namespace) -> Iterator[str]:
+    """A fresh database loaded by :func:`load`, or (``--database``) one a previous run of
+    this benchmark loaded and kept (generating and loading a million records takes minutes)."""
+    if args.database:
+        yield args.database
+        return
+    with bi.fresh_database(args.admin_url) as url:
+        bi.prepare(url)
+        load(url, args.count, args.copies)
+        yield url
+
+
+def _forget(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE supervision_finding, supervision_finding_event, supervision_pending CASCADE"
+        )
+
+
+def _digest(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT rule_id, institution_id, dataset, key, record_version, severity, status, "
+            "evidence::text, records::text FROM supervision_finding ORDER BY 1, 2, 3, 4"
+        ).fetchall()
+        pending = conn.execute(
+            "SELECT rule_id, institution_id, dataset, key, missing::text, due_at "
+            "FROM supervision_pending ORDER BY 1, 2, 3, 4"
+        ).fetchall()
+    return hashlib.sha256(repr((rows, pending)).encode()).hexdigest()[:12]
+
+
+def _rusage() -> float:
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_sweep(url: str, batch: int, jobs: int = 1) -> SweepRun:
     from imsp.config import Settings
     from imsp.storage.db import Database
     from imsp.supervision.sweep import sweep
+
+    _forget(url)
+    load = _load()
 
     async def go() -> tuple[Any, float]:
         db = Database(Settings(database_url=url))
@@ -176,47 +240,64 @@ def run_sweep(url: str, batch: int) -> tuple[Any, float]:
             t0 = time.perf_counter()
             stats = await sweep(
                 db, now=dt.datetime(2025, 7, 15, 9, tzinfo=BEIJING),
-                grace=dt.timedelta(hours=48), batch=batch,
+                grace=dt.timedelta(hours=48), batch=batch, jobs=jobs,
             )  # fmt: skip
             return stats, time.perf_counter() - t0
         finally:
             await db.dispose()
 
-    return asyncio.run(go())
+    cpu0, pg0 = _rusage(), bi._cpu_of(bi._pids_named("postgres"))
+    stats, seconds = asyncio.run(go())
+    cpu, pg = _rusage() - cpu0, bi._cpu_of(bi._pids_named("postgres")) - pg0
+    return SweepRun(jobs, stats, seconds, cpu, pg, load, _digest(url))
 
 
-def sweep_report(
-    args: argparse.Namespace, host: str, total: int, stats: Any, seconds: float
-) -> str:
+def sweep_report(args: argparse.Namespace, host: str, total: int, runs: list[SweepRun]) -> str:
     from imsp.standard.ruleset import load_rules
 
     names = {r.id: r.name for r in load_rules()}
+    best = max(runs, key=lambda r: r.stats.records / r.seconds)
+    stats = best.stats
     predicate_total = sum(stats.seconds.values())
+    same = len({r.digest for r in runs}) == 1
     lines = [
         f"### 全量重新评估 / Full sweep ({dt.date.today():%Y-%m-%d})",
         "",
         f"Command: `.venv/bin/python bench/bench_supervision.py sweep --count {args.count} "
-        f"--copies {args.copies} --batch {args.batch}`. Machine: {host}.",
+        f"--copies {args.copies} --batch {args.batch} --jobs {args.jobs}`"
+        + (
+            " (on a database loaded by an earlier run of the same command, `--database`)"
+            if args.database
+            else ""
+        )
+        + f". Machine: {host}.",
         "",
         f"{total:,} generated records ({args.copies} institutions × one sample world of "
         f"{args.count} objects per dataset, every dataset; ~1 % of prescriptions, follow-up "
-        "and telemedicine records mutated to break a rule), stored with `COPY`, then one full "
-        "sweep of all 45 rules in one process (PostgreSQL, batches of "
-        f"{args.batch} records, a transaction each). Not 1,000,000 records: on this shared "
-        "2-core machine generating and loading them alone takes longer than a short run allows; "
-        "the sweep is linear in the number of records (batches are independent).",
+        "and telemedicine records mutated to break a rule), stored with `COPY`; then a full "
+        "sweep of all 45 rules (`imsp.supervision.sweep.sweep`, PostgreSQL, batches of "
+        f"{args.batch} records, a transaction each) with each number of processes in "
+        f"`--jobs`, the findings emptied before each. *CPU*: CPU seconds of the sweep's own "
+        "processes; *PostgreSQL CPU*: of every PostgreSQL process of the machine during the "
+        "sweep (other sessions' queries included).",
         "",
-        "| | |",
-        "|---|---|",
-        f"| records evaluated | {stats.records:,} |",
-        f"| wall time | {seconds:.1f} s |",
-        f"| **records/s, whole sweep** | **{stats.records / seconds:,.0f}** (target ≥ 20,000) |",
-        f"| time in predicates | {predicate_total:.1f} s ({predicate_total / seconds:.0%}); the rest is "
-        "loading records and their references, and writing findings |",
-        f"| findings raised | {stats.raised:,} |",
+        "| processes | wall s | records/s | records/s per process | sweep CPU s | records per "
+        "sweep CPU s | PostgreSQL CPU s | load 1/5/15 min before | findings digest |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        *(
+            f"| {r.jobs} | {r.seconds:.1f} | {r.stats.records / r.seconds:,.0f} | "
+            f"{r.stats.records / r.seconds / r.jobs:,.0f} | {r.cpu:.1f} | "
+            f"{r.stats.records / r.cpu if r.cpu else 0:,.0f} | {r.pg_cpu:.1f} | {r.load} | "
+            f"`{r.digest}` |"
+            for r in runs
+        ),
         "",
-        "Per rule (evaluations of its predicate; a rule is evaluated on the records of the datasets it "
-        "applies to):",
+        f"**Best: {best.stats.records / best.seconds:,.0f} records/s** with {best.jobs} "
+        f"process(es) (target ≥ 20,000); {stats.records:,} records, {stats.raised:,} findings "
+        f"raised. Findings and pending checks identical across runs: {'yes' if same else 'NO'}.",
+        "",
+        f"Per rule, in the best run (evaluations of its predicate; {predicate_total:.1f} CPU s "
+        "in predicates in all; a rule is evaluated on the records of the datasets it applies to):",
         "",
         "| rule | name | evaluations | predicate s | evaluations/s |",
         "|---|---|---:|---:|---:|",
@@ -230,82 +311,186 @@ def sweep_report(
 # --------------------------------------------------------------------------- ingest on/off
 
 
-def ingest_runs(args: argparse.Namespace, host: str) -> str:
+@contextmanager
+def _server(url: str, port: int, workers: int, workdir: Path, on: bool) -> Iterator[Any]:
+    """The exchange service (bench_ingest's uvicorn command) with supervision's receipt
+    lookups on or off; its in-process worker is off (the worker runs as its own process)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSP_")} | {
+        "IMSP_DATABASE_URL": url,
+        "IMSP_DATA_DIR": str(workdir / "var"),
+        "IMSP_SUPERVISION__REFERENCE_WARNINGS": "true" if on else "false",
+        "IMSP_SUPERVISION__WORKER": "false",
+    }
+    cmd = bi.server_command("uvicorn", port, workers)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if bi.httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except bi.httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("the exchange server did not start")
+            time.sleep(0.2)
+        time.sleep(1)
+        yield proc
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def _depth(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return int(conn.execute("SELECT count(*) FROM record_change").fetchone()[0])  # type: ignore[index]
+
+
+def _drain(url: str, limit: float) -> tuple[float, int]:
+    """Seconds until the change feed is empty (polled every 0.5 s), at most ``limit``; and the
+    depth left then (0 when it emptied)."""
+    t0 = time.monotonic()
+    while (left := _depth(url)) and time.monotonic() - t0 < limit:
+        time.sleep(0.5)
+    return time.monotonic() - t0, left
+
+
+@dataclass
+class Leg:
+    run: Any
+    worker_cpu: float = 0.0  # CPU seconds per second of the worker process during the load
+    depth: int = 0  # change-feed depth when the load stopped
+    drained: float = 0.0  # seconds until it was empty (or the wait gave up)
+    left: int = 0  # depth when the wait ended (0: empty)
+
+
+def _leg(
+    args: argparse.Namespace, url: str, workdir: Path, one: Path, mode: str, seconds: int
+) -> Leg:
     base = f"http://127.0.0.1:{args.port}"
+    on = mode == "on"
+    with _server(url, args.port, args.workers, workdir, on) as proc:
+        worker = None
+        if on:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "imsp.cli.main", "supervise", "worker"],
+                env={k: v for k, v in os.environ.items() if not k.startswith("IMSP_")}
+                | {"IMSP_DATABASE_URL": url, "IMSP_DATA_DIR": str(workdir / "var")},
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+            )
+        token = bi.httpx.get(
+            f"{base}/auth/accesstoken/create",
+            params={"appId": args.app_id, "appSecret": args.secret},
+        ).json()["data"]["accessToken"]
+        (workdir / "token.txt").write_text(token + "\n")
+        bi.wrk("warm-up", f"{base}/uploadPrescriptionInfo", one, workdir,
+               connections=args.connections, seconds=3, server=proc.pid)  # fmt: skip
+        w0 = bi._cpu_of({worker.pid}) if worker else 0.0
+        run = bi.wrk(
+            mode, f"{base}/uploadPrescriptionInfo", one, workdir,
+            connections=args.connections, seconds=seconds, server=proc.pid,
+        )  # fmt: skip
+        leg = Leg(run)
+        if worker is not None:
+            leg.worker_cpu = (bi._cpu_of({worker.pid}) - w0) / run.seconds
+            leg.depth = _depth(url)
+            leg.drained, leg.left = _drain(url, args.drain_limit)
+            _stop(worker)
+    return leg
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the worker finishes its batch), then SIGKILL after 30 s: a batch can take longer
+    on a loaded machine, and a killed worker loses nothing (its claims are leased)."""
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(30)
+
+
+def _drained(leg: Leg) -> str:
+    if leg.left:
+        return f"{leg.depth:,} → {leg.left:,} after {leg.drained:.0f} s (not empty)"
+    return f"{leg.depth:,} → 0 in {leg.drained:.0f} s"
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f}"
+
+
+def ingest_runs(args: argparse.Namespace, host: str) -> str:
     with bi.fresh_database(args.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        app_id, secret = bi.prepare(url)
+        args.app_id, args.secret = bi.prepare(url)
         _, one, _ = bi.bodies(workdir, 50)
-        results = {}
-        drained = None
-        depth_end = 0
-        for mode in ("off", "on"):
-            env_flag = "true" if mode == "on" else "false"
-            os.environ["IMSP_SUPERVISION__REFERENCE_WARNINGS"] = env_flag
-            os.environ["IMSP_SUPERVISION__WORKER"] = "false"
-            worker = None
-            with bi.server(url, args.port, args.workers) as proc:
-                if mode == "on":
-                    worker = subprocess.Popen(
-                        [sys.executable, "-m", "imsp.cli.main", "supervise", "worker"],
-                        env={k: v for k, v in os.environ.items() if not k.startswith("IMSP_")}
-                        | {"IMSP_DATABASE_URL": url},
-                        start_new_session=True,
-                    )
-                token = bi.httpx.get(
-                    f"{base}/auth/accesstoken/create", params={"appId": app_id, "appSecret": secret}
-                ).json()["data"]["accessToken"]
-                (workdir / "token.txt").write_text(token + "\n")
-                bi.wrk("warm-up", f"{base}/uploadPrescriptionInfo", one, workdir,
-                       connections=args.connections, seconds=3, server=proc.pid)  # fmt: skip
-                results[mode] = bi.wrk(
-                    mode, f"{base}/uploadPrescriptionInfo", one, workdir,
-                    connections=args.connections, seconds=args.duration, server=proc.pid,
-                )  # fmt: skip
-            if worker is not None:
-                with psycopg.connect(url) as conn:
-                    depth_end = conn.execute("SELECT count(*) FROM record_change").fetchone()[0]  # type: ignore[index]
-                    t0 = time.monotonic()
-                    while conn.execute("SELECT count(*) FROM record_change").fetchone()[0]:  # type: ignore[index]
-                        if time.monotonic() - t0 > 600:
-                            break
-                        time.sleep(0.5)
-                    drained = time.monotonic() - t0
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait(60)
-    off, on = results["off"], results["on"]
-    ratio = on.rps / off.rps
-    return "\n".join(
-        [
-            f"### 上传与监管同时运行 / Ingest with supervision on and off ({dt.date.today():%Y-%m-%d})",
-            "",
-            f"Command: `.venv/bin/python bench/bench_supervision.py ingest --duration {args.duration} "
-            f"--workers {args.workers} --connections {args.connections}`. Machine: {host}.",
-            "",
-            "Same database, same generated prescriptions, single-record uploads "
-            f"(`POST /uploadPrescriptionInfo`, {args.connections} connections, {args.duration} s each, "
-            f"{args.workers} server processes). *Off*: no reference lookup, no worker. *On*: every "
-            "receipt carries the -95 reference warnings (one extra query per request, run alongside "
-            "the write) and `imsp supervise worker` evaluates the change feed at the same time on "
-            "the same two cores.",
-            "",
-            "| supervision | records/s | p50 ms | p99 ms | errors | server CPU | PostgreSQL CPU |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-            *(
-                f"| {r.name} | {r.rps:,.0f} | {r.p50:.1f} | {r.p99:.1f} | {r.errors} | "
-                f"{r.cpu.get('server', 0):.2f} | {r.cpu.get('postgres', 0):.2f} |"
-                for r in (off, on)
-            ),
-            "",
-            f"**On / off: {ratio:.0%}** (target ≥ 85 %). Change-feed depth when the load stopped: "
-            f"{depth_end:,}; the worker emptied it {drained:.0f} s later"
-            + (
-                " (it evaluates every record the change may affect, not only the record itself)."
-                if drained
-                else "."
-            ),
+        # off, on, on, off, off, on …: each pair's order alternates so drift in the machine's
+        # load weighs on both modes alike
+        order = [
+            m for r in range(args.rounds) for m in (("off", "on") if r % 2 == 0 else ("on", "off"))
         ]
-    )
+        legs: list[tuple[str, Leg, str]] = []
+        for mode in order:
+            before = _load()
+            legs.append((mode, _leg(args, url, workdir, one, mode, args.duration), before))
+            print(mode, legs[-1][1].run.rps, before)
+        stream = None
+        if args.stream:
+            before = _load()
+            stream = (_leg(args, url, workdir, one, "on", args.stream), before)
+    off = [leg.run.rps for m, leg, _ in legs if m == "off"]
+    on = [leg.run.rps for m, leg, _ in legs if m == "on"]
+    ratio = sum(on) / sum(off)
+    rows = [
+        f"| {i + 1} | {m} | {leg.run.rps:,.1f} | {leg.run.p50:.1f} | {leg.run.p99:.1f} | "
+        f"{leg.run.errors} | {leg.run.cpu.get('server', 0):.2f} | {leg.worker_cpu:.2f} | "
+        f"{leg.run.cpu.get('postgres', 0):.2f} | {load} |"
+        + (f" {_drained(leg)} |" if m == "on" else " – |")
+        for i, (m, leg, load) in enumerate(legs)
+    ]
+    lines = [
+        f"### 上传与监管同时运行 / Ingest with supervision on and off ({dt.date.today():%Y-%m-%d})",
+        "",
+        f"Command: `.venv/bin/python bench/bench_supervision.py ingest --duration {args.duration} "
+        f"--rounds {args.rounds} --workers {args.workers} --connections {args.connections}"
+        + (f" --stream {args.stream}" if args.stream else "")
+        + f" --drain-limit {args.drain_limit:g}"
+        + f"`. Machine: {host}.",
+        "",
+        "Same database, same generated prescriptions, single-record uploads "
+        f"(`POST /uploadPrescriptionInfo`, {args.connections} connections, {args.duration} s per leg, "
+        f"{args.workers} uvicorn server processes), legs alternating off/on. *Off*: no reference "
+        "lookup in the receipt, no worker (what an off leg leaves in the change feed stays there: "
+        "the next on leg's worker starts with it). *On*: every receipt carries the -95 reference warnings (one extra "
+        "query per request, run alongside the write) and `imsp supervise worker` (nice 10) "
+        "evaluates the change feed at the same time on the same two cores. CPU columns: CPU "
+        "seconds per second of wall time (1.00 = one core) of the server processes, the worker, "
+        "and every PostgreSQL process of the machine (other sessions' included).",
+        "",
+        "| leg | supervision | records/s | p50 ms | p99 ms | errors | server CPU | worker CPU "
+        "| PostgreSQL CPU | load 1/5/15 min before | feed depth at the end → drained |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        *rows,
+        "",
+        f"**On / off: {ratio:.0%}** (sum of the on legs' records/s over the off legs'; target ≥ 85 %).",
+    ]
+    if stream is not None:
+        leg, load = stream
+        r = leg.run
+        lines += [
+            "",
+            f"**Stream**: one on leg of {args.stream} s at the same single-record rate "
+            f"(load before: {load}): {r.rps:,.1f} records/s, {r.requests:,} requests, "
+            f"{r.errors} errors, p99 {r.p99:.1f} ms; server CPU {r.cpu.get('server', 0):.2f}, "
+            f"worker CPU {leg.worker_cpu:.2f}, PostgreSQL CPU {r.cpu.get('postgres', 0):.2f}. "
+            f"Change-feed depth when the stream stopped → after the wait: {_drained(leg)} "
+            f"(target: empty within 60 s — {'met' if not leg.left and leg.drained <= 60 else 'NOT met'}).",
+        ]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- main
@@ -332,9 +517,14 @@ def main() -> None:
     ap.add_argument("what", choices=["sweep", "ingest"])
     ap.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--count", type=int, default=2000)
-    ap.add_argument("--copies", type=int, default=5)
+    ap.add_argument("--copies", type=int, default=30)
     ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--jobs", default="1,2", help="sweep processes, one run each (sweep)")
+    ap.add_argument("--database", help="sweep: an already loaded database (skips loading)")
     ap.add_argument("--duration", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=1, help="off/on pairs (ingest)")
+    ap.add_argument("--stream", type=int, default=0, help="then one on leg of this many s")
+    ap.add_argument("--drain-limit", type=float, default=120, help="longest wait for the feed (s)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--port", type=int, default=18889)
@@ -343,15 +533,18 @@ def main() -> None:
     host = bi.machine()
     print(host)
     if args.what == "sweep":
-        with bi.fresh_database(args.admin_url) as url:
-            bi.prepare(url)
-            total = load(url, args.count, args.copies)
-            stats, seconds = run_sweep(url, args.batch)
+        with _sweep_database(args) as url:
+            total = bi.stored(url)
+            runs = []
+            for jobs in (int(j) for j in args.jobs.split(",")):
+                runs.append(run_sweep(url, args.batch, jobs))
+                r = runs[-1]
+                print(f"jobs {jobs}: {r.stats.records / r.seconds:,.0f} records/s {r.digest}")
             with psycopg.connect(url) as conn:
                 by_rule = conn.execute(
                     "SELECT rule_id, count(*) FROM supervision_finding GROUP BY 1 ORDER BY 2 DESC"
                 ).fetchall()
-        part = sweep_report(args, host, total, stats, seconds)
+        part = sweep_report(args, host, total, runs)
         part += "\n\nFindings by rule: " + ", ".join(f"{r} {n:,}" for r, n in by_rule) + "."
         marker = "全量重新评估"
     else:

@@ -17,7 +17,7 @@ from imsp.app import create_exchange_app
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.errors import ImspError
-from imsp.supervision import findings, rollups, workflow
+from imsp.supervision import dashboard, findings, rollups, workflow
 from imsp.supervision.models import Finding
 from imsp.supervision.rollup_models import FindingDay
 from imsp.supervision.sweep import sweep_in_session
@@ -81,6 +81,20 @@ def test_finding_rollups_count_by_rule_severity_and_status(
     _act(settings, clock, 0, "confirm")
     qb.run(settings, lambda s: rollups.refresh_rollups(s, now=clock.now()))
     assert ("confirmed", 1) in {(r[4], r[5]) for r in _snapshot(settings)}
+
+    async def both(s: Any) -> tuple[Any, Any]:
+        start, end = min(r[1] for r in rows), max(r[1] for r in rows) + timedelta(days=2)
+        one = await dashboard.findings_summary(s, start=start, end=end)
+        three = (
+            await dashboard.findings_by_institution(s, start=start, end=end),
+            await dashboard.findings_by_rule(s, start=start, end=end),
+            await dashboard.findings_by_day(s, start=start, end=end),
+        )
+        return (one.by_institution, one.by_rule, one.by_day), three
+
+    # the overview's one-scan summary (GROUPING SETS on PostgreSQL) = the three separate reads
+    one, three = qb.run(settings, both)
+    assert one == three and sum(one[2].values()) == 18 and one[1][0].open <= one[1][0].total
 
 
 def test_incremental_finding_rollups_agree_with_full_recomputation(

@@ -81,7 +81,16 @@ def _report(stats: Stats, seconds: float) -> list[str]:
 @click.option("--org", default=None, help="只评估该机构（统一社会信用代码）")
 @click.option("--since", default=None, help="只评估业务时间不早于该日期的记录（yyyy-MM-dd）")
 @click.option("--batch", default=1000, show_default=True, help="每批记录数（每批一个事务）")
-def sweep(rules: tuple[str, ...], org: str | None, since: str | None, batch: int) -> None:
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="并行评估的进程数（仅 PostgreSQL；记录按 id 分给各进程，结果与单进程相同）",
+)
+def sweep(
+    rules: tuple[str, ...], org: str | None, since: str | None, batch: int, jobs: int
+) -> None:
     """全量或部分重新评估已存储的记录（规则变更后使用）。"""
     settings = _ready()
     catalogue = load_rules()
@@ -116,6 +125,7 @@ def sweep(rules: tuple[str, ...], org: str | None, since: str | None, batch: int
                 institution_id=inst_id,
                 since=start,
                 batch=batch,
+                jobs=jobs,
             )
             return stats, loop.time() - t0
         finally:

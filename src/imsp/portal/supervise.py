@@ -217,10 +217,8 @@ class OverviewLists:
 
 async def _overview(db: AsyncSession, start: date, end: date) -> OverviewLists:
     ov = await dashboard.overview(db, start=start, end=end)
-    counts = await dashboard.findings_by_institution(db, start=start, end=end)
-    rules = await dashboard.findings_by_rule(db, start=start, end=end)
-    by_day = await dashboard.findings_by_day(db, start=start, end=end)
-    return OverviewLists(ov, rank(ov.hospitals, counts), rules, by_day)
+    f = await dashboard.findings_summary(db, start=start, end=end)
+    return OverviewLists(ov, rank(ov.hospitals, f.by_institution), f.by_rule, f.by_day)
 
 
 async def _xlsx(

@@ -26,7 +26,7 @@ from imsp.standard.model import load_standard
 from imsp.standard.ruleset import load_rules
 from imsp.supervision import workflow
 from imsp.supervision.facts import Index, Rec, Verdict
-from imsp.supervision.loading import BaseCache, chunks, load_index
+from imsp.supervision.loading import BaseCache, among, chunk_size, chunks, load_index
 from imsp.supervision.models import Finding, FindingEvent, PendingCheck
 from imsp.supervision.predicates import PREDICATES
 
@@ -151,13 +151,13 @@ async def _existing(
     keys = sorted({o.subject.key for o in outcomes})
     findings: dict[tuple[str, int, str, str], Finding] = {}
     pending: dict[tuple[str, int, str, str], PendingCheck] = {}
-    for part in chunks(keys):
+    for part in chunks(keys, chunk_size(session)):
         for f in (
             await session.scalars(
                 select(Finding).where(
                     Finding.institution_id.in_(insts),
                     Finding.dataset.in_(datasets),
-                    Finding.key.in_(part),
+                    among(session, Finding.key, part),
                 )
             )
         ).all():
@@ -167,7 +167,7 @@ async def _existing(
                 select(PendingCheck).where(
                     PendingCheck.institution_id.in_(insts),
                     PendingCheck.dataset.in_(datasets),
-                    PendingCheck.key.in_(part),
+                    among(session, PendingCheck.key, part),
                 )
             )
         ).all():

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth.models import Institution
@@ -23,17 +24,21 @@ from imsp.supervision.facts import Index, Rec
 __all__ = [
     "CHUNK",
     "BaseCache",
+    "among",
     "chunks",
     "load_by_keys",
     "load_index",
     "load_org_registry",
     "load_records",
     "record_query",
+    "rows_of",
     "to_rec",
 ]
 
 #: Bound parameters per IN list (SQLite allows 32,766 in total; PostgreSQL 65,535).
 CHUNK: Final = 900
+#: Values per ``= ANY(array)`` on PostgreSQL: one parameter however long the list.
+PG_CHUNK: Final = 50_000
 
 _COLUMNS = (
     Record.id,
@@ -93,18 +98,32 @@ def record_query() -> Select[Any]:
 
 
 def to_rec(row: Any) -> Rec:
-    return Rec(
-        id=row.id,
-        institution_id=row.institution_id,
-        dataset=row.dataset,
-        key=row.key,
-        version=row.version,
-        created_at=row.created_at,
-        data=row.data,
-        voided=row.voided,
-        visit_no=row.visit_no,
-        business_time=row.business_time,
-    )
+    # the selected columns are Rec's fields in order (a sweep builds a million of these)
+    return Rec(*row)
+
+
+async def rows_of(session: AsyncSession, stmt: Select[Any]) -> list[Any]:
+    """Rows of a Core ``select`` of columns, run on the session's connection (no ORM result
+    processing: the statement names no entity)."""
+    conn = await session.connection()
+    return list((await conn.execute(stmt)).all())
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+def among(session: AsyncSession, column: Any, values: list[Any]) -> ColumnElement[bool]:
+    """``column IN values``: on PostgreSQL ``column = ANY(:array)``, one bound array instead
+    of a parameter per value (a sweep's batches name thousands of keys, and building and
+    converting a statement with thousands of parameters cost more than running it)."""
+    if _postgres(session):
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(values)  # type: ignore[no-any-return]
+
+
+def chunk_size(session: AsyncSession) -> int:
+    return PG_CHUNK if _postgres(session) else CHUNK
 
 
 def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterable[list[Any]]:
@@ -114,8 +133,7 @@ def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterable[list[Any]]:
 
 
 async def load_records(session: AsyncSession, *where: ColumnElement[bool]) -> list[Rec]:
-    rows = (await session.execute(record_query().where(*where))).all()
-    return [to_rec(r) for r in rows]
+    return [Rec(*r) for r in await rows_of(session, record_query().where(*where))]
 
 
 async def load_by_keys(
@@ -124,12 +142,12 @@ async def load_by_keys(
     """Records of each dataset with one of the given business keys, in ``insts``."""
     out: list[Rec] = []
     for ds, keys in sorted(wanted.items()):
-        for part in chunks(sorted(k for k in keys if k)):
+        for part in chunks(sorted(k for k in keys if k), chunk_size(session)):
             out += await load_records(
                 session,
                 Record.institution_id.in_(insts),
                 Record.dataset == ds,
-                Record.key.in_(part),
+                among(session, Record.key, part),
             )
     return out
 
@@ -205,21 +223,21 @@ async def load_index(
             for k in wanted[ds]:
                 for inst in insts:
                     cache.records.setdefault((inst, ds, k), None)
-    for part in chunks(sorted(visits)):
+    for part in chunks(sorted(visits), chunk_size(session)):
         for rec in await load_records(
             session,
             Record.institution_id.in_(insts),
-            Record.visit_no.in_(part),
+            among(session, Record.visit_no, part),
             Record.dataset.in_(sorted(visit_datasets)),
         ):
             idx.add(rec)
     times = {r.business_time for r in subjects if r.dataset == "prescription" and r.business_time}
-    for part in chunks(sorted(times)):
+    for part in chunks(sorted(times), chunk_size(session)):
         for rec in await load_records(
             session,
             Record.institution_id.in_(insts),
             Record.dataset == "prescription_item",
-            Record.business_time.in_(part),
+            among(session, Record.business_time, part),
         ):
             idx.add(rec)
     # Items whose datein differs from their prescription's (a data error) are found by key.

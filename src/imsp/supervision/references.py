@@ -63,6 +63,13 @@ for _ds in ("doctor", "department"):
     _REFS[_ds] = (("organID", ("organization",), "key"),)
 
 
+_PG_LOOKUP: Final = (
+    "SELECT dataset, key, visit_no FROM record WHERE institution_id = %(i)s AND NOT voided AND ("
+    "(dataset = ANY(%(ds)s) AND key = ANY(%(keys)s)) "
+    "OR (dataset = 'outpatient' AND visit_no = ANY(%(visits)s)))"
+)
+
+
 def wanted_references(
     dataset: str, records: Sequence[tuple[int, Mapping[str, Any]]]
 ) -> list[tuple[int, str, tuple[str, ...], str, str]]:
@@ -96,14 +103,26 @@ async def missing_references(
     }
     visits = {v for _, _, _, how, v in wanted if how == "visit"}
     datasets = sorted({t for t, _ in keys})
-    conds = [and_(Record.dataset.in_(datasets), Record.key.in_(sorted({v for _, v in keys})))]
-    if visits:
-        conds.append(and_(Record.dataset == "outpatient", Record.visit_no.in_(sorted(visits))))
-    stmt = select(Record.dataset, Record.key, Record.visit_no).where(
-        Record.institution_id == institution_id, Record.voided.is_(False), or_(*conds)
-    )
+    values = sorted({v for _, v in keys})
     async with engine.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
+        if engine.dialect.name == "postgresql":
+            # one fixed statement (array parameters): no SQL to build per request, and psycopg
+            # prepares it on the server after a few uses — it runs on every upload
+            result = await conn.exec_driver_sql(
+                _PG_LOOKUP,
+                {"i": institution_id, "ds": datasets, "keys": values, "visits": sorted(visits)},
+            )
+            rows: list[Any] = list(result.all())
+        else:
+            conds = [and_(Record.dataset.in_(datasets), Record.key.in_(values))]
+            if visits:
+                conds.append(
+                    and_(Record.dataset == "outpatient", Record.visit_no.in_(sorted(visits)))
+                )
+            stmt = select(Record.dataset, Record.key, Record.visit_no).where(
+                Record.institution_id == institution_id, Record.voided.is_(False), or_(*conds)
+            )
+            rows = list((await conn.execute(stmt)).all())
     have = {(ds, k) for ds, k, _ in rows} | {(ds, vn) for ds, _, vn in rows if vn}
     out: dict[int, list[Issue]] = {}
     for index, field, targets, _, value in wanted:

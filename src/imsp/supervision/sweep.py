@@ -1,16 +1,23 @@
 """Sweeps: a full or partial re-run of rules over stored records (after a rule changes).
 
-``imsp supervise sweep [--rule R19] [--org USCC] [--since DATE]`` calls :func:`sweep`, which walks
-the record table in id order, one batch per transaction (a sweep of millions of records never
-holds one long transaction, and an interrupted sweep keeps what it finished).
+``imsp supervise sweep [--rule R19] [--org USCC] [--since DATE] [--jobs N]`` calls :func:`sweep`,
+which walks the record table in id order, one batch per transaction (a sweep of millions of
+records never holds one long transaction, and an interrupted sweep keeps what it finished).
+With ``jobs`` > 1 (PostgreSQL only) the walk is shared by that many processes, process *k*
+taking the records whose ``id % jobs == k``: every record is a subject of exactly one process,
+and a finding or pending check belongs to its subject, so the processes never write the same
+row and the result is the same as one process's.
 :func:`sweep_in_session` does the same inside the caller's unit of work (the worker, when an
 organization or agreement change affects a whole institution).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import multiprocessing
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,10 +27,17 @@ from psycopg.types.json import set_json_loads
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from imsp.config import Settings
 from imsp.exchange.models import Record
 from imsp.storage.db import Database
 from imsp.supervision.engine import Stats, evaluate_records
-from imsp.supervision.loading import BaseCache, load_org_registry, record_query, to_rec
+from imsp.supervision.loading import (
+    BaseCache,
+    load_org_registry,
+    record_query,
+    rows_of,
+    to_rec,
+)
 from imsp.supervision.predicates import PREDICATES
 
 __all__ = ["sweep", "sweep_in_session"]
@@ -75,13 +89,16 @@ async def _batch(
     datasets: list[str],
     institution_id: int | None,
     since: datetime | None,
+    part: tuple[int, int] | None = None,
 ) -> list[object]:
     stmt = record_query().where(Record.id > after, Record.dataset.in_(datasets))
+    if part is not None:
+        stmt = stmt.where(Record.id % part[1] == part[0])
     if institution_id is not None:
         stmt = stmt.where(Record.institution_id == institution_id)
     if since is not None:
         stmt = stmt.where(Record.business_time >= since)
-    return list((await session.execute(stmt.order_by(Record.id).limit(limit))).all())
+    return await rows_of(session, stmt.order_by(Record.id).limit(limit))
 
 
 async def sweep_in_session(
@@ -132,8 +149,48 @@ async def sweep(
     since: datetime | None = None,
     batch: int = 1000,
     progress: Callable[[Stats], None] | None = None,
+    jobs: int = 1,
 ) -> Stats:
-    """Like :func:`sweep_in_session`, committing after each batch (this is a job boundary)."""
+    """Like :func:`sweep_in_session`, committing after each batch (this is a job boundary).
+    ``jobs`` > 1 shares the records among that many processes (PostgreSQL; SQLite has one
+    writer at a time, so there a sweep always runs in this process)."""
+    if jobs > 1 and db.dialect == "postgresql":
+        return await _parallel(
+            db.settings,
+            jobs=jobs,
+            now=now,
+            grace=grace,
+            rule_ids=rule_ids,
+            institution_id=institution_id,
+            since=since,
+            batch=batch,
+            progress=progress,
+        )
+    return await _sweep_part(
+        db,
+        now=now,
+        grace=grace,
+        rule_ids=rule_ids,
+        institution_id=institution_id,
+        since=since,
+        batch=batch,
+        progress=progress,
+        part=None,
+    )
+
+
+async def _sweep_part(
+    db: Database,
+    *,
+    now: datetime,
+    grace: timedelta,
+    rule_ids: Collection[str] | None,
+    institution_id: int | None,
+    since: datetime | None,
+    batch: int,
+    progress: Callable[[Stats], None] | None,
+    part: tuple[int, int] | None,
+) -> Stats:
     fast_json(db)
     stats = Stats()
     datasets = _datasets(rule_ids)
@@ -146,7 +203,7 @@ async def sweep(
             with _without_gc():
                 rows = await _batch(
                     s, after=after, limit=batch, datasets=datasets,
-                    institution_id=institution_id, since=since,
+                    institution_id=institution_id, since=since, part=part,
                 )  # fmt: skip
                 if not rows:
                     return stats
@@ -164,3 +221,76 @@ async def sweep(
             stats.add(batch_stats)
         if progress is not None:
             progress(stats)
+
+
+def _run_part(
+    settings: Settings,
+    part: tuple[int, int],
+    now: datetime,
+    grace: timedelta,
+    rule_ids: Collection[str] | None,
+    institution_id: int | None,
+    since: datetime | None,
+    batch: int,
+) -> Stats:
+    """One process's share of a parallel sweep (runs in a worker process)."""
+
+    async def go() -> Stats:
+        db = Database(settings)
+        try:
+            return await _sweep_part(
+                db,
+                now=now,
+                grace=grace,
+                rule_ids=rule_ids,
+                institution_id=institution_id,
+                since=since,
+                batch=batch,
+                progress=None,
+                part=part,
+            )
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+async def _parallel(
+    settings: Settings,
+    *,
+    jobs: int,
+    now: datetime,
+    grace: timedelta,
+    rule_ids: Collection[str] | None,
+    institution_id: int | None,
+    since: datetime | None,
+    batch: int,
+    progress: Callable[[Stats], None] | None,
+) -> Stats:
+    loop = asyncio.get_running_loop()
+    rules = None if rule_ids is None else sorted(rule_ids)
+    # fork, not spawn: spawn re-imports the caller's main module (a script, the CLI's entry
+    # point, pytest); each child opens its own Database and never touches the copied one
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = [
+            loop.run_in_executor(
+                pool,
+                _run_part,
+                settings,
+                (k, jobs),
+                now,
+                grace,
+                rules,
+                institution_id,
+                since,
+                batch,
+            )
+            for k in range(jobs)
+        ]
+        stats = Stats()
+        for done in asyncio.as_completed(futures):
+            stats.add(await done)
+            if progress is not None:
+                progress(stats)
+    return stats
