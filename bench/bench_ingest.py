@@ -285,16 +285,26 @@ class Bodies:
 def bodies(workdir: Path, batch: int) -> Bodies:
     """Request templates, one per line, cycled through by wrk: distinct patients, doctors,
     visits and times (as real traffic has — identical values in every request would make every
-    secondary index insert hit the same pages); ``@@KEY@@`` becomes a new key per request."""
+    secondary index insert hit the same pages); ``@@KEY@@`` becomes a new key per request.
+    The visit number (``bussID``) is new with every record too: one prescription per visit, as
+    in real traffic — cycling 9,000 visit numbers would give each of them ~1,000 prescriptions
+    at 10 million records, and the receipts' reference check (``supervision.references``, by
+    visit number through ``ix_record_institution_id_visit_no``, which does not hold the
+    dataset) would then read ~1,000 index entries per record, a cost that grows with the
+    table and that real traffic does not have."""
     from imsp.standard.sample import generate
 
     recs = generate("prescription", 20 * batch, seed=7, org_code=ORG)
     (workdir / "singles.jsonl").write_bytes(
-        b"\n".join(orjson.dumps([dict(r, recipeID="@@KEY@@")]) for r in recs) + b"\n"
+        b"\n".join(orjson.dumps([dict(r, recipeID="@@KEY@@", bussID="V@@KEY@@")]) for r in recs)
+        + b"\n"
     )
     lines = [
         orjson.dumps(
-            [dict(r, recipeID=f"@@KEY@@-{i:04d}") for i, r in enumerate(recs[n : n + batch])]
+            [
+                dict(r, recipeID=f"@@KEY@@-{i:04d}", bussID=f"V@@KEY@@-{i:04d}")
+                for i, r in enumerate(recs[n : n + batch])
+            ]
         )
         for n in range(0, len(recs), batch)
     ]
@@ -438,7 +448,7 @@ def copy_baseline(url: str, recs: list[dict[str, Any]], total: int) -> dict[str,
 # --------------------------------------------------------------------------- stages in-process
 
 
-STAGES = ("parse", "validate", "build rows", "database client", "receipt")
+STAGES = ("parse", "validate", "build rows", "reference check", "database client", "receipt")
 
 
 def stage_profile(url: str, body_file: Path, requests: int) -> dict[str, float]:
@@ -446,10 +456,12 @@ def stage_profile(url: str, body_file: Path, requests: int) -> dict[str, float]:
     exchange's own code on the bodies of ``body_file`` (new keys each time), in the order the
     upload handler runs it: parse (``edge.parse_records``, SHA-256 of the body), validate
     (``Validator.check_many``), build rows (the rest of ``ingest.check`` — key checks, receipt
-    entries, row dicts — and ``PgWriter``'s parameters), database client (psycopg sending the
+    entries, row dicts — and ``PgWriter``'s parameters), reference check (the receipts' -95
+    lookup, ``supervision.references``, one query through SQLAlchemy), database client (psycopg sending the
     statement and reading its answer: CPU of this process only, PostgreSQL's is not in it),
     receipt (the answer's JSON). ``time.process_time`` around each; the work is the same as the
     server's, the HTTP server, ASGI and event loop around it are not in these figures."""
+    from imsp.config import Settings
     from imsp.exchange import archive, receipts
     from imsp.exchange.edge import parse_records
     from imsp.exchange.ingest import _finish, check
@@ -457,6 +469,8 @@ def stage_profile(url: str, body_file: Path, requests: int) -> dict[str, float]:
     from imsp.exchange.writer import Batch, LogEntry
     from imsp.standard.model import load_standard
     from imsp.standard.validate import validator_for
+    from imsp.storage.db import Database
+    from imsp.supervision.references import missing_references
 
     templates = body_file.read_bytes().splitlines()
     ds = load_standard().datasets["prescription"]
@@ -467,6 +481,7 @@ def stage_profile(url: str, body_file: Path, requests: int) -> dict[str, float]:
     async def go() -> None:
         nonlocal records
         writer = PgWriter(url)
+        db = Database(Settings(database_url=url))
         async with await psycopg.AsyncConnection.connect(
             make_url(url).render_as_string(hide_password=False), autocommit=True
         ) as conn:
@@ -494,11 +509,20 @@ def stage_profile(url: str, body_file: Path, requests: int) -> dict[str, float]:
                 item = _Item(entry, batch, time.perf_counter(), loop.create_future())
                 params = writer._params([item])
                 t4 = time.process_time()
+                missing = await missing_references(
+                    db.engine, institution_id=1, dataset="prescription",
+                    records=[(row["i"], row["d"]) for row in checked.rows],
+                )  # fmt: skip
+                t4b = time.process_time()
                 cur = await conn.execute(writer._sql, params)
                 stored: dict[int, int] = {}
                 for _xid, position, version in await cur.fetchall():
                     stored[position] = version
                 t5 = time.process_time()
+                for index, issues in missing.items():
+                    checked.results[index]["warnings"].extend(
+                        receipts.issue_json(w) for w in issues
+                    )
                 _finish(checked.results, stored)
                 msg = receipts.summary(len(recs), len(recs), 0, dry_run=False, atomic_failed=False)
                 data = {"exchangeId": str(entry.id), "standardVersion": load_standard().release,
@@ -510,9 +534,11 @@ def stage_profile(url: str, body_file: Path, requests: int) -> dict[str, float]:
                 spent["parse"] += t1 - t0
                 spent["validate"] += t2 - t1
                 spent["build rows"] += (t4 - t3) - (t2 - t1)
-                spent["database client"] += t5 - t4
+                spent["reference check"] += t4b - t4
+                spent["database client"] += t5 - t4b
                 spent["receipt"] += t6 - t5
                 records += len(recs)
+        await db.dispose()
 
     asyncio.run(go())
     return {k: v * 1e6 / records for k, v in spent.items()}
@@ -775,9 +801,18 @@ def main() -> None:
     ap.add_argument("--probe", type=int, default=10, help="seconds of single uploads per step")
     ap.add_argument("--growth-log", type=Path, default=None, help="JSON lines, one per step")
     ap.add_argument("--skip-throughput", action="store_true", help="growth run only")
+    ap.add_argument(
+        "--growth-report",
+        type=Path,
+        default=None,
+        help="write the growth section from a --growth-log of an earlier (possibly stopped) run",
+    )
     ap.add_argument("--keep-database", action="store_true")
     ap.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = ap.parse_args()
+    if args.growth_report is not None:
+        report_growth(args)
+        return
     if not args.port:
         with socket.socket() as sock:  # other benchmarks may run on this machine meanwhile
             sock.bind(("127.0.0.1", 0))
@@ -816,6 +851,11 @@ def main() -> None:
                 args.growth_log = Path(tempfile.gettempdir()) / f"growth-{os.getpid()}.jsonl"
             print(f"growth log: {args.growth_log}", flush=True)
             args.growth_command = texts[w]
+            keep = ("growth", "growth_step", "workers", "batch", "batch_connections",
+                    "connections", "probe", "growth_command")  # fmt: skip
+            meta = {"host": host, "record_bytes": b.record_bytes,
+                    "args": {k: getattr(args, k) for k in keep}}  # fmt: skip
+            args.growth_log.write_text(json.dumps(meta) + "\n")
             with server(url, args.port, texts[w], workdir) as proc:
                 steps = growth(url, proc.pid, args)
     if args.write:
@@ -1045,6 +1085,19 @@ def growth_doc(host: str, args: argparse.Namespace, steps: list[Step]) -> list[s
 
 #: Hand-written reading of the growth run (kept with the generated section).
 GROWTH_NOTES: list[str] = []
+
+
+def report_growth(args: argparse.Namespace) -> None:
+    """The growth section from the JSON lines of a growth run; its first line is the run's
+    settings (``--growth-log`` writes it)."""
+    lines = args.growth_report.read_text().splitlines()
+    meta = json.loads(lines[0])
+    steps = [Step(**json.loads(line)) for line in lines[1:]]
+    for k, v in meta["args"].items():
+        setattr(args, k, v)
+    args.bodies = Bodies([], Path(), Path(), meta["record_bytes"])
+    write_section(GROWTH_SECTION, growth_doc(meta["host"], args, steps))
+    print(f"wrote {DOC.relative_to(ROOT)} from {len(steps)} steps")
 
 
 def write_section(section: str, lines: list[str]) -> None:

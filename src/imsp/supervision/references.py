@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import String, and_, any_, bindparam, cast, or_, select
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imsp.exchange.models import Record
@@ -63,6 +64,11 @@ for _ds in ("doctor", "department"):
     _REFS[_ds] = (("organID", ("organization",), "key"),)
 
 
+def _texts(name: str, values: list[str]) -> Any:
+    """``CAST(:name AS VARCHAR[])``: a list bound as one PostgreSQL array."""
+    return cast(bindparam(name, values, type_=pg.ARRAY(String)), pg.ARRAY(String))
+
+
 def wanted_references(
     dataset: str, records: Sequence[tuple[int, Mapping[str, Any]]]
 ) -> list[tuple[int, str, tuple[str, ...], str, str]]:
@@ -96,14 +102,30 @@ async def missing_references(
     }
     visits = {v for _, _, _, how, v in wanted if how == "visit"}
     datasets = sorted({t for t, _ in keys})
-    conds = [and_(Record.dataset.in_(datasets), Record.key.in_(sorted({v for _, v in keys})))]
-    if visits:
-        conds.append(and_(Record.dataset == "outpatient", Record.visit_no.in_(sorted(visits))))
+    values = sorted({v for _, v in keys})
+    if engine.dialect.name == "postgresql":
+        # one array parameter each: an IN list is rendered anew, parameter by parameter, for
+        # every batch (up to 2,000 of them — ~7% of an upload's server CPU)
+        conds = [and_(Record.dataset == any_(_texts("ref_ds", datasets)),
+                      Record.key == any_(_texts("ref_keys", values)))]  # fmt: skip
+        if visits:
+            conds.append(
+                and_(
+                    Record.dataset == "outpatient",
+                    Record.visit_no == any_(_texts("ref_visits", sorted(visits))),
+                )
+            )
+    else:
+        conds = [and_(Record.dataset.in_(datasets), Record.key.in_(values))]
+        if visits:
+            conds.append(and_(Record.dataset == "outpatient", Record.visit_no.in_(sorted(visits))))
     stmt = select(Record.dataset, Record.key, Record.visit_no).where(
         Record.institution_id == institution_id, Record.voided.is_(False), or_(*conds)
     )
     async with engine.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
+        # one statement, read only: no BEGIN and ROLLBACK round trips around it
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        rows = (await auto.execute(stmt)).all()
     have = {(ds, k) for ds, k, _ in rows} | {(ds, vn) for ds, _, vn in rows if vn}
     out: dict[int, list[Issue]] = {}
     for index, field, targets, _, value in wanted:
