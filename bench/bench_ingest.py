@@ -160,6 +160,34 @@ def _postgres_pids(url: str) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
+class _Watch:
+    """CPU time of the server's processes and of PostgreSQL's (``_postgres_pids``) during a run,
+    re-listed every second: a process that appears during the run (a pool opening another
+    connection, a worker restarted) counts from its start, one that ends keeps what it had."""
+
+    def __init__(self, server: int, db_url: str) -> None:
+        self.server, self.db_url = server, db_url
+        self.base: dict[str, dict[int, float]] = {"server": {}, "postgres": {}}
+        self.last: dict[str, dict[int, float]] = {"server": {}, "postgres": {}}
+        self.refresh(first=True)
+
+    def _pids(self) -> dict[str, set[int]]:
+        return {"server": _children(self.server), "postgres": _postgres_pids(self.db_url)}
+
+    def refresh(self, first: bool = False) -> None:
+        for group, pids in self._pids().items():
+            for pid in pids:
+                now = _cpu_of({pid})
+                if not now and pid in self.last[group]:
+                    continue  # ended meanwhile: keep what it had
+                self.base[group].setdefault(pid, now if first else 0.0)
+                self.last[group][pid] = now
+
+    def spent(self) -> dict[str, float]:
+        self.refresh()
+        return {g: sum(self.last[g][p] - self.base[g][p] for p in self.base[g]) for g in self.base}
+
+
 # --------------------------------------------------------------------------- setup
 
 
@@ -348,24 +376,28 @@ def wrk(
         "BENCH_RUN": uuid.uuid4().hex[:8],
         "BENCH_LIMIT": str(limit),
     }
-    groups = {"server": _children(server), "postgres": _postgres_pids(db_url)}
+    watch = _Watch(server, db_url)
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
            "-s", str(workdir / "upload.lua"), url]  # fmt: skip
-    before = {k: _cpu_of(v) for k, v in groups.items()}
     busy = _machine_busy()
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
     wrk_cpu = 0.0
     reached = 0.0
-    while proc.poll() is None:
-        wrk_cpu = max(wrk_cpu, _cpu_of({proc.pid}))
-        time.sleep(0.2)
-        if until and not reached and progress(db_url) >= until:
-            reached = time.monotonic()
-            proc.send_signal(signal.SIGINT)
+    polled = started
+    with psycopg.connect(db_url, autocommit=True) as poll:
+        while proc.poll() is None:
+            wrk_cpu = max(wrk_cpu, _cpu_of({proc.pid}))
+            time.sleep(0.2)
+            if time.monotonic() - polled >= 1:
+                polled = time.monotonic()
+                watch.refresh()
+            if until and not reached and progress(poll) >= until:
+                reached = time.monotonic()
+                proc.send_signal(signal.SIGINT)
     out = proc.stdout.read() if proc.stdout else ""
     elapsed = (reached or time.monotonic()) - started
-    cpu = {k: (_cpu_of(v) - before[k]) / elapsed for k, v in groups.items()}
+    cpu = {k: v / elapsed for k, v in watch.spent().items()}
     cpu["wrk"] = wrk_cpu / elapsed
     cpu["other"] = max(0.0, (_machine_busy() - busy) / elapsed - sum(cpu.values()))
     pct = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
@@ -606,13 +638,15 @@ def measure(text: str, workers: int, pid: int, url: str, args: argparse.Namespac
     return Result(text, workers, runs, stored(url) - before, args.batch, load=load)
 
 
-def progress(url: str) -> int:
+def progress(target: str | psycopg.Connection[Any]) -> int:
     """Records inserted so far, cheaply (the ``record.id`` sequence: every benchmark key is
     new, so each inserted record takes one value) — a count(*) would scan gigabytes."""
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM record_id_seq"
-        ).fetchone()
+    if isinstance(target, str):
+        with psycopg.connect(target, autocommit=True) as conn:
+            return progress(conn)
+    row = target.execute(
+        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM record_id_seq"
+    ).fetchone()
     return int(row[0]) if row else 0
 
 

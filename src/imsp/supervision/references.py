@@ -176,12 +176,14 @@ class PgReferenceCheck:
         conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.pool = AsyncConnectionPool(
             conninfo,
-            min_size=1,
-            max_size=4,
+            min_size=2,
+            # as many as the app's SQLAlchemy pool gave these lookups before (pool_size 20),
+            # waiting as long as it did (30 s): every concurrent upload runs one lookup
+            max_size=20,
             open=False,
             kwargs={"autocommit": True},
             name="imsp-references",
-            timeout=3.0,
+            timeout=30.0,
         )
         self._opened = False
         self._sql = _pg_statement()
