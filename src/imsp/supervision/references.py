@@ -176,10 +176,11 @@ class PgReferenceCheck:
         conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.pool = AsyncConnectionPool(
             conninfo,
-            min_size=2,
-            # as many as the app's SQLAlchemy pool gave these lookups before (pool_size 20),
-            # waiting as long as it did (30 s): every concurrent upload runs one lookup
-            max_size=20,
+            # few connections: a lookup is one short round trip, so concurrent uploads take
+            # turns (waiting, like the app's SQLAlchemy pool did, up to 30 s) rather than each
+            # holding a PostgreSQL backend — max_connections is shared by every node's pools
+            min_size=1,
+            max_size=4,
             open=False,
             kwargs={"autocommit": True},
             name="imsp-references",
