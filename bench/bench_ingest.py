@@ -1083,21 +1083,9 @@ NOTES_2026_11_30: list[str] = [
     "the server's port is a free one (other helpers ran the same benchmark on the old fixed "
     "port at the same time).",
     "",
-    "**Why the targets are not met (figures of the tables above).** Server CPU ≤ 40 µs per "
-    "record: the exchange's own Python work on a 500-record upload is already above that "
-    "before HTTP — validation alone (the compiled per-dataset validator, "
-    "`standard.validate`, ~65 fields a prescription, 7 cross-field rules) costs about as much "
-    "as the whole budget on this loaded machine, parsing with the duplicate-key check and "
-    "SHA-256 ~11–15 µs, building rows and the statement's parameters (including serialising "
-    "each record again for the JSONB column) ~9–16 µs, the reference check ~17–21 µs. Halving "
-    "it needs the validator itself made several times cheaper (generated code per dataset, or "
-    "a compiled extension) and the record's JSON text passed through instead of "
-    "re-serialised — not done in this round. Batch ingest ≥ 0.8 of COPY: COPY into the same "
-    "table shape costs PostgreSQL's backend ~35–48 µs per row, while an upload adds the "
-    "server's ~90–130 µs and the version, change-feed and log rows on the same 2 cores — "
-    "with the server and PostgreSQL sharing 2 cores (and other jobs taking 1.2–1.8 cores of "
-    "them during these runs, column `other`), the ratio cannot reach 0.8 until the server's "
-    "CPU per record is well below PostgreSQL's.",
+    '**`imsp serve` runs the supervision worker in its process, and it is the largest cost there.** The 1-worker rows above are `imsp serve` as the README starts it, with the supervision worker in-process (`IMSP_SUPERVISION__WORKER=true`, the default): it evaluates the rules for every stored record from the change feed, on the same core. Measured right after (same day, load average 6.2 before, `--duration 10 --workers 1 --command "env IMSP_SUPERVISION__WORKER=false .venv/bin/imsp serve …"`): single-record uploads 590/s at ~580 µs of server CPU each (2,589 µs with the worker), 500-record uploads 5,265 records/s at 84 µs per record (144 with the worker). On one node the worker\'s work has to be done anyway; with the role commands of issue 15 (`imsp serve exchange` and `imsp serve worker`) it can run in its own processes or on another host, which is what the figures of the exchange role alone (the 2-worker rows, and these) stand for.',
+    "",
+    "**Why the targets are not met (figures of the tables above).** Server CPU ≤ 40 µs per record: the exchange's own Python work on a 500-record upload is already ~87 µs per record before HTTP (stage table: validation 32 — the compiled per-dataset validator, `standard.validate`, ~65 fields a prescription and 7 cross-field rules —, parsing with the duplicate-key check and SHA-256 14, building rows and the statement's parameters, serialising each record again for the JSONB column, 14, the reference check 14, psycopg 8, the receipt 6), measured at a load average of 8–12, which inflates CPU times. Reaching 40 needs the validator several times cheaper (generated code per dataset, or a compiled extension) and the record's JSON text passed through instead of re-serialised — not done in this round. Batch ingest ≥ 0.8 of COPY (0.25 with `imsp serve`, 0.39 with 2 workers here): COPY into the same table shape costs PostgreSQL's backend 36–41 µs a row and nothing else, while an upload costs the server 84–144 µs a record on top of PostgreSQL's 74–109 (record, version, change-feed and log rows) on the same 2 cores, of which other jobs took 1.3–1.5 (column `other`); the ratio cannot reach 0.8 while the server's CPU per record is above PostgreSQL's.",
 ]
 
 
