@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -105,14 +106,33 @@ def create_exchange_app(
     )
     install_exchange(app)
     if settings.supervision.reference_warnings:
-        from functools import partial
-
-        from imsp.supervision.references import missing_references
-
         # receipts warn (-95) about references to records not uploaded yet; one query per batch
-        app.state.reference_check = partial(missing_references, app.state.ctx.db.engine)
+        app.state.reference_check = _reference_check(app)
     install_acceptance(app)
     return app
+
+
+def _reference_check(app: FastAPI) -> Any:
+    """The receipts' reference lookup of the app's database; on PostgreSQL its own small pool,
+    closed when the app shuts down."""
+    from imsp.supervision.references import PgReferenceCheck, missing_references
+
+    c: AppContext = app.state.ctx
+    if c.db.dialect != "postgresql":
+        return partial(missing_references, c.db.engine)
+    check = PgReferenceCheck(c.settings.sqlalchemy_url, pgbouncer=c.settings.database_pgbouncer)
+    parent = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with parent(a) as state:
+            try:
+                yield state
+            finally:
+                await check.close()
+
+    app.router.lifespan_context = lifespan
+    return check
 
 
 def create_portal_app(

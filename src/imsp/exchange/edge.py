@@ -178,10 +178,16 @@ def duplicate_key(body: bytes, doc: Any) -> str | None:
     followed by one ``:``, and every ``:`` in the body is such a separator or a character of a
     string; ``doc`` re-serialised has the same count unless a key (with its value) was dropped.
     Only ``\\u003a`` (an escaped colon) could hide a duplicate from that count, so its presence —
-    or an unequal count — sends the body through the exact, slower check."""
+    or an unequal count — sends the body through the exact, slower check.
+
+    Faster still, and first: a body byte for byte equal to ``doc`` re-serialised (compact JSON,
+    as orjson, Jackson and most SDKs send it) has no duplicate — orjson never writes a key twice
+    in one object, so the body cannot hold one either; counting ``:`` in both (~4 µs a 2 KB
+    record) is then skipped."""
     if b"\\u003" not in body:
         try:
-            if body.count(b":") == orjson.dumps(doc).count(b":"):
+            again = orjson.dumps(doc)
+            if again == body or body.count(b":") == again.count(b":"):
                 return None
         except TypeError:  # nesting deeper than orjson writes (255)
             pass
