@@ -235,3 +235,22 @@ def test_a_locked_account_is_unlocked_explicitly_and_audited(
 
     failed, locked, actions = b.run(settings, state)
     assert (failed, locked) == (0, None) and "account.unlock" in actions
+
+
+def test_the_operator_can_give_a_new_account_its_notification_address(
+    operator: TestClient, settings: Settings
+) -> None:
+    form = {"role": "reviewer", "username": "reviewer9", "display_name": "审核员九"}
+    bad = post_form(operator, "/accounts/new", {**form, "email": "not-an-address"})
+    assert bad.status_code == 400 and "电子邮箱格式不正确" in bad.text
+    assert 'value="not-an-address"' in bad.text  # the form keeps what was typed
+
+    async def email_of(session: AsyncSession) -> str | None | bool:
+        user = await session.scalar(select(PortalUser).where(PortalUser.username == "reviewer9"))
+        return False if user is None else user.email
+
+    assert b.run(settings, email_of) is False  # a refused address creates no account
+
+    ok = post_form(operator, "/accounts/new", {**form, "email": " shenhe9@wjw.example.cn "})
+    assert ok.status_code == 200 and _issued_password(ok.text)
+    assert b.run(settings, email_of) == "shenhe9@wjw.example.cn"

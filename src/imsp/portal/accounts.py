@@ -13,6 +13,7 @@ from imsp.auth.models import PortalUser
 from imsp.auth.service import ROLES
 from imsp.clock import format_datetime
 from imsp.errors import BadRequest
+from imsp.notify import service as notify_service
 from imsp.portal.edge import (
     PER_PAGE,
     Rerender,
@@ -140,7 +141,8 @@ async def account_new(v: Visit = Depends(operator)) -> Response:  # noqa: B008
 @router.post("/accounts/new")
 async def account_create(v: Visit = Depends(operator)) -> Response:  # noqa: B008
     await checked_form(v)
-    values = {k: v.text(k) for k in ("role", "username", "display_name", "org_code", "org_name")}
+    fields = ("role", "username", "display_name", "org_code", "org_name", "email")
+    values = {k: v.text(k) for k in fields}
     try:
         if values["role"] == "applicant":
             issued = await allocate_applicant(
@@ -162,6 +164,9 @@ async def account_create(v: Visit = Depends(operator)) -> Response:  # noqa: B00
                 display_name=values["display_name"],
                 now=v.now,
             )
+        if values["email"]:
+            # in the same unit of work: a refused address rolls the new account back (Rerender)
+            await notify_service.set_email(v.db, user=issued.user, address=values["email"])
     except BadRequest as exc:
         existing = exc.data.get("existing") if isinstance(exc.data, dict) else None
         page = _new_page(v, values, errors_of(exc.data), status=400, existing=existing)
