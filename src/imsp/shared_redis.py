@@ -487,29 +487,29 @@ class RedisRevocations:
         """Until cancelled: listen on the channel, and read the epoch key every ``POLL``."""
         pubsub: Any = None
         next_read = time.monotonic() + POLL
-        while True:
-            try:
-                if pubsub is None:
-                    async with self.state.connected() as (client, _):
-                        pubsub = client.pubsub()
-                    await pubsub.subscribe(self.channel)
-                wait = max(0.0, next_read - time.monotonic())
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-                if message is not None and message.get("type") == "message":
-                    self._saw(message.get("data"))
-            except Exception as exc:  # the watcher outlives any failure; reads decide trust
-                if not isinstance(exc, _ERRORS):
-                    log.warning("revocations: listener failed (%s)", type(exc).__name__)
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
-                pubsub = None
-                await asyncio.sleep(max(0.0, next_read - time.monotonic()))
-            except asyncio.CancelledError:
-                if pubsub is not None:
-                    with contextlib.suppress(*_ERRORS):
-                        await pubsub.aclose()
-                raise
-            if time.monotonic() >= next_read:
-                await self.read()
-                next_read = time.monotonic() + POLL
+        try:
+            while True:
+                try:
+                    if pubsub is None:
+                        async with self.state.connected() as (client, _):
+                            pubsub = client.pubsub()
+                        await pubsub.subscribe(self.channel)
+                    wait = max(0.0, next_read - time.monotonic())
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+                    if message is not None and message.get("type") == "message":
+                        self._saw(message.get("data"))
+                except Exception as exc:  # the watcher outlives any failure; reads decide trust
+                    if not isinstance(exc, _ERRORS):
+                        log.warning("revocations: listener failed (%s)", type(exc).__name__)
+                    closing, pubsub = pubsub, None
+                    if closing is not None:
+                        with contextlib.suppress(Exception):
+                            await closing.aclose()
+                    await asyncio.sleep(max(0.0, next_read - time.monotonic()))
+                if time.monotonic() >= next_read:
+                    await self.read()
+                    next_read = time.monotonic() + POLL
+        finally:  # cancelled (stop): the subscription's connection is closed, wherever it was
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
