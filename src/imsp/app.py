@@ -22,7 +22,13 @@ from imsp.config import Settings
 from imsp.metrics import install_metrics
 from imsp.shared_state import SharedState, open_state
 from imsp.storage.db import Database
-from imsp.web import AppContext, JsonResponse, install_error_handlers, install_healthz
+from imsp.web import (
+    AppContext,
+    JsonResponse,
+    close_at_shutdown,
+    install_error_handlers,
+    install_healthz,
+)
 
 #: Background work an app runs while it serves (started and stopped by its lifespan).
 Job = Callable[[AppContext, asyncio.Event], Coroutine[Any, Any, None]]
@@ -121,17 +127,7 @@ def _reference_check(app: FastAPI) -> Any:
     if c.db.dialect != "postgresql":
         return partial(missing_references, c.db.engine)
     check = PgReferenceCheck(c.settings.sqlalchemy_url, pgbouncer=c.settings.database_pgbouncer)
-    parent = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        async with parent(a) as state:
-            try:
-                yield state
-            finally:
-                await check.close()
-
-    app.router.lifespan_context = lifespan
+    close_at_shutdown(app, check.close)
     return check
 
 

@@ -11,6 +11,7 @@ import functools
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -245,3 +246,19 @@ def install_healthz(app: FastAPI) -> None:
         return JsonResponse(
             body, status_code=503, headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}
         )
+
+
+def close_at_shutdown(app: FastAPI, close: Callable[[], Awaitable[None]]) -> None:
+    """Run ``close`` (a pool, a writer) when ``app`` shuts down, after the lifespan it already
+    has — so a resource opened by an ``install`` function is released with the app."""
+    parent = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with parent(a) as state:
+            try:
+                yield state
+            finally:
+                await close()
+
+    app.router.lifespan_context = lifespan

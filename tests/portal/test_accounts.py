@@ -245,7 +245,7 @@ def test_the_operator_can_give_a_new_account_its_notification_address(
     assert bad.status_code == 400 and "电子邮箱格式不正确" in bad.text
     assert 'value="not-an-address"' in bad.text  # the form keeps what was typed
 
-    async def email_of(session: AsyncSession) -> str | None | bool:
+    async def email_of(session: AsyncSession) -> str | bool | None:
         user = await session.scalar(select(PortalUser).where(PortalUser.username == "reviewer9"))
         return False if user is None else user.email
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from logging import INFO
-from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -45,7 +42,7 @@ from imsp.logs import ACCESS, access
 from imsp.metrics import AppMetrics, metered
 from imsp.standard.jsonschema import code_table_json, dataset_schema
 from imsp.standard.model import Dataset, Standard, load_standard
-from imsp.web import AppContext, JsonResponse, client_addr, ctx
+from imsp.web import AppContext, JsonResponse, client_addr, close_at_shutdown, ctx
 
 log = logging.getLogger("imsp.exchange")
 
@@ -288,17 +285,7 @@ def install(app: FastAPI) -> None:
     std = load_standard()
     app.state.tokens = TokenService(limits, c.clock, c.shared)
     writer = app.state.exchange_writer = _open_writer(c)
-    parent = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        async with parent(a) as state:
-            try:
-                yield state
-            finally:
-                await writer.close()
-
-    app.router.lifespan_context = lifespan
+    close_at_shutdown(app, writer.close)
     published = _Published(std, limits.max_records)
     metrics: AppMetrics | None = app.state.metrics
     meters = app.state.exchange_meters = (
