@@ -321,7 +321,7 @@ def _server(url: str, port: int, workers: int, workdir: Path, on: bool) -> Itera
         "IMSP_SUPERVISION__REFERENCE_WARNINGS": "true" if on else "false",
         "IMSP_SUPERVISION__WORKER": "false",
     }
-    cmd = bi.server_command("uvicorn", port, workers)
+    cmd = bi.server_argv(bi.command_text("uvicorn", workers), port)
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -386,11 +386,11 @@ def _leg(
         ).json()["data"]["accessToken"]
         (workdir / "token.txt").write_text(token + "\n")
         bi.wrk("warm-up", f"{base}/uploadPrescriptionInfo", one, workdir,
-               connections=args.connections, seconds=3, server=proc.pid)  # fmt: skip
+               connections=args.connections, seconds=3, server=proc.pid, db_url=url)  # fmt: skip
         w0 = bi._cpu_of({worker.pid}) if worker else 0.0
         run = bi.wrk(
             mode, f"{base}/uploadPrescriptionInfo", one, workdir,
-            connections=args.connections, seconds=seconds, server=proc.pid,
+            connections=args.connections, seconds=seconds, server=proc.pid, db_url=url,
         )  # fmt: skip
         leg = Leg(run)
         if worker is not None:
@@ -427,7 +427,7 @@ def ingest_runs(args: argparse.Namespace, host: str) -> str:
     with bi.fresh_database(args.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         args.app_id, args.secret = bi.prepare(url)
-        _, one, _ = bi.bodies(workdir, 50)
+        one = bi.bodies(workdir, 50).one
         # off, on, on, off, off, on …: each pair's order alternates so drift in the machine's
         # load weighs on both modes alike
         order = [
