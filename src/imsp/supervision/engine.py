@@ -349,27 +349,30 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
         for rows in shapes.values():
             await conn.execute(_SEEN, rows)
     if new:
-        # one multi-row INSERT … RETURNING for the batch's new findings (a sweep may raise many)
-        rows = list(new.values())
-        ids = (
-            await conn.execute(insert(Finding).returning(_F.id, sort_by_parameter_order=True), rows)
-        ).scalars()
-        events += [
-            {
-                "finding_id": fid,
-                "at": now,
-                "action": "raise",
-                "from_status": None,
-                "to_status": workflow.INITIAL,
-                "actor": "system",
-                "actor_role": workflow.SYSTEM,
-                "text": "",
-                "attachment": None,
-                "data": {"version": row["record_version"]},
-            }
-            for fid, row in zip(ids, rows, strict=True)
-        ]
-        stats.raised += len(rows)
+        # multi-row INSERT … RETURNING for the batch's new findings (a sweep may raise many);
+        # each id comes back with its finding's key, so the rows' order does not matter (an
+        # order-preserving RETURNING costs a statement per row on SQLite)
+        returned = await conn.execute(
+            insert(Finding).returning(_F.id, _F.rule_id, _F.institution_id, _F.dataset, _F.key),
+            list(new.values()),
+        )
+        for fid, rid, inst, ds, bkey in returned:
+            row = new[(rid, inst, ds, bkey)]
+            events.append(
+                {
+                    "finding_id": fid,
+                    "at": now,
+                    "action": "raise",
+                    "from_status": None,
+                    "to_status": workflow.INITIAL,
+                    "actor": "system",
+                    "actor_role": workflow.SYSTEM,
+                    "text": "",
+                    "attachment": None,
+                    "data": {"version": row["record_version"]},
+                }
+            )
+        stats.raised += len(new)
     if events:
         await conn.execute(insert(FindingEvent).returning(FindingEvent.id), events)
     return stats
