@@ -196,7 +196,7 @@ def _admin(url: str) -> psycopg.Connection[Any]:
 
 
 @contextmanager
-def fresh_database(admin_url: str, keep: bool) -> Iterator[str]:
+def fresh_database(admin_url: str, keep: bool = False) -> Iterator[str]:
     name = f"imsp_bench_ingest_{os.getpid()}"
     with _admin(admin_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -19,7 +19,9 @@ receipt reference lookup, no worker) and on (reference warnings in every receipt
 supervise worker`` running beside the server on the same 2 cores), ``--rounds`` pairs of
 ``--duration`` s; records/s of both and their ratio, the CPU share of server, worker and
 PostgreSQL, and the change-feed depth at the end of each "on" leg and how long the worker took to
-drain it. ``--stream N`` adds one "on" leg of N s (the issue's 10-minute stream: 600).
+drain it. ``--stream N`` adds one "on" leg of N s (the issue's 10-minute stream: 600). When the
+cluster runs with autovacuum off, the database is ``ANALYZE``d before each leg and when the load
+stops (what autoanalyze would do; without statistics the worker's key lookups scan).
 """
 
 from __future__ import annotations
@@ -321,7 +323,7 @@ def _server(url: str, port: int, workers: int, workdir: Path, on: bool) -> Itera
         "IMSP_SUPERVISION__REFERENCE_WARNINGS": "true" if on else "false",
         "IMSP_SUPERVISION__WORKER": "false",
     }
-    cmd = bi.server_command("uvicorn", port, workers)
+    cmd = bi.server_argv(bi.command_text("uvicorn", workers), port)
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
@@ -347,6 +349,18 @@ def _depth(url: str) -> int:
         return int(conn.execute("SELECT count(*) FROM record_change").fetchone()[0])  # type: ignore[index]
 
 
+def _analyze(url: str) -> bool:
+    """``ANALYZE`` the database when the cluster runs with autovacuum off (as this machine's
+    does), standing in for the autoanalyze a production server runs: without statistics the
+    planner takes the tables for empty and reads the record table by ``(institution, dataset,
+    business_time)`` instead of the business-key index, a cost that grows with every upload."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.execute("SHOW autovacuum").fetchone() != ("off",):
+            return False
+        conn.execute("ANALYZE")
+    return True
+
+
 def _drain(url: str, limit: float) -> tuple[float, int]:
     """Seconds until the change feed is empty (polled every 0.5 s), at most ``limit``; and the
     depth left then (0 when it emptied)."""
@@ -370,6 +384,7 @@ def _leg(
 ) -> Leg:
     base = f"http://127.0.0.1:{args.port}"
     on = mode == "on"
+    _analyze(url)
     with _server(url, args.port, args.workers, workdir, on) as proc:
         worker = None
         if on:
@@ -386,16 +401,17 @@ def _leg(
         ).json()["data"]["accessToken"]
         (workdir / "token.txt").write_text(token + "\n")
         bi.wrk("warm-up", f"{base}/uploadPrescriptionInfo", one, workdir,
-               connections=args.connections, seconds=3, server=proc.pid)  # fmt: skip
+               connections=args.connections, seconds=3, server=proc.pid, db_url=url)  # fmt: skip
         w0 = bi._cpu_of({worker.pid}) if worker else 0.0
         run = bi.wrk(
             mode, f"{base}/uploadPrescriptionInfo", one, workdir,
-            connections=args.connections, seconds=seconds, server=proc.pid,
+            connections=args.connections, seconds=seconds, server=proc.pid, db_url=url,
         )  # fmt: skip
         leg = Leg(run)
         if worker is not None:
             leg.worker_cpu = (bi._cpu_of({worker.pid}) - w0) / run.seconds
             leg.depth = _depth(url)
+            _analyze(url)
             leg.drained, leg.left = _drain(url, args.drain_limit)
             _stop(worker)
     return leg
@@ -427,7 +443,7 @@ def ingest_runs(args: argparse.Namespace, host: str) -> str:
     with bi.fresh_database(args.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         args.app_id, args.secret = bi.prepare(url)
-        _, one, _ = bi.bodies(workdir, 50)
+        one = bi.bodies(workdir, 50).one
         # off, on, on, off, off, on …: each pair's order alternates so drift in the machine's
         # load weighs on both modes alike
         order = [
@@ -465,7 +481,9 @@ def ingest_runs(args: argparse.Namespace, host: str) -> str:
         f"(`POST /uploadPrescriptionInfo`, {args.connections} connections, {args.duration} s per leg, "
         f"{args.workers} uvicorn server processes), legs alternating off/on. *Off*: no reference "
         "lookup in the receipt, no worker (what an off leg leaves in the change feed stays there: "
-        "the next on leg's worker starts with it). *On*: every receipt carries the -95 reference warnings (one extra "
+        "the next on leg's worker starts with it). The cluster runs with autovacuum off, so the "
+        "benchmark runs `ANALYZE` before each leg and when the load stops, as autoanalyze would. "
+        "*On*: every receipt carries the -95 reference warnings (one extra "
         "query per request, run alongside the write) and `imsp supervise worker` (nice 10) "
         "evaluates the change feed at the same time on the same two cores. CPU columns: CPU "
         "seconds per second of wall time (1.00 = one core) of the server processes, the worker, "

@@ -170,3 +170,64 @@ def test_sweep_for_one_rule_and_one_institution(settings: Settings) -> None:
             await p.close()
 
     run(go())
+
+
+def test_a_batch_of_changes_costs_a_bounded_number_of_statements(settings: Settings) -> None:
+    """The worker works per batch, not per change: raising, then closing (已整改-重新上传) the
+    findings of N resent prescriptions takes the same few statements whatever N is (a statement
+    sent with many parameter sets — executemany — counts once)."""
+    from sqlalchemy import event
+
+    from imsp.clock import FrozenClock
+    from imsp.supervision.worker import run_once
+
+    w = world(count=24)
+    rxs = w["prescription"]
+
+    async def go() -> None:
+        p = Platform(settings)
+        try:
+            await p.upload_world(w)
+            await p.work(now=NOW)
+            conf = settings.supervision.model_copy(update={"batch": 10_000})
+            wide = settings.model_copy(update={"supervision": conf})
+            statements: list[str] = []
+
+            def seen(_c: object, _cur: object, stmt: str, *_: object) -> None:
+                statements.append(stmt)
+
+            async def one_round(docs: list[dict[str, object]]) -> tuple[int, int, int]:
+                for doc in docs:
+                    await p.upload("prescription", [doc], at=NOW)
+                statements.clear()
+                event.listen(p.db.engine.sync_engine, "before_cursor_execute", seen)
+                try:
+                    r = await run_once(p.db, settings=wide, clock=FrozenClock(NOW), worker="t")
+                finally:
+                    event.remove(p.db.engine.sync_engine, "before_cursor_execute", seen)
+                return r.claimed, len(statements), r.stats.raised + r.stats.rectified
+
+            few, many = rxs[:3], rxs[3:]
+            assert len(many) >= 15
+            broken = [
+                [dict(rx, auditDoctorCertID=rx["doctorCertID"]) for rx in part]  # R24
+                for part in (few, many)
+            ]
+            n_few, q_few, raised_few = await one_round(broken[0])
+            n_many, q_many, raised_many = await one_round(broken[1])
+            assert (n_few, n_many) == (len(few), len(many))
+            assert raised_few >= len(few) and raised_many >= len(many)
+            assert len(await p.findings("R24")) == len(rxs)
+            assert q_many <= q_few + 2, (q_few, q_many)
+            assert q_many < 40, q_many
+            # corrected resends close every finding in one round, again in a few statements
+            n_fixed, q_fixed, closed = await one_round(rxs)
+            assert n_fixed == len(rxs) and closed >= len(rxs)
+            assert q_fixed < 40, q_fixed
+            assert {(f.status, f.resolution) for f in await p.findings("R24")} == {
+                ("rectified", "resubmitted")
+            }
+        finally:
+            await p.close()
+
+    run(go())

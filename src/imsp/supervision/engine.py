@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.standard.model import load_standard
@@ -122,77 +124,125 @@ def _records_of(v: Verdict) -> list[dict[str, Any]]:
     return [v.subject.ref()] + [r.ref() for r in others if r is not v.subject]
 
 
+#: Columns of an existing finding that :func:`apply` reads (plain rows, no ORM objects).
+_F = Finding.__table__.c
+_P = PendingCheck.__table__.c
+_FINDING_COLS = (
+    _F.id,
+    _F.rule_id,
+    _F.institution_id,
+    _F.dataset,
+    _F.key,
+    _F.status,
+    _F.record_version,
+    _F.severity,
+    _F.resolution,
+    _F.resolved_version,
+)
+_PENDING_COLS = (_P.rule_id, _P.institution_id, _P.dataset, _P.key)
+
+#: Statements run once per batch with many parameter sets (executemany).
+_SEEN = update(Finding).where(_F.id == bindparam("_id"))
+_DROP_PENDING = delete(PendingCheck).where(
+    _P.rule_id == bindparam("_rule"),
+    _P.institution_id == bindparam("_inst"),
+    _P.dataset == bindparam("_ds"),
+    _P.key == bindparam("_key"),
+)
+Key = tuple[str, int, str, str]
+
+
 def _system_event(
-    f: Finding, action: str, now: datetime, data: dict[str, Any] | None = None
-) -> FindingEvent:
-    step = workflow.step_for(f.status, action, workflow.SYSTEM)
-    event = FindingEvent(
-        finding_id=f.id,
-        at=now,
-        action=action,
-        from_status=f.status,
-        to_status=step.target,
-        actor="system",
-        actor_role=workflow.SYSTEM,
-        text="",
-        attachment=None,
-        data=dict(data or {}),
-    )
-    f.status = step.target
-    f.updated_at = now
+    f: dict[str, Any], action: str, now: datetime, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The event row of a system transition of finding ``f`` (a plain dict, updated in place)."""
+    step = workflow.step_for(f["status"], action, workflow.SYSTEM)
+    event = {
+        "finding_id": f["id"],
+        "at": now,
+        "action": action,
+        "from_status": f["status"],
+        "to_status": step.target,
+        "actor": "system",
+        "actor_role": workflow.SYSTEM,
+        "text": "",
+        "attachment": None,
+        "data": dict(data or {}),
+    }
+    f["status"] = step.target
     return event
 
 
 async def _existing(
     session: AsyncSession, outcomes: Sequence[Outcome]
-) -> tuple[dict[tuple[str, int, str, str], Finding], dict[tuple[str, int, str, str], PendingCheck]]:
+) -> tuple[dict[Key, dict[str, Any]], set[Key]]:
+    """The findings (as dicts) and pending checks (their keys) of the outcomes' records: one
+    query each per batch, plain rows."""
     insts = sorted({o.subject.institution_id for o in outcomes})
     datasets = sorted({o.subject.dataset for o in outcomes})
     keys = sorted({o.subject.key for o in outcomes})
-    findings: dict[tuple[str, int, str, str], Finding] = {}
-    pending: dict[tuple[str, int, str, str], PendingCheck] = {}
+    conn = await session.connection()
+    findings: dict[Key, dict[str, Any]] = {}
+    pending: set[Key] = set()
     for part in chunks(keys, chunk_size(session)):
-        for f in (
-            await session.scalars(
-                select(Finding).where(
-                    Finding.institution_id.in_(insts),
-                    Finding.dataset.in_(datasets),
-                    among(session, Finding.key, part),
-                )
+        rows = await conn.execute(
+            select(*_FINDING_COLS).where(
+                _F.institution_id.in_(insts), _F.dataset.in_(datasets), among(session, _F.key, part)
             )
-        ).all():
-            findings[(f.rule_id, f.institution_id, f.dataset, f.key)] = f
-        for p in (
-            await session.scalars(
-                select(PendingCheck).where(
-                    PendingCheck.institution_id.in_(insts),
-                    PendingCheck.dataset.in_(datasets),
-                    among(session, PendingCheck.key, part),
-                )
+        )
+        for row in rows.mappings():
+            f = dict(row)
+            findings[(f["rule_id"], f["institution_id"], f["dataset"], f["key"])] = f
+        rows = await conn.execute(
+            select(*_PENDING_COLS).where(
+                _P.institution_id.in_(insts), _P.dataset.in_(datasets), among(session, _P.key, part)
             )
-        ).all():
-            pending[(p.rule_id, p.institution_id, p.dataset, p.key)] = p
+        )
+        pending.update((r[0], r[1], r[2], r[3]) for r in rows)
     return findings, pending
 
 
+def _pending_insert(session: AsyncSession) -> Any:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` of pending checks (a check another worker
+    created meanwhile is updated, not duplicated); ``since`` of an existing check is kept."""
+    stmt: Any = (
+        pg_insert(PendingCheck)
+        if session.get_bind().dialect.name == "postgresql"
+        else sqlite_insert(PendingCheck)
+    )
+    # RETURNING makes SQLAlchemy send the rows as multi-row VALUES ("insertmanyvalues", ~1,000
+    # a statement) instead of one statement per row
+    return stmt.on_conflict_do_update(
+        index_elements=[_P.institution_id, _P.dataset, _P.key, _P.rule_id],
+        set_={"missing": stmt.excluded.missing, "due_at": stmt.excluded.due_at},
+    ).returning(_P.rule_id)
+
+
 async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: datetime) -> Stats:
-    """Bring findings and pending checks in line with ``outcomes`` (see the module doc)."""
+    """Bring findings and pending checks in line with ``outcomes`` (see the module doc).
+
+    Set-based: the batch's findings and pending checks are read in one query each, and written
+    with one statement per kind of change (executemany), whatever the batch's size."""
     stats = Stats(records=len({(o.subject.dataset, o.subject.key) for o in outcomes}))
     if not outcomes:
         return stats
     catalogue = load_rules()
     findings, pending = await _existing(session, outcomes)
-    new: dict[tuple[str, int, str, str], dict[str, Any]] = {}
-    events: list[FindingEvent] = []
-    drop_pending: list[PendingCheck] = []
+    new: dict[Key, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []  # findings seen again, status unchanged
+    moved: list[dict[str, Any]] = []  # findings whose status a system transition changed
+    drop_pending: list[dict[str, Any]] = []
+    upsert_pending: dict[Key, dict[str, Any]] = {}
     for o in outcomes:
         rec, v = o.subject, o.verdict
         k = (o.rule_id, rec.institution_id, rec.dataset, rec.key)
         f = findings.get(k)
-        p = pending.get(k)
+        pkey = {"_rule": k[0], "_inst": k[1], "_ds": k[2], "_key": k[3]}
         if v.problems:
-            if p is not None:
-                drop_pending.append(p)
+            if k in pending:
+                drop_pending.append(pkey)
+                pending.discard(k)
             records = _records_of(v)
             if f is None:
                 new[k] = {
@@ -218,86 +268,113 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
                     "resolved_version": None,
                 }
                 continue
-            recur = f.status == "rectified" and (
-                f.resolution == "resubmitted"
-                or f.resolved_version is None
-                or rec.version > f.resolved_version
+            recur = f["status"] == "rectified" and (
+                f["resolution"] == "resubmitted"
+                or f["resolved_version"] is None
+                or rec.version > f["resolved_version"]
             )
-            f.rule_version = catalogue[o.rule_id].version
-            f.severity = v.severity or f.severity
-            f.evidence = v.problems
-            f.records = records
-            f.record_id = rec.id
-            f.record_version = rec.version
-            f.last_seen = now
-            f.business_time = rec.business_time
+            row = {
+                "_id": f["id"],
+                "rule_version": catalogue[o.rule_id].version,
+                "severity": v.severity or f["severity"],
+                "evidence": v.problems,
+                "records": records,
+                "record_id": rec.id,
+                "record_version": rec.version,
+                "last_seen": now,
+                "business_time": rec.business_time,
+            }
+            f["record_version"] = rec.version
             if recur:
                 events.append(_system_event(f, "recur", now, {"version": rec.version}))
-                f.resolution = None
-                f.resolved_version = None
+                row |= {
+                    "status": f["status"],
+                    "updated_at": now,
+                    "resolution": None,
+                    "resolved_version": None,
+                }
+                f["resolution"] = f["resolved_version"] = None
+                moved.append(row)
+            else:
+                seen.append(row)
             stats.updated += 1
         elif v.missing or v.due is not None:
             stats.pending += 1
             missing = sorted(v.missing, key=lambda m: (m["dataset"], m["field"], m["key"]))
-            if p is None:
-                p = PendingCheck(
-                    rule_id=o.rule_id,
-                    institution_id=rec.institution_id,
-                    dataset=rec.dataset,
-                    key=rec.key,
-                    missing=missing,
-                    since=now,
-                    due_at=v.due,
-                )
-                session.add(p)
-                pending[k] = p
-            else:
-                p.missing = missing
-                p.due_at = v.due
+            # new: inserted with ``since`` = now; existing: missing and due_at updated
+            upsert_pending[k] = {
+                "rule_id": k[0],
+                "institution_id": k[1],
+                "dataset": k[2],
+                "key": k[3],
+                "missing": missing,
+                "since": now,
+                "due_at": v.due,
+            }
         else:
-            if p is not None:
-                drop_pending.append(p)
-            if f is not None and f.status in workflow.OPEN_STATES:
+            if k in pending:
+                drop_pending.append(pkey)
+                pending.discard(k)
+            if f is not None and f["status"] in workflow.OPEN_STATES:
                 data = {
-                    "from_version": f.record_version,
+                    "from_version": f["record_version"],
                     "to_version": rec.version,
                     "records": [rec.ref()],
                 }
                 events.append(_system_event(f, "resubmitted", now, data))
-                f.resolution = "resubmitted"
-                f.resolved_version = rec.version
-                f.last_seen = now
+                f["resolution"], f["resolved_version"] = "resubmitted", rec.version
+                moved.append(
+                    {
+                        "_id": f["id"],
+                        "status": f["status"],
+                        "updated_at": now,
+                        "resolution": "resubmitted",
+                        "resolved_version": rec.version,
+                        "last_seen": now,
+                    }
+                )
                 stats.rectified += 1
-    for p in drop_pending:
-        await session.delete(p)
-    await session.flush()
+    conn = await session.connection()
+    if drop_pending:
+        await conn.execute(_DROP_PENDING, drop_pending)
+    if upsert_pending:
+        await conn.execute(_pending_insert(session), list(upsert_pending.values()))
+    if seen:
+        await conn.execute(_SEEN, seen)
+    if moved:
+        # one statement per shape of parameter set (seen again + recur, or rectified)
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in moved:
+            shapes.setdefault(tuple(sorted(row)), []).append(row)
+        for rows in shapes.values():
+            await conn.execute(_SEEN, rows)
     if new:
-        # one multi-row INSERT … RETURNING for the batch's new findings (a sweep may raise many)
-        rows = list(new.values())
-        ids = (
-            await session.execute(
-                insert(Finding).returning(Finding.id, sort_by_parameter_order=True), rows
+        # multi-row INSERT … RETURNING for the batch's new findings (a sweep may raise many);
+        # each id comes back with its finding's key, so the rows' order does not matter (an
+        # order-preserving RETURNING costs a statement per row on SQLite)
+        returned = await conn.execute(
+            insert(Finding).returning(_F.id, _F.rule_id, _F.institution_id, _F.dataset, _F.key),
+            list(new.values()),
+        )
+        for fid, rid, inst, ds, bkey in returned:
+            row = new[(rid, inst, ds, bkey)]
+            events.append(
+                {
+                    "finding_id": fid,
+                    "at": now,
+                    "action": "raise",
+                    "from_status": None,
+                    "to_status": workflow.INITIAL,
+                    "actor": "system",
+                    "actor_role": workflow.SYSTEM,
+                    "text": "",
+                    "attachment": None,
+                    "data": {"version": row["record_version"]},
+                }
             )
-        ).scalars()
-        raise_rows = [
-            {
-                "finding_id": fid,
-                "at": now,
-                "action": "raise",
-                "from_status": None,
-                "to_status": workflow.INITIAL,
-                "actor": "system",
-                "actor_role": workflow.SYSTEM,
-                "text": "",
-                "attachment": None,
-                "data": {"version": row["record_version"]},
-            }
-            for fid, row in zip(ids, rows, strict=True)
-        ]
-        await session.execute(insert(FindingEvent), raise_rows)
-        stats.raised += len(rows)
-    session.add_all(events)
-    await session.flush()
+        stats.raised += len(new)
+    if events:
+        await conn.execute(insert(FindingEvent).returning(FindingEvent.id), events)
     return stats
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.exchange.models import Record
 from imsp.supervision.engine import Stats, evaluate_records
 from imsp.supervision.facts import Rec
-from imsp.supervision.loading import chunks, load_by_keys, load_records
+from imsp.supervision.loading import among, chunk_size, chunks, load_by_keys, load_records
 from imsp.supervision.models import PendingCheck
 
 __all__ = ["Change", "evaluate_changes", "evaluate_due", "expand"]
@@ -52,27 +52,30 @@ async def expand(session: AsyncSession, changed: Sequence[Rec]) -> list[Rec]:
         visits |= {r["bussID"] for r in recs if r["bussID"]}
         visits |= {r.key for r in recs if r.dataset in _VISIT_KEYED}
         conds: list[ColumnElement[bool]] = []
-        for part in chunks(sorted(visits)):
-            conds.append(Record.visit_no.in_(part))
+        size = chunk_size(session)
+        for part in chunks(sorted(visits), size):
+            conds.append(among(session, Record.visit_no, part))
         for ds, column in (
             ("patient", Record.patient_id),
             ("doctor", Record.doctor_cert_id),
             ("department", Record.dept_code),
         ):
             keys = sorted({r.key for r in recs if r.dataset == ds})
-            for part in chunks(keys):
-                conds.append(column.in_(part))
+            for part in chunks(keys, size):
+                conds.append(among(session, column, part))
         reviewers = sorted({r.key for r in recs if r.dataset == "doctor"})
-        for part in chunks(reviewers):
+        for part in chunks(reviewers, size):
             conds.append(
                 (Record.dataset == "prescription")
-                & Record.data["auditDoctorCertID"].as_string().in_(part)
+                & among(session, Record.data["auditDoctorCertID"].as_string(), part)
             )
         times = sorted(
             {r.business_time for r in recs if r.dataset == "prescription" and r.business_time}
         )
-        for part in chunks(times):
-            conds.append((Record.dataset == "prescription_item") & Record.business_time.in_(part))
+        for part in chunks(times, size):
+            conds.append(
+                (Record.dataset == "prescription_item") & among(session, Record.business_time, part)
+            )
         for cond in conds:
             for rec in await load_records(session, Record.institution_id == inst, cond):
                 found.setdefault(rec.id, rec)
