@@ -43,13 +43,13 @@ from typing import Any
 
 import httpx
 import orjson
-import psycopg
-from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ingest import ORG, fresh_database, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
 SECTION = "## 指标与日志的开销 / Metrics and logging overhead"
-ORG = "12130000MB1A2B3C4R"
 
 LUA = r"""
 local token = io.open(os.getenv("BENCH_DIR") .. "/token.txt"):read("*l")
@@ -269,43 +269,6 @@ def _cpu_of(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    name = f"imsp_bench_metrics_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def prepare(url: str) -> tuple[str, str]:
-    from imsp.auth.credentials import create_credential
-    from imsp.clock import SystemClock
-    from imsp.config import Settings
-    from imsp.storage import migrate
-    from imsp.storage.db import Database
-
-    settings = Settings(database_url=url)
-    migrate.upgrade(settings)
-
-    async def issue() -> tuple[str, str]:
-        db = Database(settings)
-        try:
-            async with db.session() as s:
-                c = await create_credential(
-                    s, org_code=ORG, institution_name="基准测试医院", now=SystemClock().now()
-                )
-        finally:
-            await db.dispose()
-        return c.app_id, c.app_secret
-
-    return asyncio.run(issue())
 
 
 @contextmanager
