@@ -211,6 +211,20 @@ def fresh_database(admin_url: str, keep: bool = False) -> Iterator[str]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], port: int, what: str) -> None:
+    """Wait (up to 60 s) until the server on ``port`` answers ``/healthz``; stop if it died."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit(f"{what} did not start")
+        time.sleep(0.2)
+
+
 def prepare(url: str) -> tuple[str, str]:
     from imsp.auth.credentials import create_credential
     from imsp.clock import SystemClock
@@ -281,16 +295,7 @@ def server(url: str, port: int, text: str, workdir: Path) -> Iterator[subprocess
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("the exchange server did not start")
-            time.sleep(0.2)
+        wait_healthy(proc, port, "the exchange server")
         time.sleep(2)  # let every worker finish starting
         yield proc
     finally:

@@ -45,7 +45,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import ORG, fresh_database, prepare
+from bench_ingest import ORG, fresh_database, prepare, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -285,16 +285,7 @@ def serve(url: str, port: int, workdir: Path, extra: dict[str, str]) -> Iterator
         cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("imsp serve did not start")
-            time.sleep(0.2)
+        wait_healthy(proc, port, "imsp serve")
         yield proc.pid
     finally:
         with suppress(ProcessLookupError):
