@@ -17,6 +17,7 @@ lint:
 
 typecheck:
 	$(BIN)/mypy --strict src
+	$(BIN)/mypy bench
 
 pytest:
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -142,7 +142,7 @@ def main() -> None:
     with ingest.fresh_database(args.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         app_id, secret = ingest.prepare(url)
-        _, one, _ = ingest.bodies(workdir, 1)
+        one = ingest.bodies(workdir, 1).one
         (workdir / "login.lua").write_text(FLOOD_LUA)
         with servers(args.command, url, args.exchange_port, args.portal_port) as proc:
             token = httpx.get(
@@ -150,9 +150,26 @@ def main() -> None:
                 params={"appId": app_id, "appSecret": secret},
             ).json()["data"]["accessToken"]
             (workdir / "token.txt").write_text(token + "\n")
-            load = {"connections": args.connections, "server": proc.pid}
-            ingest.wrk("warm-up", upload, one, workdir, seconds=3, **load)
-            quiet = ingest.wrk("quiet", upload, one, workdir, seconds=args.duration, **load)
+            ingest.wrk(
+                "warm-up",
+                upload,
+                one,
+                workdir,
+                seconds=3,
+                connections=args.connections,
+                server=proc.pid,
+                db_url=url,
+            )
+            quiet = ingest.wrk(
+                "quiet",
+                upload,
+                one,
+                workdir,
+                seconds=args.duration,
+                connections=args.connections,
+                server=proc.pid,
+                db_url=url,
+            )
             cookie, csrf = login_credentials(portal)
             flood_cmd = ["wrk", "-t1", f"-c{args.flood_connections}",
                          f"-d{args.duration + 6}s", "--timeout", "30s",
@@ -164,7 +181,16 @@ def main() -> None:
                 text=True,
             )
             time.sleep(3)  # the flood is under way before the measurement starts
-            loud = ingest.wrk("flood", upload, one, workdir, seconds=args.duration, **load)
+            loud = ingest.wrk(
+                "flood",
+                upload,
+                one,
+                workdir,
+                seconds=args.duration,
+                connections=args.connections,
+                server=proc.pid,
+                db_url=url,
+            )
             flood_out, _ = flood_proc.communicate(timeout=120)
             checked = checked_passwords(url)
     attempts = int(re.search(r"(\d+) requests in", flood_out).group(1))  # type: ignore[union-attr]

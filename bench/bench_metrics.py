@@ -203,7 +203,7 @@ def asgi_ab(blocks: int, per_block: int) -> dict[str, float]:
             best = dict.fromkeys(variants, float("inf"))
             # the share of the profiled time spent in metering and access lines (a ratio within
             # one profile, so other processes on the machine scale both sides alike)
-            handler = logs.configure(Settings(log_format="json"), stream=sink)
+            profiled = logs.configure(Settings(log_format="json"), stream=sink)
             profile = cProfile.Profile()
             profile.enable()
             for k in range(per_block):
@@ -214,13 +214,13 @@ def asgi_ab(blocks: int, per_block: int) -> dict[str, float]:
                     **{"Content-Type": "application/json"},
                 )  # fmt: skip
             profile.disable()
-            logging.getLogger().removeHandler(handler)
+            logging.getLogger().removeHandler(profiled)
             logs.ACCESS.setLevel(logging.WARNING)
             best["profile share %"] = _share(profile)
             n = 0
             for _ in range(blocks):
                 for name in variants:
-                    handler = None
+                    handler: logging.Handler | None = None
                     if name.endswith("JSON logs"):
                         handler = logs.configure(Settings(log_format="json"), stream=sink)
                     started = time.process_time()

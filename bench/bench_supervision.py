@@ -37,14 +37,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import psycopg
 
@@ -70,20 +72,17 @@ def _mutate(ds: str, doc: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     if rng.random() >= 0.01:
         return doc
     if ds == "prescription":
-        return dict(
-            doc,
-            **rng.choice(
-                [
-                    {"recipeCategory": "4"},  # R19
-                    {"auditDoctorCertID": doc["doctorCertID"]},  # R24, R09
-                    {"doctorSign": None, "caCertSN": None},  # R21
-                    {"effectivePeriod": 5},  # R25
-                    {"totalFee": 1.0},  # R34
-                ]
-            ),
-        )
+        breaks: list[dict[str, Any]] = [
+            {"recipeCategory": "4"},  # R19
+            {"auditDoctorCertID": doc["doctorCertID"]},  # R24, R09
+            {"doctorSign": None, "caCertSN": None},  # R21
+            {"effectivePeriod": 5},  # R25
+            {"totalFee": 1.0},  # R34
+        ]
+        return doc | rng.choice(breaks)
     if ds == "outpatient":
-        return dict(doc, **rng.choice([{"visitType": "0"}, {"processDataURL": None}]))
+        visit_breaks: list[dict[str, Any]] = [{"visitType": "0"}, {"processDataURL": None}]
+        return doc | rng.choice(visit_breaks)
     if ds == "telemedicine":
         return dict(doc, consentFlag="0")
     return doc
@@ -110,7 +109,7 @@ def _rows(
             received = (bt or dt.datetime(2025, 6, 1, tzinfo=BEIJING)) + dt.timedelta(hours=1)
 
             def col(
-                role: str, doc: dict[str, Any] = doc, cols: dict[str, str] = cols
+                role: str, doc: dict[str, Any] = doc, cols: Mapping[str, str] = cols
             ) -> str | None:
                 v = doc.get(cols[role]) if role in cols else None
                 return v if isinstance(v, str) and v else None
@@ -248,10 +247,36 @@ def run_sweep(url: str, batch: int, jobs: int = 1) -> SweepRun:
         finally:
             await db.dispose()
 
-    cpu0, pg0 = _rusage(), bi._cpu_of(bi._pids_named("postgres"))
-    stats, seconds = asyncio.run(go())
-    cpu, pg = _rusage() - cpu0, bi._cpu_of(bi._pids_named("postgres")) - pg0
-    return SweepRun(jobs, stats, seconds, cpu, pg, load, _digest(url))
+    cpu0, pg = _rusage(), _PostgresCpu(url)
+    with pg:
+        stats, seconds = asyncio.run(go())
+    cpu = _rusage() - cpu0
+    return SweepRun(jobs, stats, seconds, cpu, pg.seconds, load, _digest(url))
+
+
+class _PostgresCpu:
+    """CPU seconds of the PostgreSQL processes serving the benchmark's database (and the shared
+    writer processes) while the block runs, re-listed every second so the connections the sweep
+    opens (one database each per process with ``--jobs``) are counted from their start."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.seconds = url, 0.0
+        self._stop = threading.Event()
+
+    def _watch(self) -> None:
+        watch = bi._Watch(os.getpid(), self.url)
+        while not self._stop.wait(1.0):
+            watch.refresh()
+        self.seconds = watch.spent()["postgres"]
+
+    def __enter__(self) -> _PostgresCpu:
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def sweep_report(args: argparse.Namespace, host: str, total: int, runs: list[SweepRun]) -> str:
@@ -329,9 +354,9 @@ def _server(url: str, port: int, workers: int, workdir: Path, on: bool) -> Itera
         deadline = time.monotonic() + 60
         while True:
             try:
-                if bi.httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                     break
-            except bi.httpx.HTTPError:
+            except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit("the exchange server did not start")
@@ -395,7 +420,7 @@ def _leg(
                 start_new_session=True,
                 stdout=subprocess.DEVNULL,
             )
-        token = bi.httpx.get(
+        token = httpx.get(
             f"{base}/auth/accesstoken/create",
             params={"appId": args.app_id, "appSecret": args.secret},
         ).json()["data"]["accessToken"]
