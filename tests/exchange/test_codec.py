@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import zlib
 from typing import Any
 
 import orjson
@@ -14,10 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from imsp.config import Settings
-from imsp.exchange import codec
+from imsp.exchange import archive, codec
 from imsp.standard.model import load_standard
 from imsp.standard.sample import generate_all
-from tests.exchange.builders import ORG_A, record
+from tests.exchange.builders import ORG_A, record, records
 from tests.exchange.conftest import Peek
 from tests.exchange.test_cli import imsp  # noqa: F401  (fixture)
 
@@ -89,6 +90,15 @@ def test_every_released_dictionary_is_shipped_under_its_id() -> None:
         assert d.dict_id() == codec.dictionary_id(version)
 
 
+def test_the_archive_restores_every_form_it_ever_stored() -> None:
+    body = orjson.dumps(records("prescription", 3)) + b"\n"
+    packed = archive.compress(body)
+    assert packed[:4] == b"\x28\xb5\x2f\xfd" and len(packed) < len(body) // 2
+    assert archive.restore(packed) == body
+    assert archive.restore(zlib.compress(body, 6)) == body  # SQLite before migration 0050
+    assert archive.restore(body) == body  # PostgreSQL before 0050: as sent
+
+
 def test_a_resend_with_reordered_keys_is_unchanged(
     exchange_client: TestClient, auth: dict[str, str], peek: Peek
 ) -> None:
@@ -129,6 +139,9 @@ def test_the_database_holds_no_plain_json_of_a_record(
         ).encode()  # what a dump of the table shows, cell by cell
     assert rec["patientId"].encode() in dump  # the key column is plain
     assert rec["address"].encode() not in dump and b'"patientName"' not in dump
+    body = bytes(peek.scalar("SELECT body FROM exchange_log WHERE body IS NOT NULL"))
+    assert body[:4] == b"\x28\xb5\x2f\xfd" and rec["address"].encode() not in body
+    assert archive.restore(body) == orjson.dumps([rec])
 
 
 def test_imsp_exchange_record_shows_the_stored_record_masked(

@@ -45,7 +45,9 @@ __all__ = [
     "RecordDoc",
     "UnknownDictionary",
     "canonical",
+    "compress",
     "decode",
+    "decompress",
     "dictionary_id",
     "encode",
 ]
@@ -102,19 +104,20 @@ class _Local(threading.local):
 _local = _Local()
 
 
-def encode(doc: dict[str, Any]) -> bytes:
-    """``doc`` as stored: canonical JSON, zstd with the :data:`CURRENT` dictionary (the frame
-    holds the dictionary id and the content size, no checksum)."""
+def compress(data: bytes) -> bytes:
+    """``data`` as one zstd frame with the :data:`CURRENT` dictionary (the frame holds the
+    dictionary id and the content size, no checksum). Also the request archive's compression
+    (``exchange.archive``): an upload body is made of the same records."""
     cctx = _local.compressor
     if cctx is None:
         cctx = _local.compressor = zstandard.ZstdCompressor(
             dict_data=_dictionary(CURRENT), write_checksum=False, write_content_size=True
         )
-    return cctx.compress(canonical(doc))
+    return cctx.compress(data)
 
 
-def decode(blob: bytes) -> dict[str, Any]:
-    """The record stored as ``blob`` (:func:`encode` with any released dictionary)."""
+def decompress(blob: bytes) -> bytes:
+    """The bytes :func:`compress` made, with whichever released dictionary its frame names."""
     try:
         dict_id = zstandard.get_frame_parameters(blob).dict_id
     except zstandard.ZstdError as exc:
@@ -126,7 +129,20 @@ def decode(blob: bytes) -> dict[str, Any]:
             raise UnknownDictionary(f"记录编码字典 id {dict_id} 未知")
         dctx = zstandard.ZstdDecompressor(dict_data=_dictionary(version))
         _local.decompressors[dict_id] = dctx
-    doc = orjson.loads(dctx.decompress(blob))
+    try:
+        return dctx.decompress(blob)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"记录编码无法解压：{exc}") from None
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    """``doc`` as stored: :func:`compress` of its :func:`canonical` JSON."""
+    return compress(canonical(doc))
+
+
+def decode(blob: bytes) -> dict[str, Any]:
+    """The record stored as ``blob`` (:func:`encode` with any released dictionary)."""
+    doc = orjson.loads(decompress(blob))
     assert isinstance(doc, dict)
     return doc
 

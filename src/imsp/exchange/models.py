@@ -20,7 +20,7 @@ Design (数据上报, issue 4):
   (``imsp.exchange.partitions``).
 * ``exchange_log`` — every request to the token service and the upload services, accepted or not.
   Its id is a UUIDv7 made by the server (time-ordered, no round trip to obtain it) and is returned
-  to the client as ``exchangeId``. Bodies of accepted uploads are kept zlib-compressed with their
+  to the client as ``exchangeId``. Bodies of accepted uploads are kept compressed (zstd, ``archive``) with their
   SHA-256, so any stored record traces to the exact bytes that carried it (``archive``).
 
 There are deliberately no foreign keys from ``record``/``record_version``/``record_change`` to ``exchange_log``, nor
@@ -195,7 +195,8 @@ class ExchangeLog(Base):
     # test (测试) | production (正式): the credential's channel (接入确认, issue 14).
     channel: Mapped[str] = mapped_column(String(12), default="production")
     chunked: Mapped[bool] = mapped_column(default=False)  # Transfer-Encoding: chunked
-    # Accepted uploads only: as sent on PostgreSQL (column compressed with lz4), zlib on SQLite.
+    # Accepted uploads only: zstd with the record dictionary (``archive.compress``; rows stored
+    # before migration 0050: as sent on PostgreSQL, zlib on SQLite — ``archive.restore`` reads all).
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 

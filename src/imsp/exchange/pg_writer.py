@@ -78,7 +78,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement, Executable
 
 from imsp.errors import ImspError
-from imsp.exchange import codec
+from imsp.exchange import archive, codec
 from imsp.exchange.writer import (
     ARCHIVED_PARTITION,
     CHANGE_COLUMNS,
@@ -131,7 +131,7 @@ _REQ_TYPES: Final[dict[str, Any]] = {
     "atomic": Boolean(),
     "channel": Text(),
     "chunked": Boolean(),
-    "body": LargeBinary(),  # as sent; the column compresses it (lz4)
+    "body": LargeBinary(),  # archive.compress(body): zstd with the record dictionary
 }
 
 
@@ -308,6 +308,7 @@ class PgWriter:
                 cols[name].extend([row.get(name) for row in rows])
             for name in _DOC_FIELDS:
                 cols[name].extend([encode(row[name]) for row in rows])
+        reqs["body"] = [None if b is None else archive.compress(b) for b in reqs["body"]]
         params.update({"req_" + k: v for k, v in reqs.items()})
         params.update({"row_" + k: v for k, v in cols.items()})
         return params

@@ -1,13 +1,15 @@
 """record codec: record.data becomes canonical JSON compressed with zstd and a dictionary
 (``bytea`` / BLOB, ``imsp.exchange.codec``); record.reviewer_cert_id (a prescription's
-auditDoctorCertID, which supervision queried inside the JSON before)
+auditDoctorCertID, which supervision queried inside the JSON before); exchange_log.body
+arrives zstd-compressed from the server (``exchange.archive``), so PostgreSQL stops compressing it
 
 Existing documents are converted in batches of :data:`BATCH` rows (read as JSON text, encoded in
 Python, written back by primary key) into a new column that then replaces ``data``; on
 PostgreSQL each converted row's JSONB is set to NULL in the same update, so its TOAST chunks are
 freed by the next (auto)vacuum and the space is reused (``VACUUM FULL`` or pg_repack per
 partition returns it to the operating system). Every partition of ``record`` is converted
-through its parent. The downgrade decodes back to JSONB / JSON the same way.
+through its parent. The downgrade decodes back to JSONB / JSON the same way. Archived bodies
+are left as they were stored (``archive.restore`` reads every form).
 
 Revision ID: 0050
 Revises: 0042
@@ -95,6 +97,8 @@ def upgrade() -> None:
         op.execute("ALTER TABLE record DROP COLUMN data")
         op.execute("ALTER TABLE record RENAME COLUMN data_z TO data")
         op.execute("ALTER TABLE record ALTER COLUMN data SET NOT NULL")
+        # Bodies now arrive compressed by the server (exchange.archive): no second compression.
+        op.execute("ALTER TABLE exchange_log ALTER COLUMN body SET STORAGE EXTERNAL")
         return
     with op.batch_alter_table("record", schema=None) as batch_op:
         batch_op.add_column(sa.Column("reviewer_cert_id", sa.String(length=32), nullable=True))
@@ -114,6 +118,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE exchange_log ALTER COLUMN body SET STORAGE EXTENDED")
         op.execute("ALTER TABLE record ADD COLUMN data_j JSONB")
         op.execute("ALTER TABLE record ALTER COLUMN data_j SET COMPRESSION lz4")
         _convert(
