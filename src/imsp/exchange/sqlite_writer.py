@@ -3,8 +3,9 @@
 The batch travels to SQLite as ONE bind parameter — a JSON array of the row dicts made by
 ``orjson`` in one call — which ``json_each`` expands: the Python cost per record is building one
 dict and encoding the record (``codec.encode``; its bytes travel as hex text, turned back into a
-BLOB by ``imsp_unhex``, a function ``storage.db`` registers on each SQLite connection). The upsert returns the stored records; their version rows and change-feed rows and the log
-row follow in the same transaction (``imsp.exchange.writer``).
+BLOB by ``imsp_unhex``, a function ``storage.db`` registers on each SQLite connection). The
+upsert returns the stored records; their version rows and change-feed rows and the log row follow
+in the same transaction (``imsp.exchange.writer``).
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ when the exchange app is built (``exchange.api.install``), and the ingest code n
   commit).
 
 Each writer owns its dialect's encoding (:meth:`Writer.encode_time`, the JSON or array
-parameters; both store the record as ``codec.encode`` makes it); the columns themselves are described once, here (:data:`ROW_COLUMNS`), derived from
-the Data Standard's column roles (``[columns]`` of each dataset, ``standard.model.COLUMN_ROLES``).
+parameters; both store the record as ``codec.encode`` makes it, so "unchanged" compares the
+canonical encodings); the columns themselves are described once, here (:data:`ROW_COLUMNS`),
+derived from the Data Standard's column roles (``[columns]`` of each dataset,
+``standard.model.COLUMN_ROLES``).
 """
 
 from __future__ import annotations
