@@ -3,6 +3,7 @@ dictionaries — and what really lands in the database (compressed bytes, no pla
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import zlib
@@ -57,6 +58,23 @@ def test_the_encoding_does_not_depend_on_key_order() -> None:
     assert codec.encode(again) == codec.encode(rec)
     assert codec.canonical(again) == codec.canonical(rec)
     assert codec.encode({**rec, "deptName": "其他"}) != codec.encode(rec)
+
+
+def test_the_encoding_of_a_fixed_record_is_pinned() -> None:
+    """ "Unchanged" resends compare stored bytes: if this fails after upgrading ``zstandard`` (or
+    changing the level or the dictionary), every stored record's next identical resend will be
+    stored once more as a new version — decide that knowingly (ARCHITECTURE.md)."""
+    doc = {
+        "recipeID": "RX-0001",
+        "patientName": "张三",
+        "items": [{"drugName": "阿莫西林胶囊", "qty": 2.5}],
+        "datein": "2025-06-01 09:30:00",
+        "operType": "1",
+    }
+    blob = codec.encode(doc)
+    assert hashlib.sha256(blob).hexdigest() == (
+        "c7af0231d7c45411a04fd73a3d79a3cd9b3d9471cea551b8614c20fd430d57a8"
+    )
 
 
 def test_a_frame_names_its_dictionary_and_an_unknown_one_is_a_clear_error() -> None:
