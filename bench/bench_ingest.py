@@ -17,7 +17,7 @@ What it does, all on this machine over loopback:
    * single-record uploads: ``POST /uploadPrescriptionInfo`` with one record;
    * batch uploads: 500 records a request;
 4. right after each server: a raw ``COPY`` of the same records into a table of ``record``'s
-   shape (``LIKE record INCLUDING ALL``: typed columns, JSONB, the same indexes), one connection,
+   shape (``LIKE record INCLUDING ALL``: typed columns, the encoded record, the same indexes), one connection,
    in the same database — the records/s baseline;
 5. the server's CPU per record split by stage (parse, validate, build rows, database client,
    receipt), measured in this process by running the exchange's own functions on the same bodies
@@ -432,8 +432,10 @@ def wrk(
 
 def copy_baseline(url: str, recs: list[dict[str, Any]], total: int) -> dict[str, float]:
     """A raw COPY of ``total`` rows built from ``recs`` into a table of ``record``'s shape (its
-    columns, JSONB, its indexes), from one connection, committed: records/s and the backend's
+    columns, the record encoded as the writers store it, its indexes), from one connection, committed: records/s and the backend's
     CPU µs per row (from ``/proc``)."""
+    from imsp.exchange import codec
+
     now = dt.datetime.now(dt.UTC)
     beijing = dt.timezone(dt.timedelta(hours=8))
     rows = []
@@ -452,8 +454,9 @@ def copy_baseline(url: str, recs: list[dict[str, Any]], total: int) -> dict[str,
                 r["doctorCertID"],
                 r["bussID"],
                 r["deptID"],
+                r.get("auditDoctorCertID") or None,
                 False,
-                orjson.dumps(r).decode(),
+                codec.encode(r),  # record.data as the writers store it (exchange/codec.py)
                 now,
                 now,
                 uuid.uuid4(),
@@ -461,7 +464,8 @@ def copy_baseline(url: str, recs: list[dict[str, Any]], total: int) -> dict[str,
         )
     cols = (
         "institution_id, dataset, key, version, business_time, patient_id, patient_cert_id, "
-        "doctor_cert_id, visit_no, dept_code, voided, data, created_at, updated_at, exchange_id"
+        "doctor_cert_id, visit_no, dept_code, reviewer_cert_id, voided, data, created_at, "
+        "updated_at, exchange_id"
     )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_copy")
@@ -988,7 +992,7 @@ def throughput_doc(
         f"{args.connections} connections; (2) single-record uploads at {args.connections} "
         f"connections; (3) {args.batch}-record uploads at {args.batch_connections} connections; "
         f"{args.duration} s each after a 3 s warm-up. Right after each server stops: (4) a raw "
-        f"`COPY` of {args.copy_rows:,} of the same records (typed columns + JSONB) from one "
+        f"`COPY` of {args.copy_rows:,} of the same records (typed columns + the encoded record) from one "
         "connection into a table `LIKE record INCLUDING ALL` (same columns and indexes) in the "
         "same database, committed. CPU is the share of one core used by each group of processes "
         "during a run, from `/proc`: server = the server's process tree; postgres = the backends "

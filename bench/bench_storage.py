@@ -48,6 +48,21 @@ def _size(conn: psycopg.Connection[Any], table: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def _breakdown(conn: psycopg.Connection[Any], table: str) -> tuple[int, int, int]:
+    """(heap, TOAST with its index, indexes) bytes of ``table`` over its partitions."""
+    row = conn.execute(
+        "SELECT coalesce(sum(pg_relation_size(c.oid)), 0)::bigint,"
+        " coalesce(sum(CASE WHEN c.reltoastrelid <> 0"
+        " THEN pg_total_relation_size(c.reltoastrelid) ELSE 0 END), 0)::bigint,"
+        " coalesce(sum(pg_indexes_size(c.oid)), 0)::bigint"
+        " FROM pg_class c WHERE c.oid = to_regclass(%s)"
+        " OR c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass(%s)))",
+        (table, table),
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
 def _backend_cpu(libpq: str, database: str) -> float:
     """CPU seconds used so far by the client backends connected to ``database`` (``/proc``)."""
     with psycopg.connect(libpq, autocommit=True) as conn:
@@ -113,12 +128,14 @@ def main() -> None:
             database = make_url(url).database or ""
             stored += send([dict(recs[0], recipeID="WARM-UP")])  # opens the writer's pool
             cpu0, wall0 = _backend_cpu(libpq, database), time.perf_counter()
+            own0 = time.process_time()
             for n in range(0, args.records, args.batch):
                 batch = [
                     dict(recs[(n + i) % len(recs)], recipeID=f"B-{n + i:09d}")
                     for i in range(min(args.batch, args.records - n))
                 ]
                 stored += send(batch)
+            own_cpu = time.process_time() - own0
             insert_cpu = _backend_cpu(libpq, database) - cpu0
             insert_wall = time.perf_counter() - wall0
             replaced = int(args.records * args.replace)
@@ -136,6 +153,7 @@ def main() -> None:
         with psycopg.connect(libpq, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
             sizes = {t: _size(conn, t) for t in TABLES}
+            parts_of = {t: _breakdown(conn, t) for t in TABLES}
             toast = conn.execute(
                 "SELECT coalesce(sum(pg_column_size(data)), 0) FROM record"
             ).fetchone()
@@ -175,11 +193,13 @@ def main() -> None:
     inserted = args.records
     print(
         f"first versions: {inserted / insert_wall:,.0f} records/s in-process (wall); PostgreSQL "
-        f"client backends {insert_cpu * 1e6 / inserted:,.1f} µs CPU per record"
+        f"client backends {insert_cpu * 1e6 / inserted:,.1f} µs CPU per record; this process "
+        f"(test client, the exchange app, its writer) {own_cpu * 1e6 / inserted:,.1f} µs"
     )
-    print(f"{'table':<16} {'bytes':>14} {'B/record':>10}")
+    print(f"{'table':<16} {'bytes':>14} {'B/record':>10} {'heap':>7} {'TOAST':>7} {'indexes':>7}")
     for t, b in sizes.items():
-        print(f"{t:<16} {b:>14,} {b / stored:>10,.0f}")
+        heap, toast_b, idx = (x / stored for x in parts_of[t])
+        print(f"{t:<16} {b:>14,} {b / stored:>10,.0f} {heap:>7,.0f} {toast_b:>7,.0f} {idx:>7,.0f}")
     print(f"{'total':<16} {total:>14,} {total / stored:>10,.0f}")
     if parts:
         print(

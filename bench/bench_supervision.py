@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +59,8 @@ SECTION = "## 监管规则 / Supervision"
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 COLS = (
     "institution_id, dataset, key, version, business_time, patient_id, patient_cert_id, "
-    "doctor_cert_id, visit_no, dept_code, voided, data, created_at, updated_at, exchange_id"
+    "doctor_cert_id, visit_no, dept_code, reviewer_cert_id, voided, data, created_at, "
+    "updated_at, exchange_id"
 )
 
 
@@ -91,6 +91,7 @@ def _mutate(ds: str, doc: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 def _rows(
     world: dict[str, list[dict[str, Any]]], inst: int, rng: random.Random
 ) -> list[tuple[Any, ...]]:
+    from imsp.exchange import codec
     from imsp.standard.model import load_standard
 
     std = load_standard()
@@ -118,7 +119,8 @@ def _rows(
                 (
                     inst, code, "|".join(str(doc[k]) for k in ds.key), 1, bt,
                     col("patient_id"), col("patient_cert_id"), col("doctor_cert_id"),
-                    col("visit_no"), col("dept_code"), False, orjson.dumps(doc).decode(),
+                    col("visit_no"), col("dept_code"), col("reviewer_cert_id"), False,
+                    codec.encode(doc),
                     received, received, xid,
                 )
             )  # fmt: skip

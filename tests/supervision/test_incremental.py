@@ -231,3 +231,29 @@ def test_a_batch_of_changes_costs_a_bounded_number_of_statements(settings: Setti
             await p.close()
 
     run(go())
+
+
+def test_a_changed_reviewer_re_evaluates_the_prescriptions_they_reviewed(
+    settings: Settings,
+) -> None:
+    """The reviewing pharmacist is found by ``record.reviewer_cert_id`` (``record.data`` is stored
+    compressed, so SQL cannot look inside it): a corrected doctor record re-runs R09 on the
+    prescriptions that pharmacist reviewed."""
+    w = world()
+    rx = w["prescription"][0]
+    reviewer = next(d for d in w["doctor"] if d["doctorCertID"] == rx["auditDoctorCertID"])
+    assert rx["auditDoctorCertID"] != rx["doctorCertID"]
+
+    async def go() -> None:
+        p = Platform(settings)
+        try:
+            await p.upload_world(w)
+            await p.work()
+            assert rx["recipeID"] not in {f.key for f in await p.findings("R09")}
+            await p.upload("doctor", [dict(reviewer, titleCode="245", titleName="药士")], at=NOW)
+            await p.work()
+            assert rx["recipeID"] in {f.key for f in await p.findings("R09")}
+        finally:
+            await p.close()
+
+    run(go())

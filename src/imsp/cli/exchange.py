@@ -355,6 +355,34 @@ def exchange_show(exchange_id: str, body_file: Path | None) -> None:
         )
 
 
+@exchange.command("record")
+@click.argument("dataset")
+@click.argument("key")
+@click.option("--org", "org_code", required=True, help="机构统一社会信用代码")
+def exchange_record(dataset: str, key: str, org_code: str) -> None:
+    """显示一条记录当前存储的版本（已脱敏的 JSON）。
+
+    record.data 以压缩编码存储（规范化 JSON + zstd 字典压缩），psql 中无法用 JSON 运算符读取，
+    请用本命令查看。"""
+    std = load_standard()
+    try:
+        ds = std.dataset(dataset)
+    except KeyError:
+        raise click.BadParameter(f"未知数据集 {dataset}") from None
+    found = run(lambda s: queries.current_record(s, org_code=org_code, dataset=ds.code, key=key))
+    if found is None:
+        note = run(lambda s: history.archived_record(s, org_code=org_code, dataset=ds, key=key))
+        if note is not None:
+            raise click.ClickException(f"记录已归档：{note.text()}")
+        raise click.ClickException("记录不存在 / no such record")
+    click.echo(
+        f"{ds.name}（{ds.code}） {mask_key(ds, key)}  organID={org_code}  版本 {found.version}"
+        f"  更新于 {format_datetime(found.updated_at)}  exchangeId {found.exchange_id}"
+        f"  存储 {found.stored_bytes} 字节"
+    )
+    _echo_json(mask_record(ds, found.data))
+
+
 @exchange.command("trace")
 @click.argument("dataset")
 @click.argument("key")

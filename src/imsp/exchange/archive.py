@@ -6,10 +6,13 @@ database round trip. The body of an accepted upload is kept in ``exchange_log.bo
 its SHA-256, so ``imsp exchange show`` can return the exact bytes that carried any stored record
 and prove they are unchanged.
 
-Compression at rest: PostgreSQL keeps the body as sent in a column compressed by the database
-(``COMPRESSION lz4``, several times cheaper than zlib in Python, which cost ~17 µs per 2 KB record
-on the ingest path); SQLite keeps it zlib-compressed (:func:`compress`). :func:`restore` reads
-both: a zlib stream starts with ``0x78`` (``x``), which no accepted JSON body can start with.
+Compression at rest (:func:`compress`, both databases): zstd with the record dictionary of
+``exchange.codec`` — a 500-record body ~523 B a record (lz4 in the PostgreSQL column: ~914),
+a one-record body ~814 B instead of ~1,500, at ~4–8 µs a record on the ingest path
+(docs/performance.md, "存储与分区"). The PostgreSQL column no longer compresses (``STORAGE
+EXTERNAL``, migration 0050). :func:`restore` reads every form ever stored: a zstd frame starts
+with ``28 b5 2f fd``, a zlib stream (SQLite before 0050) with ``0x78`` (``x``), and anything else
+is a body kept as sent (PostgreSQL before 0050) — no accepted JSON body starts with either byte.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import time
 import uuid
 import zlib
 
-#: zlib level 6 (SQLite only): ~4x smaller for JSON.
-COMPRESSION_LEVEL = 6
+from imsp.exchange import codec
+
+#: The first bytes of a zstd frame.
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 _lock = threading.Lock()
@@ -55,9 +60,12 @@ def sha256_hex(body: bytes) -> str:
 
 
 def compress(body: bytes) -> bytes:
-    return zlib.compress(body, COMPRESSION_LEVEL)
+    """The body as archived: one zstd frame with the record dictionary (``codec.compress``)."""
+    return codec.compress(body)
 
 
 def restore(stored: bytes) -> bytes:
-    """The exact body from what the archive holds (zlib-compressed or as sent)."""
+    """The exact body from what the archive holds (zstd, zlib, or as sent)."""
+    if stored[:4] == _ZSTD_MAGIC:
+        return codec.decompress(stored)
     return zlib.decompress(stored) if stored[:1] == b"x" else stored

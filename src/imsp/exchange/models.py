@@ -7,7 +7,8 @@ Design (数据上报, issue 4):
   tokens (ON DELETE CASCADE also covers a deleted credential).
 * ``record`` — the *current* version of every record, one row per (institution, dataset, business
   key). Typed, indexed columns hold what supervision and reports query (the dataset's ``columns``
-  roles in the Data Standard); ``data`` holds the normalised record (JSONB on PostgreSQL).
+  roles in the Data Standard); ``data`` holds the normalised record, encoded by
+  ``imsp.exchange.codec`` (canonical JSON, zstd with a dictionary; ``bytea`` on PostgreSQL).
 * ``record_version`` — a light history: which request (``exchange_id``) and which position in its
   body carried each version, when and with which appId. The content of any version is reproduced
   from the archived request body (``exchange_log.body``) with the same validator, so history costs
@@ -19,7 +20,7 @@ Design (数据上报, issue 4):
   (``imsp.exchange.partitions``).
 * ``exchange_log`` — every request to the token service and the upload services, accepted or not.
   Its id is a UUIDv7 made by the server (time-ordered, no round trip to obtain it) and is returned
-  to the client as ``exchangeId``. Bodies of accepted uploads are kept zlib-compressed with their
+  to the client as ``exchangeId``. Bodies of accepted uploads are kept compressed (zstd, ``archive``) with their
   SHA-256, so any stored record traces to the exact bytes that carried it (``archive``).
 
 There are deliberately no foreign keys from ``record``/``record_version``/``record_change`` to ``exchange_log``, nor
@@ -47,6 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from imsp.exchange.codec import RecordDoc
 from imsp.storage.base import Base
 
 #: A 64-bit id on PostgreSQL; SQLite needs INTEGER for its auto-incrementing rowid alias.
@@ -100,8 +102,12 @@ class Record(Base):
     doctor_cert_id: Mapped[str | None] = mapped_column(String(32), index=True)
     visit_no: Mapped[str | None] = mapped_column(String(64))
     dept_code: Mapped[str | None] = mapped_column(String(32))
+    # The prescription's reviewing pharmacist (auditDoctorCertID): which prescriptions a changed
+    # doctor record affects (supervision/incremental.py) — ``data`` cannot be queried in SQL.
+    reviewer_cert_id: Mapped[str | None] = mapped_column(String(32))
     voided: Mapped[bool]  # operType = 3 作废
-    data: Mapped[dict[str, Any]]
+    # Canonical JSON, zstd with a dictionary (``imsp.exchange.codec``): a dict in Python.
+    data: Mapped[dict[str, Any]] = mapped_column(RecordDoc())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     exchange_id: Mapped[uuid.UUID]  # the request that carried the current version
@@ -189,7 +195,8 @@ class ExchangeLog(Base):
     # test (测试) | production (正式): the credential's channel (接入确认, issue 14).
     channel: Mapped[str] = mapped_column(String(12), default="production")
     chunked: Mapped[bool] = mapped_column(default=False)  # Transfer-Encoding: chunked
-    # Accepted uploads only: as sent on PostgreSQL (column compressed with lz4), zlib on SQLite.
+    # Accepted uploads only: zstd with the record dictionary (``archive.compress``; rows stored
+    # before migration 0050: as sent on PostgreSQL, zlib on SQLite — ``archive.restore`` reads all).
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 

@@ -53,7 +53,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
 
-import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import (
@@ -79,6 +78,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement, Executable
 
 from imsp.errors import ImspError
+from imsp.exchange import archive, codec
 from imsp.exchange.writer import (
     ARCHIVED_PARTITION,
     CHANGE_COLUMNS,
@@ -131,7 +131,7 @@ _REQ_TYPES: Final[dict[str, Any]] = {
     "atomic": Boolean(),
     "channel": Text(),
     "chunked": Boolean(),
-    "body": LargeBinary(),  # as sent; the column compresses it (lz4)
+    "body": LargeBinary(),  # archive.compress(body): zstd with the record dictionary
 }
 
 
@@ -293,7 +293,7 @@ class PgWriter:
         params = dict(self._defaults)
         reqs: dict[str, list[Any]] = {name: [] for name in _REQ_TYPES}
         cols: dict[str, list[Any]] = {name: [] for name in ROW_ARRAYS}
-        dumps = orjson.dumps
+        encode = codec.encode
         for q, item in enumerate(group):
             entry = item.log
             reqs["q"].append(q)
@@ -306,8 +306,9 @@ class PgWriter:
             cols["q"].extend([q] * len(rows))
             for name in _ROW_FIELDS:
                 cols[name].extend([row.get(name) for row in rows])
-            for name in _JSON_FIELDS:
-                cols[name].extend([dumps(row[name]).decode() for row in rows])
+            for name in _DOC_FIELDS:
+                cols[name].extend([encode(row[name]) for row in rows])
+        reqs["body"] = [None if b is None else archive.compress(b) for b in reqs["body"]]
         params.update({"req_" + k: v for k, v in reqs.items()})
         params.update({"row_" + k: v for k, v in cols.items()})
         return params
@@ -337,24 +338,24 @@ def _arrays(prefix: str, types: dict[str, Any], alias: str) -> Any:
 
 #: How each kind of row column travels: one binary array parameter per column (``%(name)b``):
 #: psycopg dumps a list of 500 strings in microseconds, and PostgreSQL reads each element as it
-#: is — no JSON document to parse first. Times (ISO 8601 text) and the record (JSON text) are
-#: cast per row.
+#: is — no JSON document to parse first. Times (ISO 8601 text) are cast per row; the record
+#: travels as its stored bytes (``codec.encode``, a ``bytea`` array), compared as they are.
 _ARRAY_TYPES: Final[dict[ColumnKind, Any]] = {
     "text": Text(),
     "time": Text(),
     "bool": Boolean(),
-    "json": Text(),
+    "doc": LargeBinary(),
 }
-_CASTS: Final[dict[ColumnKind, Any]] = {"time": DateTime(timezone=True), "json": pg.JSONB()}
+_CASTS: Final[dict[ColumnKind, Any]] = {"time": DateTime(timezone=True)}
 #: The per-record array parameters: the request ``q``, the index ``i``, then the row columns.
 ROW_ARRAYS: Final[dict[str, Any]] = {
     "q": Integer(),
     "i": Integer(),
     **{c.short: _ARRAY_TYPES[c.kind] for c in ROW_COLUMNS},
 }
-#: The row-dict keys read as they are (the record ``d`` is serialised on the way).
-_ROW_FIELDS: Final = ("i", *(c.short for c in ROW_COLUMNS if c.kind != "json"))
-_JSON_FIELDS: Final = tuple(c.short for c in ROW_COLUMNS if c.kind == "json")
+#: The row-dict keys read as they are (the record ``d`` is encoded on the way).
+_ROW_FIELDS: Final = ("i", *(c.short for c in ROW_COLUMNS if c.kind != "doc"))
+_DOC_FIELDS: Final = tuple(c.short for c in ROW_COLUMNS if c.kind == "doc")
 
 
 @cache

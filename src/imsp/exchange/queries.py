@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import LargeBinary, Select, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth.models import Institution
@@ -192,6 +192,42 @@ async def record_history(
         .order_by(RecordVersion.version)
     )
     return [_version(r) for r in (await session.execute(stmt)).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentRecord:
+    """The stored (current) version of one record: its document decoded (``exchange.codec``)
+    and the size of its stored encoding."""
+
+    id: int
+    version: int
+    month: date
+    updated_at: datetime
+    exchange_id: uuid.UUID
+    data: dict[str, Any]
+    stored_bytes: int
+
+
+async def current_record(
+    session: AsyncSession, *, org_code: str, dataset: str, key: str
+) -> CurrentRecord | None:
+    """The current version of one record as stored (``None`` if unknown)."""
+    row = (
+        await session.execute(
+            select(
+                Record.id,
+                Record.version,
+                Record.month,
+                Record.updated_at,
+                Record.exchange_id,
+                Record.data,
+                func.length(type_coerce(Record.data, LargeBinary)),
+            )
+            .join(Institution, Institution.id == Record.institution_id)
+            .where(Institution.org_code == org_code, Record.dataset == dataset, Record.key == key)
+        )
+    ).first()
+    return None if row is None else CurrentRecord(*row)
 
 
 # --------------------------------------------------------------------------- archived months

@@ -2,8 +2,10 @@
 
 The batch travels to SQLite as ONE bind parameter — a JSON array of the row dicts made by
 ``orjson`` in one call — which ``json_each`` expands: the Python cost per record is building one
-dict. The upsert returns the stored records; their version rows and change-feed rows and the log
-row follow in the same transaction (``imsp.exchange.writer``).
+dict and encoding the record (``codec.encode``; its bytes travel as hex text, turned back into a
+BLOB by ``imsp_unhex``, a function ``storage.db`` registers on each SQLite connection). The
+upsert returns the stored records; their version rows and change-feed rows and the log row follow
+in the same transaction (``imsp.exchange.writer``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
-from imsp.exchange import archive
+from imsp.exchange import archive, codec
 from imsp.exchange import writer as seam
 from imsp.exchange.partitions import month_of
 from imsp.exchange.writer import Batch, LogEntry, Stored, db_failure
@@ -82,10 +84,12 @@ async def _insert_log(conn: AsyncConnection, entry: LogEntry, *, started: float)
 
 async def _store(conn: AsyncConnection, batch: Batch, *, log: LogEntry, started: float) -> Stored:
     now = log.at
+    encode = codec.encode
+    # The record as stored (canonical: a resend with its nodes in another order encodes to the
+    # same bytes, so it is "unchanged"), as hex text inside the JSON parameter.
+    rows = [{**row, "d": encode(row["d"]).hex()} for row in batch.rows]
     params = {
-        # Keys sorted: SQLite compares JSON as text, and a resend with its nodes in another order
-        # must be "unchanged" here as on PostgreSQL (JSONB equality ignores key order).
-        "rows": orjson.dumps(batch.rows, option=orjson.OPT_SORT_KEYS).decode(),
+        "rows": orjson.dumps(rows).decode(),
         "inst": batch.institution_id,
         "ds": batch.dataset,
         "now": now,
@@ -135,6 +139,11 @@ def _each() -> Any:
     return func.json_each(bindparam("rows", type_=Text())).table_valued("value")
 
 
+def _extract(each: Any, column: seam.RowColumn) -> Any:
+    value = func.json_extract(each.c.value, f"$.{column.short}")
+    return func.imsp_unhex(value) if column.kind == "doc" else value
+
+
 @cache
 def _new_keys() -> Executable:
     """The month of keys never seen: this request's (``record_key``; see ``writer``)."""
@@ -172,7 +181,7 @@ def _upsert() -> Executable:
         select(
             bindparam("inst", type_=Integer()),
             bindparam("ds", type_=String()),
-            *(func.json_extract(each.c.value, f"$.{c.short}") for c in seam.ROW_COLUMNS),
+            *(_extract(each, c) for c in seam.ROW_COLUMNS),
             literal_column("1"),
             bindparam("now", type_=UtcDateTime()),
             bindparam("now", type_=UtcDateTime()),

@@ -23,8 +23,10 @@ when the exchange app is built (``exchange.api.install``), and the ingest code n
   commit).
 
 Each writer owns its dialect's encoding (:meth:`Writer.encode_time`, the JSON or array
-parameters); the columns themselves are described once, here (:data:`ROW_COLUMNS`), derived from
-the Data Standard's column roles (``[columns]`` of each dataset, ``standard.model.COLUMN_ROLES``).
+parameters; both store the record as ``codec.encode`` makes it, so "unchanged" compares the
+canonical encodings); the columns themselves are described once, here (:data:`ROW_COLUMNS`),
+derived from the Data Standard's column roles (``[columns]`` of each dataset,
+``standard.model.COLUMN_ROLES``).
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ EXCHANGE_LOG = typing_cast(Table, ExchangeLog.__table__)
 RECORD_KEY = typing_cast(Table, RecordKey.__table__)
 ARCHIVED_PARTITION = typing_cast(Table, ArchivedPartition.__table__)
 
-ColumnKind = Literal["text", "time", "bool", "json"]
+#: ``doc``: the record itself, a dict the writer encodes (``imsp.exchange.codec.encode``).
+ColumnKind = Literal["text", "time", "bool", "doc"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,7 @@ ROW_COLUMNS: Final[tuple[RowColumn, ...]] = (
     RowColumn("k", "key", "text"),
     *(_role_column(role) for role in sorted(COLUMN_ROLES)),
     RowColumn("vd", "voided", "bool"),
-    RowColumn("d", "data", "json"),
+    RowColumn("d", "data", "doc"),
 )
 #: The role columns only: role → column.
 ROLE_COLUMNS: Final[dict[str, RowColumn]] = {c.role: c for c in ROW_COLUMNS if c.role}

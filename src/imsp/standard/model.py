@@ -29,7 +29,15 @@ RULE_KINDS: frozenset[str] = frozenset(
 )
 CONDITION_OPS: frozenset[str] = frozenset({"in", "not_in", "present", "lt", "le", "gt", "ge"})
 COLUMN_ROLES: frozenset[str] = frozenset(
-    {"business_time", "patient_id", "patient_cert_id", "doctor_cert_id", "visit_no", "dept_code"}
+    {
+        "business_time",
+        "patient_id",
+        "patient_cert_id",
+        "doctor_cert_id",
+        "visit_no",
+        "dept_code",
+        "reviewer_cert_id",
+    }
 )
 
 _FIELD_KEYS = frozenset(

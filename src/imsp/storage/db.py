@@ -34,6 +34,9 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
         cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+        # hex text → BLOB (SQLite's own unhex() needs 3.41): the upload writer passes each
+        # record's encoded bytes inside its JSON batch parameter (exchange/sqlite_writer.py).
+        dbapi_conn.create_function("imsp_unhex", 1, bytes.fromhex, deterministic=True)
 
     return pragmas
 

@@ -66,8 +66,7 @@ async def expand(session: AsyncSession, changed: Sequence[Rec]) -> list[Rec]:
         reviewers = sorted({r.key for r in recs if r.dataset == "doctor"})
         for part in chunks(reviewers, size):
             conds.append(
-                (Record.dataset == "prescription")
-                & among(session, Record.data["auditDoctorCertID"].as_string(), part)
+                (Record.dataset == "prescription") & among(session, Record.reviewer_cert_id, part)
             )
         times = sorted(
             {r.business_time for r in recs if r.dataset == "prescription" and r.business_time}
