@@ -643,6 +643,18 @@ def _fast_test(fast: tuple[Any, ...], k: int, ns: dict[str, Any]) -> str | None:
     return None
 
 
+def _empty_test(meta: _Meta, k: int, ns: dict[str, Any]) -> str | None:
+    """An expression true when ``v`` is an empty value (``null`` or ``""``) the field accepts as
+    it is: an optional field, or a conditional one whose condition does not hold (every full
+    checker sends these two values to :meth:`_Meta.empty`)."""
+    if meta.req == "N" or (meta.req == "C" and meta.cond is None):
+        return 'v is None or v == ""'
+    if meta.req == "C":
+        ns[f"K{k}"] = meta.cond
+        return f'(v is None or v == "") and not K{k}(node, root)'
+    return None
+
+
 def _generate(node: _Node, where: str) -> Callable[[_Obj, _Obj, str, _Errs, _Errs], _Obj | None]:
     """One function checking ``node``, generated from its compiled entries (so from the dataset's
     definitions, never written per dataset) and ``compile()``d once: each field's inline test
@@ -675,11 +687,11 @@ def _generate(node: _Node, where: str) -> Callable[[_Obj, _Obj, str, _Errs, _Err
         ns[f"E{k}"] = entry
         lines.append(f"    v = get({entry[1]!r}, M)")
         slow = f"missing, repl = slow(E{k}, v, node, root, prefix, errs, warns, missing, repl)"
-        test = _fast_test(fast, k, ns)
-        if test is None:
+        tests = [t for t in (_fast_test(fast, k, ns), _empty_test(entry[3], k, ns)) if t]
+        if not tests:
             lines.append(f"    {slow}")
         else:
-            lines += [f"    if not ({test}):", f"        {slow}"]
+            lines += [f"    if not ({' or '.join(f'({t})' for t in tests)}):", f"        {slow}"]
     lines += [
         f"    if repl is not None or len(node) + missing != {node.count:d}:",
         "        return tail(node, prefix, warns, missing, repl)",
@@ -724,6 +736,14 @@ def _compile_cond(
             raise StandardDataError(f"{where}: `when` names unknown field {c.field!r}")
         table = tables.get(ref.table) if ref.table else None
         parts.append((local, path, _compile_op(c, table)))
+
+    if len(parts) == 1 and len(parts[0][1]) == 1:  # the common case: one clause, one node
+        one_local, (one_code,), one_test = parts[0]
+
+        def one(node: dict[str, Any], root: dict[str, Any]) -> bool:
+            return one_test((node if one_local else root).get(one_code, MISSING))
+
+        return one
 
     def cond(node: dict[str, Any], root: dict[str, Any]) -> bool:
         return all(test(get_path(node if local else root, path)) for local, path, test in parts)
