@@ -6,6 +6,7 @@ dataset and on randomly mutated ones."""
 from __future__ import annotations
 
 import copy
+from datetime import date
 from functools import cache
 from typing import Any
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from imsp.standard import checks, sample
 from imsp.standard.model import Dataset, Field, load_standard
+from imsp.standard.rules import _full_years, full_years
 from imsp.standard.validate import Validator, Verdict
 
 from . import toy
@@ -169,3 +171,8 @@ def test_verdicts_agree_whatever_the_memos_hold(code: str, data: st.DataObject) 
 def test_records_that_are_not_objects_agree() -> None:
     for value in ("x", 1, None, [], {}, [{"a": 1}]):
         same("prescription", value)
+
+
+@given(st.dates(), st.dates())
+def test_age_rule_years_from_date_strings_equal_years_from_dates(born: date, on: date) -> None:
+    assert _full_years(born.isoformat(), on.isoformat()) == full_years(born, on)

@@ -125,19 +125,24 @@ def _warnings(wanted: _Wanted, rows: Iterable[Sequence[Any]]) -> dict[int, list[
     have = {(ds, k) for ds, k, _ in rows} | {(ds, vn) for ds, _, vn in rows if vn}
     out: dict[int, list[Issue]] = {}
     for index, field, targets, _, value in wanted:
-        if any((t, value) in have for t in targets):
+        if have and any((t, value) in have for t in targets):
             continue
-        names = "或".join(_NAMES.get(t, t) for t in targets)
-        out.setdefault(index, []).append(
-            Issue(
-                field,
-                REFERENCE_MISSING,
-                f"关联数据不存在（-95）：{names}（{'/'.join(targets)}）{field}={value} 尚未上传；"
-                "记录已受理，监管规则待关联数据到达后评估",
-                "warning",
-            )
-        )
+        issues = out.get(index)
+        if issues is None:
+            issues = out[index] = []
+        msg = f"{_missing_head(field, targets)}{value}{_MISSING_TAIL}"
+        issues.append(Issue(field, REFERENCE_MISSING, msg, "warning"))
     return out
+
+
+_MISSING_TAIL: Final = " 尚未上传；记录已受理，监管规则待关联数据到达后评估"
+
+
+@cache
+def _missing_head(field: str, targets: tuple[str, ...]) -> str:
+    """The warning's text before the value (the same for every record of a reference)."""
+    names = "或".join(_NAMES.get(t, t) for t in targets)
+    return f"关联数据不存在（-95）：{names}（{'/'.join(targets)}）{field}="
 
 
 def _texts(name: str) -> Any:
