@@ -130,9 +130,19 @@ def _warnings(wanted: _Wanted, rows: Iterable[Sequence[Any]]) -> dict[int, list[
         issues = out.get(index)
         if issues is None:
             issues = out[index] = []
-        msg = f"{_missing_head(field, targets)}{value}{_MISSING_TAIL}"
-        issues.append(Issue(field, REFERENCE_MISSING, msg, "warning"))
+        issue = _made.get((field, targets, value))
+        if issue is None:
+            if len(_made) >= 10_000:
+                _made.clear()
+            msg = f"{_missing_head(field, targets)}{value}{_MISSING_TAIL}"
+            issue = _made[field, targets, value] = Issue(field, REFERENCE_MISSING, msg, "warning")
+        issues.append(issue)
     return out
+
+
+#: Warnings already made (an Issue is immutable): a batch names the same doctor, department and
+#: institution in most of its records. Bounded; cleared when full.
+_made: dict[tuple[str, tuple[str, ...], str], Issue] = {}
 
 
 _MISSING_TAIL: Final = " 尚未上传；记录已受理，监管规则待关联数据到达后评估"
