@@ -1,8 +1,10 @@
 """The one validator of the Data Standard: every record of every dataset goes through it.
 
 A :class:`Validator` is compiled once per dataset from the definitions (``Dataset``/``Field``/
-``Rule``) into a list of per-field checker closures with their parameters bound, so checking a
-record never re-reads the definitions. It collects *every* problem of a record — never stops at
+``Rule``) into per-field checker closures with their parameters bound, and each JSON object level
+into one Python function generated from those definitions (:func:`_generate`: every field's
+happy-path test inline, its checker called only when that test fails), so checking a record never
+re-reads the definitions. It collects *every* problem of a record — never stops at
 the first — as :class:`Issue` objects with a path (``items[2].amount``), a stable code from
 :data:`ISSUES` and a Chinese message naming the field and the bad value.
 
@@ -423,11 +425,12 @@ _Entry = tuple[int, str, _Check, _Meta]  # (position, code, checker, meta)
 class _Node:
     """The compiled fields of one JSON object level (the record, a list element, an object).
 
-    Speed (≥ 30 000 prescription records/s): fields are grouped by the shape of their happy-path
-    test — plain strings, single codes, dates, datetimes, integers, formatted strings — and each
-    group is a tight loop doing only that inline test. A field that fails it (or has no such test:
-    decimals, lists, objects) goes to its full checker closure, which finds and words the problem.
-    Issues come out in message order because the pending fields are checked by position.
+    ``run`` checks a node: by default the function :func:`_generate` made from these entries.
+    :meth:`interpret` is the reference it is tested against: fields grouped by the shape of their
+    happy-path test — plain strings, single codes, dates, datetimes, integers, formatted strings —
+    each group a tight loop doing only that inline test. A field that fails it (or has no such
+    test: decimals, lists, objects) goes to its full checker closure, which finds and words the
+    problem. Issues come out in message order because the pending fields are checked by position.
     """
 
     __slots__ = (
