@@ -86,17 +86,21 @@ def check(
     ``encode_time`` is the writer's (``Writer.encode_time``)."""
     layout = _layout(dataset)
     verdicts = validator_for(dataset).check_many(records)
-    seen: dict[str, list[int]] = {}
+    first: dict[str, int] = {}  # key → index of its first record
+    repeated: dict[str, list[int]] = {}  # key → indexes of all its records, if more than one
     for v in verdicts:
-        if v.key is not None:
-            seen.setdefault(v.key, []).append(v.index)
+        k = v.key
+        if k is not None:
+            at = first.setdefault(k, v.index)
+            if at != v.index:
+                repeated.setdefault(k, [at]).append(v.index)
     out = Checked(results=[])
     for v in verdicts:
         errors = v.errors
         raw = v.record if v.record is not None else records[v.index]
         if layout.has_organ and type(raw) is dict:
             organ = raw.get("organID")
-            if type(organ) is str and organ.strip() and organ != org_code:
+            if type(organ) is str and organ != org_code and organ.strip():
                 errors.append(
                     _issue(
                         "organID",
@@ -106,8 +110,8 @@ def check(
                 )
         key = v.key
         if key is not None:
-            where = seen[key]
-            if len(where) > 1:
+            where = repeated.get(key)
+            if where is not None:
                 others = "、".join(str(i) for i in where if i != v.index)
                 errors.append(
                     _issue(

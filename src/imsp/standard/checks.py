@@ -18,6 +18,7 @@ Clauses enforced here (数据标准 V1.0 §通用约定):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from operator import mul
 from typing import Final
 
@@ -42,6 +43,7 @@ __all__ = [
     "is_url",
     "is_uscc",
     "is_workdate",
+    "memo_of",
 ]
 
 DAYS_IN_MONTH: Final = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -272,6 +274,13 @@ def is_uscc(s: str) -> bool:
     return _remember(_uscc_memo, s, check_digit_gb32100(s[:17]) == s[17])
 
 
+def memo_of(check: Callable[[str], bool]) -> Mapping[str, bool]:
+    """The bounded memo behind :func:`is_date` (``yyyy-MM-dd``), :func:`is_time` (its ``HH:mm``),
+    :func:`is_idcard` or :func:`is_uscc`, for read-only lookups on a hot path: a string maps to
+    ``True`` only once the check has accepted it; a miss means "ask the check"."""
+    return _MEMOS[check]
+
+
 # --------------------------------------------------------------------------- contact and misc
 
 _FIXED_LINE: Final = re.compile(r"0[0-9]{2,3}-?[0-9]{7,8}(?:-[0-9]{1,6})?", re.ASCII)
@@ -317,3 +326,11 @@ def is_workdate(s: str) -> bool:
         return False
     start, end = s[11:16], s[17:22]
     return is_time(start + ":00") and is_time(end + ":00") and start < end
+
+
+_MEMOS: Final[dict[Callable[[str], bool], dict[str, bool]]] = {
+    is_date: _date_memo,
+    is_time: _time_memo,
+    is_idcard: _idcard_memo,
+    is_uscc: _uscc_memo,
+}

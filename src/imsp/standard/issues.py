@@ -186,6 +186,8 @@ def as_number(v: Any) -> float | None:
 
 
 def get_path(node: Any, parts: tuple[str, ...]) -> Any:
+    if len(parts) == 1 and type(node) is dict:  # most paths name a top-level node
+        return node.get(parts[0], MISSING)
     for p in parts:
         if type(node) is not dict:
             return MISSING

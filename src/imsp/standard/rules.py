@@ -250,11 +250,12 @@ class _RuleCompiler:
         dates = [self.field(p, where) for p in self.param(params, "at", where)]
         issue_code = code or "age_mismatch"
 
-        def born_of(rec: dict[str, Any], bad: set[str] | None) -> tuple[date, str] | None:
+        def born_of(rec: dict[str, Any], bad: set[str] | None) -> tuple[str, str] | None:
+            """(birth date ``yyyy-MM-dd``, where it was read) or None."""
             if bday is not None and not _touched(bad, bday[0]):
                 bv = get_path(rec, bday[1])
                 if type(bv) is str and checks.is_date(bv[:10]):
-                    return date.fromisoformat(bv[:10]), bday[2]
+                    return bv[:10], bday[2]
             if idf is None or _touched(bad, idf[0]):
                 return None
             if type_ref is not None:
@@ -265,25 +266,28 @@ class _RuleCompiler:
             iv = get_path(rec, idf[1])
             if type(iv) is not str or not checks.is_idcard(iv):
                 return None
-            return date.fromisoformat(checks.idcard_birthday(iv)), f"{idf[2]} 中的出生日期"
+            return checks.idcard_birthday(iv), source_id
+
+        source_id = f"{idf[2]} 中的出生日期" if idf is not None else ""
 
         def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
             age = get_path(rec, age_parts)
             if type(age) is not int or _touched(bad, age_path):
                 return
-            days = []
+            days: list[str] = []  # valid yyyy-MM-dd: they order as the dates do
             for path, parts, _, _ in dates:
                 v = get_path(rec, parts)
                 if type(v) is str and not _touched(bad, path) and checks.is_date(v[:10]):
-                    days.append(date.fromisoformat(v[:10]))
+                    days.append(v[:10])
             born = born_of(rec, bad)
             if born is None or not days:
                 return
-            birth, source = born
-            lo, hi = min(days), max(days)
-            low, high = full_years(birth, lo), full_years(birth, hi)
-            if low <= age <= high:
+            birth_text, source = born
+            lo_text, hi_text = min(days), max(days)
+            if _full_years(birth_text, lo_text) <= age <= _full_years(birth_text, hi_text):
                 return
+            birth, lo, hi = (date.fromisoformat(d) for d in (birth_text, lo_text, hi_text))
+            low, high = full_years(birth, lo), full_years(birth, hi)
             expected = (str(low) if low == high else f"{low}～{high}") + " 周岁"
             if high == 0:
                 expected += f"（{infant_age(birth, lo)}）"
@@ -304,7 +308,7 @@ class _RuleCompiler:
         issue_code = code or "period_mismatch"
 
         def rule(rec: dict[str, Any], bad: set[str] | None, errs: list[Issue]) -> None:
-            if any(_touched(bad, p) for p in (d_path, s_path, e_path)):
+            if bad is not None and (d_path in bad or s_path in bad or e_path in bad):
                 return
             n, sv, ev = get_path(rec, d_parts), get_path(rec, s_parts), get_path(rec, e_parts)
             if type(n) is not int or type(sv) is not str or type(ev) is not str:
@@ -384,6 +388,15 @@ def full_years(birth: date, on: date) -> int:
     1 March in common years."""
     years = on.year - birth.year
     if (on.month, on.day) < (birth.month, birth.day):
+        years -= 1
+    return max(years, 0)
+
+
+def _full_years(birth: str, on: str) -> int:
+    """:func:`full_years` of two valid ``yyyy-MM-dd`` strings, without building dates
+    (``MM-dd`` strings order as (month, day) does)."""
+    years = int(on[:4]) - int(birth[:4])
+    if on[5:] < birth[5:]:
         years -= 1
     return max(years, 0)
 

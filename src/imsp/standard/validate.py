@@ -1,8 +1,10 @@
 """The one validator of the Data Standard: every record of every dataset goes through it.
 
 A :class:`Validator` is compiled once per dataset from the definitions (``Dataset``/``Field``/
-``Rule``) into a list of per-field checker closures with their parameters bound, so checking a
-record never re-reads the definitions. It collects *every* problem of a record — never stops at
+``Rule``) into per-field checker closures with their parameters bound, and each JSON object level
+into one Python function generated from those definitions (:func:`_generate`: every field's
+happy-path test inline, its checker called only when that test fails), so checking a record never
+re-reads the definitions. It collects *every* problem of a record — never stops at
 the first — as :class:`Issue` objects with a path (``items[2].amount``), a stable code from
 :data:`ISSUES` and a Chinese message naming the field and the bad value.
 
@@ -423,11 +425,12 @@ _Entry = tuple[int, str, _Check, _Meta]  # (position, code, checker, meta)
 class _Node:
     """The compiled fields of one JSON object level (the record, a list element, an object).
 
-    Speed (≥ 30 000 prescription records/s): fields are grouped by the shape of their happy-path
-    test — plain strings, single codes, dates, datetimes, integers, formatted strings — and each
-    group is a tight loop doing only that inline test. A field that fails it (or has no such test:
-    decimals, lists, objects) goes to its full checker closure, which finds and words the problem.
-    Issues come out in message order because the pending fields are checked by position.
+    ``run`` checks a node: by default the function :func:`_generate` made from these entries.
+    :meth:`interpret` is the reference it is tested against: fields grouped by the shape of their
+    happy-path test — plain strings, single codes, dates, datetimes, integers, formatted strings —
+    each group a tight loop doing only that inline test. A field that fails it (or has no such
+    test: decimals, lists, objects) goes to its full checker closure, which finds and words the
+    problem. Issues come out in message order because the pending fields are checked by position.
     """
 
     __slots__ = (
@@ -437,12 +440,18 @@ class _Node:
         "datetimes",
         "formatted",
         "ints",
+        "items",
         "members",
         "others",
+        "run",
         "strings",
     )
 
     def __init__(self, items: list[tuple[_Entry, tuple[Any, ...]]]) -> None:
+        self.items = tuple(items)
+        #: What checks a node: :meth:`interpret`, or the function generated from the same
+        #: entries by :func:`_generate` (``Validator(..., generated=True)``, the default).
+        self.run: Callable[[_Obj, _Obj, str, _Errs, _Errs], _Obj | None] = self.interpret
         self.codes = frozenset(e[1] for e, _ in items)
         self.count = len(items)
         self.strings = tuple((e[1], fast[1], e) for e, fast in items if fast[0] == "str")
@@ -451,9 +460,9 @@ class _Node:
         self.dates = tuple((e[1], e) for e, fast in items if fast[0] == "date")
         self.datetimes = tuple((e[1], e) for e, fast in items if fast[0] == "datetime")
         self.ints = tuple((e[1], fast[1], fast[2], e) for e, fast in items if fast[0] == "int")
-        self.others = tuple((e[1], e) for e, fast in items if fast[0] == "")
+        self.others = tuple((e[1], e) for e, fast in items if fast[0] in ("", "dec"))
 
-    def run(
+    def interpret(
         self,
         node: dict[str, Any],
         root: dict[str, Any],
@@ -514,6 +523,20 @@ class _Node:
                 if repl is None:
                     repl = {}
                 repl[code] = r
+        if repl is not None or len(node) + missing != self.count:
+            return self.tail(node, prefix, warns, missing, repl)
+        return None
+
+    def tail(
+        self,
+        node: dict[str, Any],
+        prefix: str,
+        warns: list[Issue],
+        missing: int,
+        repl: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """The end of checking ``node``: warn about keys that are not defined nodes and build
+        the normalised node (defined nodes only, replacements applied) if it differs."""
         if len(node) + missing != self.count:  # some keys are not defined nodes
             codes = self.codes
             for k in node:
@@ -534,6 +557,153 @@ class _Node:
 
 def _position(p: tuple[_Entry, Any]) -> int:
     return p[0][0]
+
+
+# --------------------------------------------------------------------------- generated code
+
+
+def _slow(
+    e: _Entry,
+    v: Any,
+    node: _Obj,
+    root: _Obj,
+    prefix: str,
+    errs: _Errs,
+    warns: _Errs,
+    missing: int,
+    repl: dict[str, Any] | None,
+) -> tuple[int, dict[str, Any] | None]:
+    """A field that failed its inline test (or has none), as :meth:`_Node.interpret` handles a
+    pending field: the node is missing, or the field's full checker words the issue."""
+    _, code, check, meta = e
+    if v is MISSING:
+        if meta.since:  # 数据标准 V1.1 §兼容性 (see _Node.interpret)
+            check(None, node, root, prefix, errs, warns)
+        else:
+            errs.append(meta.issue(prefix, "node_missing", "节点缺失"))
+        return missing + 1, repl
+    r = check(v, node, root, prefix, errs, warns)
+    if r is not _SAME:
+        if repl is None:
+            repl = {}
+        repl[code] = r
+    return missing, repl
+
+
+_DIGIT: Final = "0123456789"
+_MEMO_FORMATS: Final = {"idcard": checks.is_idcard, "uscc": checks.is_uscc}
+
+
+def _fast_test(fast: tuple[Any, ...], k: int, ns: dict[str, Any]) -> str | None:
+    """A Python expression over ``v`` that is true only if the field's full checker would accept
+    ``v`` as it is (no issue, no replacement) — or None when the field has no inline test.
+
+    Sound, not complete: a value it refuses goes to the full checker, which decides. Memo
+    lookups (``checks``' bounded memos of dates, times, ID numbers) count only a remembered
+    ``True``; a value not remembered yet goes to the full checker, which remembers it.
+    """
+    kind = fast[0]
+    if kind == "str":
+        n = fast[1]
+        size = "v" if n >= 1 << 30 else f"0 < len(v) <= {n:d}"
+        return f"type(v) is str and {size} and not v.isspace()"
+    if kind == "code":
+        ns[f"C{k}"] = fast[1]
+        return f"type(v) is str and v in C{k}"
+    if kind == "fmt":
+        n, ok = fast[1], fast[2]
+        if fast[3] in _MEMO_FORMATS:  # the memo's answer for an 18-character number
+            ns[f"F{k}"] = checks.memo_of(_MEMO_FORMATS[fast[3]]).get
+            return f"type(v) is str and len(v) <= {n:d} and F{k}(v) is True"
+        ns[f"F{k}"] = ok
+        return f"type(v) is str and len(v) <= {n:d} and F{k}(v)"
+    if kind == "date":
+        return "type(v) is str and DATES(v) is True"
+    if kind == "datetime":
+        return (
+            'type(v) is str and len(v) == 19 and v[10] == " " and v[16] == ":" '
+            'and v[17] in "012345" and v[18] in DIGIT '
+            "and DATES(v[:10]) is True and MINUTES(v[11:16]) is True"
+        )
+    if kind == "int":
+        lo, hi = fast[1], fast[2]
+        ns[f"L{k}"], ns[f"H{k}"] = lo, hi
+        return f"type(v) is int and L{k} <= v <= H{k}"
+    if kind == "dec":
+        int_max, scale, lo, hi = fast[1:]
+        ns[f"B{k}"] = 10**int_max  # |v| < B: at most int_max integer digits
+        # a float as the checker reads it: repr without exponent, ≤ scale digits after "."
+        test = (
+            f"(type(v) is int and -B{k} < v < B{k} or type(v) is float and -B{k} < v < B{k} "
+            f'and 0 < (d := (t := repr(v)).find(".")) and len(t) - d <= {scale + 1:d} '
+            'and "e" not in t)'
+        )
+        if lo is not None or hi is not None:
+            ns[f"L{k}"] = lo if lo is not None else float("-inf")
+            ns[f"H{k}"] = hi if hi is not None else float("inf")
+            test += f" and L{k} <= v <= H{k}"
+        return test
+    return None
+
+
+def _empty_test(meta: _Meta, k: int, ns: dict[str, Any]) -> str | None:
+    """An expression true when ``v`` is an empty value (``null`` or ``""``) the field accepts as
+    it is: an optional field, or a conditional one whose condition does not hold (every full
+    checker sends these two values to :meth:`_Meta.empty`)."""
+    if meta.req == "N" or (meta.req == "C" and meta.cond is None):
+        return 'v is None or v == ""'
+    if meta.req == "C":
+        ns[f"K{k}"] = meta.cond
+        return f'(v is None or v == "") and not K{k}(node, root)'
+    return None
+
+
+def _generate(node: _Node, where: str) -> Callable[[_Obj, _Obj, str, _Errs, _Errs], _Obj | None]:
+    """One function checking ``node``, generated from its compiled entries (so from the dataset's
+    definitions, never written per dataset) and ``compile()``d once: each field's inline test
+    in field order, then :func:`_slow` for a field that fails it, then :meth:`_Node.tail`.
+    It gives what :meth:`_Node.interpret` gives — the same issues in the same order."""
+    ns: dict[str, Any] = {
+        "__builtins__": {
+            "type": type,
+            "len": len,
+            "repr": repr,
+            "str": str,
+            "int": int,
+            "float": float,
+        },
+        "M": MISSING,
+        "slow": _slow,
+        "tail": node.tail,
+        "DATES": checks.memo_of(checks.is_date).get,
+        "MINUTES": checks.memo_of(checks.is_time).get,
+        "DIGIT": _DIGIT,
+    }
+    lines = [
+        f"# generated from {where}",
+        "def run(node, root, prefix, errs, warns):",
+        "    get = node.get",
+        "    missing = 0",
+        "    repl = None",
+    ]
+    for k, (entry, fast) in enumerate(sorted(node.items, key=lambda item: item[0][0])):
+        ns[f"E{k}"] = entry
+        lines.append(f"    v = get({entry[1]!r}, M)")
+        slow = f"missing, repl = slow(E{k}, v, node, root, prefix, errs, warns, missing, repl)"
+        tests = [t for t in (_fast_test(fast, k, ns), _empty_test(entry[3], k, ns)) if t]
+        if not tests:
+            lines.append(f"    {slow}")
+        else:
+            lines += [f"    if not ({' or '.join(f'({t})' for t in tests)}):", f"        {slow}"]
+    lines += [
+        f"    if repl is not None or len(node) + missing != {node.count:d}:",
+        "        return tail(node, prefix, warns, missing, repl)",
+        "    return None",
+    ]
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<imsp.standard.validate {where}>", "exec"), ns)  # noqa: S102
+    run: Callable[[_Obj, _Obj, str, _Errs, _Errs], _Obj | None] = ns["run"]
+    return run
 
 
 # --------------------------------------------------------------------------- conditions (`when`)
@@ -569,6 +739,14 @@ def _compile_cond(
             raise StandardDataError(f"{where}: `when` names unknown field {c.field!r}")
         table = tables.get(ref.table) if ref.table else None
         parts.append((local, path, _compile_op(c, table)))
+
+    if len(parts) == 1 and len(parts[0][1]) == 1:  # the common case: one clause, one node
+        one_local, (one_code,), one_test = parts[0]
+
+        def one(node: dict[str, Any], root: dict[str, Any]) -> bool:
+            return one_test((node if one_local else root).get(one_code, MISSING))
+
+        return one
 
     def cond(node: dict[str, Any], root: dict[str, Any]) -> bool:
         return all(test(get_path(node if local else root, path)) for local, path, test in parts)
@@ -622,6 +800,7 @@ def _compile_node(
     rule_ids: frozenset[str],
     dotted: str,
     where: str,
+    generated: bool,
 ) -> _Node:
     items: list[tuple[_Entry, tuple[Any, ...]]] = []
     for pos, f in enumerate(fields):
@@ -652,7 +831,7 @@ def _compile_node(
                 if fmt is None and all(len(c) <= n for c in table.codes):
                     fast = ("code", table.codes)
             elif fmt is not None:
-                fast = ("fmt", n, _FORMATS[fmt][0])
+                fast = ("fmt", n, _FORMATS[fmt][0], fmt)
             else:
                 fast = ("str", n)
         elif f.type == "int":
@@ -662,14 +841,21 @@ def _compile_node(
             fast = ("int", lo, hi)
         elif f.type == "decimal":
             check = _decimal_check(f, m)
+            scale = f.scale or 0
+            fast = ("dec", (f.length or 38) - scale, scale, f.min, f.max)
         elif f.type in ("date", "datetime"):
             check = _temporal_check(f, m)
             fast = (f.type,)
         else:
-            sub = _compile_node(f.fields, top, tables, rule_ids, f"{dotted}{f.code}.", fw)
+            sub = _compile_node(
+                f.fields, top, tables, rule_ids, f"{dotted}{f.code}.", fw, generated
+            )
             check = _list_check(f, m, sub) if f.type == "list" else _object_check(f, m, sub)
         items.append(((pos, f.code, check, m), fast))
-    return _Node(items)
+    node = _Node(items)
+    if generated:
+        node.run = _generate(node, where)
+    return node
 
 
 # --------------------------------------------------------------------------- the validator
@@ -680,13 +866,19 @@ class Validator:
 
     __slots__ = ("_key", "_root", "_rules", "dataset")
 
-    def __init__(self, dataset: Dataset, tables: Mapping[str, CodeTable]) -> None:
+    def __init__(
+        self, dataset: Dataset, tables: Mapping[str, CodeTable], *, generated: bool = True
+    ) -> None:
+        """``generated``: check each object level with the function generated for it from the
+        definitions (:func:`_generate`, the default); False keeps the field-by-field
+        interpreter (:meth:`_Node.interpret`) — same issues, slower; the tests compare the two."""
         self.dataset = dataset
         rule_ids = frozenset(
             str(r.params["id"]) for r in dataset.rules if r.kind == "idcard" and "id" in r.params
         )
         where = f"datasets/{dataset.code}"
-        self._root = _compile_node(dataset.fields, dataset.fields, tables, rule_ids, "", where)
+        fields = dataset.fields
+        self._root = _compile_node(fields, fields, tables, rule_ids, "", where, generated)
         self._rules = compile_rules(dataset, tables)
         self._key = tuple(tuple(k.split(".")) for k in dataset.key)
 

@@ -125,19 +125,34 @@ def _warnings(wanted: _Wanted, rows: Iterable[Sequence[Any]]) -> dict[int, list[
     have = {(ds, k) for ds, k, _ in rows} | {(ds, vn) for ds, _, vn in rows if vn}
     out: dict[int, list[Issue]] = {}
     for index, field, targets, _, value in wanted:
-        if any((t, value) in have for t in targets):
+        if have and any((t, value) in have for t in targets):
             continue
-        names = "或".join(_NAMES.get(t, t) for t in targets)
-        out.setdefault(index, []).append(
-            Issue(
-                field,
-                REFERENCE_MISSING,
-                f"关联数据不存在（-95）：{names}（{'/'.join(targets)}）{field}={value} 尚未上传；"
-                "记录已受理，监管规则待关联数据到达后评估",
-                "warning",
-            )
-        )
+        issues = out.get(index)
+        if issues is None:
+            issues = out[index] = []
+        issue = _made.get((field, targets, value))
+        if issue is None:
+            if len(_made) >= 10_000:
+                _made.clear()
+            msg = f"{_missing_head(field, targets)}{value}{_MISSING_TAIL}"
+            issue = _made[field, targets, value] = Issue(field, REFERENCE_MISSING, msg, "warning")
+        issues.append(issue)
     return out
+
+
+#: Warnings already made (an Issue is immutable): a batch names the same doctor, department and
+#: institution in most of its records. Bounded; cleared when full.
+_made: dict[tuple[str, tuple[str, ...], str], Issue] = {}
+
+
+_MISSING_TAIL: Final = " 尚未上传；记录已受理，监管规则待关联数据到达后评估"
+
+
+@cache
+def _missing_head(field: str, targets: tuple[str, ...]) -> str:
+    """The warning's text before the value (the same for every record of a reference)."""
+    names = "或".join(_NAMES.get(t, t) for t in targets)
+    return f"关联数据不存在（-95）：{names}（{'/'.join(targets)}）{field}="
 
 
 def _texts(name: str) -> Any:
