@@ -291,11 +291,12 @@ async def _by_institution(
     )
     totals: dict[int, Totals] = {}
     active: dict[int, bytearray] = {}
+    places: dict[str, tuple[int, int, int]] = {}
     for r in rows.all():
         i = int(r[0])
         if sums and r[2] is not None:  # a whole month in the period (sums over none are NULL)
             totals[i] = _totals(r[2:])
-        flags = _month_flags(str(r[1] or ""), first, size)
+        flags = _month_flags(str(r[1] or ""), first, size, places)
         if flags.find(1) != -1:
             active[i] = flags
     if span.days:
@@ -315,20 +316,27 @@ async def _by_institution(
 _BIT_BYTES: Final = [bytes((b >> k) & 1 for k in range(8)) for b in range(256)]
 
 
-def _month_flags(joined: str, first: date, size: int) -> bytearray:
-    """Flags of the ``size`` days from ``first`` from ``"yyyy-mm-dd:bits,…"`` (month rows)."""
+def _month_flags(
+    joined: str, first: date, size: int, places: dict[str, tuple[int, int, int]] | None = None
+) -> bytearray:
+    """Flags of the ``size`` days from ``first`` from ``"yyyy-mm-dd:bits,…"`` (month rows).
+    ``places`` caches each month's clipped position (the same months recur per institution)."""
+    places = {} if places is None else places
     flags = bytearray(size)
     for item in joined.split(",") if joined else ():
         month_text, _, bits = item.partition(":")
         mask = int(bits)
         if not mask:
             continue
-        month = date.fromisoformat(month_text[:10])
-        offset = (month - first).days
-        length = (months.next_month(month) - month).days
-        day_flags = b"".join(_BIT_BYTES[b] for b in mask.to_bytes(4, "little"))
-        lo, hi = max(0, -offset), min(length, size - offset)
+        place = places.get(month_text)
+        if place is None:
+            month = date.fromisoformat(month_text[:10])
+            offset = (month - first).days
+            length = (months.next_month(month) - month).days
+            place = places[month_text] = (offset, max(0, -offset), min(length, size - offset))
+        offset, lo, hi = place
         if lo < hi:
+            day_flags = b"".join([_BIT_BYTES[b] for b in mask.to_bytes(4, "little")])
             flags[offset + lo : offset + hi] = day_flags[lo:hi]
     return flags
 
@@ -624,7 +632,7 @@ async def findings_by_rule(
         RuleCount(r, s, int(t or 0), int(o or 0))
         for r, s, t, o in (await session.execute(stmt)).all()
     ]
-    return sorted(rows, key=lambda c: (-c.total, c.rule_id))
+    return sorted(rows, key=lambda c: (-c.total, c.rule_id, c.severity))
 
 
 async def findings_by_institution(
@@ -713,7 +721,9 @@ async def findings_summary(
     else:
         by_day = await findings_by_day(session, start=start, end=end, channel=channel)
     by_rule = [RuleCount(r, sev, t, o) for (r, sev), (t, o) in rules.items()]
-    return FindingCounts(by_inst, sorted(by_rule, key=lambda c: (-c.total, c.rule_id)), by_day)
+    return FindingCounts(
+        by_inst, sorted(by_rule, key=lambda c: (-c.total, c.rule_id, c.severity)), by_day
+    )
 
 
 async def _finding_groups(

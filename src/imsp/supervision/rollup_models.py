@@ -86,6 +86,10 @@ class QualityInstitutionDay(_Sums, Base):
     trend, institutions and silent days read these — 17 times fewer rows)."""
 
     __tablename__ = "quality_institution_day"
+    # The hospital page reads one institution's days (the primary key leads with the day).
+    __table_args__ = (
+        Index("ix_quality_institution_day_institution_id", "channel", "institution_id", "day"),
+    )
 
     channel: Mapped[str] = mapped_column(String(12), primary_key=True)
     day: Mapped[date] = mapped_column(primary_key=True)

@@ -1,5 +1,5 @@
 """supervision rollups: month sums of the daily rollups (and the findings' daily totals),
-backfilled from the existing day rows
+backfilled from the existing day rows; quality_institution_day indexed by institution
 
 Revision ID: 0018
 Revises: 0017
@@ -89,6 +89,13 @@ def upgrade() -> None:
         sa.Column("findings", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("channel", "day", name=op.f("pk_finding_total_day")),
     )
+    # the hospital page reads one institution's days of quality_institution_day
+    with op.batch_alter_table("quality_institution_day", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_quality_institution_day_institution_id",
+            ["channel", "institution_id", "day"],
+            unique=False,
+        )
     _backfill()
 
 
@@ -175,6 +182,8 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("quality_institution_day", schema=None) as batch_op:
+        batch_op.drop_index("ix_quality_institution_day_institution_id")
     op.drop_table("finding_total_day")
     op.drop_table("finding_rule_month")
     op.drop_table("finding_institution_month")
