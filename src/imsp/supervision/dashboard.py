@@ -401,18 +401,27 @@ async def overview(
         QualityDatasetDay.day >= start,
         QualityDatasetDay.day <= end,
     ]
-    by_dataset = dict(
-        await _grouped(session, QualityDatasetDay.dataset, *ds_where, table=QualityDatasetDay)
-    )
+    by_dataset: dict[str, Totals] = {}
     by_day: dict[date, Totals] = {d: Totals() for d in days(start, end)}
-    for day, t in await _grouped(
-        session, QualityDatasetDay.day, *ds_where, table=QualityDatasetDay
-    ):
-        by_day[as_date(day)] = t
+    t = QualityDatasetDay
+    if session.get_bind().dialect.name == "postgresql":  # both groupings in one scan
+        sets = func.grouping_sets(tuple_(t.dataset), tuple_(t.day))
+        rows = await session.execute(
+            select(t.dataset, t.day, *_sums(t)).where(*ds_where).group_by(sets)
+        )
+        for dataset, day, *values in rows.all():  # NOT NULL keys: the NULL names the set
+            if dataset is not None:
+                by_dataset[dataset] = _totals(values)
+            else:
+                by_day[as_date(day)] = _totals(values)
+    else:
+        by_dataset.update(await _grouped(session, t.dataset, *ds_where, table=t))
+        for day, totals in await _grouped(session, t.day, *ds_where, table=t):
+            by_day[as_date(day)] = totals
     by_inst, active = await _by_institution(session, start, end, channel, use_months=use_months)
     total = Totals()
-    for t in by_dataset.values():
-        total.add(t)
+    for part in by_dataset.values():
+        total.add(part)
     hospitals = await _hospitals(session, set(by_inst) | set(active))
     none = bytearray((end - start).days + 1 + SILENT_WINDOW)
     lines = [
