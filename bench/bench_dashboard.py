@@ -285,7 +285,7 @@ def write_doc(text: str) -> None:
     if SECTION in doc:
         start = doc.index(SECTION)
         nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + (doc[nxt:] if nxt != -1 else "\n")
+        doc = doc[:start] + text + ("\n" + doc[nxt:] if nxt != -1 else "\n")
     else:
         doc = doc.rstrip("\n") + "\n\n" + text + "\n"
     DOC.write_text(doc, encoding="utf-8")
