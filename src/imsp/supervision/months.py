@@ -97,59 +97,78 @@ def day_bits(mask: int, month: date) -> list[date]:
 # --------------------------------------------------------------------------- quality
 
 
+def _by_month(pairs: Iterable[Pair]) -> dict[date, list[list[int]]]:
+    """month → the touched institutions, in chunks (one statement per chunk, not per pair)."""
+    out: dict[date, set[int]] = {}
+    for institution_id, day in pairs:
+        out.setdefault(month_of(day), set()).add(institution_id)
+    return {
+        m: [sorted(ids)[k : k + _CHUNK] for k in range(0, len(ids), _CHUNK)]
+        for m, ids in sorted(out.items())
+    }
+
+
+_CHUNK: Final = 500
+
+
 async def resum_quality(session: AsyncSession, pairs: Iterable[Pair], *, channel: str) -> None:
     """Rebuild the ``quality_institution_month`` rows of the months of ``pairs`` from
     ``quality_institution_day`` and (rejected-by-code) ``quality_day``. Never commits."""
-    t = QualityInstitutionDay
-    for institution_id, month in sorted({(i, month_of(d)) for i, d in pairs}):
+    t, q, m = QualityInstitutionDay, QualityDay, QualityInstitutionMonth
+    for month, chunks in _by_month(pairs).items():
         end = next_month(month)
-        await session.execute(
-            delete(QualityInstitutionMonth).where(
-                QualityInstitutionMonth.channel == channel,
-                QualityInstitutionMonth.month == month,
-                QualityInstitutionMonth.institution_id == institution_id,
-            )
-        )
-        rows = (
+        for ids in chunks:
             await session.execute(
-                select(t.day, *(getattr(t, n) for n in SUMMED), t.delay_p95_s).where(
-                    t.channel == channel,
-                    t.institution_id == institution_id,
-                    t.day >= month,
-                    t.day < end,
+                delete(m).where(m.channel == channel, m.month == month, m.institution_id.in_(ids))
+            )
+            days: dict[int, list[Any]] = {}
+            for r in await session.execute(
+                select(
+                    t.institution_id, t.day, *(getattr(t, n) for n in SUMMED), t.delay_p95_s
+                ).where(
+                    t.channel == channel, t.institution_id.in_(ids), t.day >= month, t.day < end
                 )
+            ):
+                days.setdefault(int(r[0]), []).append(r[1:])
+            if not days:
+                continue
+            codes: dict[int, Counter[str]] = {}
+            for institution_id, by_code in await session.execute(
+                select(q.institution_id, q.rejected_by_code).where(
+                    q.channel == channel,
+                    q.institution_id.in_(ids),
+                    q.day >= month,
+                    q.day < end,
+                    q.rejected > 0,
+                )
+            ):
+                codes.setdefault(int(institution_id), Counter()).update(
+                    {str(k): int(v) for k, v in by_code.items()}
+                )
+            await session.execute(
+                insert(m),
+                [
+                    _month_row(channel, month, i, rows, codes.get(i, Counter()))
+                    for i, rows in sorted(days.items())
+                ],
             )
-        ).all()
-        if not rows:
-            continue
-        sums = [sum(int(r[k]) for r in rows) for k in range(1, len(SUMMED) + 1)]
-        p95s = [float(r[-1]) for r in rows if r[-1] is not None]
-        mask = sum(1 << (r[0].day - 1) for r in rows if r[1] > 0)
-        codes: Counter[str] = Counter()
-        for by_code in await session.scalars(
-            select(QualityDay.rejected_by_code).where(
-                QualityDay.channel == channel,
-                QualityDay.institution_id == institution_id,
-                QualityDay.day >= month,
-                QualityDay.day < end,
-                QualityDay.rejected > 0,
-            )
-        ):
-            codes.update({str(k): int(v) for k, v in by_code.items()})
-        await session.execute(
-            insert(QualityInstitutionMonth),
-            [
-                {
-                    "channel": channel,
-                    "month": month,
-                    "institution_id": institution_id,
-                    **dict(zip(SUMMED, sums, strict=True)),
-                    "delay_p95_s": max(p95s) if p95s else None,
-                    "active_days": mask,
-                    "rejected_by_code": dict(sorted(codes.items())),
-                }
-            ],
-        )
+
+
+def _month_row(
+    channel: str, month: date, institution_id: int, rows: list[Any], codes: Counter[str]
+) -> dict[str, Any]:
+    """One ``quality_institution_month`` row from the month's (day, sums…, p95) rows."""
+    sums = [sum(int(r[k]) for r in rows) for k in range(1, len(SUMMED) + 1)]
+    p95s = [float(r[-1]) for r in rows if r[-1] is not None]
+    return {
+        "channel": channel,
+        "month": month,
+        "institution_id": institution_id,
+        **dict(zip(SUMMED, sums, strict=True)),
+        "delay_p95_s": max(p95s) if p95s else None,
+        "active_days": sum(1 << (r[0].day - 1) for r in rows if r[1] > 0),  # requests > 0
+        "rejected_by_code": dict(sorted(codes.items())),
+    }
 
 
 # --------------------------------------------------------------------------- findings
@@ -159,27 +178,21 @@ async def resum_findings(session: AsyncSession, pairs: Iterable[Pair]) -> None:
     """Rebuild the finding month rows (per institution, per rule) of the months of ``pairs`` and
     the ``finding_total_day`` rows of their days from ``finding_day``. Never commits."""
     pairs = set(pairs)
-    f = FindingDay
-    for institution_id, month in sorted({(i, month_of(d)) for i, d in pairs}):
-        await session.execute(
-            delete(FindingInstitutionMonth).where(
-                FindingInstitutionMonth.month == month,
-                FindingInstitutionMonth.institution_id == institution_id,
-            )
-        )
-        await session.execute(
-            insert(FindingInstitutionMonth).from_select(
-                ["channel", "month", "institution_id", "status", "findings"],
-                select(f.channel, literal(month, Date), f.institution_id, f.status,
-                       func.sum(f.findings))
-                .where(
-                    f.institution_id == institution_id,
-                    f.day >= month,
-                    f.day < next_month(month),
+    f, fm = FindingDay, FindingInstitutionMonth
+    for month, chunks in _by_month(pairs).items():
+        for ids in chunks:
+            await session.execute(delete(fm).where(fm.month == month, fm.institution_id.in_(ids)))
+            await session.execute(
+                insert(fm).from_select(
+                    ["channel", "month", "institution_id", "status", "findings"],
+                    select(f.channel, literal(month, Date), f.institution_id, f.status,
+                           func.sum(f.findings))
+                    .where(
+                        f.institution_id.in_(ids), f.day >= month, f.day < next_month(month)
+                    )
+                    .group_by(f.channel, f.institution_id, f.status),
                 )
-                .group_by(f.channel, f.institution_id, f.status),
-            )
-        )  # fmt: skip
+            )  # fmt: skip
     for month in sorted({month_of(d) for _, d in pairs}):
         await session.execute(delete(FindingRuleMonth).where(FindingRuleMonth.month == month))
         await session.execute(
