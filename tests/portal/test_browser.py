@@ -45,10 +45,17 @@ def browser_page(artifacts: Path) -> Iterator[Any]:
         context = browser.new_context(viewport=DESKTOP, locale="zh-CN", accept_downloads=True)
         context.set_default_timeout(30_000)  # a loaded 2-core machine
         page = context.new_page()
+        refused: list[str] = []
+        page.on(
+            "console",
+            lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         try:
             yield page
         finally:
             context.close()
+        # The pages' own CSP refuses inline styles and scripts: nothing of ours may need them.
+        assert refused == []
 
 
 class Shots:
