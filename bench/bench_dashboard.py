@@ -5,17 +5,21 @@
 
 What it does, on this machine against PostgreSQL on loopback (not a test):
 
-1. creates a fresh PostgreSQL database (dropped at the end) and migrates it;
+1. creates a fresh PostgreSQL database (dropped at the end) and migrates it to one migration
+   short of the month rollups (0018);
 2. synthesises the ``quality_day`` rollup rows that 10,000,000 stored records would produce —
    ``--hospitals`` institutions × every dataset (+ the token-only row) × ``--days`` days, the
    records spread over them with a skewed, seeded random mix (large and small hospitals, busy and
-   quiet datasets, a few silent days) — and loads them with ``COPY``. It does NOT ingest 10M
+   quiet datasets, a few silent days) — and loads them with ``COPY``, then migrates to the head
+   (0018 backfills the month rollups from the day rows, timed). It does NOT ingest 10M
    records: the pages read only the rollups, so what their cost depends on is the number of
    rollup rows in the period, which is what is generated (the record table stays empty);
-3. signs a regulator in to the real portal app (in-process ASGI, ``TestClient``) and times
-   ``GET /supervision`` (30-day and 365-day periods) and ``GET /supervision/hospitals/{id}`` (the
-   largest hospital, 30 days) ``--requests`` times each after one warm-up: the wall time of the
-   whole request (queries + rendering + SVG), which is the server time plus an in-process hop;
+3. checks that the pages' figures are the same with and without the month tables, then signs a
+   regulator in to the real portal app (in-process ASGI, ``TestClient``) and times
+   ``GET /supervision`` and ``GET /supervision/hospitals/{id}`` (the largest hospital) over 30
+   days, ``--days`` days (whole months) and the same period without its first and last 15 days
+   (partial months at both ends), ``--requests`` times each after one warm-up: the wall time of
+   the whole request (queries + rendering + SVG), which is the server time plus an in-process hop;
 4. prints median and p95, and with ``--write`` puts them into ``docs/performance.md`` (its section
    "监管看板 / Supervision dashboards" only).
 """
@@ -38,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from alembic import command
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
@@ -149,17 +155,26 @@ def synthesise(url: str, *, records: int, hospitals: int, days: int, seed: int =
         )
         total = conn.execute("SELECT sum(received) FROM quality_day").fetchone()
         conn.commit()
-    with psycopg.connect(_pg(url), autocommit=True) as conn:
-        # What autovacuum does in production: statistics and the visibility map (index-only).
-        conn.execute("VACUUM ANALYZE quality_day")
-        for table in ("finding_day", "quality_institution_day", "quality_dataset_day"):
-            conn.execute(f"VACUUM ANALYZE {table}")
+    vacuum(url, ("quality_day", "finding_day", "quality_institution_day", "quality_dataset_day"))
     print(
         f"rollup rows: {rows:,} quality_day + {len(findings):,} finding_day; "
         f"records they cover: {int(total[0] if total else 0):,}; "
         f"findings: {sum(r[-1] for r in findings):,}"
     )
     return rows
+
+
+MONTH_TABLES = (
+    "quality_institution_month", "finding_institution_month", "finding_rule_month",
+    "finding_total_day",
+)  # fmt: skip
+
+
+def vacuum(url: str, tables: tuple[str, ...]) -> None:
+    """What autovacuum does in production: statistics and the visibility map (index-only)."""
+    with psycopg.connect(_pg(url), autocommit=True) as conn:
+        for table in tables:
+            conn.execute(f"VACUUM ANALYZE {table}")
 
 
 STATUSES = ("pending_review", "confirmed", "rectifying", "rectified", "dismissed", "overdue")
@@ -270,10 +285,57 @@ def write_doc(text: str) -> None:
     if SECTION in doc:
         start = doc.index(SECTION)
         nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + (doc[nxt:] if nxt != -1 else "\n")
+        doc = doc[:start] + text + ("\n" + doc[nxt:] if nxt != -1 else "\n")
     else:
         doc = doc.rstrip("\n") + "\n\n" + text + "\n"
     DOC.write_text(doc, encoding="utf-8")
+
+
+#: The migration that adds (and backfills) the month rollups: the benchmark loads the day rows
+#: into a database just before it, then migrates, as an installation upgrading would.
+MONTHS_REVISION = "0018"
+
+
+def upgrade_before_months(settings: Settings) -> None:
+    """Every migration head, except that the month rollups' branch stops before them."""
+    cfg = migrate.alembic_config(settings)
+    script = ScriptDirectory.from_config(cfg)
+    for head in script.get_heads():
+        below = {r.revision for r in script.iterate_revisions(head, "base")}
+        target = script.get_revision(MONTHS_REVISION)
+        assert target is not None
+        command.upgrade(cfg, target.down_revision if MONTHS_REVISION in below else head)  # type: ignore[arg-type]
+
+
+def same_with_and_without_months(url: str, start: dt.date, end: dt.date, biggest: int) -> None:
+    """The figures the pages show are those of the day rows alone (on these 10M records'
+    rollups too: the property tests check it on random small ones)."""
+    import asyncio
+
+    from imsp.storage.db import Database
+    from imsp.supervision import dashboard
+
+    async def check() -> None:
+        db = Database(Settings(database_url=url))
+        try:
+            async with db.session() as s:
+                for use_months in (False, True):
+                    got = (
+                        await dashboard.overview(s, start=start, end=end, use_months=use_months),
+                        await dashboard.findings_summary(
+                            s, start=start, end=end, use_months=use_months
+                        ),
+                        await dashboard.hospital(
+                            s, institution_id=biggest, start=start, end=end, use_months=use_months
+                        ),
+                    )
+                    if not use_months:
+                        expected = got
+                assert got == expected, "month rollups disagree with the day rollups"
+        finally:
+            await db.dispose()
+
+    asyncio.run(check())
 
 
 def main() -> None:
@@ -288,24 +350,42 @@ def main() -> None:
     url = create_database()
     try:
         settings = Settings(database_url=url)
-        migrate.upgrade(settings)
+        upgrade_before_months(settings)
         t0 = time.perf_counter()
         rows = synthesise(url, records=args.records, hospitals=args.hospitals, days=args.days)
         load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        migrate.upgrade(settings)  # the month rollups, backfilled from the day rows
+        vacuum(url, MONTH_TABLES)
+        months_s = time.perf_counter() - t0
         biggest = largest_hospital(url)
         month = f"start={END - dt.timedelta(days=29)}&end={END}"
-        year = f"start={END - dt.timedelta(days=args.days - 1)}&end={END}"
+        first = END - dt.timedelta(days=args.days - 1)
+        year = f"start={first}&end={END}"
+        # the same year without its first and last half-month: partial months at both ends
+        ragged_start, ragged_end = first + dt.timedelta(days=15), END - dt.timedelta(days=15)
+        ragged = f"start={ragged_start}&end={ragged_end}"
+        ragged_days = (ragged_end - ragged_start).days + 1
+        same_with_and_without_months(url, ragged_start, ragged_end, biggest)
         with TestClient(create_portal_app(settings)) as client:
             sign_in(client, url)
             load_before = os.getloadavg()[0]
             results: dict[str, dict[str, float]] = {
                 "监管总览，30 天": timed(client, f"/supervision?{month}", args.requests, url),
-                "监管总览，365 天": timed(client, f"/supervision?{year}", args.requests, url),
+                f"监管总览，{args.days} 天": timed(
+                    client, f"/supervision?{year}", args.requests, url
+                ),
                 "单个医院（最大），30 天": timed(
                     client, f"/supervision/hospitals/{biggest}?{month}", args.requests, url
                 ),
-                "单个医院（最大），365 天": timed(
+                f"单个医院（最大），{args.days} 天": timed(
                     client, f"/supervision/hospitals/{biggest}?{year}", args.requests, url
+                ),
+                f"监管总览，{ragged_days} 天（月中起止）": timed(
+                    client, f"/supervision?{ragged}", args.requests, url
+                ),
+                f"单个医院（最大），{ragged_days} 天（月中起止）": timed(
+                    client, f"/supervision/hospitals/{biggest}?{ragged}", args.requests, url
                 ),
             }
     finally:
@@ -318,6 +398,7 @@ def main() -> None:
         f"CPU app {r['app_cpu']:.0f} ms + PostgreSQL {r['pg_cpu']:.0f} ms"
         for name, r in results.items()
     ]
+    print(f"load {load_s:.1f} s, month rollups (migration 0018 + VACUUM) {months_s:.1f} s")
     print("\n".join(lines))
     if args.write:
         cpu = platform.processor() or platform.machine()
@@ -334,17 +415,23 @@ def main() -> None:
 Command: `.venv/bin/python bench/bench_dashboard.py --records {args.records} --hospitals {args.hospitals} --days {args.days} --requests {args.requests} --write`
 ({dt.date.today()}, {os.cpu_count()} cores ({cpu}), PostgreSQL on loopback, Python {platform.python_version()}).
 
-Method: the pages read only the daily rollups (`quality_day`, one row per institution, dataset and
-Beijing day), never the record table. The benchmark therefore **synthesises the rollup rows that
-{args.records:,} stored records would produce** — {args.hospitals} institutions × every dataset (+ the
-token-only row) × {args.days} days, records spread with a seeded skewed mix, a few silent days —
-{rows:,} `quality_day` rows (summed into `quality_institution_day` and `quality_dataset_day` as
-the refresh does), plus `finding_day` rows for ~1 % of the records breaking a rule (random
-rule and status), loaded with `COPY` in {load_s:.1f} s; it does not ingest {args.records:,} records
-(the record table is empty; ingest is measured in its own section). A regulator signs in to the
-real portal app (in-process ASGI) and each page is requested once to warm up, then
-{args.requests} times; the figure is the wall time of the whole request (the aggregate queries over
-the rollups, the silent days, rendering, SVG charts). *CPU app* is this process's CPU time per
+Method: the pages read only the rollups (`quality_day`, one row per institution, dataset and
+Beijing day, its sums, their month sums, `finding_day` and its sums), never the record table.
+The benchmark therefore **synthesises the rollup rows that {args.records:,} stored records would
+produce** — {args.hospitals} institutions × every dataset (+ the token-only row) × {args.days} days,
+records spread with a seeded skewed mix, a few silent days — {rows:,} `quality_day` rows (summed
+into `quality_institution_day` and `quality_dataset_day` as the refresh does), plus `finding_day`
+rows for ~1 % of the records breaking a rule (random rule and status), loaded with `COPY` in
+{load_s:.1f} s into a database one migration short of the head; then migration 0018 adds the month
+rollups and backfills them from those day rows, as an installation upgrading would ({months_s:.1f} s
+with `VACUUM ANALYZE`). Before timing, the benchmark checks that the overview's and the largest
+hospital's figures over the mid-month period are identical with and without the month tables. It
+does not ingest {args.records:,} records (the record table is empty; ingest is measured in its own
+section). A regulator signs in to the real portal app (in-process ASGI) and each page is requested
+once to warm up, then {args.requests} times; the figure is the wall time of the whole request (the
+aggregate queries over the rollups, the silent days, rendering, SVG charts). The {args.days}-day
+period ends on the last day of a month, so it is whole months; the "月中起止" rows drop its first
+and last 15 days, so the pages also read two partial months from the day tables. *CPU app* is this process's CPU time per
 request (the app runs in it), *CPU PostgreSQL* that of the PostgreSQL backends serving the
 benchmark's database (from /proc): together, what a request costs whatever else the machine runs.
 

@@ -31,6 +31,7 @@ from imsp.clock import format_datetime
 from imsp.config import Settings
 from imsp.errors import CommitFailed, Forbidden
 from imsp.notify.queries import unread_count
+from imsp.portal.tables import rows_html
 from imsp.qualification.attachments import size_label, too_large
 from imsp.web import UnitOfWork, client_addr, ctx, trusted_networks
 
@@ -114,6 +115,7 @@ templates = Environment(
 templates.filters["dt"] = lambda v: format_datetime(v) if isinstance(v, datetime) else ""
 templates.filters["size"] = size_label
 templates.filters["too_large"] = too_large
+templates.globals["table_rows"] = rows_html
 
 
 class Redirect(Exception):

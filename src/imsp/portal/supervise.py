@@ -24,7 +24,7 @@ from imsp.errors import BadRequest, NotFound
 from imsp.portal.edge import Rerender, Visit, checked_form, render, visitor
 from imsp.standard.mask import mask
 from imsp.standard.ruleset import SEVERITY_LABELS, load_rules
-from imsp.supervision import charts, dashboard, records, rule_tester
+from imsp.supervision import charts, dashboard, doctors, records, rule_tester
 from imsp.supervision import queries as finding_queries
 from imsp.supervision.dashboard import Totals
 from imsp.supervision.export import XLSX, to_xlsx
@@ -195,7 +195,7 @@ def rule_count_rows(counts: Sequence[dashboard.RuleCount]) -> list[list[Any]]:
     ]
 
 
-def doctor_rows(doctors: Sequence[dashboard.DoctorCount]) -> list[list[Any]]:
+def doctor_rows(doctors: Sequence[doctors.DoctorCount]) -> list[list[Any]]:
     return [[mask(d.doctor_cert_id), d.total, d.open] for d in doctors]
 
 
@@ -310,7 +310,7 @@ class HospitalLists:
     view: dashboard.HospitalView
     rules: list[dashboard.RuleCount]
     findings_by_day: dict[date, int]
-    doctors: list[dashboard.DoctorCount]
+    doctors: list[doctors.DoctorCount]
 
 
 async def _hospital(db: AsyncSession, institution_id: int, start: date, end: date) -> HospitalLists:
@@ -321,7 +321,7 @@ async def _hospital(db: AsyncSession, institution_id: int, start: date, end: dat
         view,
         await dashboard.findings_by_rule(db, start=start, end=end, institution_id=institution_id),
         await dashboard.findings_by_day(db, start=start, end=end, institution_id=institution_id),
-        await dashboard.top_doctors(db, institution_id=institution_id, start=start, end=end),
+        await doctors.top_doctors(db, institution_id=institution_id, start=start, end=end),
     )
 
 
@@ -507,7 +507,7 @@ async def rules_export(v: Visit = Depends(regulator)) -> Response:  # noqa: B008
 @router.get("/supervision/hospitals/{institution_id}/doctors/{token}")
 async def doctor(institution_id: int, token: str, v: Visit = Depends(regulator)) -> Response:  # noqa: B008
     """One doctor: visits, prescriptions and findings (the ID number masked, never in the URL)."""
-    view = await dashboard.doctor(v.db, institution_id=institution_id, token=token)
+    view = await doctors.doctor(v.db, institution_id=institution_id, token=token)
     if view is None:
         raise NotFound("医师不存在")
     return render(

@@ -14,21 +14,23 @@ from datetime import date, timedelta
 from itertools import accumulate
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, String, case, cast, func, select, tuple_
+from sqlalchemy import BigInteger, String, and_, case, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from imsp.auth.models import Institution
-from imsp.exchange.models import Record
 from imsp.standard.model import load_standard
-from imsp.supervision.models import Finding
-from imsp.supervision.quality import PRODUCTION, as_date, day_bounds
-from imsp.supervision.queries import on_channel, record_on_channel
+from imsp.supervision import months
+from imsp.supervision.quality import PRODUCTION, as_date
 from imsp.supervision.rollup_models import (
     FindingDay,
+    FindingInstitutionMonth,
+    FindingRuleMonth,
+    FindingTotalDay,
     QualityDatasetDay,
     QualityDay,
     QualityInstitutionDay,
+    QualityInstitutionMonth,
 )
 from imsp.supervision.workflow import OPEN_STATES
 
@@ -75,8 +77,12 @@ class Totals:
         self.optional_total += other.optional_total
         self.refs_checked += other.refs_checked
         self.refs_resolved += other.refs_resolved
-        if other.delay_p95_s is not None:
-            self.delay_p95_s = max(self.delay_p95_s or 0.0, other.delay_p95_s)
+        if other.delay_p95_s is not None:  # the worst, as SQL's max (a delay can be negative)
+            self.delay_p95_s = (
+                other.delay_p95_s
+                if self.delay_p95_s is None
+                else max(self.delay_p95_s, other.delay_p95_s)
+            )
         if other.rejected_by_code:
             self.rejected_by_code.update(other.rejected_by_code)
 
@@ -246,11 +252,97 @@ async def _active_days(
 
 
 async def _by_institution(
+    session: AsyncSession, start: date, end: date, channel: str, *, use_months: bool = True
+) -> tuple[dict[int, Totals], dict[int, bytearray]]:
+    """Per institution: the period's sums, and the days with any request from
+    ``SILENT_WINDOW`` days before ``start`` as one flag byte per day (see :func:`_silent`).
+
+    With ``use_months`` (the pages): whole months from ``quality_institution_month`` — sums and
+    the request-day bits, in one grouped query (the bits of every month of the look-back joined
+    into one string by the database) — plus the partial months' days from
+    ``quality_institution_day``. Without: one scan of ``quality_institution_day`` over the
+    period and its look-back (the definition, which the tests compare against)."""
+    if not use_months:
+        return await _by_institution_days(session, start, end, channel)
+    span = months.split(start, end)
+    first = start - timedelta(days=SILENT_WINDOW)
+    size = (end - first).days + 1
+    m = QualityInstitutionMonth
+    agg = func.group_concat if session.get_bind().dialect.name == "sqlite" else func.string_agg
+    joined = agg(cast(m.month, String) + ":" + cast(m.active_days, String), ",")
+    sums: list[Any] = []
+    if span.months is not None:
+        whole = and_(m.month >= span.months[0], m.month <= span.months[1])
+        sums = [
+            *(cast(func.sum(getattr(m, n)).filter(whole), BigInteger) for n in _SUMMED),
+            func.max(m.delay_p95_s).filter(whole),
+        ]
+    rows = await session.execute(
+        select(m.institution_id, joined, *sums)
+        .where(
+            m.channel == channel,
+            m.month >= months.month_of(first),
+            m.month <= months.month_of(end),
+        )
+        .group_by(m.institution_id)
+    )
+    totals: dict[int, Totals] = {}
+    active: dict[int, bytearray] = {}
+    places: dict[str, tuple[int, int, int]] = {}
+    for r in rows.all():
+        i = int(r[0])
+        if sums and r[2] is not None:  # a whole month in the period (sums over none are NULL)
+            totals[i] = _totals(r[2:])
+        flags = _month_flags(str(r[1] or ""), first, size, places)
+        if flags.find(1) != -1:
+            active[i] = flags
+    if span.days:
+        t = QualityInstitutionDay
+        for i, part in await _grouped(
+            session,
+            t.institution_id,
+            t.channel == channel,
+            months.in_ranges(t.day, span.days),
+            table=t,
+        ):
+            totals.setdefault(int(i), Totals()).add(part)
+    return totals, active
+
+
+#: One byte per bit of a byte (least significant first): 8 day flags of an ``active_days`` byte.
+_BIT_BYTES: Final = [bytes((b >> k) & 1 for k in range(8)) for b in range(256)]
+
+
+def _month_flags(
+    joined: str, first: date, size: int, places: dict[str, tuple[int, int, int]] | None = None
+) -> bytearray:
+    """Flags of the ``size`` days from ``first`` from ``"yyyy-mm-dd:bits,…"`` (month rows).
+    ``places`` caches each month's clipped position (the same months recur per institution)."""
+    places = {} if places is None else places
+    flags = bytearray(size)
+    for item in joined.split(",") if joined else ():
+        month_text, _, bits = item.partition(":")
+        mask = int(bits)
+        if not mask:
+            continue
+        place = places.get(month_text)
+        if place is None:
+            month = date.fromisoformat(month_text[:10])
+            offset = (month - first).days
+            length = (months.next_month(month) - month).days
+            place = places[month_text] = (offset, max(0, -offset), min(length, size - offset))
+        offset, lo, hi = place
+        if lo < hi:
+            day_flags = b"".join([_BIT_BYTES[b] for b in mask.to_bytes(4, "little")])
+            flags[offset + lo : offset + hi] = day_flags[lo:hi]
+    return flags
+
+
+async def _by_institution_days(
     session: AsyncSession, start: date, end: date, channel: str
 ) -> tuple[dict[int, Totals], dict[int, bytearray]]:
-    """Per institution, in one scan of ``quality_institution_day``: the period's sums, and the
-    days with any request from ``SILENT_WINDOW`` days before ``start`` (joined into one string
-    by the database) as one flag byte per day (see :func:`_silent`)."""
+    """:func:`_by_institution` from the day sums only: one scan of ``quality_institution_day``
+    giving the period's sums (``FILTER``) and the request days (joined into one string)."""
     dialect = session.get_bind().dialect.name
     t = QualityInstitutionDay
     in_period = t.day >= start
@@ -289,30 +381,45 @@ async def _by_institution(
 
 
 async def overview(
-    session: AsyncSession, *, start: date, end: date, channel: str = PRODUCTION
+    session: AsyncSession,
+    *,
+    start: date,
+    end: date,
+    channel: str = PRODUCTION,
+    use_months: bool = True,
 ) -> Overview:
     """The province's figures for [start, end] (Beijing dates, inclusive), from the summed
     rollups: per dataset and per day from ``quality_dataset_day`` (datasets × days rows), per
-    institution and the silent days from ``quality_institution_day`` (one scan of institutions
-    × days rows), each a small aggregate returning few rows."""
+    institution and the silent days from ``quality_institution_month`` and the partial months'
+    ``quality_institution_day`` rows (institutions × months rows; ``use_months=False`` reads
+    the day rows only, with the same result), each a small aggregate returning few rows."""
     ds_where = [
         QualityDatasetDay.channel == channel,
         QualityDatasetDay.day >= start,
         QualityDatasetDay.day <= end,
     ]
-    by_dataset = dict(
-        await _grouped(session, QualityDatasetDay.dataset, *ds_where, table=QualityDatasetDay)
-    )
+    by_dataset: dict[str, Totals] = {}
     by_day: dict[date, Totals] = {d: Totals() for d in days(start, end)}
-    for day, t in await _grouped(
-        session, QualityDatasetDay.day, *ds_where, table=QualityDatasetDay
-    ):
-        by_day[as_date(day)] = t
-    by_inst, active = await _by_institution(session, start, end, channel)
+    t = QualityDatasetDay
+    if session.get_bind().dialect.name == "postgresql":  # both groupings in one scan
+        sets = func.grouping_sets(tuple_(t.dataset), tuple_(t.day))
+        rows = await session.execute(
+            select(t.dataset, t.day, *_sums(t)).where(*ds_where).group_by(sets)
+        )
+        for dataset, day, *values in rows.all():  # NOT NULL keys: the NULL names the set
+            if dataset is not None:
+                by_dataset[dataset] = _totals(values)
+            else:
+                by_day[as_date(day)] = _totals(values)
+    else:
+        by_dataset.update(await _grouped(session, t.dataset, *ds_where, table=t))
+        for day, totals in await _grouped(session, t.day, *ds_where, table=t):
+            by_day[as_date(day)] = totals
+    by_inst, active = await _by_institution(session, start, end, channel, use_months=use_months)
     total = Totals()
-    for t in by_dataset.values():
-        total.add(t)
-    hospitals = await _hospitals(session, set(by_inst) | set(active))
+    for part in by_dataset.values():
+        total.add(part)
+    hospitals = await hospitals_by_id(session, set(by_inst) | set(active))
     none = bytearray((end - start).days + 1 + SILENT_WINDOW)
     lines = [
         HospitalLine(
@@ -333,7 +440,7 @@ def _dataset_order(code: str) -> int:
     return ds.number if ds else 99
 
 
-async def _hospitals(session: AsyncSession, ids: set[int]) -> dict[int, Hospital]:
+async def hospitals_by_id(session: AsyncSession, ids: set[int]) -> dict[int, Hospital]:
     if not ids:
         return {}
     rows = await session.execute(
@@ -345,7 +452,7 @@ async def _hospitals(session: AsyncSession, ids: set[int]) -> dict[int, Hospital
 
 
 async def hospital_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
-    return {i: h.name for i, h in (await _hospitals(session, ids)).items()}
+    return {i: h.name for i, h in (await hospitals_by_id(session, ids)).items()}
 
 
 async def hospital(
@@ -355,25 +462,40 @@ async def hospital(
     start: date,
     end: date,
     channel: str = PRODUCTION,
+    use_months: bool = True,
 ) -> HospitalView | None:
-    """One hospital's datasets and daily volume for [start, end]; ``None`` if unknown."""
-    found = await _hospitals(session, {institution_id})
+    """One hospital's datasets and daily volume for [start, end]; ``None`` if unknown.
+
+    Per dataset from ``quality_day``; per day and the request days of the silent-day check from
+    ``quality_institution_day`` (one row a day); the rejected records by issue code from
+    ``quality_institution_month`` for whole months and ``quality_day`` for the partial ones.
+    ``use_months=False`` reads ``quality_day`` for all of it (the definition the tests compare
+    against)."""
+    found = await hospitals_by_id(session, {institution_id})
     if not found:
         return None
     where = [*_period(start, end, channel), QualityDay.institution_id == institution_id]
     by_dataset = dict(await _grouped(session, QualityDay.dataset, *where))
-    by_day: dict[date, Totals] = {d: Totals() for d in days(start, end)}
-    for day, t in await _grouped(session, QualityDay.day, *where):
-        by_day[as_date(day)] = t
     total = Totals()
     for t in by_dataset.values():
         total.add(t)
-    codes = await session.scalars(
-        select(QualityDay.rejected_by_code).where(*where, QualityDay.rejected > 0)
-    )
-    for by_code in codes:
-        total.rejected_by_code.update({str(k): int(v) for k, v in by_code.items()})
-    active = await _active_days(session, start, end, channel, institution_id)
+    by_day: dict[date, Totals] = {d: Totals() for d in days(start, end)}
+    if not use_months:
+        for day, t in await _grouped(session, QualityDay.day, *where):
+            by_day[as_date(day)] = t
+        codes = await session.scalars(
+            select(QualityDay.rejected_by_code).where(*where, QualityDay.rejected > 0)
+        )
+        for by_code in codes:
+            total.rejected_by_code.update({str(k): int(v) for k, v in by_code.items()})
+        active = (await _active_days(session, start, end, channel, institution_id)).get(
+            institution_id, set()
+        )
+    else:
+        active = await _hospital_days(session, institution_id, start, end, channel, by_day)
+        total.rejected_by_code.update(
+            await _rejected_codes(session, institution_id, start, end, channel)
+        )
     return HospitalView(
         found[institution_id],
         start,
@@ -381,8 +503,74 @@ async def hospital(
         dict(sorted(by_dataset.items(), key=lambda kv: _dataset_order(kv[0]))),
         by_day,
         total,
-        silent_days(active.get(institution_id, set()), start, end),
+        silent_days(active, start, end),
     )
+
+
+async def _hospital_days(
+    session: AsyncSession,
+    institution_id: int,
+    start: date,
+    end: date,
+    channel: str,
+    by_day: dict[date, Totals],
+) -> set[date]:
+    """Fill ``by_day`` from the institution's day sums and return its days with any request
+    from ``SILENT_WINDOW`` days before ``start`` (one query, one row a day)."""
+    t = QualityInstitutionDay
+    rows = await session.execute(
+        select(t.day, *(cast(getattr(t, n), BigInteger) for n in _SUMMED), t.delay_p95_s).where(
+            t.channel == channel,
+            t.institution_id == institution_id,
+            t.day >= start - timedelta(days=SILENT_WINDOW),
+            t.day <= end,
+        )
+    )
+    active: set[date] = set()
+    for r in rows.all():
+        day = as_date(r[0])
+        if r[1]:
+            active.add(day)
+        if day >= start:
+            by_day[day] = _totals(r[1:])
+    return active
+
+
+async def _rejected_codes(
+    session: AsyncSession, institution_id: int, start: date, end: date, channel: str
+) -> Counter[str]:
+    """Rejected records by issue code over [start, end]: merged month rows for whole months,
+    ``quality_day`` rows for the partial months' days."""
+    span = months.split(start, end)
+    out: Counter[str] = Counter()
+    docs: list[dict[str, Any]] = []
+    if span.months is not None:
+        m = QualityInstitutionMonth
+        docs.extend(
+            await session.scalars(
+                select(m.rejected_by_code).where(
+                    m.channel == channel,
+                    m.institution_id == institution_id,
+                    m.month >= span.months[0],
+                    m.month <= span.months[1],
+                    m.rejected > 0,
+                )
+            )
+        )
+    if span.days:
+        docs.extend(
+            await session.scalars(
+                select(QualityDay.rejected_by_code).where(
+                    QualityDay.channel == channel,
+                    QualityDay.institution_id == institution_id,
+                    months.in_ranges(QualityDay.day, span.days),
+                    QualityDay.rejected > 0,
+                )
+            )
+        )
+    for doc in docs:
+        out.update({str(k): int(v) for k, v in doc.items()})
+    return out
 
 
 async def hospitals_reporting(
@@ -450,7 +638,7 @@ async def findings_by_rule(
         RuleCount(r, s, int(t or 0), int(o or 0))
         for r, s, t, o in (await session.execute(stmt)).all()
     ]
-    return sorted(rows, key=lambda c: (-c.total, c.rule_id))
+    return sorted(rows, key=lambda c: (-c.total, c.rule_id, c.severity))
 
 
 async def findings_by_institution(
@@ -494,139 +682,91 @@ class FindingCounts:
 
 
 async def findings_summary(
-    session: AsyncSession, *, start: date, end: date, channel: str = PRODUCTION
+    session: AsyncSession,
+    *,
+    start: date,
+    end: date,
+    channel: str = PRODUCTION,
+    use_months: bool = True,
 ) -> FindingCounts:
     """:func:`findings_by_institution`, :func:`findings_by_rule` and :func:`findings_by_day`
-    at once: on PostgreSQL one scan of ``finding_day`` with ``GROUPING SETS`` (a year holds
-    about as many rows as findings, and scanning them three times was most of the page)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return FindingCounts(
-            await findings_by_institution(session, start=start, end=end, channel=channel),
-            await findings_by_rule(session, start=start, end=end, channel=channel),
-            await findings_by_day(session, start=start, end=end, channel=channel),
-        )
-    t = FindingDay
-    sets = func.grouping_sets(
-        tuple_(t.institution_id), tuple_(t.rule_id, t.severity), tuple_(t.day)
-    )
-    rows = await session.execute(
-        select(t.institution_id, t.rule_id, t.severity, t.day, func.sum(t.findings), _OPEN_SUM)
-        .where(*_finding_period(start, end, channel))
-        .group_by(sets)
-    )
+    at once, for the overview. Whole months from ``finding_institution_month`` and
+    ``finding_rule_month``, the partial months' days from ``finding_day`` (on PostgreSQL one
+    scan with ``GROUPING SETS``), the daily trend from ``finding_total_day``: a year reads
+    institutions × months rows, not one row per finding. ``use_months=False`` reads
+    ``finding_day`` only (the definition the tests compare against)."""
+    span = months.split(start, end) if use_months else months.Span(None, ((start, end),))
     by_inst: dict[int, tuple[int, int]] = {}
-    rules: list[RuleCount] = []
-    found: dict[date, int] = {}
-    # the key columns are NOT NULL, so the NULLs of a row name its grouping set
-    for inst, rule, severity, day, n, n_open in rows.all():
-        if inst is not None:
-            by_inst[int(inst)] = (int(n or 0), int(n_open or 0))
-        elif rule is not None:
-            rules.append(RuleCount(rule, severity, int(n or 0), int(n_open or 0)))
-        elif day is not None:
-            found[as_date(day)] = int(n or 0)
+    rules: dict[tuple[str, str], tuple[int, int]] = {}
+    if span.days:
+        by_inst, rules = await _finding_groups(
+            session, FindingDay.channel == channel, months.in_ranges(FindingDay.day, span.days)
+        )
+    if span.months is not None:
+        im, rm = FindingInstitutionMonth, FindingRuleMonth
+        for i, n, n_open in await session.execute(
+            select(im.institution_id, func.sum(im.findings), _open_sum(im))
+            .where(im.channel == channel, im.month >= span.months[0], im.month <= span.months[1])
+            .group_by(im.institution_id)
+        ):
+            by_inst[int(i)] = _plus(by_inst.get(int(i)), (int(n or 0), int(n_open or 0)))
+        for rule, severity, n, n_open in await session.execute(
+            select(rm.rule_id, rm.severity, func.sum(rm.findings), _open_sum(rm))
+            .where(rm.channel == channel, rm.month >= span.months[0], rm.month <= span.months[1])
+            .group_by(rm.rule_id, rm.severity)
+        ):
+            key = (str(rule), str(severity))
+            rules[key] = _plus(rules.get(key), (int(n or 0), int(n_open or 0)))
+    if use_months:
+        td = FindingTotalDay
+        rows = await session.execute(
+            select(td.day, td.findings).where(td.channel == channel, td.day >= start, td.day <= end)
+        )
+        found = {as_date(d): int(n) for d, n in rows.all()}
+        by_day = {d: found.get(d, 0) for d in days(start, end)}
+    else:
+        by_day = await findings_by_day(session, start=start, end=end, channel=channel)
+    by_rule = [RuleCount(r, sev, t, o) for (r, sev), (t, o) in rules.items()]
     return FindingCounts(
-        by_inst,
-        sorted(rules, key=lambda c: (-c.total, c.rule_id)),
-        {d: found.get(d, 0) for d in days(start, end)},
+        by_inst, sorted(by_rule, key=lambda c: (-c.total, c.rule_id, c.severity)), by_day
     )
 
 
-@dataclass(frozen=True, slots=True)
-class DoctorCount:
-    doctor_cert_id: str
-    total: int
-    open: int
-    finding_id: int  # one of the doctor's findings: identifies the doctor in URLs, unlike the ID
-
-    @property
-    def token(self) -> str:
-        return f"f{self.finding_id}"
-
-
-async def top_doctors(
-    session: AsyncSession, *, institution_id: int, start: date, end: date, limit: int = 10
-) -> list[DoctorCount]:
-    """The hospital's doctors with the most findings first seen in [start, end] (read from the
-    findings, which are few next to the records; indexed by institution)."""
-    since, _ = day_bounds(start)
-    _, until = day_bounds(end)
-    open_sum = func.sum(case((Finding.status.in_(sorted(OPEN_STATES)), 1), else_=0))
-    rows = await session.execute(
-        select(Finding.doctor_cert_id, func.count(), open_sum, func.min(Finding.id))
-        .where(
-            Finding.institution_id == institution_id,
-            Finding.doctor_cert_id.is_not(None),
-            on_channel(PRODUCTION),
-            Finding.first_seen >= since,
-            Finding.first_seen < until,
+async def _finding_groups(
+    session: AsyncSession, *where: ColumnElement[bool]
+) -> tuple[dict[int, tuple[int, int]], dict[tuple[str, str], tuple[int, int]]]:
+    """``finding_day`` rows matching ``where`` summed (total, open) per institution and per
+    (rule, severity): on PostgreSQL one scan with ``GROUPING SETS``, elsewhere two queries."""
+    t = FindingDay
+    n, n_open = func.sum(t.findings), _open_sum(t)
+    by_inst: dict[int, tuple[int, int]] = {}
+    rules: dict[tuple[str, str], tuple[int, int]] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        sets = func.grouping_sets(tuple_(t.institution_id), tuple_(t.rule_id, t.severity))
+        rows = await session.execute(
+            select(t.institution_id, t.rule_id, t.severity, n, n_open).where(*where).group_by(sets)
         )
-        .group_by(Finding.doctor_cert_id)
-        .order_by(func.count().desc(), Finding.doctor_cert_id)
-        .limit(limit)
-    )
-    return [DoctorCount(str(d), int(t), int(o or 0), int(f)) for d, t, o, f in rows.all()]
+        # the key columns are NOT NULL, so the NULLs of a row name its grouping set
+        for inst, rule, severity, total, opened in rows.all():
+            if inst is not None:
+                by_inst[int(inst)] = (int(total or 0), int(opened or 0))
+            else:
+                rules[(str(rule), str(severity))] = (int(total or 0), int(opened or 0))
+        return by_inst, rules
+    for inst, total, opened in await session.execute(
+        select(t.institution_id, n, n_open).where(*where).group_by(t.institution_id)
+    ):
+        by_inst[int(inst)] = (int(total or 0), int(opened or 0))
+    for rule, severity, total, opened in await session.execute(
+        select(t.rule_id, t.severity, n, n_open).where(*where).group_by(t.rule_id, t.severity)
+    ):
+        rules[(str(rule), str(severity))] = (int(total or 0), int(opened or 0))
+    return by_inst, rules
 
 
-@dataclass(frozen=True, slots=True)
-class DoctorView:
-    institution: Hospital
-    doctor_cert_id: str
-    name: str
-    visits: dict[str, int]  # dataset → records naming the doctor
-    findings: int
-    open: int
+def _plus(a: tuple[int, int] | None, b: tuple[int, int]) -> tuple[int, int]:
+    return b if a is None else (a[0] + b[0], a[1] + b[1])
 
 
-#: Datasets counted on the doctor page: visits (复诊、咨询、挂号) and prescriptions.
-DOCTOR_DATASETS: Final = ("outpatient", "consult", "register", "prescription")
-
-
-async def doctor(session: AsyncSession, *, institution_id: int, token: str) -> DoctorView | None:
-    """A doctor of one hospital, identified by ``f<finding id>`` (never by the ID number in a URL).
-
-    Counts come from the record table's (doctor_cert_id) index, bounded to one doctor."""
-    if not token.startswith("f") or not token[1:].isdigit():
-        return None
-    cert = await session.scalar(
-        select(Finding.doctor_cert_id).where(
-            Finding.id == int(token[1:]), Finding.institution_id == institution_id
-        )
-    )
-    found = await _hospitals(session, {institution_id})
-    if not cert or not found:
-        return None
-    rows = await session.execute(
-        select(Record.dataset, func.count())
-        .where(
-            Record.doctor_cert_id == cert,
-            Record.institution_id == institution_id,
-            Record.dataset.in_(DOCTOR_DATASETS),
-            record_on_channel(PRODUCTION),
-        )
-        .group_by(Record.dataset)
-    )
-    visits = {d: 0 for d in DOCTOR_DATASETS} | {d: int(n) for d, n in rows.all()}
-    data = await session.scalar(
-        select(Record.data).where(
-            Record.institution_id == institution_id,
-            Record.dataset == "doctor",
-            Record.doctor_cert_id == cert,
-        )
-    )
-    name = str(data.get("doctorName") or "") if isinstance(data, dict) else ""
-    counts = (
-        await session.execute(
-            select(
-                func.count(),
-                func.sum(case((Finding.status.in_(sorted(OPEN_STATES)), 1), else_=0)),
-            ).where(
-                Finding.institution_id == institution_id,
-                Finding.doctor_cert_id == cert,
-                on_channel(PRODUCTION),
-            )
-        )
-    ).one()
-    return DoctorView(
-        found[institution_id], cert, name, visits, int(counts[0]), int(counts[1] or 0)
-    )
+def _open_sum(table: Any) -> Any:
+    return func.sum(case((table.status.in_(sorted(OPEN_STATES)), table.findings), else_=0))

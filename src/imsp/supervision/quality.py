@@ -48,10 +48,12 @@ from imsp.exchange.ingest import check
 from imsp.exchange.models import ExchangeLog, Record, RecordVersion
 from imsp.exchange.partitions import month_of
 from imsp.standard.model import load_standard
+from imsp.supervision import months
 from imsp.supervision.rollup_models import (
     QualityDatasetDay,
     QualityDay,
     QualityInstitutionDay,
+    QualityInstitutionMonth,
     RollupState,
 )
 
@@ -345,7 +347,7 @@ async def recompute_pairs(session: AsyncSession, pairs: Iterable[Pair], *, now: 
             if rows:
                 await session.execute(insert(QualityDay), rows)
                 written += len(rows)
-    await _resum(session, set(pairs))
+    await resum(session, set(pairs))
     return written
 
 
@@ -360,8 +362,9 @@ def _sum_columns() -> list[Any]:
     return [*cols, func.max(QualityDay.delay_p95_s)]
 
 
-async def _resum(session: AsyncSession, pairs: set[Pair]) -> None:
-    """Rebuild the institution-day and dataset-day sums of the touched pairs and days."""
+async def resum(session: AsyncSession, pairs: set[Pair]) -> None:
+    """Rebuild the institution-day and dataset-day sums of the touched pairs and days, and the
+    institution-month sums of their months (:mod:`imsp.supervision.months`)."""
     names = [*SUMMED, "delay_p95_s"]
     for institution_id, day in sorted(pairs):
         await session.execute(
@@ -399,6 +402,7 @@ async def _resum(session: AsyncSession, pairs: set[Pair]) -> None:
                 .group_by(QualityDay.channel, QualityDay.day, QualityDay.dataset),
             )
         )
+    await months.resum_quality(session, pairs, channel=PRODUCTION)
 
 
 async def all_pairs(session: AsyncSession) -> set[Pair]:
@@ -483,7 +487,7 @@ async def set_watermark(session: AsyncSession, now: datetime, name: str = STATE_
 async def recompute_quality(session: AsyncSession, *, now: datetime) -> int:
     """Rebuild every rollup row (both channels; the sums hold production only) from the log and
     the records; returns rows written."""
-    for table in (QualityDay, QualityInstitutionDay, QualityDatasetDay):
+    for table in (QualityDay, QualityInstitutionDay, QualityDatasetDay, QualityInstitutionMonth):
         await session.execute(delete(table))
     written = await recompute_pairs(session, await all_pairs(session), now=now)
     await set_watermark(session, now)

@@ -86,6 +86,10 @@ class QualityInstitutionDay(_Sums, Base):
     trend, institutions and silent days read these — 17 times fewer rows)."""
 
     __tablename__ = "quality_institution_day"
+    # The hospital page reads one institution's days (the primary key leads with the day).
+    __table_args__ = (
+        Index("ix_quality_institution_day_institution_id", "channel", "institution_id", "day"),
+    )
 
     channel: Mapped[str] = mapped_column(String(12), primary_key=True)
     day: Mapped[date] = mapped_column(primary_key=True)
@@ -117,6 +121,59 @@ class FindingDay(Base):
     status: Mapped[str] = mapped_column(String(20), primary_key=True)
     findings: Mapped[int]
     computed_at: Mapped[datetime]
+
+
+class QualityInstitutionMonth(_Sums, Base):
+    """``quality_institution_day`` summed over one Beijing calendar month (``month`` = its first
+    day; production rows, as the day sums): a year's overview reads 12 rows per institution
+    instead of 365 (:mod:`imsp.supervision.months`). ``active_days`` holds the month's days with
+    any request as bits (bit 0 = the 1st), all the silent-day check needs;
+    ``rejected_by_code`` merges the month's ``quality_day`` codes (the hospital page's 拒收原因)."""
+
+    __tablename__ = "quality_institution_month"
+
+    channel: Mapped[str] = mapped_column(String(12), primary_key=True)
+    month: Mapped[date] = mapped_column(primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), primary_key=True)
+    active_days: Mapped[int]
+    rejected_by_code: Mapped[dict[str, Any]]
+
+
+class FindingInstitutionMonth(Base):
+    """``finding_day`` summed over one Beijing month per institution and current status."""
+
+    __tablename__ = "finding_institution_month"
+
+    channel: Mapped[str] = mapped_column(String(12), primary_key=True)
+    month: Mapped[date] = mapped_column(primary_key=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    findings: Mapped[int]
+
+
+class FindingRuleMonth(Base):
+    """``finding_day`` summed over one Beijing month and every institution, per rule, severity
+    and current status (the overview's "findings by rule and severity")."""
+
+    __tablename__ = "finding_rule_month"
+
+    channel: Mapped[str] = mapped_column(String(12), primary_key=True)
+    month: Mapped[date] = mapped_column(primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(10), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    findings: Mapped[int]
+
+
+class FindingTotalDay(Base):
+    """``finding_day`` summed over institutions, rules and statuses: the province's findings
+    first seen on one day (the overview's daily trend)."""
+
+    __tablename__ = "finding_total_day"
+
+    channel: Mapped[str] = mapped_column(String(12), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    findings: Mapped[int]
 
 
 class RollupState(Base):

@@ -2,7 +2,9 @@
 
 * ``quality_day`` — volume and data quality (:mod:`imsp.supervision.quality`);
 * ``finding_day`` — findings per institution, Beijing day first seen, rule, severity and current
-  status (here).
+  status (here);
+* their sums over Beijing months (and the findings' daily totals), rebuilt with the day rows
+  they sum (:mod:`imsp.supervision.months`).
 
 :func:`refresh_rollups` is what the supervision worker calls after each batch (and what
 ``imsp serve`` runs periodically through it): it recomputes only what changed since the last
@@ -21,6 +23,7 @@ from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.exchange.models import ExchangeLog, Record
+from imsp.supervision import months
 from imsp.supervision.models import Finding
 from imsp.supervision.quality import (
     LAG,
@@ -49,9 +52,11 @@ async def _finding_pairs(session: AsyncSession, since: datetime | None) -> set[P
 async def recompute_finding_pairs(
     session: AsyncSession, pairs: Iterable[Pair], *, now: datetime
 ) -> int:
-    """Replace the ``finding_day`` rows of each (institution, day); returns rows written."""
+    """Replace the ``finding_day`` rows of each (institution, day), and rebuild the month and
+    daily-total rows they sum (:mod:`imsp.supervision.months`); returns rows written."""
+    pairs = set(pairs)
     written = 0
-    for institution_id, day in sorted(set(pairs)):
+    for institution_id, day in sorted(pairs):
         await session.execute(
             delete(FindingDay).where(
                 FindingDay.institution_id == institution_id,
@@ -90,11 +95,13 @@ async def recompute_finding_pairs(
         if rows:
             await session.execute(insert(FindingDay), rows)
             written += len(rows)
+    await months.resum_findings(session, pairs)
     return written
 
 
 async def recompute_findings(session: AsyncSession, *, now: datetime) -> int:
-    await session.execute(delete(FindingDay))
+    for table in (FindingDay, *months.FINDING_TABLES):
+        await session.execute(delete(table))
     written = await recompute_finding_pairs(session, await _finding_pairs(session, None), now=now)
     await set_watermark(session, now, FINDINGS_STATE)
     return written
