@@ -17,16 +17,16 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.standard.model import load_standard
 from imsp.standard.ruleset import load_rules
-from imsp.supervision import workflow
+from imsp.supervision import bulk, workflow
 from imsp.supervision.facts import Index, Rec, Verdict
 from imsp.supervision.loading import BaseCache, among, chunk_size, chunks, load_index
 from imsp.supervision.models import Finding, FindingEvent, PendingCheck
@@ -125,8 +125,11 @@ def _records_of(v: Verdict) -> list[dict[str, Any]]:
 
 
 #: Columns of an existing finding that :func:`apply` reads (plain rows, no ORM objects).
-_F = Finding.__table__.c
-_P = PendingCheck.__table__.c
+_FT = cast(Table, Finding.__table__)
+_PT = cast(Table, PendingCheck.__table__)
+_ET = cast(Table, FindingEvent.__table__)
+_F = _FT.c
+_P = _PT.c
 _FINDING_COLS = (
     _F.id,
     _F.rule_id,
@@ -200,6 +203,13 @@ async def _existing(
         )
         pending.update((r[0], r[1], r[2], r[3]) for r in rows)
     return findings, pending
+
+
+#: The pending-check upsert of :func:`_pending_insert` on PostgreSQL (``bulk.insert_rows``).
+_PG_PENDING_TAIL: Final = (
+    "ON CONFLICT (institution_id, dataset, key, rule_id) "
+    "DO UPDATE SET missing = excluded.missing, due_at = excluded.due_at"
+)
 
 
 def _pending_insert(session: AsyncSession) -> Any:
@@ -335,10 +345,25 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
                 )
                 stats.rectified += 1
     conn = await session.connection()
+    postgres = conn.dialect.name == "postgresql"
     if drop_pending:
-        await conn.execute(_DROP_PENDING, drop_pending)
+        if postgres:
+            await bulk.delete_keys(
+                conn,
+                _PT,
+                [
+                    {"rule_id": p["_rule"], "institution_id": p["_inst"], "dataset": p["_ds"],
+                     "key": p["_key"]}
+                    for p in drop_pending
+                ],
+            )  # fmt: skip
+        else:
+            await conn.execute(_DROP_PENDING, drop_pending)
     if upsert_pending:
-        await conn.execute(_pending_insert(session), list(upsert_pending.values()))
+        if postgres:
+            await bulk.insert_rows(conn, _PT, list(upsert_pending.values()), tail=_PG_PENDING_TAIL)
+        else:
+            await conn.execute(_pending_insert(session), list(upsert_pending.values()))
     if seen:
         await conn.execute(_SEEN, seen)
     if moved:
@@ -352,10 +377,16 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
         # multi-row INSERT … RETURNING for the batch's new findings (a sweep may raise many);
         # each id comes back with its finding's key, so the rows' order does not matter (an
         # order-preserving RETURNING costs a statement per row on SQLite)
-        returned = await conn.execute(
-            insert(Finding).returning(_F.id, _F.rule_id, _F.institution_id, _F.dataset, _F.key),
-            list(new.values()),
-        )
+        if postgres:
+            returned: Any = await bulk.insert_rows(
+                conn, _FT, list(new.values()),
+                tail="RETURNING id, rule_id, institution_id, dataset, key",
+            )  # fmt: skip
+        else:
+            returned = await conn.execute(
+                insert(Finding).returning(_F.id, _F.rule_id, _F.institution_id, _F.dataset, _F.key),
+                list(new.values()),
+            )
         for fid, rid, inst, ds, bkey in returned:
             row = new[(rid, inst, ds, bkey)]
             events.append(
@@ -374,7 +405,10 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
             )
         stats.raised += len(new)
     if events:
-        await conn.execute(insert(FindingEvent).returning(FindingEvent.id), events)
+        if postgres:
+            await bulk.insert_rows(conn, _ET, events)
+        else:
+            await conn.execute(insert(FindingEvent).returning(FindingEvent.id), events)
     return stats
 
 
