@@ -142,17 +142,17 @@ _FINDING_COLS = (
     _F.resolution,
     _F.resolved_version,
 )
-_PENDING_COLS = (_P.rule_id, _P.institution_id, _P.dataset, _P.key)
+_PENDING_COLS = (_P.institution_id, _P.dataset, _P.key, _P.checks, _P.due_at)
 
 #: Statements run once per batch with many parameter sets (executemany).
 _SEEN = update(Finding).where(_F.id == bindparam("_id"))
 _DROP_PENDING = delete(PendingCheck).where(
-    _P.rule_id == bindparam("_rule"),
     _P.institution_id == bindparam("_inst"),
     _P.dataset == bindparam("_ds"),
     _P.key == bindparam("_key"),
 )
-Key = tuple[str, int, str, str]
+Key = tuple[str, int, str, str]  # rule, institution, dataset, business key
+Subject = tuple[int, str, str]  # institution, dataset, business key
 
 
 def _system_event(
@@ -178,15 +178,15 @@ def _system_event(
 
 async def _existing(
     session: AsyncSession, outcomes: Sequence[Outcome]
-) -> tuple[dict[Key, dict[str, Any]], set[Key]]:
-    """The findings (as dicts) and pending checks (their keys) of the outcomes' records: one
-    query each per batch, plain rows."""
+) -> tuple[dict[Key, dict[str, Any]], dict[Subject, tuple[dict[str, Any], datetime | None]]]:
+    """The findings (as dicts) and pending rows (record → (checks, due_at)) of the outcomes'
+    records: one query each per batch, plain rows."""
     insts = sorted({o.subject.institution_id for o in outcomes})
     datasets = sorted({o.subject.dataset for o in outcomes})
     keys = sorted({o.subject.key for o in outcomes})
     conn = await session.connection()
     findings: dict[Key, dict[str, Any]] = {}
-    pending: set[Key] = set()
+    pending: dict[Subject, tuple[dict[str, Any], datetime | None]] = {}
     for part in chunks(keys, chunk_size(session)):
         rows = await conn.execute(
             select(*_FINDING_COLS).where(
@@ -201,14 +201,14 @@ async def _existing(
                 _P.institution_id.in_(insts), _P.dataset.in_(datasets), among(session, _P.key, part)
             )
         )
-        pending.update((r[0], r[1], r[2], r[3]) for r in rows)
+        pending.update(((r[0], r[1], r[2]), (r[3], r[4])) for r in rows)
     return findings, pending
 
 
 #: The pending-check upsert of :func:`_pending_insert` on PostgreSQL (``bulk.insert_rows``).
 _PG_PENDING_TAIL: Final = (
-    "ON CONFLICT (institution_id, dataset, key, rule_id) "
-    "DO UPDATE SET missing = excluded.missing, due_at = excluded.due_at"
+    "ON CONFLICT (institution_id, dataset, key) "
+    "DO UPDATE SET checks = excluded.checks, due_at = excluded.due_at"
 )
 
 
@@ -223,9 +223,44 @@ def _pending_insert(session: AsyncSession) -> Any:
     # RETURNING makes SQLAlchemy send the rows as multi-row VALUES ("insertmanyvalues", ~1,000
     # a statement) instead of one statement per row
     return stmt.on_conflict_do_update(
-        index_elements=[_P.institution_id, _P.dataset, _P.key, _P.rule_id],
-        set_={"missing": stmt.excluded.missing, "due_at": stmt.excluded.due_at},
-    ).returning(_P.rule_id)
+        index_elements=[_P.institution_id, _P.dataset, _P.key],
+        set_={"checks": stmt.excluded.checks, "due_at": stmt.excluded.due_at},
+    ).returning(_P.key)
+
+
+def _pending_changes(
+    pending: Mapping[Subject, tuple[dict[str, Any], datetime | None]],
+    evaluated: Mapping[Subject, set[str]],
+    waiting: Mapping[Subject, dict[str, list[dict[str, str]]]],
+    dues: Mapping[Subject, datetime],
+    now: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows to delete, rows to upsert) of ``supervision_pending`` for the evaluated records.
+
+    A record's row keeps the waiting rules this batch did not evaluate (a sweep of some rules
+    only), with its earlier ``due_at`` (at worst the record is evaluated once more at that time);
+    the rules evaluated now replace theirs. An unchanged row is not written again."""
+    drop: list[dict[str, Any]] = []
+    upsert: list[dict[str, Any]] = []
+    for subject, rules in evaluated.items():
+        old_checks, old_due = pending.get(subject, ({}, None))
+        kept = {r: m for r, m in old_checks.items() if r not in rules}
+        checks = dict(sorted((kept | waiting.get(subject, {})).items()))
+        if not checks:
+            if subject in pending:
+                drop.append({"_inst": subject[0], "_ds": subject[1], "_key": subject[2]})
+            continue
+        due = dues.get(subject)
+        if kept and old_due is not None:
+            due = old_due if due is None else min(due, old_due)
+        if subject in pending and checks == old_checks and due == old_due:
+            continue
+        # new: inserted with ``since`` = now; existing: checks and due_at updated
+        upsert.append(
+            {"institution_id": subject[0], "dataset": subject[1], "key": subject[2],
+             "checks": checks, "since": now, "due_at": due}
+        )  # fmt: skip
+    return drop, upsert
 
 
 async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: datetime) -> Stats:
@@ -242,17 +277,17 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
     events: list[dict[str, Any]] = []
     seen: list[dict[str, Any]] = []  # findings seen again, status unchanged
     moved: list[dict[str, Any]] = []  # findings whose status a system transition changed
-    drop_pending: list[dict[str, Any]] = []
-    upsert_pending: dict[Key, dict[str, Any]] = {}
+    # per evaluated record: the rules evaluated, and those still waiting (rule → missing)
+    evaluated: dict[Subject, set[str]] = {}
+    waiting: dict[Subject, dict[str, list[dict[str, str]]]] = {}
+    dues: dict[Subject, datetime] = {}
     for o in outcomes:
         rec, v = o.subject, o.verdict
         k = (o.rule_id, rec.institution_id, rec.dataset, rec.key)
         f = findings.get(k)
-        pkey = {"_rule": k[0], "_inst": k[1], "_ds": k[2], "_key": k[3]}
+        subject = (rec.institution_id, rec.dataset, rec.key)
+        evaluated.setdefault(subject, set()).add(o.rule_id)
         if v.problems:
-            if k in pending:
-                drop_pending.append(pkey)
-                pending.discard(k)
             records = _records_of(v)
             if f is None:
                 new[k] = {
@@ -311,20 +346,10 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
         elif v.missing or v.due is not None:
             stats.pending += 1
             missing = sorted(v.missing, key=lambda m: (m["dataset"], m["field"], m["key"]))
-            # new: inserted with ``since`` = now; existing: missing and due_at updated
-            upsert_pending[k] = {
-                "rule_id": k[0],
-                "institution_id": k[1],
-                "dataset": k[2],
-                "key": k[3],
-                "missing": missing,
-                "since": now,
-                "due_at": v.due,
-            }
+            waiting.setdefault(subject, {})[o.rule_id] = missing
+            if v.due is not None and (subject not in dues or v.due < dues[subject]):
+                dues[subject] = v.due
         else:
-            if k in pending:
-                drop_pending.append(pkey)
-                pending.discard(k)
             if f is not None and f["status"] in workflow.OPEN_STATES:
                 data = {
                     "from_version": f["record_version"],
@@ -344,6 +369,7 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
                     }
                 )
                 stats.rectified += 1
+    drop_pending, upsert_pending = _pending_changes(pending, evaluated, waiting, dues, now)
     conn = await session.connection()
     postgres = conn.dialect.name == "postgresql"
     if drop_pending:
@@ -352,8 +378,7 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
                 conn,
                 _PT,
                 [
-                    {"rule_id": p["_rule"], "institution_id": p["_inst"], "dataset": p["_ds"],
-                     "key": p["_key"]}
+                    {"institution_id": p["_inst"], "dataset": p["_ds"], "key": p["_key"]}
                     for p in drop_pending
                 ],
             )  # fmt: skip
@@ -361,9 +386,9 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
             await conn.execute(_DROP_PENDING, drop_pending)
     if upsert_pending:
         if postgres:
-            await bulk.insert_rows(conn, _PT, list(upsert_pending.values()), tail=_PG_PENDING_TAIL)
+            await bulk.insert_rows(conn, _PT, upsert_pending, tail=_PG_PENDING_TAIL)
         else:
-            await conn.execute(_pending_insert(session), list(upsert_pending.values()))
+            await conn.execute(_pending_insert(session), upsert_pending)
     if seen:
         await conn.execute(_SEEN, seen)
     if moved:
@@ -434,11 +459,6 @@ async def evaluate_records(
     applied = await apply(session, outcomes, now=now)
     applied.seconds, applied.checks = stats.seconds, stats.checks
     return applied
-
-
-async def clear_pending(session: AsyncSession, *, rule_id: str) -> None:
-    """Forget the pending checks of a rule (before a full sweep of that rule re-creates them)."""
-    await session.execute(delete(PendingCheck).where(PendingCheck.rule_id == rule_id))
 
 
 def try_rule(
