@@ -215,8 +215,8 @@ def _digest(url: str) -> str:
             "evidence::text, records::text FROM supervision_finding ORDER BY 1, 2, 3, 4"
         ).fetchall()
         pending = conn.execute(
-            "SELECT rule_id, institution_id, dataset, key, missing::text, due_at "
-            "FROM supervision_pending ORDER BY 1, 2, 3, 4"
+            "SELECT institution_id, dataset, key, checks::text, due_at "
+            "FROM supervision_pending ORDER BY 1, 2, 3"
         ).fetchall()
     return hashlib.sha256(repr((rows, pending)).encode()).hexdigest()[:12]
 

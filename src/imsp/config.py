@@ -78,6 +78,11 @@ class SupervisionSettings(BaseModel):
     )
     batch: int = Field(default=500, ge=1, description="工作进程每批领取的变更数")
     poll_seconds: float = Field(default=1.0, gt=0, description="队列为空时的轮询间隔（秒）")
+    chores_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="队列为空时处理到期待关联检查、逾期整改和看板汇总的最短间隔（秒）",
+    )
     lease_seconds: float = Field(
         default=120, gt=0, description="领取后未确认的变更在此时间后可被重新领取（秒）"
     )

@@ -32,13 +32,10 @@ def test_rule_waits_for_missing_patient_then_decides_when_it_arrives(settings: S
             await p.work(now=within)
             # records older than the grace period already count as R43; this one still waits
             assert rx["recipeID"] not in {f.key for f in await p.findings("R43")}
-            waiting = {(c.rule_id, c.dataset, c.key) for c in await p.pending()}
+            waiting = {(rule, c.dataset, c.key) for c in await p.pending() for rule in c.checks}
             assert ("R43", "prescription", rx["recipeID"]) in waiting
             assert ("R11", "prescription", rx["recipeID"]) in waiting  # age needs the patient
-            missing = next(
-                c.missing for c in await p.pending()
-                if c.rule_id == "R43" and c.key == rx["recipeID"]
-            )  # fmt: skip
+            missing = next(c.checks["R43"] for c in await p.pending() if c.key == rx["recipeID"])
             assert {"dataset": "patient", "field": "patientId", "key": rx["patientId"]} in missing
             for doc in patients:
                 await p.upload("patient", [doc], at=within)

@@ -35,7 +35,7 @@ async def _snapshot(p: Platform) -> tuple[list[tuple[Any, ...]], list[tuple[Any,
             for f in (await s.scalars(select(Finding))).all()
         )  # fmt: skip
         pending = sorted(
-            (c.rule_id, c.institution_id, c.dataset, c.key, repr(c.missing), c.due_at)
+            (c.institution_id, c.dataset, c.key, repr(sorted(c.checks.items())), c.due_at)
             for c in (await s.scalars(select(PendingCheck))).all()
         )
     return findings, pending

@@ -17,16 +17,16 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.standard.model import load_standard
 from imsp.standard.ruleset import load_rules
-from imsp.supervision import workflow
+from imsp.supervision import bulk, workflow
 from imsp.supervision.facts import Index, Rec, Verdict
 from imsp.supervision.loading import BaseCache, among, chunk_size, chunks, load_index
 from imsp.supervision.models import Finding, FindingEvent, PendingCheck
@@ -35,8 +35,9 @@ from imsp.supervision.predicates import PREDICATES
 __all__ = ["Outcome", "Stats", "apply", "evaluate", "evaluate_records", "rules_for", "try_rule"]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """One rule's verdict on one record (a tuple: a batch makes ~16,000 of these)."""
+
     rule_id: str
     verdict: Verdict
 
@@ -125,8 +126,11 @@ def _records_of(v: Verdict) -> list[dict[str, Any]]:
 
 
 #: Columns of an existing finding that :func:`apply` reads (plain rows, no ORM objects).
-_F = Finding.__table__.c
-_P = PendingCheck.__table__.c
+_FT = cast(Table, Finding.__table__)
+_PT = cast(Table, PendingCheck.__table__)
+_ET = cast(Table, FindingEvent.__table__)
+_F = _FT.c
+_P = _PT.c
 _FINDING_COLS = (
     _F.id,
     _F.rule_id,
@@ -139,17 +143,17 @@ _FINDING_COLS = (
     _F.resolution,
     _F.resolved_version,
 )
-_PENDING_COLS = (_P.rule_id, _P.institution_id, _P.dataset, _P.key)
+_PENDING_COLS = (_P.institution_id, _P.dataset, _P.key, _P.checks, _P.due_at)
 
 #: Statements run once per batch with many parameter sets (executemany).
 _SEEN = update(Finding).where(_F.id == bindparam("_id"))
 _DROP_PENDING = delete(PendingCheck).where(
-    _P.rule_id == bindparam("_rule"),
     _P.institution_id == bindparam("_inst"),
     _P.dataset == bindparam("_ds"),
     _P.key == bindparam("_key"),
 )
-Key = tuple[str, int, str, str]
+Key = tuple[str, int, str, str]  # rule, institution, dataset, business key
+Subject = tuple[int, str, str]  # institution, dataset, business key
 
 
 def _system_event(
@@ -175,15 +179,15 @@ def _system_event(
 
 async def _existing(
     session: AsyncSession, outcomes: Sequence[Outcome]
-) -> tuple[dict[Key, dict[str, Any]], set[Key]]:
-    """The findings (as dicts) and pending checks (their keys) of the outcomes' records: one
-    query each per batch, plain rows."""
+) -> tuple[dict[Key, dict[str, Any]], dict[Subject, tuple[dict[str, Any], datetime | None]]]:
+    """The findings (as dicts) and pending rows (record → (checks, due_at)) of the outcomes'
+    records: one query each per batch, plain rows."""
     insts = sorted({o.subject.institution_id for o in outcomes})
     datasets = sorted({o.subject.dataset for o in outcomes})
     keys = sorted({o.subject.key for o in outcomes})
     conn = await session.connection()
     findings: dict[Key, dict[str, Any]] = {}
-    pending: set[Key] = set()
+    pending: dict[Subject, tuple[dict[str, Any], datetime | None]] = {}
     for part in chunks(keys, chunk_size(session)):
         rows = await conn.execute(
             select(*_FINDING_COLS).where(
@@ -198,8 +202,15 @@ async def _existing(
                 _P.institution_id.in_(insts), _P.dataset.in_(datasets), among(session, _P.key, part)
             )
         )
-        pending.update((r[0], r[1], r[2], r[3]) for r in rows)
+        pending.update(((r[0], r[1], r[2]), (r[3], r[4])) for r in rows)
     return findings, pending
+
+
+#: The pending-check upsert of :func:`_pending_insert` on PostgreSQL (``bulk.insert_rows``).
+_PG_PENDING_TAIL: Final = (
+    "ON CONFLICT (institution_id, dataset, key) "
+    "DO UPDATE SET checks = excluded.checks, due_at = excluded.due_at"
+)
 
 
 def _pending_insert(session: AsyncSession) -> Any:
@@ -213,9 +224,44 @@ def _pending_insert(session: AsyncSession) -> Any:
     # RETURNING makes SQLAlchemy send the rows as multi-row VALUES ("insertmanyvalues", ~1,000
     # a statement) instead of one statement per row
     return stmt.on_conflict_do_update(
-        index_elements=[_P.institution_id, _P.dataset, _P.key, _P.rule_id],
-        set_={"missing": stmt.excluded.missing, "due_at": stmt.excluded.due_at},
-    ).returning(_P.rule_id)
+        index_elements=[_P.institution_id, _P.dataset, _P.key],
+        set_={"checks": stmt.excluded.checks, "due_at": stmt.excluded.due_at},
+    ).returning(_P.key)
+
+
+def _pending_changes(
+    pending: Mapping[Subject, tuple[dict[str, Any], datetime | None]],
+    evaluated: Mapping[Subject, set[str]],
+    waiting: Mapping[Subject, dict[str, list[dict[str, str]]]],
+    dues: Mapping[Subject, datetime],
+    now: datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows to delete, rows to upsert) of ``supervision_pending`` for the evaluated records.
+
+    A record's row keeps the waiting rules this batch did not evaluate (a sweep of some rules
+    only), with its earlier ``due_at`` (at worst the record is evaluated once more at that time);
+    the rules evaluated now replace theirs. An unchanged row is not written again."""
+    drop: list[dict[str, Any]] = []
+    upsert: list[dict[str, Any]] = []
+    for subject, rules in evaluated.items():
+        old_checks, old_due = pending.get(subject, ({}, None))
+        kept = {r: m for r, m in old_checks.items() if r not in rules}
+        checks = dict(sorted((kept | waiting.get(subject, {})).items()))
+        if not checks:
+            if subject in pending:
+                drop.append({"_inst": subject[0], "_ds": subject[1], "_key": subject[2]})
+            continue
+        due = dues.get(subject)
+        if kept and old_due is not None:
+            due = old_due if due is None else min(due, old_due)
+        if subject in pending and checks == old_checks and due == old_due:
+            continue
+        # new: inserted with ``since`` = now; existing: checks and due_at updated
+        upsert.append(
+            {"institution_id": subject[0], "dataset": subject[1], "key": subject[2],
+             "checks": checks, "since": now, "due_at": due}
+        )  # fmt: skip
+    return drop, upsert
 
 
 async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: datetime) -> Stats:
@@ -232,17 +278,17 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
     events: list[dict[str, Any]] = []
     seen: list[dict[str, Any]] = []  # findings seen again, status unchanged
     moved: list[dict[str, Any]] = []  # findings whose status a system transition changed
-    drop_pending: list[dict[str, Any]] = []
-    upsert_pending: dict[Key, dict[str, Any]] = {}
+    # per evaluated record: the rules evaluated, and those still waiting (rule → missing)
+    evaluated: dict[Subject, set[str]] = {}
+    waiting: dict[Subject, dict[str, list[dict[str, str]]]] = {}
+    dues: dict[Subject, datetime] = {}
     for o in outcomes:
         rec, v = o.subject, o.verdict
         k = (o.rule_id, rec.institution_id, rec.dataset, rec.key)
         f = findings.get(k)
-        pkey = {"_rule": k[0], "_inst": k[1], "_ds": k[2], "_key": k[3]}
+        subject = (rec.institution_id, rec.dataset, rec.key)
+        evaluated.setdefault(subject, set()).add(o.rule_id)
         if v.problems:
-            if k in pending:
-                drop_pending.append(pkey)
-                pending.discard(k)
             records = _records_of(v)
             if f is None:
                 new[k] = {
@@ -300,21 +346,13 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
             stats.updated += 1
         elif v.missing or v.due is not None:
             stats.pending += 1
-            missing = sorted(v.missing, key=lambda m: (m["dataset"], m["field"], m["key"]))
-            # new: inserted with ``since`` = now; existing: missing and due_at updated
-            upsert_pending[k] = {
-                "rule_id": k[0],
-                "institution_id": k[1],
-                "dataset": k[2],
-                "key": k[3],
-                "missing": missing,
-                "since": now,
-                "due_at": v.due,
-            }
+            missing = v.missing
+            if len(missing) > 1:
+                missing = sorted(missing, key=lambda m: (m["dataset"], m["field"], m["key"]))
+            waiting.setdefault(subject, {})[o.rule_id] = missing
+            if v.due is not None and (subject not in dues or v.due < dues[subject]):
+                dues[subject] = v.due
         else:
-            if k in pending:
-                drop_pending.append(pkey)
-                pending.discard(k)
             if f is not None and f["status"] in workflow.OPEN_STATES:
                 data = {
                     "from_version": f["record_version"],
@@ -334,11 +372,26 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
                     }
                 )
                 stats.rectified += 1
+    drop_pending, upsert_pending = _pending_changes(pending, evaluated, waiting, dues, now)
     conn = await session.connection()
+    postgres = conn.dialect.name == "postgresql"
     if drop_pending:
-        await conn.execute(_DROP_PENDING, drop_pending)
+        if postgres:
+            await bulk.delete_keys(
+                conn,
+                _PT,
+                [
+                    {"institution_id": p["_inst"], "dataset": p["_ds"], "key": p["_key"]}
+                    for p in drop_pending
+                ],
+            )  # fmt: skip
+        else:
+            await conn.execute(_DROP_PENDING, drop_pending)
     if upsert_pending:
-        await conn.execute(_pending_insert(session), list(upsert_pending.values()))
+        if postgres:
+            await bulk.insert_rows(conn, _PT, upsert_pending, tail=_PG_PENDING_TAIL)
+        else:
+            await conn.execute(_pending_insert(session), upsert_pending)
     if seen:
         await conn.execute(_SEEN, seen)
     if moved:
@@ -352,10 +405,16 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
         # multi-row INSERT … RETURNING for the batch's new findings (a sweep may raise many);
         # each id comes back with its finding's key, so the rows' order does not matter (an
         # order-preserving RETURNING costs a statement per row on SQLite)
-        returned = await conn.execute(
-            insert(Finding).returning(_F.id, _F.rule_id, _F.institution_id, _F.dataset, _F.key),
-            list(new.values()),
-        )
+        if postgres:
+            returned: Any = await bulk.insert_rows(
+                conn, _FT, list(new.values()),
+                tail="RETURNING id, rule_id, institution_id, dataset, key",
+            )  # fmt: skip
+        else:
+            returned = await conn.execute(
+                insert(Finding).returning(_F.id, _F.rule_id, _F.institution_id, _F.dataset, _F.key),
+                list(new.values()),
+            )
         for fid, rid, inst, ds, bkey in returned:
             row = new[(rid, inst, ds, bkey)]
             events.append(
@@ -374,7 +433,10 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
             )
         stats.raised += len(new)
     if events:
-        await conn.execute(insert(FindingEvent).returning(FindingEvent.id), events)
+        if postgres:
+            await bulk.insert_rows(conn, _ET, events)
+        else:
+            await conn.execute(insert(FindingEvent).returning(FindingEvent.id), events)
     return stats
 
 
@@ -400,11 +462,6 @@ async def evaluate_records(
     applied = await apply(session, outcomes, now=now)
     applied.seconds, applied.checks = stats.seconds, stats.checks
     return applied
-
-
-async def clear_pending(session: AsyncSession, *, rule_id: str) -> None:
-    """Forget the pending checks of a rule (before a full sweep of that rule re-creates them)."""
-    await session.execute(delete(PendingCheck).where(PendingCheck.rule_id == rule_id))
 
 
 def try_rule(

@@ -75,7 +75,11 @@ async def expand(session: AsyncSession, changed: Sequence[Rec]) -> list[Rec]:
             conds.append(
                 (Record.dataset == "prescription_item") & among(session, Record.business_time, part)
             )
+        # the changed records themselves are loaded already (their documents decoded): not again
+        known = sorted(r.id for r in recs)
         for cond in conds:
+            for part in chunks(known, size):
+                cond = cond & ~among(session, Record.id, part)
             for rec in await load_records(session, Record.institution_id == inst, cond):
                 found.setdefault(rec.id, rec)
         recipes = {r["recipeID"] for r in recs if r.dataset == "prescription_item"}

@@ -6,9 +6,10 @@
   Re-evaluating a record updates its row; a finding is never duplicated.
 * ``supervision_finding_event`` — the full history of a finding: every workflow transition,
   assignment, comment and the hospital's answers (with an attachment reference).
-* ``supervision_pending`` — a rule that could not decide because the other side of a reference
-  has not arrived yet. It is re-evaluated when the missing record arrives; ``due_at`` is when the
-  grace period ends (then R43 关联数据不存在 is recorded).
+* ``supervision_pending`` — a record whose rules could not decide because the other side of a
+  reference has not arrived yet (one row per record, the waiting rules and what each lacks in
+  ``checks``). It is re-evaluated when the missing record arrives; ``due_at`` is when the grace
+  period ends (then R43 关联数据不存在 is recorded).
 
 No foreign key to ``record``: findings keep the business key and version they were raised on, and
 the record table belongs to the exchange domain's hot path.
@@ -87,7 +88,10 @@ class FindingEvent(Base):
 
 
 class PendingCheck(Base):
-    """A rule waiting for the other side of a reference (order of upload must not matter)."""
+    """The rules of one stored record waiting for the other side of a reference (order of upload
+    must not matter): ONE row per waiting record, not per rule — a prescription that arrives
+    before its patient, doctor and visit waits in a dozen rules, and a row per rule made the
+    worker write a dozen rows per upload."""
 
     __tablename__ = "supervision_pending"
     __table_args__ = (Index("ix_supervision_pending_due_at", "due_at"),)
@@ -95,9 +99,8 @@ class PendingCheck(Base):
     institution_id: Mapped[int] = mapped_column(ForeignKey("institution.id"), primary_key=True)
     dataset: Mapped[str] = mapped_column(String(30), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    rule_id: Mapped[str] = mapped_column(String(8), primary_key=True)
-    missing: Mapped[list[dict[str, Any]]] = mapped_column(
-        JsonDoc, default=list
-    )  # [{"dataset", "key"}]
+    # rule id → what it waits for: {"R43": [{"dataset", "field", "key"}], "R11": [...]}
+    checks: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     since: Mapped[datetime]
-    due_at: Mapped[datetime | None]  # when the grace period ends; None: waits for the data only
+    # when the first grace period ends (R43/R44 decide then); None: waits for the data only
+    due_at: Mapped[datetime | None]

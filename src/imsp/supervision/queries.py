@@ -150,7 +150,7 @@ async def count_open_by_rule(
 
 
 async def count_pending(session: AsyncSession, *, institution_id: int | None = None) -> int:
-    """Checks waiting for a referenced record (待关联)."""
+    """Records whose rules wait for a referenced record (待关联; one row per record)."""
     stmt = select(func.count()).select_from(PendingCheck)
     if institution_id is not None:
         stmt = stmt.where(PendingCheck.institution_id == institution_id)

@@ -11,7 +11,8 @@ and no acknowledgement, and its changes are claimed again when the lease expires
 idempotent (one finding per rule and record), so a change evaluated twice has the effect of one.
 Uploads never wait for any of this: the feed row is written with the record; rules run here.
 
-When the feed is empty the worker decides pending checks whose grace period ended (R43/R44),
+When the feed is empty — and at most every ``chores_seconds`` (30 s), not on every idle poll —
+the worker decides pending checks whose grace period ended (R43/R44),
 marks findings whose rectification deadline passed as 逾期, and refreshes the daily rollups the
 regulator's pages read (``rollups.refresh_rollups``: only what changed since its watermark).
 Once an hour it also creates the monthly partitions ahead on PostgreSQL
@@ -60,8 +61,11 @@ class Round:
     stats: Stats
 
 
-async def run_once(db: Database, *, settings: Settings, clock: Clock, worker: str) -> Round:
-    """One round: claim (committed), evaluate + ack (committed together)."""
+async def run_once(
+    db: Database, *, settings: Settings, clock: Clock, worker: str, chores: bool = True
+) -> Round:
+    """One round: claim (committed), evaluate + ack (committed together). When nothing was
+    claimed and ``chores`` is set, the idle chores instead (see the module doc)."""
     conf = settings.supervision
     grace = timedelta(hours=conf.grace_hours)
     async with db.session() as s:
@@ -74,6 +78,8 @@ async def run_once(db: Database, *, settings: Settings, clock: Clock, worker: st
         )
     if not claimed:
         stats = Stats()
+        if not chores:
+            return Round(0, stats)
         async with db.session() as s:
             if await _chores_turn(s):
                 now = clock.now()
@@ -120,7 +126,7 @@ async def run_worker(
     and retried after a pause: its changes stay in the feed."""
     name = worker or worker_name()
     pause = settings.supervision.poll_seconds
-    next_maintenance = 0.0
+    next_maintenance = next_chores = 0.0
     while not stop.is_set():
         if time.monotonic() >= next_maintenance:
             try:
@@ -130,12 +136,15 @@ async def run_worker(
                 next_maintenance = time.monotonic() + PARTITION_CHECK_SECONDS
             except Exception as exc:  # retried at the next round
                 log.warning("partition maintenance failed: %s", type(exc).__name__)
+        chores = time.monotonic() >= next_chores
         try:
-            done = await run_once(db, settings=settings, clock=clock, worker=name)
+            done = await run_once(db, settings=settings, clock=clock, worker=name, chores=chores)
         except Exception as exc:  # the worker outlives any one round; its changes stay queued
             log.warning("supervision round failed, will retry: %s", type(exc).__name__)
             done = Round(0, Stats())
         if done.claimed:
             continue
+        if chores:  # done (or failed: retried after the interval like the rest)
+            next_chores = time.monotonic() + settings.supervision.chores_seconds
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=pause)
