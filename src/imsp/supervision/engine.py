@@ -17,7 +17,8 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from operator import attrgetter
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -35,8 +36,9 @@ from imsp.supervision.predicates import PREDICATES
 __all__ = ["Outcome", "Stats", "apply", "evaluate", "evaluate_records", "rules_for", "try_rule"]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """One rule's verdict on one record (a tuple: a sweep makes one per rule and record)."""
+
     rule_id: str
     verdict: Verdict
 
@@ -92,14 +94,27 @@ def evaluate(
     for rec in subjects:
         groups.setdefault(rec.dataset, []).append(rec)
     for dataset, recs in groups.items():
+        # a rule checks into a scratch verdict; one it leaves empty is not kept: the outcome
+        # shares the record's one empty verdict instead (most verdicts are empty, and a sweep
+        # would otherwise keep one per rule and record). Verdicts are never changed once made.
+        empty = [Verdict(rec) for rec in recs]
+        scratch = [Verdict(rec) for rec in recs]
         for rid in sorted(rules_for(dataset, rule_ids)):
             check = PREDICATES[rid].check
             t0 = timer()
-            for rec in recs:
-                v = Verdict(rec)
-                if not rec.voided:
-                    check(rec, idx, v)
-                out.append(Outcome(rid, v))
+            for i, rec in enumerate(recs):
+                if rec.voided:
+                    out.append(Outcome(rid, empty[i]))
+                    continue
+                v = scratch[i]
+                check(rec, idx, v)
+                if v.problems or v.missing or v.due is not None:
+                    out.append(Outcome(rid, v))
+                    scratch[i] = Verdict(rec)
+                else:
+                    if v.involved:  # records compared with: only kept beside problems
+                        v.involved.clear()
+                    out.append(Outcome(rid, empty[i]))
             if stats is not None:
                 stats.seconds[rid] = stats.seconds.get(rid, 0.0) + timer() - t0
                 stats.checks[rid] = stats.checks.get(rid, 0) + len(recs)
@@ -150,6 +165,11 @@ _DROP_PENDING = delete(PendingCheck).where(
     _P.key == bindparam("_key"),
 )
 Key = tuple[str, int, str, str]
+_SUBJECT: Final = attrgetter("verdict.subject")
+
+
+def _pending_key(k: Key) -> dict[str, Any]:
+    return {"_rule": k[0], "_inst": k[1], "_ds": k[2], "_key": k[3]}
 
 
 def _system_event(
@@ -223,7 +243,8 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
 
     Set-based: the batch's findings and pending checks are read in one query each, and written
     with one statement per kind of change (executemany), whatever the batch's size."""
-    stats = Stats(records=len({(o.subject.dataset, o.subject.key) for o in outcomes}))
+    subjects = {id(r): r for r in map(_SUBJECT, outcomes)}
+    stats = Stats(records=len({(r.dataset, r.key) for r in subjects.values()}))
     if not outcomes:
         return stats
     catalogue = load_rules()
@@ -234,14 +255,17 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
     moved: list[dict[str, Any]] = []  # findings whose status a system transition changed
     drop_pending: list[dict[str, Any]] = []
     upsert_pending: dict[Key, dict[str, Any]] = {}
+    nothing_stored = not findings and not pending
     for o in outcomes:
-        rec, v = o.subject, o.verdict
+        v = o.verdict
+        if nothing_stored and not v.problems and not v.missing and v.due is None:
+            continue  # compliant, and nothing to close or forget (most outcomes of a sweep)
+        rec = v.subject
         k = (o.rule_id, rec.institution_id, rec.dataset, rec.key)
         f = findings.get(k)
-        pkey = {"_rule": k[0], "_inst": k[1], "_ds": k[2], "_key": k[3]}
         if v.problems:
             if k in pending:
-                drop_pending.append(pkey)
+                drop_pending.append(_pending_key(k))
                 pending.discard(k)
             records = _records_of(v)
             if f is None:
@@ -313,7 +337,7 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
             }
         else:
             if k in pending:
-                drop_pending.append(pkey)
+                drop_pending.append(_pending_key(k))
                 pending.discard(k)
             if f is not None and f["status"] in workflow.OPEN_STATES:
                 data = {
