@@ -198,9 +198,10 @@ async def _existing(
 ) -> tuple[dict[Key, dict[str, Any]], set[Key]]:
     """The findings (as dicts) and pending checks (their keys) of the outcomes' records: one
     query each per batch, plain rows."""
-    insts = sorted({o.subject.institution_id for o in outcomes})
-    datasets = sorted({o.subject.dataset for o in outcomes})
-    keys = sorted({o.subject.key for o in outcomes})
+    subjects = {id(r): r for r in map(_SUBJECT, outcomes)}.values()
+    insts = sorted({r.institution_id for r in subjects})
+    datasets = sorted({r.dataset for r in subjects})
+    keys = sorted({r.key for r in subjects})
     conn = await session.connection()
     findings: dict[Key, dict[str, Any]] = {}
     pending: set[Key] = set()

@@ -269,6 +269,7 @@ async def load_index(
     found = await load_by_keys(session, insts, wanted)
     for rec in found:
         idx.add(rec)
+    read = [*subjects, *found]  # what this batch read (for the sweep's cache)
     if cache is not None:
         for rec in found:
             if rec.dataset in BASE_DATASETS:
@@ -300,17 +301,20 @@ async def load_index(
         )
         for rec in loaded:
             idx.add(rec)
+        read += loaded
         if cache is not None:
             cache.remember_visits(insts, part, loaded)
     times = {r.business_time for r in subjects if r.dataset == "prescription" and r.business_time}
     for part in chunks(sorted(times), chunk_size(session)):
-        for rec in await load_records(
+        loaded = await load_records(
             session,
             Record.institution_id.in_(insts),
             Record.dataset == "prescription_item",
             among(session, Record.business_time, part),
-        ):
+        )
+        for rec in loaded:
             idx.add(rec)
+        read += loaded
     # Items whose datein differs from their prescription's (a data error) are found by key.
     short = [
         r
@@ -350,7 +354,7 @@ async def load_index(
             org_registry = await load_org_registry(session)
         idx.org_codes |= org_registry
     if cache is not None:
-        cache.remember(idx.by_key.values())
+        cache.remember(read)
     return idx
 
 
