@@ -206,13 +206,15 @@ async def _sweep_part(
     batch: int,
     progress: Callable[[Stats], None] | None,
     part: tuple[int, int] | None,
+    registry: set[str] | None = None,
 ) -> Stats:
     """The records of ids ``part`` = (after, upto] (all when None), a batch per transaction."""
     fast_json(db)
     stats = Stats()
     datasets = _datasets(rule_ids)
-    async with db.session() as s:
-        registry = await load_org_registry(s)
+    if registry is None:
+        async with db.session() as s:
+            registry = await load_org_registry(s)
     cache = BaseCache()
     after, upto = part if part is not None else (0, None)
     while True:
@@ -249,6 +251,7 @@ def _run_part(
     institution_id: int | None,
     since: datetime | None,
     batch: int,
+    registry: set[str],
 ) -> Stats:
     """One process's share of a parallel sweep (runs in a worker process)."""
 
@@ -265,6 +268,7 @@ def _run_part(
                 batch=batch,
                 progress=None,
                 part=part,
+                registry=registry,
             )
         finally:
             await db.dispose()
@@ -278,12 +282,14 @@ async def _ranges(
     datasets: list[str],
     institution_id: int | None,
     since: datetime | None,
-) -> list[tuple[int, int]]:
+) -> tuple[list[tuple[int, int]], set[str]]:
     """``n`` ranges of ids (after, upto] holding about as many of the swept records each
-    (quantiles of their ids, one query)."""
+    (quantiles of their ids, one query), and the registry of organ codes (for every range)."""
     db = Database(settings)
     try:
         async with db.session() as s:
+            # read once here, not by every range (it scans the record table)
+            registry = await load_org_registry(s)
             fractions = [i / n for i in range(1, n)]
             cuts = (
                 await s.execute(
@@ -300,9 +306,9 @@ async def _ranges(
         await db.dispose()
     low, high, inner = cuts
     if low is None:
-        return []
+        return [], registry
     bounds = sorted({low - 1, *inner, high})
-    return list(itertools.pairwise(bounds))
+    return list(itertools.pairwise(bounds)), registry
 
 
 async def _parallel(
@@ -319,7 +325,7 @@ async def _parallel(
 ) -> Stats:
     loop = asyncio.get_running_loop()
     rules = None if rule_ids is None else sorted(rule_ids)
-    parts = await _ranges(
+    parts, registry = await _ranges(
         settings, jobs * PARTS_PER_JOB, _datasets(rule_ids), institution_id, since
     )
     # fork, not spawn: spawn re-imports the caller's main module (a script, the CLI's entry
@@ -338,6 +344,7 @@ async def _parallel(
                 institution_id,
                 since,
                 batch,
+                registry,
             )
             for part in parts
         ]
