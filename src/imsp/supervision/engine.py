@@ -17,6 +17,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
@@ -93,14 +94,27 @@ def evaluate(
     for rec in subjects:
         groups.setdefault(rec.dataset, []).append(rec)
     for dataset, recs in groups.items():
+        # a rule checks into a scratch verdict; one it leaves empty is not kept: the outcome
+        # shares the record's one empty verdict instead (most verdicts are empty, and a sweep
+        # would otherwise keep one per rule and record). Verdicts are never changed once made.
+        empty = [Verdict(rec) for rec in recs]
+        scratch = [Verdict(rec) for rec in recs]
         for rid in sorted(rules_for(dataset, rule_ids)):
             check = PREDICATES[rid].check
             t0 = timer()
-            for rec in recs:
-                v = Verdict(rec)
-                if not rec.voided:
-                    check(rec, idx, v)
-                out.append(Outcome(rid, v))
+            for i, rec in enumerate(recs):
+                if rec.voided:
+                    out.append(Outcome(rid, empty[i]))
+                    continue
+                v = scratch[i]
+                check(rec, idx, v)
+                if v.problems or v.missing or v.due is not None:
+                    out.append(Outcome(rid, v))
+                    scratch[i] = Verdict(rec)
+                else:
+                    if v.involved:  # records compared with: only kept beside problems
+                        v.involved.clear()
+                    out.append(Outcome(rid, empty[i]))
             if stats is not None:
                 stats.seconds[rid] = stats.seconds.get(rid, 0.0) + timer() - t0
                 stats.checks[rid] = stats.checks.get(rid, 0) + len(recs)
@@ -154,6 +168,7 @@ _DROP_PENDING = delete(PendingCheck).where(
 )
 Key = tuple[str, int, str, str]  # rule, institution, dataset, business key
 Subject = tuple[int, str, str]  # institution, dataset, business key
+_SUBJECT: Final = attrgetter("verdict.subject")
 
 
 def _system_event(
@@ -182,9 +197,10 @@ async def _existing(
 ) -> tuple[dict[Key, dict[str, Any]], dict[Subject, tuple[dict[str, Any], datetime | None]]]:
     """The findings (as dicts) and pending rows (record → (checks, due_at)) of the outcomes'
     records: one query each per batch, plain rows."""
-    insts = sorted({o.subject.institution_id for o in outcomes})
-    datasets = sorted({o.subject.dataset for o in outcomes})
-    keys = sorted({o.subject.key for o in outcomes})
+    subjects = {id(r): r for r in map(_SUBJECT, outcomes)}.values()
+    insts = sorted({r.institution_id for r in subjects})
+    datasets = sorted({r.dataset for r in subjects})
+    keys = sorted({r.key for r in subjects})
     conn = await session.connection()
     findings: dict[Key, dict[str, Any]] = {}
     pending: dict[Subject, tuple[dict[str, Any], datetime | None]] = {}
@@ -269,7 +285,8 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
 
     Set-based: the batch's findings and pending checks are read in one query each, and written
     with one statement per kind of change (executemany), whatever the batch's size."""
-    stats = Stats(records=len({(o.subject.dataset, o.subject.key) for o in outcomes}))
+    subjects = {id(r): r for r in map(_SUBJECT, outcomes)}
+    stats = Stats(records=len({(r.dataset, r.key) for r in subjects.values()}))
     if not outcomes:
         return stats
     catalogue = load_rules()
@@ -282,8 +299,12 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
     evaluated: dict[Subject, set[str]] = {}
     waiting: dict[Subject, dict[str, list[dict[str, str]]]] = {}
     dues: dict[Subject, datetime] = {}
+    nothing_stored = not findings and not pending
     for o in outcomes:
-        rec, v = o.subject, o.verdict
+        v = o.verdict
+        if nothing_stored and not v.problems and not v.missing and v.due is None:
+            continue  # compliant, and nothing to close or forget (most outcomes of a sweep)
+        rec = v.subject
         k = (o.rule_id, rec.institution_id, rec.dataset, rec.key)
         f = findings.get(k)
         subject = (rec.institution_id, rec.dataset, rec.key)

@@ -81,22 +81,38 @@ class Rec:
     voided: bool = False
     visit_no: str | None = None  # the record table's typed column (数据标准 columns.visit_no)
     business_time: datetime | None = None  # the record table's typed column (aware, UTC)
+    #: times parsed from ``data`` (by :meth:`time_of`, :attr:`when`): base records are read by
+    #: thousands of others, and ``data`` never changes once loaded
+    memo: dict[str, datetime | None] | None = field(default=None, compare=False, repr=False)
 
     def __getitem__(self, name: str) -> str:
-        # text(), inlined: predicates read ~60 fields per record
         value = self.data.get(name)
-        if value is None:
-            return ""
-        return value.strip() if isinstance(value, str) else str(value)
+        if value.__class__ is str:  # most fields: no call to text()
+            return value.strip()
+        return text(value)
 
     def raw(self, name: str) -> Any:
         return self.data.get(name)
+
+    def time_of(self, name: str) -> datetime | None:
+        """Field ``name`` as a naive Beijing datetime (:func:`as_time`), parsed once."""
+        memo = self.memo
+        if memo is None:
+            memo = self.memo = {}
+        elif name in memo:
+            return memo[name]
+        t = memo[name] = as_time(self.data.get(name))
+        return t
+
+    def date_of(self, name: str) -> date | None:
+        t = self.time_of(name)
+        return t.date() if t is not None else None
 
     @property
     def when(self) -> datetime | None:
         """The business time (naive Beijing)."""
         f = BUSINESS_TIME.get(self.dataset)
-        return as_time(self.data.get(f)) if f else None
+        return self.time_of(f) if f else None
 
     @property
     def day(self) -> date | None:
@@ -123,12 +139,16 @@ class Index:
     agreements: dict[int, list[Rec]] = field(default_factory=dict)
     org_codes: set[str] = field(default_factory=set)  # registered institutions + organization keys
     institution_org: dict[int, str] = field(default_factory=dict)  # institution id → USCC
+    #: answers of :meth:`visit` and :meth:`items_of` (every rule of a record asks again)
+    _answers: dict[tuple[Any, ...], list[Rec]] = field(default_factory=dict, repr=False)
 
     def add(self, rec: Rec) -> None:
         """Index one record (a later call for the same key replaces it)."""
         k = (rec.institution_id, rec.dataset, rec.key)
         if k in self.by_key:
             return
+        if self._answers:
+            self._answers.clear()
         self.by_key[k] = rec
         if rec.voided:
             return
@@ -154,16 +174,21 @@ class Index:
         recs = self.by_visit.get((inst, visit_no)) if visit_no else None
         if not recs:  # the usual answer: predicates ask this ~10 times per record
             return []
-        found = [r for r in recs if r.dataset == dataset]
-        if len(found) > 1:
-            found.sort(key=_by_key)
+        k = (inst, visit_no, dataset)
+        found = self._answers.get(k)
+        if found is None:  # kept for the batch (cleared when a record is added)
+            found = [r for r in recs if r.dataset == dataset]
+            if len(found) > 1:
+                found.sort(key=_by_key)
+            self._answers[k] = found
         return found
 
     def items_of(self, inst: int, recipe_id: str) -> list[Rec]:
-        items = self.items.get((inst, recipe_id))
-        if not items:
-            return []
-        return sorted(items, key=_by_key) if len(items) > 1 else list(items)
+        k = (inst, recipe_id)
+        found = self._answers.get(k)
+        if found is None:
+            found = self._answers[k] = sorted(self.items.get(k, ()), key=_by_key)
+        return found
 
     def organ_code(self, rec: Rec) -> str:
         """The organ a record belongs to: its ``organID`` (checked equal to the uploading

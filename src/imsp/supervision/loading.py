@@ -8,6 +8,7 @@ organs — so that predicates never query the database themselves.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -91,17 +92,56 @@ _VISIT_NEEDS: Final[dict[str, tuple[str, ...]]] = {
     "inspection": ("outpatient",),  # R37
     "appraise": ("outpatient", "prescription"),  # R44
 }
+#: Every dataset read by visit number (what a sweep reads of a visit, whichever rule asks).
+VISIT_DATASETS: Final = tuple(sorted({ds for needs in _VISIT_NEEDS.values() for ds in needs}))
 #: Base data (基本信息): few records referred to by many; sweeps keep them between batches.
 BASE_DATASETS: Final = frozenset({"patient", "doctor", "department", "organization"})
 
 
+#: Records a sweep keeps from its recent batches (subjects and what they referred to).
+RECENT: Final = 30_000
+
+
 @dataclass(slots=True)
 class BaseCache:
-    """Base-data records (and absences) already loaded by a sweep's earlier batches. Only for
-    sweeps: the worker always reads fresh data."""
+    """What a sweep's earlier batches read: base-data records (and absences), and the most
+    recent ``RECENT`` other records — a payment's prescription, a lab report's request were
+    most likely swept or read a few batches before (records of one visit arrive close together,
+    so are close in id order). Only for sweeps: the worker always reads fresh data."""
 
     records: dict[tuple[int, str, str], Rec | None] = field(default_factory=dict)
     agreements: dict[int, list[Rec]] = field(default_factory=dict)
+    recent: dict[tuple[int, str, str], Rec] = field(default_factory=dict)
+    #: (institution, visit number) → its records of ``VISIT_DATASETS`` (the most recent
+    #: ``RECENT // 4`` visits)
+    visits: dict[tuple[int, str], list[Rec]] = field(default_factory=dict)
+
+    def remember_visits(self, insts: Sequence[int], numbers: list[str], recs: list[Rec]) -> None:
+        visits = self.visits
+        for inst in insts:
+            for vn in numbers:
+                visits[(inst, vn)] = []
+        for r in recs:
+            if r.visit_no is not None:
+                visits[(r.institution_id, r.visit_no)].append(r)
+        if len(visits) > RECENT // 4 * 5 // 4:
+            self.visits = _newest(visits, RECENT // 4)
+
+    def remember(self, recs: Iterable[Rec]) -> None:
+        recent, base = self.recent, self.records
+        for r in recs:
+            if r.dataset in BASE_DATASETS:
+                base[(r.institution_id, r.dataset, r.key)] = r  # a swept patient, say
+            else:
+                recent[(r.institution_id, r.dataset, r.key)] = r
+        if len(recent) > RECENT * 5 // 4:
+            self.recent = _newest(recent, RECENT)
+
+
+def _newest(d: dict[Any, Any], n: int) -> dict[Any, Any]:
+    """The ``n`` last inserted items of ``d`` (copied at once: deleting a dict's first items
+    one by one makes each next deletion scan the ones deleted before)."""
+    return dict(itertools.islice(d.items(), len(d) - n, None))
 
 
 def record_query() -> Select[Any]:
@@ -210,7 +250,21 @@ async def load_index(
             buss = d.get("bussID")
             if isinstance(buss, str) and buss:
                 visits.add(buss)
+    for ds, keys in wanted.items():
+        # records of the batch itself (a payment's prescription in the same batch) are not read
+        # again
+        wanted[ds] = {k for k in keys if any((i, ds, k) not in idx.by_key for i in insts)}
     if cache is not None:
+        for ds in set(wanted) - BASE_DATASETS:
+            todo_set: set[str] = set()
+            for k in wanted[ds]:
+                hits = [cache.recent.get((inst, ds, k)) for inst in insts]
+                if None in hits:
+                    todo_set.add(k)
+                for hit in hits:
+                    if hit is not None:
+                        idx.add(hit)
+            wanted[ds] = todo_set
         for ds in BASE_DATASETS & set(wanted):
             todo_keys: set[str] = set()
             for k in wanted[ds]:
@@ -226,6 +280,7 @@ async def load_index(
     found = await load_by_keys(session, insts, wanted)
     for rec in found:
         idx.add(rec)
+    read = [*subjects, *found]  # what this batch read (for the sweep's cache)
     if cache is not None:
         for rec in found:
             if rec.dataset in BASE_DATASETS:
@@ -234,23 +289,43 @@ async def load_index(
             for k in wanted[ds]:
                 for inst in insts:
                     cache.records.setdefault((inst, ds, k), None)
+    if cache is not None and visits:
+        # a sweep reads every dataset any rule reads by visit, once per visit: the visit's
+        # other records are asked for again by the batches of its other datasets
+        visit_datasets = set(VISIT_DATASETS)
+        todo_visits: set[str] = set()
+        for vn in visits:
+            for inst in insts:
+                answer = cache.visits.get((inst, vn))
+                if answer is None:
+                    todo_visits.add(vn)
+                else:
+                    for rec in answer:
+                        idx.add(rec)
+        visits = todo_visits
     for part in chunks(sorted(visits), chunk_size(session)):
-        for rec in await load_records(
+        loaded = await load_records(
             session,
             Record.institution_id.in_(insts),
             among(session, Record.visit_no, part),
             Record.dataset.in_(sorted(visit_datasets)),
-        ):
+        )
+        for rec in loaded:
             idx.add(rec)
+        read += loaded
+        if cache is not None:
+            cache.remember_visits(insts, part, loaded)
     times = {r.business_time for r in subjects if r.dataset == "prescription" and r.business_time}
     for part in chunks(sorted(times), chunk_size(session)):
-        for rec in await load_records(
+        loaded = await load_records(
             session,
             Record.institution_id.in_(insts),
             Record.dataset == "prescription_item",
             among(session, Record.business_time, part),
-        ):
+        )
+        for rec in loaded:
             idx.add(rec)
+        read += loaded
     # Items whose datein differs from their prescription's (a data error) are found by key.
     short = [
         r
@@ -316,6 +391,8 @@ async def load_index(
         if org_registry is None:
             org_registry = await load_org_registry(session)
         idx.org_codes |= org_registry
+    if cache is not None:
+        cache.remember(read)
     return idx
 
 

@@ -3,10 +3,13 @@
 ``imsp supervise sweep [--rule R19] [--org USCC] [--since DATE] [--jobs N]`` calls :func:`sweep`,
 which walks the record table in id order, one batch per transaction (a sweep of millions of
 records never holds one long transaction, and an interrupted sweep keeps what it finished).
-With ``jobs`` > 1 (PostgreSQL only) the walk is shared by that many processes, process *k*
-taking the records whose ``id % jobs == k``: every record is a subject of exactly one process,
-and a finding or pending check belongs to its subject, so the processes never write the same
-row and the result is the same as one process's.
+With ``jobs`` > 1 (PostgreSQL only) the walk is shared by that many processes: the records are
+cut into ``PARTS_PER_JOB * jobs`` ranges of ids holding about as many records each, and each
+process takes the next range not yet swept. Every record is a subject of exactly one range, and
+a finding or pending check belongs to its subject, so the processes never write the same row and
+the result is the same as one process's. Ranges (not ``id % jobs``) keep each process's batches
+contiguous: the records of one institution, and so the base data a batch refers to (kept by
+each process between its batches), mostly go to one process instead of being read by all.
 :func:`sweep_in_session` does the same inside the caller's unit of work (the worker, when an
 organization or agreement change affects a whole institution).
 """
@@ -15,16 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import multiprocessing
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from psycopg.types.json import set_json_loads
-from sqlalchemy import event
+from sqlalchemy import ColumnElement, Float, bindparam, event, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.config import Settings
@@ -41,6 +46,10 @@ from imsp.supervision.loading import (
 from imsp.supervision.predicates import PREDICATES
 
 __all__ = ["sweep", "sweep_in_session"]
+
+#: Ranges of records per process of a parallel sweep (a process that finishes early takes
+#: another range, so no process idles while another still has a long tail).
+PARTS_PER_JOB: Final = 4
 
 
 def fast_json(db: Database) -> None:
@@ -89,16 +98,23 @@ async def _batch(
     datasets: list[str],
     institution_id: int | None,
     since: datetime | None,
-    part: tuple[int, int] | None = None,
+    upto: int | None = None,
 ) -> list[object]:
-    stmt = record_query().where(Record.id > after, Record.dataset.in_(datasets))
-    if part is not None:
-        stmt = stmt.where(Record.id % part[1] == part[0])
-    if institution_id is not None:
-        stmt = stmt.where(Record.institution_id == institution_id)
-    if since is not None:
-        stmt = stmt.where(Record.business_time >= since)
+    stmt = record_query().where(Record.id > after, *_filters(datasets, institution_id, since))
+    if upto is not None:
+        stmt = stmt.where(Record.id <= upto)
     return await rows_of(session, stmt.order_by(Record.id).limit(limit))
+
+
+def _filters(
+    datasets: list[str], institution_id: int | None, since: datetime | None
+) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = [Record.dataset.in_(datasets)]
+    if institution_id is not None:
+        out.append(Record.institution_id == institution_id)
+    if since is not None:
+        out.append(Record.business_time >= since)
+    return out
 
 
 async def sweep_in_session(
@@ -190,20 +206,23 @@ async def _sweep_part(
     batch: int,
     progress: Callable[[Stats], None] | None,
     part: tuple[int, int] | None,
+    registry: set[str] | None = None,
 ) -> Stats:
+    """The records of ids ``part`` = (after, upto] (all when None), a batch per transaction."""
     fast_json(db)
     stats = Stats()
     datasets = _datasets(rule_ids)
-    async with db.session() as s:
-        registry = await load_org_registry(s)
+    if registry is None:
+        async with db.session() as s:
+            registry = await load_org_registry(s)
     cache = BaseCache()
-    after = 0
+    after, upto = part if part is not None else (0, None)
     while True:
         async with db.session() as s:
             with _without_gc():
                 rows = await _batch(
                     s, after=after, limit=batch, datasets=datasets,
-                    institution_id=institution_id, since=since, part=part,
+                    institution_id=institution_id, since=since, upto=upto,
                 )  # fmt: skip
                 if not rows:
                     return stats
@@ -232,6 +251,7 @@ def _run_part(
     institution_id: int | None,
     since: datetime | None,
     batch: int,
+    registry: set[str],
 ) -> Stats:
     """One process's share of a parallel sweep (runs in a worker process)."""
 
@@ -248,11 +268,47 @@ def _run_part(
                 batch=batch,
                 progress=None,
                 part=part,
+                registry=registry,
             )
         finally:
             await db.dispose()
 
     return asyncio.run(go())
+
+
+async def _ranges(
+    settings: Settings,
+    n: int,
+    datasets: list[str],
+    institution_id: int | None,
+    since: datetime | None,
+) -> tuple[list[tuple[int, int]], set[str]]:
+    """``n`` ranges of ids (after, upto] holding about as many of the swept records each
+    (quantiles of their ids, one query), and the registry of organ codes (for every range)."""
+    db = Database(settings)
+    try:
+        async with db.session() as s:
+            # read once here, not by every range (it scans the record table)
+            registry = await load_org_registry(s)
+            fractions = [i / n for i in range(1, n)]
+            cuts = (
+                await s.execute(
+                    select(
+                        func.min(Record.id),
+                        func.max(Record.id),
+                        func.percentile_disc(
+                            bindparam("f", fractions, type_=ARRAY(Float))
+                        ).within_group(Record.id),
+                    ).where(*_filters(datasets, institution_id, since))
+                )
+            ).one()
+    finally:
+        await db.dispose()
+    low, high, inner = cuts
+    if low is None:
+        return [], registry
+    bounds = sorted({low - 1, *inner, high})
+    return list(itertools.pairwise(bounds)), registry
 
 
 async def _parallel(
@@ -269,6 +325,9 @@ async def _parallel(
 ) -> Stats:
     loop = asyncio.get_running_loop()
     rules = None if rule_ids is None else sorted(rule_ids)
+    parts, registry = await _ranges(
+        settings, jobs * PARTS_PER_JOB, _datasets(rule_ids), institution_id, since
+    )
     # fork, not spawn: spawn re-imports the caller's main module (a script, the CLI's entry
     # point, pytest); each child opens its own Database and never touches the copied one
     ctx = multiprocessing.get_context("fork")
@@ -278,15 +337,16 @@ async def _parallel(
                 pool,
                 _run_part,
                 settings,
-                (k, jobs),
+                part,
                 now,
                 grace,
                 rules,
                 institution_id,
                 since,
                 batch,
+                registry,
             )
-            for k in range(jobs)
+            for part in parts
         ]
         stats = Stats()
         for done in asyncio.as_completed(futures):

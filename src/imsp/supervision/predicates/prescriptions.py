@@ -6,7 +6,7 @@ from datetime import timedelta
 from functools import cache
 
 from imsp.standard.model import load_standard
-from imsp.supervision.facts import Index, Rec, Verdict, as_date, as_number, as_time
+from imsp.supervision.facts import Index, Rec, Verdict, as_number
 from imsp.supervision.predicates.base import predicate
 
 TOLERANCE = 0.01 + 1e-9  # 数据标准 V1.0 §记录内规则: 金额允许 ±0.01 元
@@ -43,11 +43,11 @@ def treating_doctor(rec: Rec, idx: Index, v: Verdict) -> None:
     if visit["doctorCertID"] != rec["doctorCertID"]:
         v.violation("doctorCertID", rec["doctorCertID"], "开方医师不是接诊医师", None)
     if op is not None:
-        start, end = as_time(op.raw("visitDate")), as_time(op.raw("visitEndTime"))
+        start, end = op.time_of("visitDate"), op.time_of("visitEndTime")
     else:
         assert consult is not None
-        start, end = as_time(consult.raw("applyDate")), as_time(consult.raw("endDate"))
-    issued = as_time(rec.raw("datein"))
+        start, end = consult.time_of("applyDate"), consult.time_of("endDate")
+    issued = rec.time_of("datein")
     if start is None or issued is None:
         return
     if issued < start:
@@ -68,13 +68,13 @@ def reviewed_before_payment(rec: Rec, idx: Index, v: Verdict) -> None:
         v.violation("checkResult", rec["checkResult"] or None, "处方未经药师审核通过")
     if not rec["auditDoctorCertID"]:
         v.violation("auditDoctorCertID", None, "处方无审方药师")
-    issued, checked = as_time(rec.raw("datein")), as_time(rec.raw("checkDate"))
+    issued, checked = rec.time_of("datein"), rec.time_of("checkDate")
     if issued is not None and checked is not None and checked < issued:
         v.violation("checkDate", rec["checkDate"], "审方时间早于开方时间")
     for pay in idx.visit(rec.institution_id, rec["bussID"], "payment"):
         if pay["recipeID"] != rec.key:
             continue
-        paid = as_time(pay.raw("payTime"))
+        paid = pay.time_of("payTime")
         if paid is None:
             continue
         if checked is None or rec["checkResult"] != "1":
@@ -85,10 +85,10 @@ def reviewed_before_payment(rec: Rec, idx: Index, v: Verdict) -> None:
 
 @predicate("R23", "prescription")
 def no_drugs_before_prescription(rec: Rec, idx: Index, v: Verdict) -> None:
-    done = as_time(rec.raw("verificationTime"))
+    done = rec.time_of("verificationTime")
     if done is None:
         return
-    issued, checked = as_time(rec.raw("datein")), as_time(rec.raw("checkDate"))
+    issued, checked = rec.time_of("datein"), rec.time_of("checkDate")
     if issued is not None and done < issued:
         v.violation(
             "verificationTime", rec["verificationTime"], "取药/配送早于开方时间（先药后方）"
@@ -108,10 +108,10 @@ def validity(rec: Rec, idx: Index, v: Verdict) -> None:
     period = as_number(rec.raw("effectivePeriod"))
     if period is not None and period > 3:
         v.violation("effectivePeriod", rec.raw("effectivePeriod"), "处方有效期超过 3 天")
-    start, end = as_date(rec.raw("startDate")), as_date(rec.raw("endDate"))
+    start, end = rec.date_of("startDate"), rec.date_of("endDate")
     if start is not None and end is not None and (end - start).days > 3:
         v.violation("endDate", rec["endDate"], f"处方有效期 {start}～{end} 超过 3 天")
-    done = as_date(rec.raw("verificationTime"))
+    done = rec.date_of("verificationTime")
     if done is not None and end is not None and done > end:
         v.violation("verificationTime", rec["verificationTime"], f"处方过期（{end}）后仍取药/配送")
 

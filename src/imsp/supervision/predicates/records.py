@@ -9,7 +9,7 @@ from typing import Final
 from imsp.clock import BEIJING
 from imsp.standard.ruleset import load_rules
 from imsp.standard.validate import validator_for
-from imsp.supervision.facts import Index, Rec, Verdict, as_number, as_time
+from imsp.supervision.facts import Index, Rec, Verdict, as_number
 from imsp.supervision.predicates.base import BUSINESS, predicate
 
 
@@ -47,8 +47,8 @@ def time_order(rec: Rec, idx: Index, v: Verdict) -> None:
         visit = ops[0] if ops else idx.get(inst, "consult", rec["bussID"])
         if visit is None:
             return
-        start = as_time(visit.raw("visitDate" if visit.dataset == "outpatient" else "applyDate"))
-        t = as_time(rec.raw(field))
+        start = visit.time_of("visitDate" if visit.dataset == "outpatient" else "applyDate")
+        t = rec.time_of(field)
         if start is not None and t is not None and t < start:
             v.violation(field, rec[field], f"早于就诊时间 {start:%Y-%m-%d %H:%M:%S}", None)
             v.involve(visit)
@@ -57,7 +57,7 @@ def time_order(rec: Rec, idx: Index, v: Verdict) -> None:
     if apply is None:
         return
     field = "samplingTime" if rec.dataset == "lis" else "examTime"
-    t, applied = as_time(rec.raw(field)), as_time(apply.raw("applyTime"))
+    t, applied = rec.time_of(field), apply.time_of("applyTime")
     if t is not None and applied is not None and t < applied:
         v.involve(apply)
         v.violation(field, rec[field], f"早于检查检验申请时间 {apply['applyTime']}")
@@ -131,38 +131,36 @@ def _grace_over(rec: Rec, idx: Index, v: Verdict) -> bool:
 @predicate("R43", *BUSINESS, "prescription_item")
 def references_exist(rec: Rec, idx: Index, v: Verdict) -> None:
     inst = rec.institution_id
-    missing = Verdict(rec)
+    missing: list[tuple[str, str, str]] = []  # (dataset, field, key)
     for f, ds in _BASE:
         value = rec[f]
         if value and idx.get(inst, ds, value) is None:
-            missing.lacks(ds, f, value)
+            missing.append((ds, f, value))
     organ = idx.organ_code(rec)
     if organ and idx.get(inst, "organization", organ) is None:
-        missing.lacks("organization", "organID", organ)
+        missing.append(("organization", "organID", organ))
     for f, ds in _LINKS.get(rec.dataset, ()):
-        if rec[f] and idx.get(inst, ds, rec[f]) is None:
-            missing.lacks(ds, f, rec[f])
+        value = rec[f]
+        if value and idx.get(inst, ds, value) is None:
+            missing.append((ds, f, value))
     if rec.dataset == "prescription":
         buss = rec["bussID"]
         if not idx.visit(inst, buss, "outpatient") and idx.get(inst, "consult", buss) is None:
-            missing.lacks("outpatient", "bussID", buss)
+            missing.append(("outpatient", "bussID", buss))
         declared = int(as_number(rec.raw("itemCount")) or 0)
         have = len(idx.items_of(inst, rec.key))
         if have < declared:
-            missing.lacks(
-                "prescription_item", "recipeID", f"{rec.key}（已收 {have}/{declared} 条）"
+            missing.append(
+                ("prescription_item", "recipeID", f"{rec.key}（已收 {have}/{declared} 条）")
             )
-    if not missing.missing:
+    if not missing:
         return
     if not _grace_over(rec, idx, v):
-        v.missing.extend(missing.missing)
+        for ds, f, key in dict.fromkeys(missing):
+            v.lacks(ds, f, key)
         return
-    for m in missing.missing:
-        v.violation(
-            m["field"],
-            m["key"],
-            f"关联数据不存在：{_DATASET_NAMES.get(m['dataset'], m['dataset'])}",
-        )
+    for ds, f, key in dict.fromkeys(missing):
+        v.violation(f, key, f"关联数据不存在：{_DATASET_NAMES.get(ds, ds)}")
 
 
 _DATASET_NAMES: Final = {
@@ -206,7 +204,7 @@ def appraisal_after_business(rec: Rec, idx: Index, v: Verdict) -> None:
             v.lacks(_TARGETS.get(rec["businessType"], _ANY)[0][0], "bussID", buss)
         return
     v.involve(business)
-    start, evaluated = as_time(business.raw(start_field)), as_time(rec.raw("evaluationTime"))
+    start, evaluated = business.time_of(start_field), rec.time_of("evaluationTime")
     if start is not None and evaluated is not None and evaluated < start:
         v.violation(
             "evaluationTime", rec["evaluationTime"], f"评价早于业务开始时间 {business[start_field]}"

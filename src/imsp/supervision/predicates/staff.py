@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imsp.supervision.facts import Index, Rec, Verdict, as_date, as_number, as_time
+from imsp.supervision.facts import Index, Rec, Verdict, as_number
 from imsp.supervision.predicates.base import predicate, years_before
 
 _CLINICAL = ("outpatient", "consult", "prescription")
@@ -30,7 +30,7 @@ def licence_valid(rec: Rec, idx: Index, v: Verdict) -> None:
     day = rec.day
     if day is None:
         return
-    start, end = as_date(org.raw("licenseStartDate")), as_date(org.raw("licenseEndDate"))
+    start, end = org.date_of("licenseStartDate"), org.date_of("licenseEndDate")
     if start is not None and day < start:
         v.violation(
             "licenseStartDate", org["licenseStartDate"],
@@ -46,7 +46,7 @@ def licence_valid(rec: Rec, idx: Index, v: Verdict) -> None:
 def yearly_verification(rec: Rec, idx: Index, v: Verdict) -> None:
     if rec["internetHospitalType"] != "2":
         return
-    dates = [d for d in (as_date(rec.raw("updateTime")), as_date(rec.raw("approvalDate"))) if d]
+    dates = [d for d in (rec.date_of("updateTime"), rec.date_of("approvalDate")) if d]
     if not dates:
         return
     last = max(dates)
@@ -66,7 +66,7 @@ def three_years(rec: Rec, idx: Index, v: Verdict) -> None:
     if not doc["practiceCertNo"]:
         v.violation("practiceCertNo", None, "医师无执业证书编码", doc)
     years = as_number(doc.raw("doctorYears"))
-    work = as_date(doc.raw("doctorWorkDate"))
+    work = doc.date_of("doctorWorkDate")
     day = rec.day
     if years is not None and years >= 3:
         return
@@ -106,7 +106,7 @@ def multi_site(rec: Rec, idx: Index, v: Verdict) -> None:
     if isinstance(rely, dict) and rely.get("organID") == first:
         return
     day = rec.day
-    start, end = as_date(doc.raw("multiSiteStart")), as_date(doc.raw("multiSiteEnd"))
+    start, end = doc.date_of("multiSiteStart"), doc.date_of("multiSiteEnd")
     if doc["multiSiteFlag"] != "1" or start is None:
         v.violation(
             "multiSiteFlag",
@@ -145,7 +145,7 @@ def liability_insurance(rec: Rec, idx: Index, v: Verdict) -> None:
         v.risk("policyNo", None, "医师无医疗责任保险单号", doc)
         return
     day = rec.day
-    start, end = as_date(doc.raw("policyStartDate")), as_date(doc.raw("policyEndDate"))
+    start, end = doc.date_of("policyStartDate"), doc.date_of("policyEndDate")
     if day is not None and ((start and day < start) or (end and day > end)):
         v.risk(
             "policyEndDate",
@@ -177,7 +177,7 @@ def reviewer_qualified(rec: Rec, idx: Index, v: Verdict) -> None:
         )
     if doc["titleCode"] not in _PHARMACIST_TITLES:
         v.violation("titleCode", doc["titleCode"], "审方药师职称低于药师（应为 241～244）", doc)
-    work = as_date(doc.raw("doctorWorkDate"))
-    checked = as_time(rec.raw("checkDate"))
+    work = doc.date_of("doctorWorkDate")
+    checked = rec.time_of("checkDate")
     if work is not None and checked is not None and work > years_before(checked.date(), 3):
         v.risk("doctorWorkDate", doc["doctorWorkDate"], "审方药师从事处方调剂工作不满 3 年", doc)

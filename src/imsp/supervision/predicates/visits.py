@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from imsp.standard import checks
-from imsp.supervision.facts import Index, Rec, Verdict, as_date, as_number, as_time
+from imsp.supervision.facts import Index, Rec, Verdict, as_number
 from imsp.supervision.predicates.base import full_years, predicate
 
 RESIDENT_ID = "01"
@@ -26,7 +26,7 @@ def real_name(rec: Rec, idx: Index, v: Verdict) -> None:
         return
     if checks.check_digit_gb11643(cert[:17]) != cert[17]:
         v.violation("patientCertID", "（已隐藏）", "居民身份证号码校验码错误（GB 11643）")
-    born = as_date(rec.raw("birthday"))
+    born = rec.date_of("birthday")
     if born is not None and cert[6:14] != born.strftime("%Y%m%d"):
         v.violation("birthday", rec["birthday"], "出生日期与身份证号码不一致")
     sex = "1" if int(cert[16]) % 2 == 1 else "2"
@@ -48,7 +48,7 @@ def _patient(rec: Rec, idx: Index, v: Verdict) -> Rec | None:
 @predicate("R11", "prescription")
 def actual_age(rec: Rec, idx: Index, v: Verdict) -> None:
     p = _patient(rec, idx, v)
-    born = as_date(p.raw("birthday")) if p is not None else None
+    born = p.date_of("birthday") if p is not None else None
     day = rec.day
     age = as_number(rec.raw("age"))
     if p is None or born is None or day is None or age is None:
@@ -66,7 +66,7 @@ def actual_age(rec: Rec, idx: Index, v: Verdict) -> None:
 @predicate("R12", "prescription")
 def child_guardian(rec: Rec, idx: Index, v: Verdict) -> None:
     p = idx.get(rec.institution_id, "patient", rec["patientId"])
-    born = as_date(p.raw("birthday")) if p is not None else None
+    born = p.date_of("birthday") if p is not None else None
     day = rec.day
     if born is not None and day is not None:
         age: float | None = full_years(born, day)
@@ -129,7 +129,7 @@ def after_termination(rec: Rec, idx: Index, v: Verdict) -> None:
     op = _outpatient(rec, idx)
     if op is None or op["terminateFlag"] != "1":
         return
-    ended, issued = as_time(op.raw("visitEndTime")), as_time(rec.raw("datein"))
+    ended, issued = op.time_of("visitEndTime"), rec.time_of("datein")
     if ended is not None and issued is not None and issued > ended:
         v.involve(op)
         v.risk("datein", rec["datein"], f"在线诊疗已于 {op['visitEndTime']} 终止，其后仍开具处方")
@@ -141,8 +141,8 @@ def informed_consent(rec: Rec, idx: Index, v: Verdict) -> None:
     if day is None:
         return
     for a in idx.agreements.get(rec.institution_id, ()):  # consent forms in force only
-        start = as_date(a.raw("effectiveDate")) or as_date(a.raw("releaseDate"))
-        end = as_date(a.raw("expireDate"))
+        start = a.date_of("effectiveDate") or a.date_of("releaseDate")
+        end = a.date_of("expireDate")
         if start is not None and start <= day and (end is None or end >= day):
             return
     v.risk("visitDate", rec["visitDate"], "就诊当日机构无生效的互联网诊疗知情同意书")
