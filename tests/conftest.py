@@ -78,6 +78,20 @@ def _drop_pg_database(admin_url: str, url: str) -> None:
     admin.dispose()
 
 
+@pytest.fixture(params=BACKENDS)
+def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings of an empty database, not migrated, on each backend: for migration tests that
+    upgrade to an earlier head, fill it, then migrate."""
+    if request.param == "sqlite":
+        yield Settings(database_url=f"sqlite:///{tmp_path / 'old.db'}", data_dir=tmp_path / "var")
+        return
+    url = _create_pg_database(PG_URL)
+    try:
+        yield Settings(database_url=url, data_dir=tmp_path / "var")
+    finally:
+        _drop_pg_database(PG_URL, url)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -6,13 +6,10 @@ schema then matches the models, a resend of a migrated record (keys in another o
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -25,24 +22,11 @@ from imsp.config import Settings
 from imsp.exchange import codec
 from imsp.storage import migrate, registry  # noqa: F401
 from imsp.storage.base import Base
-from tests.conftest import BACKENDS, PG_URL, _create_pg_database, _drop_pg_database
 from tests.exchange.builders import ORG_A, get_token, make_credential, records
 from tests.foundation.test_migration_partitions import _typed
 
 AT = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 MONTH = date(2026, 3, 1)
-
-
-@pytest.fixture(params=BACKENDS)
-def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        yield Settings(database_url=f"sqlite:///{tmp_path / 'old.db'}", data_dir=tmp_path / "var")
-        return
-    url = _create_pg_database(PG_URL)
-    try:
-        yield Settings(database_url=url, data_dir=tmp_path / "var")
-    finally:
-        _drop_pg_database(PG_URL, url)
 
 
 def _documents() -> list[tuple[str, str, dict[str, Any]]]:
@@ -117,18 +101,18 @@ def _has_reviewer(conn: Any) -> bool:
     return True
 
 
-def test_0050_encodes_every_document_and_back(fresh: Settings) -> None:
+def test_0050_encodes_every_document_and_back(unmigrated: Settings) -> None:
     docs = _documents()
-    _fill_previous_head(fresh, docs)
-    migrate.upgrade(fresh)
+    _fill_previous_head(unmigrated, docs)
+    migrate.upgrade(unmigrated)
 
-    stored = _stored(fresh)
+    stored = _stored(unmigrated)
     assert len(stored) == len(docs)
     for i, (ds, _key, doc) in enumerate(docs, start=1):
         blob, reviewer = stored[i]
         assert isinstance(blob, bytes) and codec.decode(blob) == doc
         assert reviewer == (doc["auditDoctorCertID"] if ds == "prescription" else None)
-    engine = create_engine(fresh.sync_url)
+    engine = create_engine(unmigrated.sync_url)
     with engine.connect() as conn:
         diff = compare_metadata(
             MigrationContext.configure(
@@ -142,8 +126,8 @@ def test_0050_encodes_every_document_and_back(fresh: Settings) -> None:
     # A migrated prescription sent again, its nodes in another order: unchanged, no version.
     _ds, _key, rx = docs[0]
     clock = FrozenClock(AT)
-    cred = make_credential(fresh, clock, ORG_A)
-    with TestClient(create_exchange_app(fresh, clock=clock)) as client:
+    cred = make_credential(unmigrated, clock, ORG_A)
+    with TestClient(create_exchange_app(unmigrated, clock=clock)) as client:
         r = client.post(
             "/uploadPrescriptionInfo",
             content=orjson.dumps([dict(reversed(list(rx.items())))]),
@@ -152,8 +136,8 @@ def test_0050_encodes_every_document_and_back(fresh: Settings) -> None:
         assert r.status_code == 200, r.text
         assert [x["msgCode"] for x in r.json()["data"]["results"]] == [201], r.text
 
-    command.downgrade(migrate.alembic_config(fresh), "0042")
-    back = _stored(fresh)
+    command.downgrade(migrate.alembic_config(unmigrated), "0042")
+    back = _stored(unmigrated)
     for i, (_ds, _key, doc) in enumerate(docs, start=1):
         data = back[i][0]
         assert (orjson.loads(data) if isinstance(data, str) else data) == doc

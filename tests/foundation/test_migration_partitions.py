@@ -6,13 +6,10 @@ tables (a resend of a migrated key updates its row) — and the downgrade gives 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -24,7 +21,6 @@ from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.storage import migrate, registry  # noqa: F401
 from imsp.storage.base import Base, UtcDateTime
-from tests.conftest import BACKENDS, PG_URL, _create_pg_database, _drop_pg_database
 from tests.exchange.builders import ORG_A, get_token, make_credential, records
 
 #: (created_at, key) of the records stored before the migration: two months apart.
@@ -33,18 +29,6 @@ BEFORE = [
     (datetime(2025, 12, 31, 17, 0, tzinfo=UTC), "K-JAN-1"),  # 2026-01-01 01:00 in Beijing
     (datetime(2026, 2, 3, 2, 0, tzinfo=UTC), "K-FEB-1"),
 ]
-
-
-@pytest.fixture(params=BACKENDS)
-def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        yield Settings(database_url=f"sqlite:///{tmp_path / 'old.db'}", data_dir=tmp_path / "var")
-        return
-    url = _create_pg_database(PG_URL)
-    try:
-        yield Settings(database_url=url, data_dir=tmp_path / "var")
-    finally:
-        _drop_pg_database(PG_URL, url)
 
 
 def _typed(sql: str) -> Any:
@@ -123,13 +107,13 @@ def _rows(settings: Settings) -> dict[str, Any]:
     return out
 
 
-def test_0042_converts_a_populated_database_and_back(fresh: Settings) -> None:
-    _fill_previous_head(fresh)
-    before = _rows(fresh)
-    migrate.upgrade(fresh)
-    assert _rows(fresh) == before
+def test_0042_converts_a_populated_database_and_back(unmigrated: Settings) -> None:
+    _fill_previous_head(unmigrated)
+    before = _rows(unmigrated)
+    migrate.upgrade(unmigrated)
+    assert _rows(unmigrated) == before
 
-    engine = create_engine(fresh.sync_url)
+    engine = create_engine(unmigrated.sync_url)
     with engine.connect() as conn:
         months = dict(conn.execute(text("SELECT key, month FROM record_key")).all())
         assert {k: f"{m}"[:7] for k, m in months.items()} == {
@@ -166,19 +150,19 @@ def test_0042_converts_a_populated_database_and_back(fresh: Settings) -> None:
 
     # Uploads on the converted tables: a new key, and the migrated key K-JAN-1 is not touched.
     clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
-    cred = make_credential(fresh, clock, ORG_A)
-    with TestClient(create_exchange_app(fresh, clock=clock)) as client:
+    cred = make_credential(unmigrated, clock, ORG_A)
+    with TestClient(create_exchange_app(unmigrated, clock=clock)) as client:
         r = client.post(
             "/uploadPatientFile",
             content=orjson.dumps(records("patient", 1)),
             headers={"accessToken": get_token(client, cred), "Content-Type": "application/json"},
         )
         assert r.status_code == 200 and r.json()["data"]["success"] == 1, r.text
-    after = _rows(fresh)
+    after = _rows(unmigrated)
     assert len(after["record"]) == 4 and after["record"][:3] == before["record"]
     assert after["record"][3][0] == 4  # the id sequence carried over
 
-    command.downgrade(migrate.alembic_config(fresh), "0031")
-    back = _rows(fresh)
+    command.downgrade(migrate.alembic_config(unmigrated), "0031")
+    back = _rows(unmigrated)
     assert back["record"][:3] == before["record"] and len(back["record"]) == 4
     assert back["record_version"][:3] == before["record_version"]

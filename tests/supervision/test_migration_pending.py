@@ -4,35 +4,19 @@ earliest, ``due_at`` the earliest grace-period end — and the downgrade gives t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from alembic import command
 from sqlalchemy import JSON, bindparam, create_engine, text
 
 from imsp.config import Settings
 from imsp.storage import migrate
 from imsp.storage.base import UtcDateTime
-from tests.conftest import BACKENDS, PG_URL, _create_pg_database, _drop_pg_database
 
 T1 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 DUE = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)
 PATIENT = [{"dataset": "patient", "field": "patientId", "key": "P1"}]
-
-
-@pytest.fixture(params=BACKENDS)
-def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        yield Settings(database_url=f"sqlite:///{tmp_path / 'old.db'}", data_dir=tmp_path / "var")
-        return
-    url = _create_pg_database(PG_URL)
-    try:
-        yield Settings(database_url=url, data_dir=tmp_path / "var")
-    finally:
-        _drop_pg_database(PG_URL, url)
 
 
 def _rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
@@ -45,9 +29,9 @@ def _rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
         engine.dispose()
 
 
-def test_pending_checks_are_regrouped_per_record_and_back(fresh: Settings) -> None:
-    migrate.upgrade(fresh, "0010")
-    engine = create_engine(fresh.sync_url)
+def test_pending_checks_are_regrouped_per_record_and_back(unmigrated: Settings) -> None:
+    migrate.upgrade(unmigrated, "0010")
+    engine = create_engine(unmigrated.sync_url)
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -77,8 +61,8 @@ def test_pending_checks_are_regrouped_per_record_and_back(fresh: Settings) -> No
     finally:
         engine.dispose()
 
-    migrate.upgrade(fresh)
-    engine = create_engine(fresh.sync_url)
+    migrate.upgrade(unmigrated)
+    engine = create_engine(unmigrated.sync_url)
     try:
         with engine.connect() as conn:
             stmt = text(
@@ -92,8 +76,10 @@ def test_pending_checks_are_regrouped_per_record_and_back(fresh: Settings) -> No
         ("RX2", {"R11": PATIENT}, T2, None),
     ]
 
-    command.downgrade(migrate.alembic_config(fresh), "0010")
-    assert sorted(_rows(fresh, "SELECT rule_id, key, since, due_at FROM supervision_pending")) == [
+    command.downgrade(migrate.alembic_config(unmigrated), "0010")
+    assert sorted(
+        _rows(unmigrated, "SELECT rule_id, key, since, due_at FROM supervision_pending")
+    ) == [
         ("R11", "RX1", T1, None),
         ("R11", "RX2", T2, None),
         ("R43", "RX1", T1, DUE),

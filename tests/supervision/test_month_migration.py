@@ -4,12 +4,9 @@ them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import create_engine, delete, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +20,6 @@ from imsp.supervision.rollup_models import (
     FindingTotalDay,
     QualityInstitutionMonth,
 )
-from tests.conftest import BACKENDS, PG_URL, _create_pg_database, _drop_pg_database
 from tests.support.database import run
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -44,18 +40,6 @@ FINDINGS = [
     (2, "2026-04-01", "R19", "risk", "pending_review", 2),
     (2, "2026-04-30", "R19", "risk", "pending_review", 5),
 ]
-
-
-@pytest.fixture(params=BACKENDS)
-def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        yield Settings(database_url=f"sqlite:///{tmp_path / 'old.db'}", data_dir=tmp_path / "var")
-        return
-    url = _create_pg_database(PG_URL)
-    try:
-        yield Settings(database_url=url, data_dir=tmp_path / "var")
-    finally:
-        _drop_pg_database(PG_URL, url)
 
 
 def _fill_previous_head(settings: Settings) -> None:
@@ -119,10 +103,10 @@ async def _rows(s: AsyncSession) -> list[tuple[Any, ...]]:
     return sorted(out, key=repr)
 
 
-def test_month_rollups_are_backfilled_as_the_refresh_writes_them(fresh: Settings) -> None:
-    _fill_previous_head(fresh)
-    command.upgrade(migrate.alembic_config(fresh), "0018")
-    migrated = run(fresh, _rows)
+def test_month_rollups_are_backfilled_as_the_refresh_writes_them(unmigrated: Settings) -> None:
+    _fill_previous_head(unmigrated)
+    command.upgrade(migrate.alembic_config(unmigrated), "0018")
+    migrated = run(unmigrated, _rows)
     # per table: (institution, month) × 3, (institution, month, status) × 3,
     # (month, rule, severity, status) × 3, days with findings × 3
     assert len(migrated) == 3 + 3 + 3 + 3
@@ -139,9 +123,9 @@ def test_month_rollups_are_backfilled_as_the_refresh_writes_them(fresh: Settings
         await months.resum_findings(s, pairs)
         return await _rows(s)
 
-    assert run(fresh, resum) == migrated
-    command.downgrade(migrate.alembic_config(fresh), "0017")
-    engine = create_engine(fresh.sync_url)
+    assert run(unmigrated, resum) == migrated
+    command.downgrade(migrate.alembic_config(unmigrated), "0017")
+    engine = create_engine(unmigrated.sync_url)
     try:
         names = set(inspect(engine).get_table_names())
     finally:
