@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import re
 import shutil
@@ -150,26 +151,12 @@ def main() -> None:
                 params={"appId": app_id, "appSecret": secret},
             ).json()["data"]["accessToken"]
             (workdir / "token.txt").write_text(token + "\n")
-            ingest.wrk(
-                "warm-up",
-                upload,
-                one,
-                workdir,
-                seconds=3,
-                connections=args.connections,
-                server=proc.pid,
-                db_url=url,
-            )
-            quiet = ingest.wrk(
-                "quiet",
-                upload,
-                one,
-                workdir,
-                seconds=args.duration,
-                connections=args.connections,
-                server=proc.pid,
-                db_url=url,
-            )
+            uploads = functools.partial(
+                ingest.wrk, url=upload, body=one, workdir=workdir,
+                connections=args.connections, server=proc.pid, db_url=url,
+            )  # fmt: skip
+            uploads("warm-up", seconds=3)
+            quiet = uploads("quiet", seconds=args.duration)
             cookie, csrf = login_credentials(portal)
             flood_cmd = ["wrk", "-t1", f"-c{args.flood_connections}",
                          f"-d{args.duration + 6}s", "--timeout", "30s",
@@ -181,16 +168,7 @@ def main() -> None:
                 text=True,
             )
             time.sleep(3)  # the flood is under way before the measurement starts
-            loud = ingest.wrk(
-                "flood",
-                upload,
-                one,
-                workdir,
-                seconds=args.duration,
-                connections=args.connections,
-                server=proc.pid,
-                db_url=url,
-            )
+            loud = uploads("flood", seconds=args.duration)
             flood_out, _ = flood_proc.communicate(timeout=120)
             checked = checked_passwords(url)
     attempts = int(re.search(r"(\d+) requests in", flood_out).group(1))  # type: ignore[union-attr]
