@@ -47,6 +47,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -297,11 +298,55 @@ def server(url: str, port: int, text: str, workdir: Path) -> Iterator[subprocess
     try:
         wait_healthy(proc, port, "the exchange server")
         time.sleep(2)  # let every worker finish starting
-        yield proc
+        with autoanalyze(url):
+            yield proc
     finally:
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+#: autovacuum's defaults: a table is analysed once this many rows changed since the last time
+#: (autovacuum_analyze_threshold + autovacuum_analyze_scale_factor × rows).
+_ANALYZE_BASE, _ANALYZE_SCALE = 50, 0.1
+
+_DUE_FOR_ANALYZE = """
+    SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.relname)
+    FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+    WHERE c.relkind = 'r' AND s.n_mod_since_analyze > %s + %s * greatest(c.reltuples, 0)
+"""
+
+
+@contextmanager
+def autoanalyze(url: str, every: float = 2.0) -> Iterator[None]:
+    """Stand in for autovacuum's ANALYZE while the server runs, when the cluster runs with
+    autovacuum off (this machine's does; production must not): every ``every`` seconds, each
+    table (leaf partitions, as autovacuum does) whose changes since its last ANALYZE passed
+    autovacuum's default threshold is analysed. Without it the tables never get statistics and
+    plans made while they were nearly empty are kept (a pooled connection's prepared generic
+    plan is only replanned when its tables' statistics change): the receipts' reference lookup
+    then read a whole partition through the wrong index for every upload, a cost that grew with
+    every million records. Its CPU is PostgreSQL's, counted like an autovacuum worker's would be."""
+    with _admin(url) as conn:
+        if conn.execute("SHOW autovacuum").fetchone() != ("off",):
+            yield
+            return
+    stop = threading.Event()
+
+    def run() -> None:
+        with _admin(url) as conn:
+            while not stop.wait(every):
+                due = conn.execute(_DUE_FOR_ANALYZE, (_ANALYZE_BASE, _ANALYZE_SCALE)).fetchall()
+                for (table,) in due:
+                    conn.execute(f"ANALYZE {table}")
+
+    thread = threading.Thread(target=run, name="autoanalyze", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=120)
 
 
 # --------------------------------------------------------------------------- bodies
