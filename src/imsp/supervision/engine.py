@@ -13,8 +13,10 @@ a batch that is retried after a crash never duplicates a finding.
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
@@ -33,7 +35,16 @@ from imsp.supervision.loading import BaseCache, among, chunk_size, chunks, load_
 from imsp.supervision.models import Finding, FindingEvent, PendingCheck
 from imsp.supervision.predicates import PREDICATES
 
-__all__ = ["Outcome", "Stats", "apply", "evaluate", "evaluate_records", "rules_for", "try_rule"]
+__all__ = [
+    "Outcome",
+    "Stats",
+    "apply",
+    "evaluate",
+    "evaluate_records",
+    "rules_for",
+    "try_rule",
+    "without_gc",
+]
 
 
 class Outcome(NamedTuple):
@@ -69,6 +80,21 @@ class Stats:
             self.seconds[k] = self.seconds.get(k, 0.0) + v
         for k, n in other.checks.items():
             self.checks[k] = self.checks.get(k, 0) + n
+
+
+@contextmanager
+def without_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector during a batch (a sweep's, a worker round's): a batch
+    allocates tens of thousands of small objects (decoded documents, verdicts) that die by
+    reference counting, and the collector's repeated passes over them cost as much as the
+    evaluation itself. What a batch leaves for the collector is collected after it."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def rules_for(dataset: str, rule_ids: Collection[str] | None = None) -> list[str]:
