@@ -110,22 +110,25 @@ async def evaluate_changes(
         stats.add(await evaluate_records(session, part, now=now, grace=grace))
     from imsp.supervision.sweep import sweep_in_session
 
-    for rec in changed:
-        if rec.dataset == "organization":
-            stats.add(
-                await sweep_in_session(
-                    session, now=now, grace=grace, rule_ids=ORGAN_RULES,
-                    institution_id=rec.institution_id,
-                )
-            )  # fmt: skip
-            stats.add(await sweep_in_session(session, now=now, grace=grace, rule_ids={"R42"}))
-        elif rec.dataset == "agreement":
-            stats.add(
-                await sweep_in_session(
-                    session, now=now, grace=grace, rule_ids=AGREEMENT_RULES,
-                    institution_id=rec.institution_id,
-                )
-            )  # fmt: skip
+    # an organization or agreement re-runs rules over a whole institution: once per round and
+    # institution, however many of its records of that kind the round holds (a hospital's
+    # agreements usually come together — one sweep each was hundreds of sweeps a round)
+    organs = sorted({r.institution_id for r in changed if r.dataset == "organization"})
+    agreements = sorted({r.institution_id for r in changed if r.dataset == "agreement"})
+    for inst in organs:
+        stats.add(
+            await sweep_in_session(
+                session, now=now, grace=grace, rule_ids=ORGAN_RULES, institution_id=inst
+            )
+        )
+    if organs:  # a telemedicine record of any institution may invite this one (R42)
+        stats.add(await sweep_in_session(session, now=now, grace=grace, rule_ids={"R42"}))
+    for inst in agreements:
+        stats.add(
+            await sweep_in_session(
+                session, now=now, grace=grace, rule_ids=AGREEMENT_RULES, institution_id=inst
+            )
+        )
     return stats
 
 
