@@ -27,7 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.exchange.models import Record
 from imsp.supervision.engine import Stats, evaluate_records
 from imsp.supervision.facts import Rec
-from imsp.supervision.loading import among, chunk_size, chunks, load_by_keys, load_records
+from imsp.supervision.loading import (
+    VISIT_DATASETS,
+    BaseCache,
+    among,
+    chunk_size,
+    chunks,
+    load_by_keys,
+    load_records,
+)
 from imsp.supervision.models import PendingCheck
 
 __all__ = ["Change", "evaluate_changes", "evaluate_due", "expand"]
@@ -41,20 +49,53 @@ AGREEMENT_RULES: Final = frozenset({"R17"})
 _VISIT_KEYED: Final = frozenset({"consult", "register", "telemedicine"})
 
 
-async def expand(session: AsyncSession, changed: Sequence[Rec]) -> list[Rec]:
-    """``changed`` and every record whose rules read one of them (organ-wide effects excluded)."""
+async def _others(
+    session: AsyncSession,
+    inst: int,
+    known: list[int],
+    found: dict[int, Rec],
+    cond: ColumnElement[bool],
+) -> list[Rec]:
+    """Records of ``inst`` matching ``cond``, other than those of ids ``known`` (the changed
+    records, whose documents are decoded already); added to ``found``."""
+    for part in chunks(known, chunk_size(session)):
+        cond = cond & ~among(session, Record.id, part)
+    loaded = await load_records(session, Record.institution_id == inst, cond)
+    for rec in loaded:
+        found.setdefault(rec.id, rec)
+    return loaded
+
+
+async def expand(
+    session: AsyncSession, changed: Sequence[Rec], cache: BaseCache | None = None
+) -> list[Rec]:
+    """``changed`` and every record whose rules read one of them (organ-wide effects excluded).
+
+    With ``cache`` (the round's), what was read here by visit number and by a prescription's
+    business time is remembered as the answer to the same questions ``load_index`` asks next
+    (the records of a visit, the items of that time): asked once per round, not twice."""
     found: dict[int, Rec] = {r.id: r for r in changed}
     by_inst: dict[int, list[Rec]] = {}
     for r in changed:
         by_inst.setdefault(r.institution_id, []).append(r)
+    size = chunk_size(session)
     for inst, recs in by_inst.items():
+        # the changed records themselves are loaded already (their documents decoded): not again
+        known = sorted(r.id for r in recs)
+
         visits = {r.visit_no for r in recs if r.visit_no}
         visits |= {r["bussID"] for r in recs if r["bussID"]}
         visits |= {r.key for r in recs if r.dataset in _VISIT_KEYED}
-        conds: list[ColumnElement[bool]] = []
-        size = chunk_size(session)
         for part in chunks(sorted(visits), size):
-            conds.append(among(session, Record.visit_no, part))
+            loaded = await _others(
+                session, inst, known, found, among(session, Record.visit_no, part)
+            )
+            if cache is not None:
+                asked = set(part)
+                mine = [r for r in recs if r.visit_no in asked]
+                cache.remember_visits(
+                    [inst], part, [r for r in (*loaded, *mine) if r.dataset in VISIT_DATASETS]
+                )
         for ds, column in (
             ("patient", Record.patient_id),
             ("doctor", Record.doctor_cert_id),
@@ -62,26 +103,34 @@ async def expand(session: AsyncSession, changed: Sequence[Rec]) -> list[Rec]:
         ):
             keys = sorted({r.key for r in recs if r.dataset == ds})
             for part in chunks(keys, size):
-                conds.append(among(session, column, part))
+                await _others(session, inst, known, found, among(session, column, part))
         reviewers = sorted({r.key for r in recs if r.dataset == "doctor"})
         for part in chunks(reviewers, size):
-            conds.append(
-                (Record.dataset == "prescription") & among(session, Record.reviewer_cert_id, part)
+            await _others(
+                session,
+                inst,
+                known,
+                found,
+                (Record.dataset == "prescription") & among(session, Record.reviewer_cert_id, part),
             )
         times = sorted(
             {r.business_time for r in recs if r.dataset == "prescription" and r.business_time}
         )
         for part in chunks(times, size):
-            conds.append(
-                (Record.dataset == "prescription_item") & among(session, Record.business_time, part)
+            loaded = await _others(
+                session,
+                inst,
+                known,
+                found,
+                (Record.dataset == "prescription_item")
+                & among(session, Record.business_time, part),
             )
-        # the changed records themselves are loaded already (their documents decoded): not again
-        known = sorted(r.id for r in recs)
-        for cond in conds:
-            for part in chunks(known, size):
-                cond = cond & ~among(session, Record.id, part)
-            for rec in await load_records(session, Record.institution_id == inst, cond):
-                found.setdefault(rec.id, rec)
+            if cache is not None:
+                asked = set(part)
+                mine = [
+                    r for r in recs if r.dataset == "prescription_item" and r.business_time in asked
+                ]
+                cache.remember_items(inst, part, [*loaded, *mine])
         recipes = {r["recipeID"] for r in recs if r.dataset == "prescription_item"}
         if recipes:
             for rec in await load_by_keys(session, [inst], {"prescription": recipes}):
@@ -105,9 +154,12 @@ async def evaluate_changes(
     changed: list[Rec] = []
     for inst, by_ds in wanted.items():
         changed += await load_by_keys(session, [inst], by_ds)
-    subjects = await expand(session, changed)
+    # one cache for the round: what ``expand`` read, and base data read for one part of the
+    # subjects, are not read again for the next (all within this unit of work)
+    cache = BaseCache()
+    subjects = await expand(session, changed, cache)
     for part in chunks(subjects, batch):
-        stats.add(await evaluate_records(session, part, now=now, grace=grace))
+        stats.add(await evaluate_records(session, part, now=now, grace=grace, cache=cache))
     from imsp.supervision.sweep import sweep_in_session
 
     # an organization or agreement re-runs rules over a whole institution: once per round and
