@@ -20,8 +20,9 @@ upload, every record leaving its change in the feed), and keeps it:
 ``run`` copies a template (``CREATE DATABASE … TEMPLATE``) before each measurement and runs, in a
 child process whose ``PYTHONPATH`` puts the code under test first (``--code name=src-dir``, old
 and new alternating within each ``--repeat``), one warm-up round of ``worker.run_once`` and then
-``--rounds`` rounds (shape a) or every round until the feed is empty (shape b), with the
-settings' batch (500) and a frozen clock one minute after the fill. It reports per change: the
+``--rounds`` rounds of 500 changes (shape a; ``--batch`` sets the round's size, the same number
+of changes) or every round until the feed is empty (shape b), with a frozen clock one minute
+after the fill. It reports per change: the
 worker's CPU (``time.process_time``), the CPU of the PostgreSQL backends serving the copy (from
 ``/proc``), statements per round, and a digest of the findings and pending checks written (the
 same changes in the same order: old and new code must write the same rows). ``--mode sweep``
@@ -174,7 +175,9 @@ def _backend_cpu(url: str) -> float:
     return bi._cpu_of(pids)
 
 
-async def _measure(url: str, rounds: int, profile: str | None, mode: str) -> dict[str, Any]:
+async def _measure(
+    url: str, rounds: int, profile: str | None, mode: str, batch: int
+) -> dict[str, Any]:
     from sqlalchemy import event
 
     from imsp.clock import FrozenClock
@@ -185,6 +188,9 @@ async def _measure(url: str, rounds: int, profile: str | None, mode: str) -> dic
     from imsp.supervision.worker import run_once
 
     settings = Settings(database_url=url)
+    settings = settings.model_copy(
+        update={"supervision": settings.supervision.model_copy(update={"batch": batch})}
+    )
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT filled_at FROM bench_meta").fetchone()
     assert row is not None
@@ -243,7 +249,7 @@ def _digest(url: str) -> str:
 
 
 def measure(args: argparse.Namespace) -> None:
-    out = asyncio.run(_measure(args.url, args.rounds, args.profile, args.mode))
+    out = asyncio.run(_measure(args.url, args.rounds, args.profile, args.mode, args.batch))
     out["digest"] = _digest(args.url)
     print("RESULT " + json.dumps(out))
 
@@ -252,7 +258,7 @@ def measure(args: argparse.Namespace) -> None:
 
 
 def _one(
-    shape: str, code: str, src: str, rounds: int, profile: str | None, mode: str
+    shape: str, code: str, src: str, rounds: int, profile: str | None, mode: str, batch: int
 ) -> dict[str, Any]:
     copy = f"imsp_bench_worker_copy_{os.getpid()}"
     with psycopg.connect(ADMIN, autocommit=True) as conn:
@@ -261,7 +267,7 @@ def _one(
     try:
         env = dict(os.environ, PYTHONPATH=str(Path(src).resolve()))
         argv = [sys.executable, __file__, "measure", "--url", _url(copy), "--rounds", str(rounds)]
-        argv += ["--mode", mode]
+        argv += ["--mode", mode, "--batch", str(batch)]
         if profile:
             argv += ["--profile", str(Path(profile) / f"{shape}-{code}-{mode}.prof")]
         done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
@@ -285,11 +291,13 @@ def run(args: argparse.Namespace) -> None:
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for shape in args.shape.split(","):
-        rounds = args.rounds if shape == "a" else 0
+        # shape a: as many changes as --rounds of the default batch (500), whatever --batch
+        rounds = args.rounds * 500 // args.batch if shape == "a" else 0
         for rep in range(args.repeat):
             order = codes if rep % 2 == 0 else codes[::-1]
             for (code, src), mode in itertools.product(order, args.mode.split(",")):
-                r = _one(shape, code, src, rounds, args.profile if rep == 0 else None, mode)
+                profile = args.profile if rep == 0 else None
+                r = _one(shape, code, src, rounds, profile, mode, args.batch)
                 n = max(r["changes"], 1)
                 print(
                     f"| {shape} | {code} | {mode} | {r['changes']:,} | {r['rounds']} | "
@@ -307,7 +315,10 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=6000, help="shape a: prescriptions")
     ap.add_argument("--world", type=int, default=300, help="shape b: objects per dataset")
     ap.add_argument("--code", default=f"new={ROOT / 'src'}", help="name=src-dir,…")
-    ap.add_argument("--rounds", type=int, default=8, help="shape a: rounds measured")
+    ap.add_argument("--rounds", type=int, default=8, help="shape a: rounds of 500 measured")
+    ap.add_argument(
+        "--batch", type=int, default=500, help="changes a round (a stream's rounds are smaller)"
+    )
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--profile", help="directory for cProfile dumps (first repeat)")
     ap.add_argument(
