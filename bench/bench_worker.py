@@ -208,7 +208,7 @@ async def _measure(
             load_rules()  # what the worker's warm-up round loads once (the standard, ~0.4 s)
         else:
             warm = await run_once(db, settings=settings, clock=clock, worker="bench", chores=False)
-        changes = done = 0
+        changes = done = evaluated = 0
         pg0, st0 = _backend_cpu(url), statements[0]
         prof = cProfile.Profile() if profile else None
         cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -216,12 +216,14 @@ async def _measure(
             prof.enable()
         if mode == "sweep":
             stats = await sweep(db, now=clock.now(), grace=dt.timedelta(hours=48), batch=1000)
-            changes, done = stats.records, -(-stats.records // 1000)
+            changes = evaluated = stats.records
+            done = -(-stats.records // 1000)
         while mode != "sweep" and (rounds <= 0 or done < rounds):
             r = await run_once(db, settings=settings, clock=clock, worker="bench", chores=False)
             if not r.claimed:
                 break
             changes += r.claimed
+            evaluated += r.stats.records
             done += 1
         if prof is not None:
             prof.disable()
@@ -234,6 +236,7 @@ async def _measure(
     return {
         "warm": warm.claimed if warm is not None else 0,
         "changes": changes,
+        "evaluated": evaluated,
         "rounds": done,
         "cpu": cpu,
         "pg": pg,
@@ -287,9 +290,10 @@ def run(args: argparse.Namespace) -> None:
     print(bi.machine())
     print(
         "| shape | code | mode | changes (records) | rounds (batches) | Python CPU ms / change "
-        "| PostgreSQL CPU ms / change | statements / round | changes/s (wall) | load | digest |"
+        "| PostgreSQL CPU ms / change | statements / round | records evaluated / change "
+        "| changes/s (wall) | load | digest |"
     )
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for shape in args.shape.split(","):
         # shape a: as many changes as --rounds of the default batch (500), whatever --batch
         rounds = args.rounds * 500 // args.batch if shape == "a" else 0
@@ -302,7 +306,8 @@ def run(args: argparse.Namespace) -> None:
                 print(
                     f"| {shape} | {code} | {mode} | {r['changes']:,} | {r['rounds']} | "
                     f"{r['cpu'] / n * 1000:.3f} | {r['pg'] / n * 1000:.3f} | "
-                    f"{r['statements'] / max(r['rounds'], 1):.1f} | {n / r['wall']:,.0f} | "
+                    f"{r['statements'] / max(r['rounds'], 1):.1f} | {r['evaluated'] / n:.2f} | "
+                    f"{n / r['wall']:,.0f} | "
                     f"{r['load']:.1f} | `{r['digest']}` |",
                     flush=True,
                 )
