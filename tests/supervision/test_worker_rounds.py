@@ -11,7 +11,7 @@ from sqlalchemy import event, func, select
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.exchange.models import RecordChange
-from imsp.supervision.worker import run_worker
+from imsp.supervision.worker import run_once, run_worker
 from tests.supervision.builders import NOW, Platform, run, world
 
 
@@ -55,3 +55,36 @@ def test_a_round_that_drains_the_feed_is_followed_by_the_pause_not_another_claim
     assert left == 0
     # 2 + 2 + 1: the third round drained the feed; no fourth claim came before the pause
     assert len(claims) == 3, len(claims)
+
+
+def test_a_record_whose_own_change_waits_in_the_feed_is_left_to_that_change(
+    settings: Settings,
+) -> None:
+    """A patient arrives before its prescription is evaluated (a backlog): the patient's round
+    does not evaluate the prescription, whose own change comes next; the end state is the same."""
+    conf = settings.supervision.model_copy(update={"batch": 1})
+    one = settings.model_copy(update={"supervision": conf})
+    w = world()
+    rx = w["prescription"][0]
+    patient = next(p for p in w["patient"] if p["patientId"] == rx["patientId"])
+
+    async def go() -> tuple[list[int], int]:
+        p = Platform(settings)
+        try:
+            await p.upload("patient", [patient], at=NOW)
+            await p.upload("prescription", [rx], at=NOW)
+            evaluated = []
+            for _ in range(2):
+                r = await run_once(p.db, settings=one, clock=FrozenClock(NOW), worker="t")
+                assert r.claimed == 1
+                evaluated.append(r.stats.records)
+            incremental = len(await p.findings()), len(await p.pending())
+            await p.sweep(now=NOW)  # what every rule says of every record now
+            assert (len(await p.findings()), len(await p.pending())) == incremental
+            return evaluated, incremental[1]
+        finally:
+            await p.close()
+
+    evaluated, pending = run(go())
+    assert evaluated == [1, 1]  # the patient alone, then the prescription
+    assert pending == 1  # the prescription waits for its doctor, visit, organization …

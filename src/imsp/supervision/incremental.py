@@ -11,8 +11,10 @@ upload must not matter — a rule that was pending on this record now decides):
 * an organization → every record of the institution for the rules that read it (R01, R05, R06,
   R43) and every telemedicine record for R42; an agreement → outpatient records for R17.
 
-:func:`evaluate_changes` does this for a batch of changes, then :func:`evaluate_due` decides the
-pending checks whose grace period has ended.
+:func:`evaluate_changes` does this for a batch of changes (the worker's claimed changes: leaving
+out the affected records whose own change is still queued, unclaimed — they are evaluated when it
+is claimed), then
+:func:`evaluate_due` decides the pending checks whose grace period has ended.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Final
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imsp.exchange.models import Record
+from imsp.exchange.models import Record, RecordChange
 from imsp.supervision.engine import Stats, evaluate_records
 from imsp.supervision.facts import Rec
 from imsp.supervision.loading import (
@@ -138,6 +140,27 @@ async def expand(
     return list(found.values())
 
 
+async def _queued(session: AsyncSession, ids: list[int]) -> set[int]:
+    """Of the records ``ids``, those with a change in the feed that no worker has claimed yet.
+
+    Such a record need not be evaluated now: whoever claims its change evaluates it then, and
+    reads it and what it refers to after that claim — so after everything committed before
+    this round, the changes of this round included. (A change another worker holds is not
+    skipped: that worker may have read before this round's records were stored.) A backlog
+    (uploads while the worker was down, a hospital's catch-up) is mostly such records: a
+    patient's change would otherwise re-evaluate every record of that patient still queued,
+    each evaluated again when its own change comes."""
+    out: set[int] = set()
+    for part in chunks(ids, chunk_size(session)):
+        rows = await session.execute(
+            select(RecordChange.record_id)
+            .where(among(session, RecordChange.record_id, part))
+            .where(RecordChange.claimed_until.is_(None))
+        )
+        out.update(rows.scalars())
+    return out
+
+
 async def evaluate_changes(
     session: AsyncSession,
     changes: Sequence[Change],
@@ -145,8 +168,11 @@ async def evaluate_changes(
     now: datetime,
     grace: timedelta,
     batch: int = 500,
+    claimed: bool = False,
 ) -> Stats:
-    """Re-evaluate every record a batch of stored changes may affect (see the module doc)."""
+    """Re-evaluate every record a batch of stored changes may affect (see the module doc).
+    ``claimed``: the changes were claimed from the feed (the worker), so the rest of the feed
+    will be too — affected records whose own change waits there are left to it."""
     stats = Stats()
     wanted: dict[int, dict[str, set[str]]] = {}
     for inst, ds, key in changes:
@@ -158,6 +184,11 @@ async def evaluate_changes(
     # subjects, are not read again for the next (all within this unit of work)
     cache = BaseCache()
     subjects = await expand(session, changed, cache)
+    if claimed:
+        mine = {r.id for r in changed}
+        queued = await _queued(session, [r.id for r in subjects if r.id not in mine])
+        if queued:
+            subjects = [r for r in subjects if r.id not in queued]
     for part in chunks(subjects, batch):
         stats.add(await evaluate_records(session, part, now=now, grace=grace, cache=cache))
     from imsp.supervision.sweep import sweep_in_session

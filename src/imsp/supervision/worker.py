@@ -92,6 +92,7 @@ async def run_once(
                 [(c.institution_id, c.dataset, c.business_key) for c in claimed],
                 now=clock.now(),
                 grace=grace,
+                claimed=True,
             )
             await feed.ack(s, [c.id for c in claimed])
     return Round(len(claimed), stats)
