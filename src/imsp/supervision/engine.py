@@ -13,11 +13,13 @@ a batch that is retried after a crash never duplicates a finding.
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter
 from typing import Any, Final, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
@@ -33,7 +35,16 @@ from imsp.supervision.loading import BaseCache, among, chunk_size, chunks, load_
 from imsp.supervision.models import Finding, FindingEvent, PendingCheck
 from imsp.supervision.predicates import PREDICATES
 
-__all__ = ["Outcome", "Stats", "apply", "evaluate", "evaluate_records", "rules_for", "try_rule"]
+__all__ = [
+    "Outcome",
+    "Stats",
+    "apply",
+    "evaluate",
+    "evaluate_records",
+    "rules_for",
+    "try_rule",
+    "without_gc",
+]
 
 
 class Outcome(NamedTuple):
@@ -71,6 +82,21 @@ class Stats:
             self.checks[k] = self.checks.get(k, 0) + n
 
 
+@contextmanager
+def without_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector during a batch (a sweep's, a worker round's): a batch
+    allocates tens of thousands of small objects (decoded documents, verdicts) that die by
+    reference counting, and the collector's repeated passes over them cost as much as the
+    evaluation itself. What a batch leaves for the collector is collected after it."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def rules_for(dataset: str, rule_ids: Collection[str] | None = None) -> list[str]:
     """Ids of the rules evaluated on records of ``dataset`` (restricted to ``rule_ids``)."""
     return [
@@ -86,34 +112,41 @@ def evaluate(
     *,
     rule_ids: Collection[str] | None = None,
     stats: Stats | None = None,
+    compliant: bool = True,
 ) -> list[Outcome]:
-    """Every selected rule on every subject (a voided record breaks no rule)."""
+    """Every selected rule on every subject (a voided record breaks no rule). With
+    ``compliant`` False only the outcomes that found something (problems, missing references,
+    a pending decision) are returned: the engine's own batches know which rules ran on which
+    records (:func:`rules_for`), and most outcomes are compliant."""
     out: list[Outcome] = []
     timer = time.perf_counter
     groups: dict[str, list[Rec]] = {}
     for rec in subjects:
         groups.setdefault(rec.dataset, []).append(rec)
     for dataset, recs in groups.items():
-        # a rule checks into a scratch verdict; one it leaves empty is not kept: the outcome
+        # a rule checks into a scratch verdict, moved from record to record while it stays
+        # empty; one it leaves empty is not kept: the outcome (if compliant ones are asked for)
         # shares the record's one empty verdict instead (most verdicts are empty, and a sweep
-        # would otherwise keep one per rule and record). Verdicts are never changed once made.
-        empty = [Verdict(rec) for rec in recs]
-        scratch = [Verdict(rec) for rec in recs]
+        # would otherwise keep one per rule and record). Verdicts are never changed once kept.
+        empty = [Verdict(rec) for rec in recs] if compliant else []
         for rid in sorted(rules_for(dataset, rule_ids)):
             check = PREDICATES[rid].check
             t0 = timer()
+            v = Verdict(recs[0])
             for i, rec in enumerate(recs):
                 if rec.voided:
-                    out.append(Outcome(rid, empty[i]))
+                    if compliant:
+                        out.append(Outcome(rid, empty[i]))
                     continue
-                v = scratch[i]
+                v.subject = rec
                 check(rec, idx, v)
                 if v.problems or v.missing or v.due is not None:
                     out.append(Outcome(rid, v))
-                    scratch[i] = Verdict(rec)
-                else:
-                    if v.involved:  # records compared with: only kept beside problems
-                        v.involved.clear()
+                    v = Verdict(rec)
+                    continue
+                if v.involved:  # records compared with: only kept beside problems
+                    v.involved.clear()
+                if compliant:
                     out.append(Outcome(rid, empty[i]))
             if stats is not None:
                 stats.seconds[rid] = stats.seconds.get(rid, 0.0) + timer() - t0
@@ -168,7 +201,6 @@ _DROP_PENDING = delete(PendingCheck).where(
 )
 Key = tuple[str, int, str, str]  # rule, institution, dataset, business key
 Subject = tuple[int, str, str]  # institution, dataset, business key
-_SUBJECT: Final = attrgetter("verdict.subject")
 
 
 def _system_event(
@@ -193,11 +225,11 @@ def _system_event(
 
 
 async def _existing(
-    session: AsyncSession, outcomes: Sequence[Outcome]
+    session: AsyncSession, subjects: Sequence[Rec]
 ) -> tuple[dict[Key, dict[str, Any]], dict[Subject, tuple[dict[str, Any], datetime | None]]]:
-    """The findings (as dicts) and pending rows (record → (checks, due_at)) of the outcomes'
-    records: one query each per batch, plain rows."""
-    subjects = {id(r): r for r in map(_SUBJECT, outcomes)}.values()
+    """The findings (as dicts) and pending rows (record → (checks, due_at)) of the evaluated
+    records: one query each per batch, plain rows. (Institutions, datasets and keys are matched
+    separately: rows of other records may come back, and are ignored by :func:`apply`.)"""
     insts = sorted({r.institution_id for r in subjects})
     datasets = sorted({r.dataset for r in subjects})
     keys = sorted({r.key for r in subjects})
@@ -247,7 +279,7 @@ def _pending_insert(session: AsyncSession) -> Any:
 
 def _pending_changes(
     pending: Mapping[Subject, tuple[dict[str, Any], datetime | None]],
-    evaluated: Mapping[Subject, set[str]],
+    evaluated: Mapping[Subject, AbstractSet[str]],
     waiting: Mapping[Subject, dict[str, list[dict[str, str]]]],
     dues: Mapping[Subject, datetime],
     now: datetime,
@@ -280,35 +312,51 @@ def _pending_changes(
     return drop, upsert
 
 
-async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: datetime) -> Stats:
-    """Bring findings and pending checks in line with ``outcomes`` (see the module doc).
+async def apply(
+    session: AsyncSession,
+    subjects: Sequence[Rec],
+    outcomes: Sequence[Outcome],
+    *,
+    now: datetime,
+    rule_ids: Collection[str] | None = None,
+) -> Stats:
+    """Bring findings and pending checks of ``subjects`` in line with ``outcomes`` (see the
+    module doc): every selected rule of its dataset was evaluated on each subject, and
+    ``outcomes`` holds what they found (a rule with no outcome for a subject found it
+    compliant: its open finding, if any, is closed).
 
     Set-based: the batch's findings and pending checks are read in one query each, and written
     with one statement per kind of change (executemany), whatever the batch's size."""
-    subjects = {id(r): r for r in map(_SUBJECT, outcomes)}
-    stats = Stats(records=len({(r.dataset, r.key) for r in subjects.values()}))
-    if not outcomes:
+    ran = {ds: frozenset(rules_for(ds, rule_ids)) for ds in {r.dataset for r in subjects}}
+    # per evaluated record: the rules evaluated, and those still waiting (rule → missing)
+    evaluated: dict[Subject, frozenset[str]] = {}
+    judged: dict[Subject, Rec] = {}
+    for r in subjects:
+        rules = ran[r.dataset]
+        if rules:
+            subject = (r.institution_id, r.dataset, r.key)
+            evaluated[subject], judged[subject] = rules, r
+    stats = Stats(records=len({(ds, key) for _, ds, key in judged}))
+    if not judged:
         return stats
     catalogue = load_rules()
-    findings, pending = await _existing(session, outcomes)
+    findings, pending = await _existing(session, list(judged.values()))
     new: dict[Key, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
     seen: list[dict[str, Any]] = []  # findings seen again, status unchanged
     moved: list[dict[str, Any]] = []  # findings whose status a system transition changed
-    # per evaluated record: the rules evaluated, and those still waiting (rule → missing)
-    evaluated: dict[Subject, set[str]] = {}
     waiting: dict[Subject, dict[str, list[dict[str, str]]]] = {}
     dues: dict[Subject, datetime] = {}
-    nothing_stored = not findings and not pending
+    answered: set[Key] = set()  # (rule, record) whose outcome found a problem or waits
     for o in outcomes:
         v = o.verdict
-        if nothing_stored and not v.problems and not v.missing and v.due is None:
-            continue  # compliant, and nothing to close or forget (most outcomes of a sweep)
+        if not v.problems and not v.missing and v.due is None:
+            continue  # compliant: see below
         rec = v.subject
         k = (o.rule_id, rec.institution_id, rec.dataset, rec.key)
         f = findings.get(k)
         subject = (rec.institution_id, rec.dataset, rec.key)
-        evaluated.setdefault(subject, set()).add(o.rule_id)
+        answered.add(k)
         if v.problems:
             records = _records_of(v)
             if f is None:
@@ -373,26 +421,31 @@ async def apply(session: AsyncSession, outcomes: Sequence[Outcome], *, now: date
             waiting.setdefault(subject, {})[o.rule_id] = missing
             if v.due is not None and (subject not in dues or v.due < dues[subject]):
                 dues[subject] = v.due
-        else:
-            if f is not None and f["status"] in workflow.OPEN_STATES:
-                data = {
-                    "from_version": f["record_version"],
-                    "to_version": rec.version,
-                    "records": [rec.ref()],
+    # compliant now: an open finding of a rule evaluated on its record closes itself
+    for k, f in findings.items():
+        rule_id, subject = k[0], k[1:]
+        if k in answered or rule_id not in evaluated.get(subject, ()):
+            continue
+        if f["status"] in workflow.OPEN_STATES:
+            rec = judged[subject]
+            data = {
+                "from_version": f["record_version"],
+                "to_version": rec.version,
+                "records": [rec.ref()],
+            }
+            events.append(_system_event(f, "resubmitted", now, data))
+            f["resolution"], f["resolved_version"] = "resubmitted", rec.version
+            moved.append(
+                {
+                    "_id": f["id"],
+                    "status": f["status"],
+                    "updated_at": now,
+                    "resolution": "resubmitted",
+                    "resolved_version": rec.version,
+                    "last_seen": now,
                 }
-                events.append(_system_event(f, "resubmitted", now, data))
-                f["resolution"], f["resolved_version"] = "resubmitted", rec.version
-                moved.append(
-                    {
-                        "_id": f["id"],
-                        "status": f["status"],
-                        "updated_at": now,
-                        "resolution": "resubmitted",
-                        "resolved_version": rec.version,
-                        "last_seen": now,
-                    }
-                )
-                stats.rectified += 1
+            )
+            stats.rectified += 1
     drop_pending, upsert_pending = _pending_changes(pending, evaluated, waiting, dues, now)
     conn = await session.connection()
     postgres = conn.dialect.name == "postgresql"
@@ -479,8 +532,8 @@ async def evaluate_records(
     idx = await load_index(
         session, subjects, now=now, grace=grace, org_registry=org_registry, cache=cache
     )
-    outcomes = evaluate(subjects, idx, rule_ids=rule_ids, stats=stats)
-    applied = await apply(session, outcomes, now=now)
+    outcomes = evaluate(subjects, idx, rule_ids=rule_ids, stats=stats, compliant=False)
+    applied = await apply(session, subjects, outcomes, now=now, rule_ids=rule_ids)
     applied.seconds, applied.checks = stats.seconds, stats.checks
     return applied
 

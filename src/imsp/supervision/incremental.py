@@ -11,8 +11,10 @@ upload must not matter — a rule that was pending on this record now decides):
 * an organization → every record of the institution for the rules that read it (R01, R05, R06,
   R43) and every telemedicine record for R42; an agreement → outpatient records for R17.
 
-:func:`evaluate_changes` does this for a batch of changes, then :func:`evaluate_due` decides the
-pending checks whose grace period has ended.
+:func:`evaluate_changes` does this for a batch of changes (the worker's claimed changes: leaving
+out the affected records whose own change is still queued, unclaimed — they are evaluated when it
+is claimed), then
+:func:`evaluate_due` decides the pending checks whose grace period has ended.
 """
 
 from __future__ import annotations
@@ -24,10 +26,18 @@ from typing import Final
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from imsp.exchange.models import Record
+from imsp.exchange.models import Record, RecordChange
 from imsp.supervision.engine import Stats, evaluate_records
 from imsp.supervision.facts import Rec
-from imsp.supervision.loading import among, chunk_size, chunks, load_by_keys, load_records
+from imsp.supervision.loading import (
+    VISIT_DATASETS,
+    BaseCache,
+    among,
+    chunk_size,
+    chunks,
+    load_by_keys,
+    load_records,
+)
 from imsp.supervision.models import PendingCheck
 
 __all__ = ["Change", "evaluate_changes", "evaluate_due", "expand"]
@@ -41,20 +51,53 @@ AGREEMENT_RULES: Final = frozenset({"R17"})
 _VISIT_KEYED: Final = frozenset({"consult", "register", "telemedicine"})
 
 
-async def expand(session: AsyncSession, changed: Sequence[Rec]) -> list[Rec]:
-    """``changed`` and every record whose rules read one of them (organ-wide effects excluded)."""
+async def _others(
+    session: AsyncSession,
+    inst: int,
+    known: list[int],
+    found: dict[int, Rec],
+    cond: ColumnElement[bool],
+) -> list[Rec]:
+    """Records of ``inst`` matching ``cond``, other than those of ids ``known`` (the changed
+    records, whose documents are decoded already); added to ``found``."""
+    for part in chunks(known, chunk_size(session)):
+        cond = cond & ~among(session, Record.id, part)
+    loaded = await load_records(session, Record.institution_id == inst, cond)
+    for rec in loaded:
+        found.setdefault(rec.id, rec)
+    return loaded
+
+
+async def expand(
+    session: AsyncSession, changed: Sequence[Rec], cache: BaseCache | None = None
+) -> list[Rec]:
+    """``changed`` and every record whose rules read one of them (organ-wide effects excluded).
+
+    With ``cache`` (the round's), what was read here by visit number and by a prescription's
+    business time is remembered as the answer to the same questions ``load_index`` asks next
+    (the records of a visit, the items of that time): asked once per round, not twice."""
     found: dict[int, Rec] = {r.id: r for r in changed}
     by_inst: dict[int, list[Rec]] = {}
     for r in changed:
         by_inst.setdefault(r.institution_id, []).append(r)
+    size = chunk_size(session)
     for inst, recs in by_inst.items():
+        # the changed records themselves are loaded already (their documents decoded): not again
+        known = sorted(r.id for r in recs)
+
         visits = {r.visit_no for r in recs if r.visit_no}
         visits |= {r["bussID"] for r in recs if r["bussID"]}
         visits |= {r.key for r in recs if r.dataset in _VISIT_KEYED}
-        conds: list[ColumnElement[bool]] = []
-        size = chunk_size(session)
         for part in chunks(sorted(visits), size):
-            conds.append(among(session, Record.visit_no, part))
+            loaded = await _others(
+                session, inst, known, found, among(session, Record.visit_no, part)
+            )
+            if cache is not None:
+                asked = set(part)
+                mine = [r for r in recs if r.visit_no in asked]
+                cache.remember_visits(
+                    [inst], part, [r for r in (*loaded, *mine) if r.dataset in VISIT_DATASETS]
+                )
         for ds, column in (
             ("patient", Record.patient_id),
             ("doctor", Record.doctor_cert_id),
@@ -62,31 +105,60 @@ async def expand(session: AsyncSession, changed: Sequence[Rec]) -> list[Rec]:
         ):
             keys = sorted({r.key for r in recs if r.dataset == ds})
             for part in chunks(keys, size):
-                conds.append(among(session, column, part))
+                await _others(session, inst, known, found, among(session, column, part))
         reviewers = sorted({r.key for r in recs if r.dataset == "doctor"})
         for part in chunks(reviewers, size):
-            conds.append(
-                (Record.dataset == "prescription") & among(session, Record.reviewer_cert_id, part)
+            await _others(
+                session,
+                inst,
+                known,
+                found,
+                (Record.dataset == "prescription") & among(session, Record.reviewer_cert_id, part),
             )
         times = sorted(
             {r.business_time for r in recs if r.dataset == "prescription" and r.business_time}
         )
         for part in chunks(times, size):
-            conds.append(
-                (Record.dataset == "prescription_item") & among(session, Record.business_time, part)
+            loaded = await _others(
+                session,
+                inst,
+                known,
+                found,
+                (Record.dataset == "prescription_item")
+                & among(session, Record.business_time, part),
             )
-        # the changed records themselves are loaded already (their documents decoded): not again
-        known = sorted(r.id for r in recs)
-        for cond in conds:
-            for part in chunks(known, size):
-                cond = cond & ~among(session, Record.id, part)
-            for rec in await load_records(session, Record.institution_id == inst, cond):
-                found.setdefault(rec.id, rec)
+            if cache is not None:
+                asked = set(part)
+                mine = [
+                    r for r in recs if r.dataset == "prescription_item" and r.business_time in asked
+                ]
+                cache.remember_items(inst, part, [*loaded, *mine])
         recipes = {r["recipeID"] for r in recs if r.dataset == "prescription_item"}
         if recipes:
             for rec in await load_by_keys(session, [inst], {"prescription": recipes}):
                 found.setdefault(rec.id, rec)
     return list(found.values())
+
+
+async def _queued(session: AsyncSession, ids: list[int]) -> set[int]:
+    """Of the records ``ids``, those with a change in the feed that no worker has claimed yet.
+
+    Such a record need not be evaluated now: whoever claims its change evaluates it then, and
+    reads it and what it refers to after that claim — so after everything committed before
+    this round, the changes of this round included. (A change another worker holds is not
+    skipped: that worker may have read before this round's records were stored.) A backlog
+    (uploads while the worker was down, a hospital's catch-up) is mostly such records: a
+    patient's change would otherwise re-evaluate every record of that patient still queued,
+    each evaluated again when its own change comes."""
+    out: set[int] = set()
+    for part in chunks(ids, chunk_size(session)):
+        rows = await session.execute(
+            select(RecordChange.record_id)
+            .where(among(session, RecordChange.record_id, part))
+            .where(RecordChange.claimed_until.is_(None))
+        )
+        out.update(rows.scalars())
+    return out
 
 
 async def evaluate_changes(
@@ -96,8 +168,11 @@ async def evaluate_changes(
     now: datetime,
     grace: timedelta,
     batch: int = 500,
+    claimed: bool = False,
 ) -> Stats:
-    """Re-evaluate every record a batch of stored changes may affect (see the module doc)."""
+    """Re-evaluate every record a batch of stored changes may affect (see the module doc).
+    ``claimed``: the changes were claimed from the feed (the worker), so the rest of the feed
+    will be too — affected records whose own change waits there are left to it."""
     stats = Stats()
     wanted: dict[int, dict[str, set[str]]] = {}
     for inst, ds, key in changes:
@@ -105,27 +180,38 @@ async def evaluate_changes(
     changed: list[Rec] = []
     for inst, by_ds in wanted.items():
         changed += await load_by_keys(session, [inst], by_ds)
-    subjects = await expand(session, changed)
+    # one cache for the round: what ``expand`` read, and base data read for one part of the
+    # subjects, are not read again for the next (all within this unit of work)
+    cache = BaseCache()
+    subjects = await expand(session, changed, cache)
+    if claimed:
+        mine = {r.id for r in changed}
+        queued = await _queued(session, [r.id for r in subjects if r.id not in mine])
+        if queued:
+            subjects = [r for r in subjects if r.id not in queued]
     for part in chunks(subjects, batch):
-        stats.add(await evaluate_records(session, part, now=now, grace=grace))
+        stats.add(await evaluate_records(session, part, now=now, grace=grace, cache=cache))
     from imsp.supervision.sweep import sweep_in_session
 
-    for rec in changed:
-        if rec.dataset == "organization":
-            stats.add(
-                await sweep_in_session(
-                    session, now=now, grace=grace, rule_ids=ORGAN_RULES,
-                    institution_id=rec.institution_id,
-                )
-            )  # fmt: skip
-            stats.add(await sweep_in_session(session, now=now, grace=grace, rule_ids={"R42"}))
-        elif rec.dataset == "agreement":
-            stats.add(
-                await sweep_in_session(
-                    session, now=now, grace=grace, rule_ids=AGREEMENT_RULES,
-                    institution_id=rec.institution_id,
-                )
-            )  # fmt: skip
+    # an organization or agreement re-runs rules over a whole institution: once per round and
+    # institution, however many of its records of that kind the round holds (a hospital's
+    # agreements usually come together — one sweep each was hundreds of sweeps a round)
+    organs = sorted({r.institution_id for r in changed if r.dataset == "organization"})
+    agreements = sorted({r.institution_id for r in changed if r.dataset == "agreement"})
+    for inst in organs:
+        stats.add(
+            await sweep_in_session(
+                session, now=now, grace=grace, rule_ids=ORGAN_RULES, institution_id=inst
+            )
+        )
+    if organs:  # a telemedicine record of any institution may invite this one (R42)
+        stats.add(await sweep_in_session(session, now=now, grace=grace, rule_ids={"R42"}))
+    for inst in agreements:
+        stats.add(
+            await sweep_in_session(
+                session, now=now, grace=grace, rule_ids=AGREEMENT_RULES, institution_id=inst
+            )
+        )
     return stats
 
 

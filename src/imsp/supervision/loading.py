@@ -107,7 +107,8 @@ class BaseCache:
     """What a sweep's earlier batches read: base-data records (and absences), and the most
     recent ``RECENT`` other records — a payment's prescription, a lab report's request were
     most likely swept or read a few batches before (records of one visit arrive close together,
-    so are close in id order). Only for sweeps: the worker always reads fresh data."""
+    so are close in id order). A sweep keeps one for its whole walk, the worker one per round
+    (one unit of work: what it read for one part of a round's records serves the next part)."""
 
     records: dict[tuple[int, str, str], Rec | None] = field(default_factory=dict)
     agreements: dict[int, list[Rec]] = field(default_factory=dict)
@@ -115,6 +116,17 @@ class BaseCache:
     #: (institution, visit number) → its records of ``VISIT_DATASETS`` (the most recent
     #: ``RECENT // 4`` visits)
     visits: dict[tuple[int, str], list[Rec]] = field(default_factory=dict)
+    #: (institution, business time) → its prescription items (the worker's round only: filled
+    #: by ``incremental.expand``, which asked the same question first)
+    items_at: dict[tuple[int, datetime], list[Rec]] = field(default_factory=dict)
+
+    def remember_items(self, inst: int, times: list[datetime], recs: list[Rec]) -> None:
+        items = self.items_at
+        for t in times:
+            items[(inst, t)] = []
+        for r in recs:
+            if r.business_time is not None:
+                items[(inst, r.business_time)].append(r)
 
     def remember_visits(self, insts: Sequence[int], numbers: list[str], recs: list[Rec]) -> None:
         visits = self.visits
@@ -316,6 +328,17 @@ async def load_index(
         if cache is not None:
             cache.remember_visits(insts, part, loaded)
     times = {r.business_time for r in subjects if r.dataset == "prescription" and r.business_time}
+    if cache is not None and cache.items_at:
+        todo_times: set[datetime] = set()
+        for t in times:
+            for inst in insts:
+                answer = cache.items_at.get((inst, t))
+                if answer is None:
+                    todo_times.add(t)
+                else:
+                    for rec in answer:
+                        idx.add(rec)
+        times = todo_times
     for part in chunks(sorted(times), chunk_size(session)):
         loaded = await load_records(
             session,

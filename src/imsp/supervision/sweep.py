@@ -17,12 +17,10 @@ organization or agreement change affects a whole institution).
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import multiprocessing
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -35,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.config import Settings
 from imsp.exchange.models import Record
 from imsp.storage.db import Database
-from imsp.supervision.engine import Stats, evaluate_records
+from imsp.supervision.engine import Stats, evaluate_records, without_gc
 from imsp.supervision.loading import (
     BaseCache,
     load_org_registry,
@@ -63,20 +61,6 @@ def fast_json(db: Database) -> None:
 
     event.listen(db.engine.sync_engine, "connect", connected)
     db._fast_json = True  # type: ignore[attr-defined]
-
-
-@contextmanager
-def _without_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector during a batch: a batch allocates tens of thousands
-    of small objects (decoded documents) that die by reference counting, and the collector's
-    repeated full passes over them cost as much as the evaluation itself."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _datasets(rule_ids: Collection[str] | None) -> list[str]:
@@ -142,7 +126,7 @@ async def sweep_in_session(
             return stats
         subjects = [to_rec(r) for r in rows]
         after = subjects[-1].id
-        with _without_gc():
+        with without_gc():
             batch_stats = await evaluate_records(
                 session,
                 subjects,
@@ -219,7 +203,7 @@ async def _sweep_part(
     after, upto = part if part is not None else (0, None)
     while True:
         async with db.session() as s:
-            with _without_gc():
+            with without_gc():
                 rows = await _batch(
                     s, after=after, limit=batch, datasets=datasets,
                     institution_id=institution_id, since=since, upto=upto,
