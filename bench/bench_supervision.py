@@ -13,10 +13,11 @@ once per number of processes in ``--jobs``, and reports records/s in total and p
 CPU seconds spent, whether every run wrote the same findings, and, per rule, evaluations/s of its
 predicate.
 
-``ingest``: the exchange service (bench/bench_ingest.py's server and wrk driver) loaded with
+``ingest``: the exchange service as the README runs it in production (``imsp serve exchange
+--workers N``, bench/bench_ingest.py's preset ``exchange``, and its wrk driver) loaded with
 single-record prescription uploads on one database, in legs alternating supervision off (no
-receipt reference lookup, no worker) and on (reference warnings in every receipt, ``imsp
-supervise worker`` running beside the server on the same 2 cores), ``--rounds`` pairs of
+receipt reference lookup, no worker) and on (reference warnings in every receipt, ``imsp serve
+worker`` — niced to ``supervision.nice`` — running beside it on the same 2 cores), ``--rounds`` pairs of
 ``--duration`` s; records/s of both and their ratio, the CPU share of server, worker and
 PostgreSQL, and the change-feed depth at the end of each "on" leg and how long the worker took to
 drain it. ``--stream N`` adds one "on" leg of N s (the issue's 10-minute stream: 600). When the
@@ -340,35 +341,38 @@ def sweep_report(args: argparse.Namespace, host: str, total: int, runs: list[Swe
 # --------------------------------------------------------------------------- ingest on/off
 
 
-@contextmanager
-def _server(url: str, port: int, workers: int, workdir: Path, on: bool) -> Iterator[Any]:
-    """The exchange service (bench_ingest's uvicorn command) with supervision's receipt
-    lookups on or off; its in-process worker is off (the worker runs as its own process)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSP_")} | {
+#: The commands the README tells operators to run ("Running in production"): the exchange
+#: service in ``--workers`` processes (bench_ingest's preset ``exchange``) and the supervision
+#: worker as a process of its own, which lowers its CPU priority to ``supervision.nice`` (10).
+EXCHANGE = "exchange"
+WORKER = "imsp serve worker"
+
+
+def _env(url: str, workdir: Path, **extra: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("IMSP_")} | {
         "IMSP_DATABASE_URL": url,
         "IMSP_DATA_DIR": str(workdir / "var"),
-        "IMSP_SUPERVISION__REFERENCE_WARNINGS": "true" if on else "false",
-        "IMSP_SUPERVISION__WORKER": "false",
+        **extra,
     }
-    cmd = bi.server_argv(bi.command_text("uvicorn", workers), port)
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+
+
+@contextmanager
+def _server(url: str, port: int, workers: int, workdir: Path, on: bool) -> Iterator[Any]:
+    """``imsp serve exchange --workers N`` with supervision's receipt lookups on or off (the
+    exchange role never runs the worker: that is ``imsp serve worker``)."""
+    env = _env(url, workdir, IMSP_SUPERVISION__REFERENCE_WARNINGS="true" if on else "false")
+    cmd = bi.server_argv(bi.command_text(EXCHANGE, workers), port)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL
+    )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("the exchange server did not start")
-            time.sleep(0.2)
-        time.sleep(1)
+        bi.wait_healthy(proc, port, "the exchange server")
+        time.sleep(2)  # let every process finish starting
         yield proc
     finally:
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
 
 
 def _depth(url: str) -> int:
@@ -416,32 +420,43 @@ def _leg(
         worker = None
         if on:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "imsp.cli.main", "supervise", "worker"],
-                env={k: v for k, v in os.environ.items() if not k.startswith("IMSP_")}
-                | {"IMSP_DATABASE_URL": url, "IMSP_DATA_DIR": str(workdir / "var")},
-                start_new_session=True,
-                stdout=subprocess.DEVNULL,
-            )
+                bi.server_argv(WORKER, args.port), env=_env(url, workdir), cwd=ROOT,
+                start_new_session=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
         token = httpx.get(
             f"{base}/auth/accesstoken/create",
             params={"appId": args.app_id, "appSecret": args.secret},
         ).json()["data"]["accessToken"]
         (workdir / "token.txt").write_text(token + "\n")
+        if worker is not None:
+            _started(worker)
         bi.wrk("warm-up", f"{base}/uploadPrescriptionInfo", one, workdir,
                connections=args.connections, seconds=3, server=proc.pid, db_url=url)  # fmt: skip
-        w0 = bi._cpu_of({worker.pid}) if worker else 0.0
+        # the worker role is a supervisor process and its child: count the whole tree
+        w0 = bi._cpu_of(bi._children(worker.pid)) if worker else 0.0
         run = bi.wrk(
             mode, f"{base}/uploadPrescriptionInfo", one, workdir,
             connections=args.connections, seconds=seconds, server=proc.pid, db_url=url,
         )  # fmt: skip
         leg = Leg(run)
         if worker is not None:
-            leg.worker_cpu = (bi._cpu_of({worker.pid}) - w0) / run.seconds
+            leg.worker_cpu = (bi._cpu_of(bi._children(worker.pid)) - w0) / run.seconds
             leg.depth = _depth(url)
             _analyze(url)
             leg.drained, leg.left = _drain(url, args.drain_limit)
             _stop(worker)
     return leg
+
+
+def _started(worker: subprocess.Popen[bytes]) -> None:
+    """Wait (up to 60 s) until the worker role has forked its process, so the leg's CPU
+    accounting starts after its imports."""
+    deadline = time.monotonic() + 60
+    while len(bi._children(worker.pid)) < 2:
+        if time.monotonic() > deadline or worker.poll() is not None:
+            raise SystemExit("the supervision worker did not start")
+        time.sleep(0.2)
+    time.sleep(1)
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -467,6 +482,8 @@ def _load() -> str:
 
 
 def ingest_runs(args: argparse.Namespace, host: str) -> str:
+    from imsp.config import SupervisionSettings
+
     with bi.fresh_database(args.admin_url) as url, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         args.app_id, args.secret = bi.prepare(url)
@@ -506,12 +523,13 @@ def ingest_runs(args: argparse.Namespace, host: str) -> str:
         "",
         "Same database, same generated prescriptions, single-record uploads "
         f"(`POST /uploadPrescriptionInfo`, {args.connections} connections, {args.duration} s per leg, "
-        f"{args.workers} uvicorn server processes), legs alternating off/on. *Off*: no reference "
+        f"server `{bi.command_text(EXCHANGE, args.workers)}`), legs alternating off/on. *Off*: no reference "
         "lookup in the receipt, no worker (what an off leg leaves in the change feed stays there: "
         "the next on leg's worker starts with it). The cluster runs with autovacuum off, so the "
         "benchmark runs `ANALYZE` before each leg and when the load stops, as autoanalyze would. "
         "*On*: every receipt carries the -95 reference warnings (one extra "
-        "query per request, run alongside the write) and `imsp supervise worker` (nice 10) "
+        "query per request, run alongside the write) and `{WORKER}` (nice "
+        f"{SupervisionSettings().nice}, `IMSP_SUPERVISION__NICE`) "
         "evaluates the change feed at the same time on the same two cores. CPU columns: CPU "
         "seconds per second of wall time (1.00 = one core) of the server processes, the worker, "
         "and every PostgreSQL process of the machine (other sessions' included).",
