@@ -1,7 +1,8 @@
 """Benchmark: supervision (监管规则) on PostgreSQL (not a test).
 
     .venv/bin/python bench/bench_supervision.py sweep  [--count 2000] [--copies 30] [--jobs 1,2] [--write]
-    .venv/bin/python bench/bench_supervision.py ingest [--duration 60] [--rounds 2] [--stream 600] [--write]
+    .venv/bin/python bench/bench_supervision.py ingest [--data world,prescriptions] [--duration 30]
+        [--rounds 1] [--stream 600] [--write]
 
 ``sweep``: generates a sample world (``imsp.standard.sample``, every dataset, ``--count`` objects
 each: ~16 records per object) and stores ``--copies`` copies of it under different institutions
@@ -15,14 +16,28 @@ predicate.
 
 ``ingest``: the exchange service as the README runs it in production (``imsp serve exchange
 --workers N``, bench/bench_ingest.py's preset ``exchange``, and its wrk driver) loaded with
-single-record prescription uploads on one database, in legs alternating supervision off (no
-receipt reference lookup, no worker) and on (reference warnings in every receipt, ``imsp serve
-worker`` — niced to ``supervision.nice`` — running beside it on the same 2 cores), ``--rounds`` pairs of
-``--duration`` s; records/s of both and their ratio, the CPU share of server, worker and
-PostgreSQL, and the change-feed depth at the end of each "on" leg and how long the worker took to
-drain it. ``--stream N`` adds one "on" leg of N s (the issue's 10-minute stream: 600). When the
-cluster runs with autovacuum off, the database is ``ANALYZE``d before each leg and when the load
-stops (what autoanalyze would do; without statistics the worker's key lookups scan).
+single-record uploads, in legs alternating supervision off (no receipt reference lookup, no
+worker) and on (reference warnings in every receipt, ``imsp serve worker`` — niced to
+``supervision.nice`` — running beside it on the same 2 cores), ``--rounds`` pairs of
+``--duration`` s, for each data mode of ``--data`` on a fresh database of its own:
+
+* ``world`` (realistic): copies of a sample world (``--world-count`` objects per dataset, every
+  dataset, ~1 % of its business records mutated to break a rule, business times around today),
+  each record uploaded to its own service in the world's order, copies interleaved, keys and
+  references renamed per copy (``bench/world_stream.py``);
+* ``prescriptions`` (worst case): prescriptions only, none of their references ever uploaded,
+  business dates in the past — every record leaves a pending check and raises R45.
+
+Reported: records/s of both and their ratio, the CPU of server, worker and PostgreSQL (share of
+a core and µs per record), records the receipts refused, the change-feed depth at the end of
+each "on" leg and how long the worker took to drain it, and supervision's findings and waiting
+records at the end. ``--stream N`` adds one "on" leg of N s (the issue's 10-minute stream: 600).
+When the cluster runs with autovacuum off, the database is ``ANALYZE``d before each leg, while
+the server runs (``bench_ingest.autoanalyze``) and when the load stops (what autovacuum would do;
+without statistics the worker's and the receipts' key lookups scan).
+
+    flock /tmp/imsp-bench.lock .venv/bin/python bench/bench_supervision.py ingest --duration 30 \
+        --rounds 1 --workers 2 --connections 32 --drain-limit 60 [--data world,prescriptions] [--write]
 """
 
 from __future__ import annotations
@@ -647,10 +662,11 @@ _DATA = {
     "world": (
         "真实数据流 / realistic stream",
         "copies of one sample world (`imsp.standard.sample.generate_all({count})`, every dataset "
-        "but the institution's own record: {per_copy} records a copy, {doctors} doctors) of today "
-        "(business times today, so T+1 holds), made compliant where the generator is looser than "
-        "the rules and ~1 % of its business records mutated to break a rule (as the sweep's "
-        "data); each record a single-record upload to its own service (`/uploadPatientFile`, "
+        "but the institution's own record: {per_copy} records a copy, {doctors} doctors) whose "
+        "events fall on one day, tomorrow (registrations and payments made up to two days ahead "
+        "fall today or yesterday: T+1 holds for every record), made compliant where the "
+        "generator is looser than the rules and ~1 % of its business records mutated to break a "
+        "rule (as the sweep's data: ~1 finding per 100 records); each record a single-record upload to its own service (`/uploadPatientFile`, "
         "`/uploadRegister`, `/uploadOutpatient`, `/uploadPrescriptionInfo`, "
         "`/uploadPrescriptionList`, `/uploadPayment`, …) in the world's upload order (base data "
         "first), {lanes} copies interleaved per wrk thread over the {connections} connections; "
