@@ -484,8 +484,10 @@ def world_of(count: int) -> dict[str, list[dict[str, Any]]]:
 def _world_stream(workdir: Path, url: str, count: int) -> Stream:
     """``--data world``: :func:`world_of` written as a wrk stream of renamed copies
     (``world_stream``). The partner hospitals of its telemedicine records are registered
-    (R42); the institution's own record (机构信息) is uploaded once before each leg rather than
-    once per copy (its key is the institution)."""
+    (R42); the institution's own record (机构信息) and its agreements are uploaded once before
+    each leg rather than once per copy (``world_stream.ONCE``)."""
+    from imsp.standard.model import load_standard
+
     world = world_of(count)
     with psycopg.connect(url, autocommit=True) as conn:
         for code in sorted({t["invitedOrgCode"] for t in world["telemedicine"]} - {bi.ORG}):
@@ -496,8 +498,9 @@ def _world_stream(workdir: Path, url: str, count: int) -> Stream:
             )
     lines, doctors = ws.templates(world)
     ws.preflight(lines, doctors)
+    std = load_standard()
     once = tuple(
-        ("/uploadOrganization", orjson.dumps([doc])) for doc in world.get("organization", [])
+        (f"/{std.datasets[code].service}", orjson.dumps(world[code])) for code in sorted(ws.ONCE)
     )
     where = workdir / "world"
     return Stream("world", where, ws.write(where, lines), "/", once, doctors, len(lines))
@@ -662,7 +665,8 @@ _DATA = {
     "world": (
         "真实数据流 / realistic stream",
         "copies of one sample world (`imsp.standard.sample.generate_all({count})`, every dataset "
-        "but the institution's own record: {per_copy} records a copy, {doctors} doctors) whose "
+        "but the institution's own record and agreements, uploaded once before each leg: "
+        "{per_copy} records a copy, {doctors} doctors) whose "
         "events fall on one day, tomorrow (registrations and payments made up to two days ahead "
         "fall today or yesterday: T+1 holds for every record), made compliant where the "
         "generator is looser than the rules and ~1 % of its business records mutated to break a "

@@ -36,8 +36,11 @@ import orjson
 #: Key fields not renamed: the institution (``organID`` must be the token's), positions within
 #: a renamed key (``recipeDetailId`` under ``recipeID``) and versions.
 FIXED_KEYS = frozenset({"organID", "recipeDetailId", "version"})
-#: Datasets left out of the stream: the institution's own record is uploaded once, before it.
-ONCE = frozenset({"organization"})
+#: Datasets left out of the stream, uploaded once before it: the institution's own record (its
+#: key is the institution) and its agreements (知情同意书 and service agreements: documents of
+#: the institution that change a few times a year, not with every patient — and each change
+#: re-runs R17 over all the institution's visits).
+ONCE = frozenset({"organization", "agreement"})
 
 LUA = r"""
 local token = io.open(os.getenv("BENCH_DIR") .. "/token.txt"):read("*l")
