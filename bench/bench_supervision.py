@@ -723,7 +723,8 @@ def ingest_report(args: argparse.Namespace, host: str, out: Outcome) -> str:
         "",
         f"Command: `{command}`. Machine: {host}.",
         "",
-        f"Processes: the exchange service `{bi.command_text(EXCHANGE, args.workers)}` and, in the "
+        "Processes: the exchange service "
+        f"`{bi.command_text(EXCHANGE, args.workers).replace('{port}', str(args.port))}` and, in the "
         f"on legs, the supervision worker `{WORKER}` (nice {SupervisionSettings().nice}, "
         "`IMSP_SUPERVISION__NICE`) beside it on the same cores, both from the README's "
         "production section.",
