@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -119,14 +118,18 @@ def create_exchange_app(
 
 
 def _reference_check(app: FastAPI) -> Any:
-    """The receipts' reference lookup of the app's database; on PostgreSQL its own small pool,
-    closed when the app shuts down."""
-    from imsp.supervision.references import PgReferenceCheck, missing_references
+    """The receipts' reference lookup of the app's database, behind this process's cache of
+    references known to exist; on PostgreSQL its own small pool, closed when the app shuts
+    down."""
+    from imsp.supervision.references import KnownReferences, PgReferenceCheck, SqlReferenceCheck
 
     c: AppContext = app.state.ctx
+    known = KnownReferences(ttl=c.settings.supervision.reference_cache_seconds)
     if c.db.dialect != "postgresql":
-        return partial(missing_references, c.db.engine)
-    check = PgReferenceCheck(c.settings.sqlalchemy_url, pgbouncer=c.settings.database_pgbouncer)
+        return SqlReferenceCheck(c.db.engine, known)
+    check = PgReferenceCheck(
+        c.settings.sqlalchemy_url, pgbouncer=c.settings.database_pgbouncer, known=known
+    )
     close_at_shutdown(app, check.close)
     return check
 

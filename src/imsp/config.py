@@ -76,6 +76,12 @@ class SupervisionSettings(BaseModel):
     reference_warnings: bool = Field(
         default=True, description="上传回执是否对尚未上传的关联数据给出 -95 警告（不拒收）"
     )
+    reference_cache_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="回执关联检查缓存已知存在的关联数据的时长（秒）：其间在其他进程作废或归档的记录"
+        "可能不再给出 -95 警告；0 为不缓存",
+    )
     batch: int = Field(default=500, ge=1, description="工作进程每批领取的变更数")
     poll_seconds: float = Field(default=1.0, gt=0, description="队列为空时的轮询间隔（秒）")
     chores_seconds: float = Field(

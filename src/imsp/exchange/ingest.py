@@ -157,6 +157,9 @@ class ReferenceCheck(Protocol):
         self, *, institution_id: int, dataset: str, records: Sequence[tuple[int, dict[str, Any]]]
     ) -> dict[int, list[Issue]]: ...
 
+    def stored(self, *, institution_id: int, dataset: str, rows: Sequence[dict[str, Any]]) -> None:
+        """``rows`` (``Batch.rows``) were committed: their keys exist now (voided: no longer)."""
+
 
 async def ingest(
     writer: Writer,
@@ -205,6 +208,9 @@ async def ingest(
                     dataset=dataset.code,
                     records=[(row["i"], row["d"]) for row in checked.rows],
                 ),
+            )
+            references.stored(
+                institution_id=grant.institution_id, dataset=dataset.code, rows=checked.rows
             )
             for index, issues in missing.items():
                 results[index]["warnings"].extend(receipts.issue_json(w) for w in issues)

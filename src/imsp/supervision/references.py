@@ -4,12 +4,27 @@ An upload is never rejected because a record it refers to has not arrived: hospi
 any order, and supervision waits (R43). The receipt only *warns*, naming the missing dataset and
 key, so the hospital sees at once what it still has to send. The lookup is ONE query per batch
 (by business key, and by visit number for follow-up records), run alongside the write.
+
+Most references of real traffic are to records that exist — the institution's departments,
+doctors and organisation in every record, a patient in each of their visits, a visit in its
+prescriptions — so each server process keeps a bounded cache of references **known to exist**
+(:class:`KnownReferences`): those its lookups found and the records its own uploads stored
+(told by the exchange after the commit). When every reference of a batch is known, no query is
+made. Only existence is cached, never absence: a record another process or node stores is found
+by the next lookup. What a cached fact can miss is a record that stops existing elsewhere —
+voided (``operType`` 3) through another process, or its month archived: for at most
+``supervision.reference_cache_seconds`` after the fact was last confirmed by the database or by a
+commit of this process, a receipt may then omit a -95 warning (a warning only; the worker's R43
+reads the database). A record voided through this process is forgotten at once (and a lookup
+that overlapped the void teaches nothing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from functools import cache
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache, partial
 from typing import Any, Final
 
 from psycopg_pool import AsyncConnectionPool
@@ -20,8 +35,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from imsp.exchange.models import Record
 from imsp.standard.issues import Issue
+from imsp.standard.model import load_standard
 
-__all__ = ["REFERENCE_MISSING", "PgReferenceCheck", "missing_references", "wanted_references"]
+__all__ = [
+    "REFERENCE_MISSING",
+    "KnownReferences",
+    "PgReferenceCheck",
+    "SqlReferenceCheck",
+    "missing_references",
+    "wanted_references",
+]
 
 #: Issue code of the warning (``warnings[].code``; business code -95 in the protocol catalogue).
 REFERENCE_MISSING: Final = "reference_missing"
@@ -89,11 +112,21 @@ async def missing_references(
 ) -> dict[int, list[Issue]]:
     """Warnings (index → issues) for references of ``records`` (index, stored document) to
     records the institution has not uploaded. One query (SQLAlchemy: SQLite, and PostgreSQL
-    where no :class:`PgReferenceCheck` is used)."""
+    where no :class:`PgReferenceCheck` is used), no cache: the definition the cached checks
+    answer like."""
     wanted = wanted_references(dataset, records)
     if not wanted:
         return {}
-    datasets, values, visits = _lookup(wanted)
+    return _warnings(wanted, await _sql_rows(engine, institution_id, *_lookup(wanted)))
+
+
+async def _sql_rows(
+    engine: AsyncEngine,
+    institution_id: int,
+    datasets: list[str],
+    values: list[str],
+    visits: list[str],
+) -> Sequence[Sequence[Any]]:
     conds = [and_(Record.dataset.in_(datasets), Record.key.in_(values))]
     if visits:
         conds.append(and_(Record.dataset == "outpatient", Record.visit_no.in_(visits)))
@@ -101,8 +134,7 @@ async def missing_references(
         Record.institution_id == institution_id, Record.voided.is_(False), or_(*conds)
     )
     async with engine.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return _warnings(wanted, rows)
+        return (await conn.execute(stmt)).all()
 
 
 _Wanted = list[tuple[int, str, tuple[str, ...], str, str]]
@@ -181,13 +213,154 @@ def _pg_statement() -> str:
     return str(compiled)
 
 
-class PgReferenceCheck:
-    """The lookup on PostgreSQL (production): the same query, compiled once, on a small pool of
-    autocommit psycopg connections of its own — one round trip per batch. Through the app's
+#: Where a fact about an 门诊病历's visit number is kept (the others by dataset and key).
+_VISIT: Final = "outpatient:visit_no"
+
+
+@cache
+def _places(targets: tuple[str, ...], how: str) -> tuple[str, ...]:
+    """The facts any one of which resolves a reference (as :func:`_warnings` reads the rows):
+    the target datasets' keys; for a visit, also the visit numbers of 门诊病历."""
+    return (*targets, _VISIT) if how == "visit" else targets
+
+
+@cache
+def _visit_field() -> str:
+    return load_standard().datasets["outpatient"].columns["visit_no"]
+
+
+class KnownReferences:
+    """References known to exist, per institution: (institution, dataset, key) and
+    (institution, visit number of a 门诊病历), each until ``ttl`` seconds after it was last
+    learned, at most ``size`` of them (the oldest learned go first). ``ttl`` 0: nothing is
+    kept. Process-local; one event loop uses it (no locking)."""
+
+    def __init__(
+        self, *, ttl: float, size: int = 50_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl, self.size, self._clock = ttl, size, clock
+        self._facts: OrderedDict[tuple[int, str, str], float] = OrderedDict()
+        #: Records voided through this process so far: a lookup that ran while one was (its
+        #: rows may show the record before the void) teaches nothing.
+        self.voids = 0
+
+    def __len__(self) -> int:
+        return len(self._facts)
+
+    def unknown(self, institution_id: int, wanted: _Wanted) -> _Wanted:
+        """The references of ``wanted`` not known to exist (all of them when nothing is kept)."""
+        facts = self._facts
+        if not facts:
+            return wanted
+        now = self._clock()
+        out = []
+        for item in wanted:
+            value = item[4]
+            for place in _places(item[2], item[3]):
+                fact = (institution_id, place, value)
+                until = facts.get(fact)
+                if until is not None:
+                    if until > now:
+                        break
+                    del facts[fact]
+            else:
+                out.append(item)
+        return out
+
+    def found(self, institution_id: int, rows: Iterable[Sequence[Any]], voids: int) -> None:
+        """Learn the rows a lookup returned: (dataset, key, visit number), none voided —
+        unless a record was voided through this process since it started (``voids`` was
+        :attr:`voids` then)."""
+        if not self.ttl or voids != self.voids:
+            return
+        until = self._clock() + self.ttl
+        for dataset, key, visit in rows:
+            self._learn((institution_id, dataset, key), until)
+            if visit and dataset == "outpatient":
+                self._learn((institution_id, _VISIT, visit), until)
+
+    def stored(self, institution_id: int, dataset: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Learn the rows an upload of this process committed (``writer.Batch.rows``: key
+        ``k``, voided ``vd``, document ``d``): they exist now — or, voided, no longer."""
+        if not self.ttl:
+            return
+        until = self._clock() + self.ttl
+        visit = _visit_field() if dataset == "outpatient" else None
+        for row in rows:
+            facts = [(institution_id, dataset, row["k"])]
+            number = row["d"].get(visit) if visit else None
+            if isinstance(number, str) and number:
+                facts.append((institution_id, _VISIT, number))
+            for fact in facts:
+                if row["vd"]:
+                    self._facts.pop(fact, None)
+                else:
+                    self._learn(fact, until)
+            if row["vd"]:
+                self.voids += 1
+
+    def _learn(self, fact: tuple[int, str, str], until: float) -> None:
+        facts = self._facts
+        if fact in facts:
+            facts.move_to_end(fact)
+        facts[fact] = until
+        if len(facts) > self.size:
+            facts.popitem(last=False)
+
+
+_Rows = Callable[[int, list[str], list[str], list[str]], Any]
+
+
+class _CachedCheck:
+    """The receipts' check (``exchange.ingest.ReferenceCheck``): warnings for the references
+    not known to exist, looked up (``_rows``: institution, target datasets, keys, visit numbers
+    → rows) only when some are not; ``stored`` is told of every committed upload."""
+
+    def __init__(self, rows: _Rows, known: KnownReferences) -> None:
+        self._rows, self.known = rows, known
+
+    async def __call__(
+        self,
+        *,
+        institution_id: int,
+        dataset: str,
+        records: Sequence[tuple[int, Mapping[str, Any]]],
+    ) -> dict[int, list[Issue]]:
+        wanted = self.known.unknown(institution_id, wanted_references(dataset, records))
+        if not wanted:
+            return {}
+        voids = self.known.voids
+        rows = await self._rows(institution_id, *_lookup(wanted))
+        self.known.found(institution_id, rows, voids)
+        return _warnings(wanted, rows)
+
+    def stored(
+        self, *, institution_id: int, dataset: str, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        self.known.stored(institution_id, dataset, rows)
+
+    async def close(self) -> None:
+        """Nothing to release (see :class:`PgReferenceCheck`)."""
+
+
+class SqlReferenceCheck(_CachedCheck):
+    """The check through the app's SQLAlchemy engine (SQLite)."""
+
+    def __init__(self, engine: AsyncEngine, known: KnownReferences) -> None:
+        super().__init__(partial(_sql_rows, engine), known)
+
+
+class PgReferenceCheck(_CachedCheck):
+    """The check on PostgreSQL (production): references not known to exist (``known``; none
+    by default) looked up by the same query, compiled once, on a small pool of autocommit
+    psycopg connections of its own — one round trip per batch. Through the app's
     SQLAlchemy engine every batch paid statement building, a pool pre-ping, BEGIN and ROLLBACK:
     ~1 ms of server CPU per single-record upload. ``close`` at app shutdown."""
 
-    def __init__(self, url: str, *, pgbouncer: bool = False) -> None:
+    def __init__(
+        self, url: str, *, pgbouncer: bool = False, known: KnownReferences | None = None
+    ) -> None:
+        super().__init__(self._pg_rows, KnownReferences(ttl=0) if known is None else known)
         conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.pool = AsyncConnectionPool(
             conninfo,
@@ -219,25 +392,16 @@ class PgReferenceCheck:
         self._opened = False
         self._sql = _pg_statement()
 
-    async def __call__(
-        self,
-        *,
-        institution_id: int,
-        dataset: str,
-        records: Sequence[tuple[int, Mapping[str, Any]]],
-    ) -> dict[int, list[Issue]]:
-        wanted = wanted_references(dataset, records)
-        if not wanted:
-            return {}
-        datasets, values, visits = _lookup(wanted)
+    async def _pg_rows(
+        self, institution_id: int, datasets: list[str], values: list[str], visits: list[str]
+    ) -> list[Any]:
         if not self._opened:
             self._opened = True
             await self.pool.open(wait=False)
         params = {"inst": institution_id, "ds": datasets, "keys": values, "visits": visits}
         async with self.pool.connection() as conn:
             cur = await conn.execute(self._sql, params)
-            rows = await cur.fetchall()
-        return _warnings(wanted, rows)
+            return await cur.fetchall()
 
     async def close(self) -> None:
         if self._opened:
