@@ -41,6 +41,7 @@ from imsp.storage.db import Database
 from imsp.supervision.engine import Stats
 from imsp.supervision.findings import expire_overdue
 from imsp.supervision.incremental import evaluate_changes, evaluate_due
+from imsp.supervision.meters import WorkerMeters
 from imsp.supervision.rollups import refresh_rollups
 
 __all__ = ["Round", "run_once", "run_worker", "worker_name"]
@@ -59,6 +60,7 @@ def worker_name() -> str:
 class Round:
     claimed: int
     stats: Stats
+    chores: bool | None = None  # idle chores: done, left to another worker, not attempted
 
 
 async def run_once(
@@ -81,12 +83,13 @@ async def run_once(
         if not chores:
             return Round(0, stats)
         async with db.session() as s:
-            if await _chores_turn(s):
+            turn = await _chores_turn(s)
+            if turn:
                 now = clock.now()
                 stats = await evaluate_due(s, now=now, grace=grace)
                 await expire_overdue(s, now=now)
                 await refresh_rollups(s, now=now)  # the dashboards' daily rollups (rollups.py)
-        return Round(0, stats)
+        return Round(0, stats, chores=turn)
     async with db.session() as s:
         stats = await evaluate_changes(
             s,
@@ -120,10 +123,12 @@ async def run_worker(
     clock: Clock,
     stop: asyncio.Event,
     worker: str | None = None,
+    meters: WorkerMeters | None = None,
 ) -> None:
     """Run rounds until ``stop`` is set; sleep ``poll_seconds`` when there is nothing to do. A
     failed round (database unavailable, a concurrent worker raised the same finding) is logged
-    and retried after a pause: its changes stay in the feed."""
+    and retried after a pause: its changes stay in the feed. ``meters`` (the health port's
+    ``/metrics``) count what each round did."""
     name = worker or worker_name()
     pause = settings.supervision.poll_seconds
     next_maintenance = next_chores = 0.0
@@ -133,15 +138,29 @@ async def run_worker(
                 created = await partitions.ensure_ahead(db.engine, now=clock.now())
                 if created:
                     log.info("partitions created: %s", ", ".join(created))
+                    if meters is not None:
+                        meters.partitions.inc(len(created))
                 next_maintenance = time.monotonic() + PARTITION_CHECK_SECONDS
             except Exception as exc:  # retried at the next round
                 log.warning("partition maintenance failed: %s", type(exc).__name__)
+                if meters is not None:
+                    meters.failed("partitions")
         chores = time.monotonic() >= next_chores
+        started = time.perf_counter()
         try:
             done = await run_once(db, settings=settings, clock=clock, worker=name, chores=chores)
         except Exception as exc:  # the worker outlives any one round; its changes stay queued
             log.warning("supervision round failed, will retry: %s", type(exc).__name__)
             done = Round(0, Stats())
+            if meters is not None:
+                meters.failed("round")
+        else:
+            if meters is not None and done.claimed:
+                meters.round(
+                    claimed=done.claimed, stats=done.stats, seconds=time.perf_counter() - started
+                )
+            elif meters is not None:
+                meters.idle(chores=done.chores, stats=done.stats)
         if done.claimed:
             continue
         if chores:  # done (or failed: retried after the interval like the rest)
