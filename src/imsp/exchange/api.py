@@ -90,9 +90,10 @@ def _open_writer(c: AppContext) -> Writer:
 
 
 def _new_entry(request: Request, service: str, dataset: str | None) -> LogEntry:
+    now = ctx(request).clock.now()
     return LogEntry(
-        id=archive.new_exchange_id(),
-        at=ctx(request).clock.now(),
+        id=archive.new_exchange_id(now),  # carries ``at``: lookups by id prune partitions
+        at=now,
         institution_id=None,
         app_id="",
         service=service,
