@@ -276,12 +276,19 @@ def _note(row: Any) -> ArchiveNote:
 async def archive_note_for_key(
     session: AsyncSession, *, org_code: str, dataset: str, key: str
 ) -> ArchiveNote | None:
-    """The archived month of the record (org, dataset, key), if its month was archived
-    (``record_key`` keeps archived keys)."""
+    """The archived month of the record (org, dataset, key): the month of the record itself if
+    it was archived, else the month its earlier versions went to if it was sent again after that
+    (``record_key`` keeps archived keys and, for one sent again, the archived month)."""
     row = (
         await session.execute(
             select(ArchivedPartition)
-            .join(RecordKey, RecordKey.month == ArchivedPartition.month)
+            .join(
+                RecordKey,
+                or_(
+                    RecordKey.month == ArchivedPartition.month,
+                    RecordKey.archived_month == ArchivedPartition.month,
+                ),
+            )
             .join(Institution, Institution.id == RecordKey.institution_id)
             .where(
                 ArchivedPartition.parent == "record",
@@ -289,6 +296,8 @@ async def archive_note_for_key(
                 RecordKey.dataset == dataset,
                 RecordKey.key == key,
             )
+            .order_by(ArchivedPartition.month.desc())
+            .limit(1)
         )
     ).scalar_one_or_none()
     return _note(row) if row is not None else None
