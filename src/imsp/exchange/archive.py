@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -49,16 +50,16 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 
 
-def new_exchange_id(at: datetime) -> uuid.UUID:
-    """A UUIDv7 whose time is ``at`` (the request's receipt time): time-ordered, unique without
-    coordination between server processes.
+def new_exchange_id(at: datetime | None = None) -> uuid.UUID:
+    """A UUIDv7 whose time is ``at`` (the request's receipt time; the server passes the time it
+    logs, default now): time-ordered, unique without coordination between server processes.
 
     Within a process ids are strictly increasing while the clock does (or steps back less than
     :data:`STEP_BACK_MS`): ``rand_a`` (12 bits) is a counter within the millisecond (RFC 9562
     §6.2, method 1), so ``ORDER BY id`` lists a process's requests in order.
     """
     rand = int.from_bytes(os.urandom(8), "big")
-    wanted = (at - _EPOCH) // _MS  # exact (a float timestamp can round down a millisecond)
+    wanted = (time.time_ns() // 1_000_000) if at is None else (at - _EPOCH) // _MS  # exact
     with _lock:
         ms = wanted
         if _last[0] - STEP_BACK_MS < ms <= _last[0]:
