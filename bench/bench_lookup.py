@@ -38,7 +38,7 @@ OLD = "SELECT id, at, code FROM exchange_log WHERE id = %(id)s"
 NEW = "SELECT id, at, code FROM exchange_log WHERE id = %(id)s AND at >= %(lo)s AND at < %(hi)s"
 
 
-def _fill(conn: psycopg.Connection[Any], months: int, per_month: int) -> list[uuid.UUID]:
+def _fill(conn: psycopg.Connection[Any], url: str, months: int, per_month: int) -> list[uuid.UUID]:
     from imsp.exchange import archive, partitions
 
     now = datetime.now(UTC)
@@ -46,7 +46,7 @@ def _fill(conn: psycopg.Connection[Any], months: int, per_month: int) -> list[uu
     wanted = [partitions.add_months(first, n) for n in range(months)]
     from sqlalchemy import create_engine
 
-    engine = create_engine(conn.info.dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as sa_conn:
         partitions.ensure(sa_conn, now=now, ahead=0, months=wanted)
     engine.dispose()
@@ -113,7 +113,7 @@ def main() -> None:
         dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
         with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
             t0 = time.perf_counter()
-            ids = _fill(conn, args.months, args.per_month)
+            ids = _fill(conn, dsn, args.months, args.per_month)
             print(f"filled {len(ids):,} log rows in {args.months} months"
                   f" ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
             rng = random.Random(1)
