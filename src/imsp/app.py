@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from imsp import __version__
 from imsp.clock import Clock, SystemClock
 from imsp.config import Settings
-from imsp.metrics import install_metrics
+from imsp.metrics import AppMetrics, install_metrics
 from imsp.shared_state import SharedState, open_state
 from imsp.storage.db import Database
 from imsp.web import (
@@ -28,6 +28,9 @@ from imsp.web import (
     install_error_handlers,
     install_healthz,
 )
+
+if TYPE_CHECKING:
+    from imsp.supervision.meters import WorkerMeters
 
 #: Background work an app runs while it serves (started and stopped by its lifespan).
 Job = Callable[[AppContext, asyncio.Event], Coroutine[Any, Any, None]]
@@ -157,8 +160,9 @@ def create_portal_app(
 def create_health_app(
     settings: Settings, *, clock: Clock | None = None, db: Database | None = None
 ) -> FastAPI:
-    """The background worker's optional health port: ``/healthz`` and ``/readyz`` only."""
-    return _base_app(
+    """The background worker's optional health port: ``/healthz``, ``/readyz`` and ``/metrics``
+    (the worker's meters, ``app.state.worker_meters``, passed to the worker by ``imsp.server``)."""
+    app = _base_app(
         title="河北省互联网医疗服务监管平台 — 后台任务",
         service="worker",
         settings=settings,
@@ -166,3 +170,22 @@ def create_health_app(
         db=db,
         docs=False,
     )
+    app.state.worker_meters = install_worker_meters(app, queue=True)
+    return app
+
+
+def install_worker_meters(app: FastAPI, *, queue: bool) -> WorkerMeters | None:
+    """The supervision worker's meters on ``app``'s ``/metrics`` (``None`` when metrics are off):
+    its counters, the pending checks sampled at scrape time and, with ``queue``, the change
+    feed's depth (the exchange app samples that one itself)."""
+    from imsp.exchange.meters import queue_sampler
+    from imsp.supervision.meters import WorkerMeters, pending_sampler
+
+    metrics: AppMetrics | None = app.state.metrics
+    if metrics is None:
+        return None
+    c: AppContext = app.state.ctx
+    if queue:
+        metrics.samplers.append(queue_sampler(c.db, c.clock))
+    metrics.samplers.append(pending_sampler(c.db, c.clock))
+    return WorkerMeters(metrics.registry)

@@ -38,6 +38,12 @@ class BadRequest(ImspError):
     code = 40001
 
 
+class ClientDisconnected(BadRequest):
+    """The client closed the connection before its request body was complete: the request is
+    logged as 40001 (nothing was stored), while the metrics count it as cancelled, not as a
+    client's malformed request (``imsp.exchange.meters.CANCELLED``)."""
+
+
 class UnknownAppId(ImspError):
     code = 40002
 

@@ -23,10 +23,12 @@ patient data, appIds, tokens or institutions (see ``docs/performance.md`` § met
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -72,6 +74,27 @@ def multiprocess() -> bool:
     from prometheus_client import values
 
     return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+@contextlib.contextmanager
+def multiprocess_mode(path: str) -> Iterator[None]:
+    """Within the block, this process (and the children it forks) writes its metrics to
+    ``path`` (``PROMETHEUS_MULTIPROC_DIR``), although ``prometheus_client`` was imported without
+    it; afterwards, its own memory again.
+
+    The library chooses its value class once, when imported — and ``imsp.cli`` imports it long
+    before ``imsp.prefork`` makes a temporary directory for ``--workers N``: without the switch
+    each child counted in its own memory and a scrape showed whichever child answered it. The
+    apps (and so every metric) are built in the children, after the switch."""
+    from prometheus_client import values
+
+    os.environ[MULTIPROC_ENV] = path
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 def prepare_multiprocess_dir(path: Path) -> None:

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imsp.metrics import prepare_multiprocess_dir
+from imsp.metrics import multiprocess_mode, prepare_multiprocess_dir
 
 log = logging.getLogger("imsp.server")
 
@@ -276,9 +276,8 @@ def metrics_dir(workers: int) -> Iterator[str | None]:
         yield None
         return
     path = tempfile.mkdtemp(prefix="imsp-metrics-")
-    os.environ[METRICS_DIR_ENV] = path
     try:
-        yield path
+        with multiprocess_mode(path):  # prometheus_client is imported already: switch it
+            yield path
     finally:
-        os.environ.pop(METRICS_DIR_ENV, None)
         shutil.rmtree(path, ignore_errors=True)

@@ -25,7 +25,12 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 
-from imsp.app import create_exchange_app, create_health_app, create_portal_app
+from imsp.app import (
+    create_exchange_app,
+    create_health_app,
+    create_portal_app,
+    install_worker_meters,
+)
 from imsp.clock import Clock, SystemClock
 from imsp.config import Settings
 from imsp.errors import ConfigError
@@ -35,6 +40,7 @@ from imsp.standard.model import load_standard
 from imsp.standard.validate import validator_for
 from imsp.storage import migrate
 from imsp.storage.db import Database
+from imsp.supervision.meters import WorkerMeters
 from imsp.supervision.worker import run_worker
 
 
@@ -242,12 +248,16 @@ async def serve_forever(
         create_exchange_app(settings, clock=clock, db=db),
         create_portal_app(settings, clock=clock, db=db),
     )
+    worker = settings.supervision.worker
+    # the worker's meters on the exchange's /metrics (which samples the change feed already)
+    meters = install_worker_meters(apps[0], queue=False) if worker else None
     await run_servers(
         settings,
         list(zip(apps, sockets, strict=True)),
         db=db,
         clock=clock,
-        worker=settings.supervision.worker,
+        worker=worker,
+        meters=meters,
         on_ready=on_ready,
         stop_event=stop_event,
     )
@@ -264,7 +274,7 @@ async def serve_role(
 ) -> None:
     """One process of ``role``: the exchange or the portal app on ``sock``; or the background
     jobs (the supervision worker: change feed, due checks, rollups) with, when ``sock`` is given,
-    only ``/healthz`` and ``/readyz`` on it."""
+    only ``/healthz``, ``/readyz`` and the worker's ``/metrics`` on it."""
     clock = clock or SystemClock()
     db = Database(settings)
     factory = {
@@ -273,12 +283,14 @@ async def serve_role(
         "worker": create_health_app,
     }[role]
     pairs = [] if sock is None else [(factory(settings, clock=clock, db=db), sock)]
+    meters = getattr(pairs[0][0].state, "worker_meters", None) if pairs else None
     await run_servers(
         settings,
         pairs,
         db=db,
         clock=clock,
         worker=role == "worker",
+        meters=meters,
         on_ready=on_ready,
         stop_event=stop_event,
     )
@@ -291,6 +303,7 @@ async def run_servers(
     db: Database,
     clock: Clock,
     worker: bool,
+    meters: WorkerMeters | None = None,
     on_ready: Callable[[], None] | None,
     stop_event: asyncio.Event | None,
 ) -> None:
@@ -325,7 +338,9 @@ async def run_servers(
         for s, sock in zip(servers, sockets, strict=True)
     ]
     jobs = (
-        asyncio.create_task(run_worker(db, settings=settings, clock=clock, stop=stopping))
+        asyncio.create_task(
+            run_worker(db, settings=settings, clock=clock, stop=stopping, meters=meters)
+        )
         if worker
         else None
     )

@@ -80,7 +80,7 @@ def _store(settings: Settings, institution_id: int, keys: list[str]) -> None:
         writer = _writer(settings, db)
         rows = [{"i": i, "k": k, "vd": False, "d": {"k": k}} for i, k in enumerate(keys)]
         entry = LogEntry(
-            new_exchange_id(), NOW, institution_id, "app", "uploadLis", "lis", "", 0, None, 200
+            new_exchange_id(NOW), NOW, institution_id, "app", "uploadLis", "lis", "", 0, None, 200
         )
         try:
             await writer.store(

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from imsp.exchange.archive import compress, new_exchange_id, restore
+from imsp.exchange.archive import (
+    ID_SKEW,
+    compress,
+    id_time,
+    id_window,
+    new_exchange_id,
+    restore,
+)
 from imsp.exchange.models import KEY_LENGTH, Record
 from imsp.exchange.pg_writer import PgWriter, _Item
 from imsp.exchange.ratelimit import SlidingWindow
@@ -18,9 +26,28 @@ STD = load_standard()
 
 
 def test_exchange_ids_are_uuid7_and_increase_within_a_process() -> None:
-    ids = [new_exchange_id() for _ in range(5000)]
+    now = datetime.now(UTC)
+    ids = [new_exchange_id(now) for _ in range(5000)]  # one millisecond: the counter counts
+    ids += [new_exchange_id(now + timedelta(microseconds=i * 300)) for i in range(5000)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert {i.version for i in ids} == {7}
+
+
+def test_an_exchange_id_carries_its_receipt_time_to_the_millisecond() -> None:
+    at = datetime(2024, 3, 31, 16, 0, 0, 0, tzinfo=UTC)  # 2024-04-01 00:00:00.000 Beijing
+    xid = new_exchange_id(at)
+    assert id_time(xid) == at
+    window = id_window(xid)
+    assert window is not None and window[0] < at < window[1]
+    # a clock stepping back a little keeps ids increasing, within the lookup window
+    back = new_exchange_id(at - timedelta(milliseconds=200))
+    assert back > xid
+    t = id_time(back)
+    assert t is not None and abs(t - (at - timedelta(milliseconds=200))) < ID_SKEW
+    # one stepping back far (a corrected clock, a test's frozen one) is followed
+    earlier = datetime(2024, 1, 5, 9, 0, tzinfo=UTC)
+    assert id_time(new_exchange_id(earlier)) == earlier
+    assert id_window(uuid.uuid4()) is None  # not made here: looked up everywhere
 
 
 @pytest.mark.parametrize(
@@ -67,7 +94,8 @@ def test_group_commit_never_lets_a_later_request_overtake_an_earlier_one_on_a_ke
     # Queued: 1 {k}, 2 {k, m}, 3 {m}. 2 collides with 1 and waits; 3 shares m with 2, so it must
     # wait too — written before 2, its newer m would be replaced by 2's older one.
     def item(n: int, *keys: str) -> _Item:
-        entry = LogEntry(new_exchange_id(), datetime.now(UTC), 1, "a", "s", "d", "", 0, None, 200)
+        now = datetime.now(UTC)
+        entry = LogEntry(new_exchange_id(now), now, 1, "a", "s", "d", "", 0, None, 200)
         rows = [{"i": i, "k": k, "d": {}} for i, k in enumerate(keys)]
         return _Item(entry, Batch(1, "d", "a", rows), float(n), None, frozenset(keys))  # type: ignore[arg-type]
 

@@ -3,16 +3,19 @@ units, and every unit starts a command ``imsp serve`` accepts."""
 
 from __future__ import annotations
 
+import asyncio
 import configparser
+import re
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from imsp.cli.server import serve
-from imsp.config import ServerSettings
+from imsp.config import ServerSettings, Settings
 from tests.support.pki import make_pki
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -133,3 +136,62 @@ def test_the_example_environment_file_names_every_setting() -> None:
     missing = sorted(_setting_names() - given)
     assert missing == [], f"add these to deploy/imsp.env.example with a Chinese comment: {missing}"
     assert sorted(n for n in given if n.startswith("IMSP_") and n not in _setting_names()) == []
+
+
+PROMETHEUS = DEPLOY / "prometheus"
+
+
+def _targets(job: str) -> set[str]:
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text("utf-8"))
+    (found,) = [j for j in config["scrape_configs"] if j["job_name"] == job]
+    assert found["metrics_path"] == "/metrics"
+    return {t for s in found["static_configs"] for t in s["targets"]}
+
+
+def test_prometheus_scrapes_each_role_on_the_port_its_unit_serves() -> None:
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text("utf-8"))
+    assert config["rule_files"] == ["/etc/prometheus/imsp-alerts.yml"]
+    worker = shlex.split(_unit(DEPLOY / "systemd" / "imsp-worker.service")["Service"]["ExecStart"])
+    ports = {
+        "imsp-exchange": "8888",
+        "imsp-portal": "8091",
+        "imsp-worker": worker[worker.index("--health-port") + 1],
+    }
+    haproxy = (DEPLOY / "haproxy" / "haproxy.cfg").read_text("utf-8")
+    for job, port in ports.items():
+        targets = _targets(job)
+        assert targets and {t.rsplit(":", 1)[1] for t in targets} == {port}, job
+        if job != "imsp-worker":  # the nodes HAProxy balances are the ones scraped
+            assert {f"{t} check" for t in targets} <= {
+                " ".join(line.split()[2:]) for line in haproxy.splitlines() if "server " in line
+            }, job
+    # the public frontends never pass /metrics on
+    assert haproxy.count("http-request deny deny_status 404 if { path /metrics }") == 2
+
+
+def test_alert_rules_read_only_series_the_nodes_export(settings: Settings) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from imsp.app import create_exchange_app, create_health_app
+
+    async def exported() -> set[str]:
+        names: set[str] = set()
+        for app in (create_exchange_app(settings), create_health_app(settings)):
+            text = await app.state.metrics.exposition()
+            await app.state.ctx.db.dispose()
+            for family in text_string_to_metric_families(text.decode()):
+                names |= {s.name for s in family.samples}
+        return names
+
+    names = asyncio.run(exported())
+    rules = yaml.safe_load((PROMETHEUS / "imsp-alerts.yml").read_text("utf-8"))
+    alerts = [r for g in rules["groups"] for r in g["rules"]]
+    assert len(alerts) >= 8
+    for rule in alerts:
+        assert rule["alert"].startswith("IMSP") and rule["labels"]["severity"] in (
+            "warning",
+            "critical",
+        )
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        used = set(re.findall(r"\bimsp_[a-z_]+", rule["expr"]))
+        assert used <= names, (rule["alert"], used - names)

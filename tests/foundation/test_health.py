@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from imsp.config import Settings
+
 
 def test_exchange_healthz_reports_database_status(
     exchange_client: TestClient, database_url: str
@@ -41,11 +43,15 @@ def test_healthz_degrades_when_database_is_unreachable(tmp_path) -> None:  # typ
     assert r.json()["database"]["status"] == "error"
 
 
-def test_readyz_reports_database_and_migrations(exchange_client: TestClient) -> None:
+def test_readyz_reports_database_and_migrations(
+    exchange_client: TestClient, settings: Settings
+) -> None:
     r = exchange_client.get("/readyz")
     assert r.status_code == 200
     assert r.json()["status"] == "ready"
-    assert r.json()["checks"] == {"database": "ok", "migrations": "ok"}
+    # and Redis when the shared state lives there (IMSP_TEST_SHARED_STATE=redis)
+    redis = {"redis": "ok"} if settings.redis_url else {}
+    assert r.json()["checks"] == {"database": "ok", "migrations": "ok", **redis}
 
 
 def test_readyz_is_503_with_a_chinese_reason_when_the_schema_is_behind(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from imsp.clock import SystemClock
 from imsp.config import Settings
 from imsp.prefork import METRICS_DIR_ENV, metrics_dir
 from tests.exchange.builders import get_token, make_credential, records
+from tests.exchange.test_metrics import scrape, value
 from tests.support.live import RoleProcess
 
 pytestmark = pytest.mark.slow
@@ -158,6 +159,14 @@ def test_worker_role_consumes_the_change_feed_and_answers_health(
             lambda: _count(settings, "SELECT count(*) FROM record_change") == 0,
             "the worker to drain the change feed",
         )
+        # /metrics on the health port: whichever of the two processes answers (each in the
+        # temporary PROMETHEUS_MULTIPROC_DIR of --workers 2) reports the work of both
+        for _ in range(6):  # a new connection each time: any of the processes may take it
+            with httpx.Client(base_url=node.url, timeout=10) as http:
+                s = scrape(http)
+            assert value(s, "imsp_supervision_changes_total") == 5
+            assert value(s, "imsp_supervision_queue_depth") == 0
+            assert value(s, "imsp_supervision_records_evaluated_total", source="changes") == 5
         _, err = node.stop()
     assert node.proc.returncode == 0, err
 

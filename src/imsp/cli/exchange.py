@@ -401,8 +401,8 @@ def exchange_trace(dataset: str, key: str, org_code: str, show_records: bool) ->
             s, org_code=org_code, dataset=ds, key=key, with_content=show_records
         )
     )
+    note = run(lambda s: history.archived_record(s, org_code=org_code, dataset=ds, key=key))
     if not traced:
-        note = run(lambda s: history.archived_record(s, org_code=org_code, dataset=ds, key=key))
         if note is not None:
             raise click.ClickException(f"记录已归档：{note.text()}")
         raise click.ClickException("记录不存在 / no such record")
@@ -421,6 +421,8 @@ def exchange_trace(dataset: str, key: str, org_code: str, show_records: bool) ->
             for v in (t.version for t in traced)
         ],
     )
+    if note is not None:  # sent again after its month was archived: versions counted anew
+        click.echo(f"更早的版本已归档（此后重新上报，版本从 1 重新计数）：{note.text()}")
     if show_records:
         for t in traced:
             click.echo(f"— 版本 {t.version.version}：")

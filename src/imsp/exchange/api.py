@@ -9,6 +9,7 @@ written to ``exchange_log`` unless the database itself is what failed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from logging import INFO
@@ -20,7 +21,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.responses import Response
 
 from imsp.clock import format_datetime
-from imsp.errors import BadRequest, ImspError, NotFound, RepeatedParameter, Unavailable
+from imsp.errors import (
+    BadRequest,
+    ClientDisconnected,
+    ImspError,
+    NotFound,
+    RepeatedParameter,
+    Unavailable,
+)
 from imsp.exchange import archive, openapi
 from imsp.exchange.edge import (
     FastUploads,
@@ -34,8 +42,14 @@ from imsp.exchange.edge import (
     read_body,
     single,
 )
-from imsp.exchange.ingest import ingest
-from imsp.exchange.meters import ExchangeMeters, ServiceMeter, UploadMeter, queue_sampler
+from imsp.exchange.ingest import Receipt, ingest
+from imsp.exchange.meters import (
+    CANCELLED,
+    ExchangeMeters,
+    ServiceMeter,
+    UploadMeter,
+    queue_sampler,
+)
 from imsp.exchange.tokens import TokenService
 from imsp.exchange.writer import LogEntry, Writer, db_failure
 from imsp.logs import ACCESS, access
@@ -76,9 +90,10 @@ def _open_writer(c: AppContext) -> Writer:
 
 
 def _new_entry(request: Request, service: str, dataset: str | None) -> LogEntry:
+    now = ctx(request).clock.now()
     return LogEntry(
-        id=archive.new_exchange_id(),
-        at=ctx(request).clock.now(),
+        id=archive.new_exchange_id(now),  # carries ``at``: lookups by id prune partitions
+        at=now,
         institution_id=None,
         app_id="",
         service=service,
@@ -192,6 +207,7 @@ def upload_handler(ds: Dataset, meter: UploadMeter | None) -> Handler:
         limits = c.settings.exchange
         entry = _new_entry(request, ds.service, ds.code)
         code = 200
+        write: asyncio.Task[Receipt] | None = None
         try:
             grant = await tokens_of(request).verify(c.db.engine, bearer(request), entry.client_addr)
             entry.institution_id, entry.app_id = grant.institution_id, grant.app_id
@@ -206,20 +222,32 @@ def upload_handler(ds: Dataset, meter: UploadMeter | None) -> Handler:
             records = parse_records(body, limits.max_records)
             if not dry_run:
                 entry.body = body
-            receipt = await ingest(
-                writer_of(request),
-                dataset=ds,
-                records=records,
-                grant=grant,
-                dry_run=dry_run,
-                atomic=atomic,
-                entry=entry,
-                started=started,
-                references=getattr(request.app.state, "reference_check", None),
+            # Shielded: a request cancelled while its write is under way (a shutdown past its
+            # grace period) lets the write finish, so what it stored is known and counted.
+            write = asyncio.ensure_future(
+                ingest(
+                    writer_of(request),
+                    dataset=ds,
+                    records=records,
+                    grant=grant,
+                    dry_run=dry_run,
+                    atomic=atomic,
+                    entry=entry,
+                    started=started,
+                    references=getattr(request.app.state, "reference_check", None),
+                )
             )
+            receipt = await asyncio.shield(write)
         except ImspError as exc:
             code = exc.code
             await _refused(request, entry, code, started)
+            if isinstance(exc, ClientDisconnected):
+                code = CANCELLED  # logged as 40001; metered as what it is: the client went away
+            raise
+        except asyncio.CancelledError:
+            code = CANCELLED
+            if write is not None:
+                _settle_later(request.app, write, meter)
             raise
         except Exception:  # a bug: the request is still in the exchange log (as 50000)
             code = ImspError.code
@@ -236,6 +264,23 @@ def upload_handler(ds: Dataset, meter: UploadMeter | None) -> Handler:
     upload.__name__ = f"upload_{ds.code}"
     metered(upload)
     return fast(upload)
+
+
+def _settle_later(app: FastAPI, write: asyncio.Task[Receipt], meter: UploadMeter | None) -> None:
+    """The write of a cancelled upload goes on; when it ends, count the records it stored (its
+    receipt: the write committed) — or none, if it failed. The app waits for such writes before
+    it closes its writer (:func:`install`)."""
+    settling: set[asyncio.Task[Receipt]] = app.state.exchange_settling
+    settling.add(write)
+
+    def settled(done: asyncio.Task[Receipt]) -> None:
+        settling.discard(done)
+        if done.cancelled() or done.exception() is not None:
+            return  # nothing stored (the failure was the writer's to log)
+        if meter is not None:
+            meter.receipt(done.result().data["results"])
+
+    write.add_done_callback(settled)
 
 
 # --------------------------------------------------------------------------- the standard
@@ -286,6 +331,14 @@ def install(app: FastAPI) -> None:
     app.state.tokens = TokenService(limits, c.clock, c.shared)
     writer = app.state.exchange_writer = _open_writer(c)
     close_at_shutdown(app, writer.close)
+    settling: set[asyncio.Task[Receipt]] = set()
+    app.state.exchange_settling = settling
+
+    async def settle() -> None:  # cancelled uploads' writes end before the writer closes
+        while settling:
+            await asyncio.gather(*settling, return_exceptions=True)
+
+    close_at_shutdown(app, settle)
     published = _Published(std, limits.max_records)
     metrics: AppMetrics | None = app.state.metrics
     meters = app.state.exchange_meters = (

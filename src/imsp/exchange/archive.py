@@ -2,7 +2,10 @@
 
 Every upload request gets an *exchange id* — a UUIDv7 (RFC 9562: 48-bit Unix milliseconds, then
 random bits) made here, so it is known before anything is written, sorts by time and needs no
-database round trip. The body of an accepted upload is kept in ``exchange_log.body`` together with
+database round trip. Its milliseconds are the request's receipt time, the ``at`` of its
+``exchange_log`` row (and of the ``record_version`` rows it stored), which is the key of those
+tables' monthly partitions on PostgreSQL: a lookup by id searches only the partition(s) of
+:func:`id_window` instead of every month ever kept. The body of an accepted upload is kept in ``exchange_log.body`` together with
 its SHA-256, so ``imsp exchange show`` can return the exact bytes that carried any stored record
 and prove they are unchanged.
 
@@ -23,6 +26,8 @@ import threading
 import time
 import uuid
 import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from imsp.exchange import codec
 
@@ -33,17 +38,31 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _lock = threading.Lock()
 _last = [0, 0]  # the last (milliseconds, counter) handed out by this process
 
+#: A clock that moves back less than this keeps the ids increasing (they stay on the last
+#: millisecond, counting); one that moves back further (a corrected clock, a test's frozen one)
+#: restarts the ids from its time, so an id's time never strays further from its row's ``at``.
+STEP_BACK_MS: Final = 1000
+#: How far an id's time may be from its row's ``at`` at most: the step back above, a counter
+#: overflowing into the next milliseconds (4,096 ids in one), and for ids made before the id
+#: carried ``at`` (the same clock read microseconds apart) — with a wide margin.
+ID_SKEW: Final = timedelta(minutes=5)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
 
-def new_exchange_id() -> uuid.UUID:
-    """A UUIDv7: time-ordered, unique without coordination between server processes.
 
-    Within a process ids are strictly increasing: ``rand_a`` (12 bits) is a counter within the
-    millisecond (RFC 9562 §6.2, method 1), so ``ORDER BY id`` lists a process's requests in order.
+def new_exchange_id(at: datetime | None = None) -> uuid.UUID:
+    """A UUIDv7 whose time is ``at`` (the request's receipt time; the server passes the time it
+    logs, default now): time-ordered, unique without coordination between server processes.
+
+    Within a process ids are strictly increasing while the clock does (or steps back less than
+    :data:`STEP_BACK_MS`): ``rand_a`` (12 bits) is a counter within the millisecond (RFC 9562
+    §6.2, method 1), so ``ORDER BY id`` lists a process's requests in order.
     """
     rand = int.from_bytes(os.urandom(8), "big")
+    wanted = (time.time_ns() // 1_000_000) if at is None else (at - _EPOCH) // _MS  # exact
     with _lock:
-        ms = time.time_ns() // 1_000_000
-        if ms <= _last[0]:
+        ms = wanted
+        if _last[0] - STEP_BACK_MS < ms <= _last[0]:
             ms, counter = _last[0], _last[1] + 1
             if counter > 0xFFF:
                 ms, counter = ms + 1, 0
@@ -53,6 +72,22 @@ def new_exchange_id() -> uuid.UUID:
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64
     value |= 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF
     return uuid.UUID(int=value)
+
+
+def id_time(exchange_id: uuid.UUID) -> datetime | None:
+    """The time an exchange id carries (``None`` for an id that is not a UUIDv7)."""
+    if exchange_id.version != 7:
+        return None
+    return datetime.fromtimestamp((exchange_id.int >> 80) / 1000, UTC)
+
+
+def id_window(exchange_id: uuid.UUID) -> tuple[datetime, datetime] | None:
+    """Where the ``at`` of the request ``exchange_id`` lies (``[low, high)``): the bounds a
+    lookup by id adds so PostgreSQL prunes the monthly partitions of ``exchange_log`` and
+    ``record_version`` to the one (near a month's end, two) that can hold it. ``None`` for an id
+    that is not a UUIDv7: look everywhere."""
+    t = id_time(exchange_id)
+    return None if t is None else (t - ID_SKEW, t + ID_SKEW)
 
 
 def sha256_hex(body: bytes) -> str:

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from imsp.errors import (
     BadRequest,
     BodyTooLarge,
+    ClientDisconnected,
     DuplicateKey,
     ImspError,
     MalformedJson,
@@ -125,7 +126,7 @@ async def read_body(request: Request, limit: int, entry: LogEntry) -> bytes:
                 raise BodyTooLarge(f"请求体超过上限 {limit} 字节")
             chunks.append(chunk)
     except ClientDisconnect:
-        raise BadRequest("客户端在请求体传输完成前断开连接") from None
+        raise ClientDisconnected("客户端在请求体传输完成前断开连接") from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 

@@ -43,7 +43,7 @@ async def show_exchange(
     if row is None:
         return None
     archived = await queries.archived_body(session, exchange_id)
-    versions = await queries.versions_of_exchange(session, exchange_id)
+    versions = await queries.versions_of_exchange(session, exchange_id, at=row.at)
     if export_to is not None and archived is not None:
         await audit(
             session, actor, AuditAction.EXCHANGE_BODY_EXPORT, now=now, target=str(exchange_id),

@@ -31,6 +31,13 @@ from imsp.storage.db import Database
 #: warnings, passed a dry run (202), not stored because its atomic batch failed (-91), rejected.
 OUTCOMES: Final = ("accepted", "warned", "dry_run", "not_stored", "rejected")
 
+#: The request code metered for an upload that ended without a receipt: the client closed the
+#: connection before its body was complete, or the request was cancelled (a shutdown past its
+#: grace period) — nginx's "client closed request". Not a gateway code: no client is answered
+#: with it. The records of such a request are counted only if its write committed (by what the
+#: write stored), never as accepted when they were not stored.
+CANCELLED: Final = 499
+
 #: Why a token request was refused (its gateway code), as a stable label.
 TOKEN_REFUSALS: Final[dict[int, str]] = {
     40001: "bad_request",
@@ -53,7 +60,7 @@ class ExchangeMeters:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "imsp_exchange_requests",
-            "数据交换服务请求数（按服务与应答代码 code）",
+            "数据交换服务请求数（按服务与应答代码 code；499：客户端中途断开或请求被取消，未收到回执）",
             ("service", "code"),
             registry=registry,
         )

@@ -127,6 +127,9 @@ class RecordKey(Base):
     dataset: Mapped[str] = mapped_column(String(30), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
     month: Mapped[date]
+    # A key of an archived month sent again starts over in ``month``; this is the archived one,
+    # where its earlier versions went (the trace says so). None: never archived.
+    archived_month: Mapped[date | None]
 
 
 class ArchivedPartition(Base):

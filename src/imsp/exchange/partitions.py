@@ -20,12 +20,17 @@ run); when that month's partition is created, its rows are moved out of the defa
 into it. :func:`ensure` creates the current month and :data:`AHEAD` months ahead; the supervision
 worker calls it once an hour and ``imsp db upgrade`` at migrate time.
 
-Archival of a month (:func:`archive`, ``imsp db partitions archive YYYY-MM``), per table:
-``DETACH PARTITION`` (``CONCURRENTLY`` when the table has no default partition — PostgreSQL
-forbids it otherwise), ``pg_dump`` of the detached table (custom format, compressed) into the
-archive directory, a row in ``archived_partition`` (rows, where, when, SHA-256 of the dump), then
-``DROP TABLE`` of the detached table (or keep it with ``keep=True``). ``record_key`` keeps the
-archived keys, so a trace of an archived record says where its month went.
+Archival of a month (:func:`archive`, ``imsp db partitions archive YYYY-MM``), per table: a row
+in ``archived_partition`` first (so uploads stop writing the month's keys), ``DETACH PARTITION``
+(``CONCURRENTLY`` when the table has no default partition — PostgreSQL forbids it otherwise),
+``pg_dump`` of the detached table (custom format, compressed) into the archive directory, the
+row completed (rows, where, when, SHA-256 of the dump), then ``DROP TABLE`` of the detached
+table (or keep it with ``keep=True``).
+
+``record_key`` keeps the archived keys, so a trace of an archived record says where its month
+went. A key of an archived month sent again is a new record in the current month (version 1):
+its ``record_key`` row moves to that month and remembers the archived one
+(``archived_month``), so the trace of the record says that its earlier versions were archived.
 """
 
 from __future__ import annotations
@@ -261,8 +266,24 @@ def archive(
 ) -> list[Archived]:
     """Archive ``month`` of the three tables (see the module docstring). ``conn`` must be in
     autocommit mode (``DETACH … CONCURRENTLY`` runs outside a transaction); ``url`` is the
-    database's URL for ``pg_dump``. A month that has not ended cannot be archived. If a dump
-    fails, its partition is attached again and nothing is recorded for it."""
+    database's URL for ``pg_dump``. A month that has not ended cannot be archived.
+
+    Per table, in this order — each step committed before the next:
+
+    1. the month is entered in ``archived_partition`` (its dump not yet made). From then on the
+       upload writers treat the month's keys as archived: a resent record starts again in the
+       current month. Recording it *first* matters: a key whose month is detached but not yet
+       recorded would be written with its old month — into the default partition, a second
+       row for the key that no archive holds;
+    2. the partition is detached (which waits for the uploads in flight — those whose snapshot
+       predates step 1 still write into the month — so every row of the month is in it);
+    3. ``pg_dump`` of the detached table; its SHA-256 and the row count complete the entry;
+    4. ``DROP TABLE`` (or keep it, ``keep=True``).
+
+    If a dump fails, the month stays archived — its table detached and kept in the database —
+    and :class:`ArchiveError` says so; running the archive of the month again makes the dump and
+    finishes. (Attaching it again would bring back rows that keys resent meanwhile have
+    replaced in the current month.)"""
     if month >= month_of(now):
         raise ArchiveError(f"{month:%Y-%m} 尚未结束，不能归档（只能归档已结束的月份）")
     directory.mkdir(parents=True, exist_ok=True)
@@ -271,36 +292,39 @@ def archive(
     database = make_url(url).database or "imsp"
     for parent in PARENTS:
         name = partition_name(parent, month)
-        attached = conn.execute(
-            text(
-                "SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(:t)"
-                " AND inhparent = to_regclass(:p)"
-            ),
-            {"t": name, "p": parent},
-        ).scalar()
-        if attached is None:
-            continue
+        target = directory / f"{database}.{name}.dump"
+        entry = conn.execute(
+            text("SELECT sha256 FROM archived_partition WHERE parent = :p AND month = :m"),
+            {"p": parent, "m": month},
+        ).first()
+        if entry is not None and entry.sha256 is not None:
+            continue  # archived before
+        if _attached(conn, parent, name):
+            _mark_and_detach(conn, parent, name, month, now, marked=entry is not None)
+        elif (
+            entry is None
+            or conn.execute(text("SELECT to_regclass(:t)"), {"t": name}).scalar() is None
+        ):
+            continue  # no such month here
+        # the detached table, as it will stay: its rows, and for records their id range
         rows = int(conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar() or 0)
         min_id = max_id = None
         if parent == "record":
             min_id, max_id = conn.execute(text(f'SELECT min(id), max(id) FROM "{name}"')).one()
-        has_default = (
-            conn.execute(text("SELECT to_regclass(:t)"), {"t": f"{parent}_default"}).scalar()
-            is not None
+        conn.execute(
+            text(
+                "UPDATE archived_partition SET rows = :rows, min_id = :lo, max_id = :hi"
+                " WHERE parent = :p AND month = :m"
+            ),
+            {"rows": rows, "lo": min_id, "hi": max_id, "p": parent, "m": month},
         )
-        how = "" if has_default else " CONCURRENTLY"
-        conn.execute(text(f'ALTER TABLE "{parent}" DETACH PARTITION "{name}"{how}'))
-        target = directory / f"{database}.{name}.dump"
         try:
             digest = _dump(url, name, target)
-        except ArchiveError:
-            lo, hi = _bounds(parent, month)
-            conn.execute(
-                text(
-                    f'ALTER TABLE "{parent}" ATTACH PARTITION "{name}" FOR VALUES FROM ({lo}) TO ({hi})'
-                )
-            )
-            raise
+        except ArchiveError as exc:
+            raise ArchiveError(
+                f"{exc}。{month:%Y-%m} 已记为归档，表 {name} 已分离并保留在库内；"
+                f"排除故障后再次执行 imsp db partitions archive {month:%Y-%m} 完成导出"
+            ) from None
         location = str(target.resolve())
         if keep:
             location += f"（库内保留表 {name}）"
@@ -308,18 +332,62 @@ def archive(
             conn.execute(text(f'DROP TABLE "{name}"'))
         conn.execute(
             text(
-                "INSERT INTO archived_partition (parent, month, partition, rows, min_id, max_id,"
-                " location, sha256, kept, archived_at) VALUES (:parent, :month, :partition, :rows,"
-                " :min_id, :max_id, :location, :sha256, :kept, :at)"
+                "UPDATE archived_partition SET location = :location, sha256 = :sha256,"
+                " kept = :kept, archived_at = :at WHERE parent = :p AND month = :m"
             ),
-            {
-                "parent": parent, "month": month, "partition": name, "rows": rows,
-                "min_id": min_id, "max_id": max_id, "location": location, "sha256": digest,
-                "kept": keep, "at": now.astimezone(UTC),
-            },
+            {"location": location, "sha256": digest, "kept": keep,
+             "at": now.astimezone(UTC), "p": parent, "m": month},
         )  # fmt: skip
         out.append(Archived(parent, name, month, rows, location, digest, keep))
     return out
+
+
+def _attached(conn: Connection, parent: str, name: str) -> bool:
+    found = conn.execute(
+        text(
+            "SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(:t)"
+            " AND inhparent = to_regclass(:p)"
+        ),
+        {"t": name, "p": parent},
+    ).scalar()
+    return found is not None
+
+
+def _mark_and_detach(
+    conn: Connection, parent: str, name: str, month: date, now: datetime, *, marked: bool
+) -> None:
+    """Steps 1 and 2 of :func:`archive`. With a default partition (as :func:`ensure` makes),
+    ``DETACH`` may run in a transaction: the entry and the detach then commit together — no
+    moment where one is seen without the other. Without one, ``DETACH … CONCURRENTLY`` runs on
+    its own after the entry is committed (it waits for the uploads that could still write the
+    month); if it fails, the entry stays and running the archive again detaches."""
+    insert = (
+        "INSERT INTO archived_partition (parent, month, partition, rows, location, kept,"
+        " archived_at) VALUES (%(parent)s, %(month)s, %(partition)s, 0, %(location)s, true,"
+        " %(at)s)"
+    )
+    params = {
+        "parent": parent,
+        "month": month,
+        "partition": name,
+        "location": f"库内表 {name}（导出未完成）",
+        "at": now.astimezone(UTC),
+    }
+    has_default = (
+        conn.execute(text("SELECT to_regclass(:t)"), {"t": f"{parent}_default"}).scalar()
+        is not None
+    )
+    raw = conn.connection.driver_connection  # psycopg, in autocommit mode
+    assert raw is not None
+    if has_default:
+        with raw.transaction():
+            if not marked:
+                raw.execute(insert, params)
+            raw.execute(f'ALTER TABLE "{parent}" DETACH PARTITION "{name}"')
+        return
+    if not marked:
+        raw.execute(insert, params)
+    raw.execute(f'ALTER TABLE "{parent}" DETACH PARTITION "{name}" CONCURRENTLY')
 
 
 async def ensure_ahead(engine: AsyncEngine, *, now: datetime) -> list[str]:

@@ -413,7 +413,13 @@ def _group_statement() -> Executable:
         new_keys.on_conflict_do_update(
             index_elements=["institution_id", "dataset", "key"],
             set_={
-                "month": case((rk.c.month.in_(archived), new_keys.excluded.month), else_=rk.c.month)
+                "month": case(
+                    (rk.c.month.in_(archived), new_keys.excluded.month), else_=rk.c.month
+                ),
+                # where the key's earlier versions went (the trace says so)
+                "archived_month": case(
+                    (rk.c.month.in_(archived), rk.c.month), else_=rk.c.archived_month
+                ),
             },
         )
         .returning(rk.c.institution_id, rk.c.dataset, rk.c.key, rk.c.month)

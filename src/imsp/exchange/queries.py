@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -125,12 +125,24 @@ async def list_log(
     return [_log_row(r) for r in (await session.execute(stmt)).all()]
 
 
+def _by_id(column: Any, at: Any, exchange_id: uuid.UUID) -> list[Any]:
+    """``column = exchange_id``, and the time window the id implies on ``at`` (the tables'
+    partition key): PostgreSQL then plans only the month(s) that can hold the row instead of
+    probing every monthly partition ever kept (``archive.id_window``)."""
+    where = [column == exchange_id]
+    window = archive.id_window(exchange_id)
+    if window is not None:
+        where += [at >= window[0], at < window[1]]
+    return where
+
+
 async def get_log(session: AsyncSession, exchange_id: uuid.UUID) -> LogRow | None:
+    """The log row of the request ``exchange_id`` (``None`` if unknown or archived)."""
     row = (
         await session.execute(
             select(*_LOG_COLUMNS)
             .outerjoin(Institution, Institution.id == ExchangeLog.institution_id)
-            .where(ExchangeLog.id == exchange_id)
+            .where(*_by_id(ExchangeLog.id, ExchangeLog.at, exchange_id))
         )
     ).first()
     return _log_row(row) if row is not None else None
@@ -143,7 +155,9 @@ async def archived_body(session: AsyncSession, exchange_id: uuid.UUID) -> Archiv
         return None
     blob, sha = (
         await session.execute(
-            select(ExchangeLog.body, ExchangeLog.sha256).where(ExchangeLog.id == exchange_id)
+            select(ExchangeLog.body, ExchangeLog.sha256).where(
+                ExchangeLog.id == exchange_id, ExchangeLog.at == row.at
+            )
         )
     ).one()
     if blob is None:
@@ -168,12 +182,16 @@ def _versions() -> Select[int, str, str, int, bool, uuid.UUID, int, datetime, st
 
 
 async def versions_of_exchange(
-    session: AsyncSession, exchange_id: uuid.UUID
+    session: AsyncSession, exchange_id: uuid.UUID, *, at: datetime | None = None
 ) -> list[StoredVersion]:
-    """The record versions a request stored, in body order."""
-    stmt = (
-        _versions().where(RecordVersion.exchange_id == exchange_id).order_by(RecordVersion.position)
+    """The record versions a request stored, in body order; ``at``: the request's receipt time
+    if known (its log row's, which its versions share), else the id's window."""
+    where = (
+        [RecordVersion.exchange_id == exchange_id, RecordVersion.at == at]
+        if at is not None
+        else _by_id(RecordVersion.exchange_id, RecordVersion.at, exchange_id)
     )
+    stmt = _versions().where(*where).order_by(RecordVersion.position)
     return [_version(r) for r in (await session.execute(stmt)).all()]
 
 
@@ -258,12 +276,19 @@ def _note(row: Any) -> ArchiveNote:
 async def archive_note_for_key(
     session: AsyncSession, *, org_code: str, dataset: str, key: str
 ) -> ArchiveNote | None:
-    """The archived month of the record (org, dataset, key), if its month was archived
-    (``record_key`` keeps archived keys)."""
+    """The archived month of the record (org, dataset, key): the month of the record itself if
+    it was archived, else the month its earlier versions went to if it was sent again after that
+    (``record_key`` keeps archived keys and, for one sent again, the archived month)."""
     row = (
         await session.execute(
             select(ArchivedPartition)
-            .join(RecordKey, RecordKey.month == ArchivedPartition.month)
+            .join(
+                RecordKey,
+                or_(
+                    RecordKey.month == ArchivedPartition.month,
+                    RecordKey.archived_month == ArchivedPartition.month,
+                ),
+            )
             .join(Institution, Institution.id == RecordKey.institution_id)
             .where(
                 ArchivedPartition.parent == "record",
@@ -271,6 +296,8 @@ async def archive_note_for_key(
                 RecordKey.dataset == dataset,
                 RecordKey.key == key,
             )
+            .order_by(ArchivedPartition.month.desc())
+            .limit(1)
         )
     ).scalar_one_or_none()
     return _note(row) if row is not None else None
@@ -294,8 +321,10 @@ async def archive_note_for_exchange(
     session: AsyncSession, exchange_id: uuid.UUID
 ) -> ArchiveNote | None:
     """The archived month of the exchange log holding ``exchange_id`` (a UUIDv7: its first 48
-    bits are the request's Unix milliseconds)."""
-    at = datetime.fromtimestamp((exchange_id.int >> 80) / 1000, UTC)
+    bits are the request's receipt time, ``archive.new_exchange_id``)."""
+    at = archive.id_time(exchange_id)
+    if at is None:
+        return None
     row = (
         await session.execute(
             select(ArchivedPartition).where(

@@ -46,6 +46,7 @@ from imsp.storage.db import Database
 from imsp.supervision.engine import Stats, without_gc
 from imsp.supervision.findings import expire_overdue
 from imsp.supervision.incremental import evaluate_changes, evaluate_due
+from imsp.supervision.meters import WorkerMeters
 from imsp.supervision.rollups import refresh_rollups
 
 __all__ = ["Round", "do_chores", "run_once", "run_worker", "worker_name"]
@@ -64,6 +65,7 @@ def worker_name() -> str:
 class Round:
     claimed: int
     stats: Stats
+    chores: bool | None = None  # idle chores: done, left to another worker, not attempted
 
 
 async def run_once(
@@ -82,7 +84,7 @@ async def run_once(
             lease=timedelta(seconds=conf.lease_seconds),
         )
     if not claimed:
-        return Round(0, await do_chores(db, settings=settings, clock=clock) if chores else Stats())
+        return await do_chores(db, settings=settings, clock=clock) if chores else Round(0, Stats())
     # the round allocates tens of thousands of short-lived objects: no collector passes over
     # them meanwhile (as a sweep's batches; ``engine.without_gc``)
     with without_gc():
@@ -98,17 +100,18 @@ async def run_once(
     return Round(len(claimed), stats)
 
 
-async def do_chores(db: Database, *, settings: Settings, clock: Clock) -> Stats:
-    """The chores, in their own unit of work (see the module doc), if this worker's turn."""
+async def do_chores(db: Database, *, settings: Settings, clock: Clock) -> Round:
+    """The chores, in their own unit of work (see the module doc), if this worker's turn
+    (``Round.chores``: done, or left to another worker)."""
     grace = timedelta(hours=settings.supervision.grace_hours)
     async with db.session() as s:
         if not await _chores_turn(s):
-            return Stats()
+            return Round(0, Stats(), chores=False)
         now = clock.now()
         stats = await evaluate_due(s, now=now, grace=grace)
         await expire_overdue(s, now=now)
         await refresh_rollups(s, now=now)  # the dashboards' daily rollups (rollups.py)
-    return stats
+    return Round(0, stats, chores=True)
 
 
 #: PostgreSQL advisory lock key of the idle chores (``imsp`` in ASCII).
@@ -133,10 +136,12 @@ async def run_worker(
     clock: Clock,
     stop: asyncio.Event,
     worker: str | None = None,
+    meters: WorkerMeters | None = None,
 ) -> None:
     """Run rounds until ``stop`` is set; sleep ``poll_seconds`` when there is nothing to do. A
     failed round (database unavailable, a concurrent worker raised the same finding) is logged
-    and retried after a pause: its changes stay in the feed."""
+    and retried after a pause: its changes stay in the feed. ``meters`` (the health port's
+    ``/metrics``) count what each round did."""
     name = worker or worker_name()
     pause = settings.supervision.poll_seconds
     next_maintenance = next_chores = 0.0
@@ -146,23 +151,40 @@ async def run_worker(
                 created = await partitions.ensure_ahead(db.engine, now=clock.now())
                 if created:
                     log.info("partitions created: %s", ", ".join(created))
+                    if meters is not None:
+                        meters.partitions.inc(len(created))
                 next_maintenance = time.monotonic() + PARTITION_CHECK_SECONDS
             except Exception as exc:  # retried at the next round
                 log.warning("partition maintenance failed: %s", type(exc).__name__)
+                if meters is not None:
+                    meters.failed("partitions")
         chores = time.monotonic() >= next_chores
+        started = time.perf_counter()
         try:
             done = await run_once(db, settings=settings, clock=clock, worker=name, chores=chores)
         except Exception as exc:  # the worker outlives any one round; its changes stay queued
             log.warning("supervision round failed, will retry: %s", type(exc).__name__)
             done = Round(0, Stats())
+            if meters is not None:
+                meters.failed("round")
+        else:
+            if meters is not None and done.claimed:
+                meters.round(
+                    claimed=done.claimed, stats=done.stats, seconds=time.perf_counter() - started
+                )
+            elif meters is not None:
+                meters.idle(chores=done.chores, stats=done.stats)
         if done.claimed >= settings.supervision.batch:
             continue  # a backlog: the next round at once
         if chores:
             if done.claimed:  # a steady stream never leaves the feed empty: chores all the same
                 try:
-                    await do_chores(db, settings=settings, clock=clock)
+                    extra = await do_chores(db, settings=settings, clock=clock)
                 except Exception as exc:
                     log.warning("supervision chores failed, will retry: %s", type(exc).__name__)
+                else:
+                    if meters is not None:
+                        meters.idle(chores=extra.chores, stats=extra.stats)
             # done (or failed: retried after the interval like the rest)
             next_chores = time.monotonic() + settings.supervision.chores_seconds
         # the feed is drained: wait for the next changes to gather instead of taking them a
