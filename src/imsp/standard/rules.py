@@ -638,7 +638,7 @@ class _HappyGen:
             f"    elif b is not U and {valid} and a >= 0:",
             *(f"        {line}" for line in bounds),
             "        x = int(b[:4]) + a",
-            '        ok = p < f"{x + 1:04d}{b[4:]}" and q >= f"{x:04d}{b[4:]}"',
+            '        ok = x < 9999 and p < f"{x + 1:04d}{b[4:]}" and q >= f"{x:04d}{b[4:]}"',
         ]
         return lines
 
