@@ -16,6 +16,7 @@ What it does, all on this machine over loopback:
    * baseline: ``POST /bench/echo`` — a trivial JSON endpoint on the same server (parse, answer);
    * single-record uploads: ``POST /uploadPrescriptionInfo`` with one record;
    * batch uploads: 500 records a request;
+   * with ``--mixed``: single-record uploads while a second wrk sends batches (``mixed``);
 4. right after each server: a raw ``COPY`` of the same records into a table of ``record``'s
    shape (``LIKE record INCLUDING ALL``: typed columns, the encoded record, the same indexes), one connection,
    in the same database — the records/s baseline of issue 15's target — and a raw ``COPY`` of
