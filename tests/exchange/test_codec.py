@@ -117,6 +117,18 @@ def test_the_archive_restores_every_form_it_ever_stored() -> None:
     assert archive.restore(body) == body  # PostgreSQL before 0050: as sent
 
 
+def test_a_large_body_is_archived_at_its_own_level_and_every_level_restores() -> None:
+    body = orjson.dumps(records("prescription", 60))
+    assert len(body) >= archive.LARGE
+    packed = archive.compress(body)
+    assert packed == codec.compress(body, archive.LARGE_LEVEL) != codec.compress(body)
+    assert len(packed) < len(body) // 2
+    for level in (1, 2, 3, 19):  # as archived before (3), now (2), or by any later choice
+        assert archive.restore(codec.compress(body, level)) == body
+    small = orjson.dumps(records("prescription", 1))
+    assert archive.compress(small) == codec.compress(small)  # one record: level 3, as before
+
+
 def test_a_resend_with_reordered_keys_is_unchanged(
     exchange_client: TestClient, auth: dict[str, str], peek: Peek
 ) -> None:

@@ -78,7 +78,9 @@ def canonical(doc: dict[str, Any]) -> bytes:
 
 
 @cache
-def _dictionary(version: int) -> zstandard.ZstdCompressionDict:
+def _dictionary(version: int, level: int = LEVEL) -> zstandard.ZstdCompressionDict:
+    """Dictionary ``version``, prepared for compressing at ``level`` (zstd's digested form of a
+    dictionary depends on the level)."""
     path = DICTIONARIES / f"record-v{version}.zdict"
     try:
         data = path.read_bytes()
@@ -89,7 +91,7 @@ def _dictionary(version: int) -> zstandard.ZstdCompressionDict:
     d = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_FULLDICT)
     if d.dict_id() != dictionary_id(version):
         raise UnknownDictionary(f"记录编码字典 {path} 的 id {d.dict_id()} 与版本 v{version} 不符")
-    d.precompute_compress(level=LEVEL)
+    d.precompute_compress(level=level)
     return d
 
 
@@ -97,21 +99,23 @@ class _Local(threading.local):
     """Per-thread (de)compressors: zstandard's contexts must not be shared between threads."""
 
     def __init__(self) -> None:
-        self.compressor: zstandard.ZstdCompressor | None = None
+        self.compressors: dict[int, zstandard.ZstdCompressor] = {}
         self.decompressors: dict[int, zstandard.ZstdDecompressor] = {}
 
 
 _local = _Local()
 
 
-def compress(data: bytes) -> bytes:
+def compress(data: bytes, level: int = LEVEL) -> bytes:
     """``data`` as one zstd frame with the :data:`CURRENT` dictionary (the frame holds the
     dictionary id and the content size, no checksum). Also the request archive's compression
-    (``exchange.archive``): an upload body is made of the same records."""
-    cctx = _local.compressor
+    (``exchange.archive``, at a level of its own): an upload body is made of the same records.
+    Any level decodes with :func:`decompress`; only records must keep :data:`LEVEL` (their
+    bytes are compared, see the module docstring)."""
+    cctx = _local.compressors.get(level)
     if cctx is None:
-        cctx = _local.compressor = zstandard.ZstdCompressor(
-            dict_data=_dictionary(CURRENT), write_checksum=False, write_content_size=True
+        cctx = _local.compressors[level] = zstandard.ZstdCompressor(
+            dict_data=_dictionary(CURRENT, level), write_checksum=False, write_content_size=True
         )
     return cctx.compress(data)
 

@@ -48,7 +48,7 @@ from imsp.standard.model import (
     StandardDataError,
     load_standard,
 )
-from imsp.standard.rules import compile_rules, error_paths
+from imsp.standard.rules import HappyPath, compile_happy_path, compile_rules, error_paths
 
 __all__ = [
     "ISSUES",
@@ -269,6 +269,23 @@ def _system_check(
     return check
 
 
+def _systems(
+    sel_table: CodeTable, tables: Mapping[str, CodeTable]
+) -> tuple[dict[str, frozenset[str] | None], frozenset[str] | None]:
+    """For the happy-path test of a code chosen by a code-system node (:func:`_system_check`):
+    each code or alias of the system node → the codes of the table it links to (None: no table,
+    the checker warns), and the same for the default system (an empty, unknown or non-string
+    system node)."""
+
+    def linked(system: str) -> frozenset[str] | None:
+        target = sel_table.links.get(system)
+        return tables[target].codes if target is not None else None
+
+    default = next(iter(sel_table.links))
+    known = sel_table.codes | sel_table.aliases.keys()
+    return {c: linked(sel_table.canonical(c) or default) for c in known}, linked(default)
+
+
 def _retired_detail(entry: CodeEntry, title: str) -> str:
     return f"代码 {entry.code}（{entry.name}）是《{title}》中已撤销的代码：{entry.note}"
 
@@ -429,8 +446,9 @@ class _Node:
     :meth:`interpret` is the reference it is tested against: fields grouped by the shape of their
     happy-path test — plain strings, single codes, dates, datetimes, integers, formatted strings —
     each group a tight loop doing only that inline test. A field that fails it (or has no such
-    test: decimals, lists, objects) goes to its full checker closure, which finds and words the
-    problem. Issues come out in message order because the pending fields are checked by position.
+    test here: decimals, codes chosen by a code-system node, lists, objects) goes to its full
+    checker closure, which finds and words the problem. Issues come out in message order because
+    the pending fields are checked by position.
     """
 
     __slots__ = (
@@ -460,7 +478,7 @@ class _Node:
         self.dates = tuple((e[1], e) for e, fast in items if fast[0] == "date")
         self.datetimes = tuple((e[1], e) for e, fast in items if fast[0] == "datetime")
         self.ints = tuple((e[1], fast[1], fast[2], e) for e, fast in items if fast[0] == "int")
-        self.others = tuple((e[1], e) for e, fast in items if fast[0] in ("", "dec"))
+        self.others = tuple((e[1], e) for e, fast in items if fast[0] in ("", "dec", "sys"))
 
     def interpret(
         self,
@@ -617,6 +635,15 @@ def _fast_test(fast: tuple[Any, ...], k: int, ns: dict[str, Any]) -> str | None:
             return f"type(v) is str and len(v) <= {n:d} and F{k}(v) is True"
         ns[f"F{k}"] = ok
         return f"type(v) is str and len(v) <= {n:d} and F{k}(v)"
+    if kind == "sys":  # the table named by the system node, as _system_check finds it
+        n, local, selector, systems, default, multi = fast[1:]
+        ns[f"Y{k}"], ns[f"D{k}"] = systems, default
+        system = (
+            f"(Y{k}.get(sv, D{k}) if type(sv := {'node' if local else 'root'}.get("
+            f"{selector!r}, M)) is str else D{k})"
+        )
+        member = 'cs.issuperset(v.split("|"))' if multi else "v in cs"
+        return f"type(v) is str and len(v) <= {n:d} and (cs := {system}) is not None and {member}"
     if kind == "date":
         return "type(v) is str and DATES(v) is True"
     if kind == "datetime":
@@ -818,6 +845,9 @@ def _compile_node(
             if sel is None or sel.table is None:
                 raise StandardDataError(f"{fw}: system names unknown field {f.system!r}")
             check = _system_check(f, m, (local, path), tables[sel.table], tables)
+            if len(path) == 1:
+                n = f.length if f.length is not None else 1 << 30
+                fast = ("sys", n, local, path[0], *_systems(tables[sel.table], tables), f.multi)
         elif f.type == "string":
             if f.table is not None and f.table not in tables:
                 raise StandardDataError(f"{fw}: unknown code table {f.table!r}")
@@ -864,14 +894,16 @@ def _compile_node(
 class Validator:
     """The compiled checks of one dataset. Build with :func:`validator_for` (cached)."""
 
-    __slots__ = ("_key", "_root", "_rules", "dataset")
+    __slots__ = ("_happy", "_key", "_root", "_rules", "dataset")
 
     def __init__(
         self, dataset: Dataset, tables: Mapping[str, CodeTable], *, generated: bool = True
     ) -> None:
         """``generated``: check each object level with the function generated for it from the
         definitions (:func:`_generate`, the default); False keeps the field-by-field
-        interpreter (:meth:`_Node.interpret`) — same issues, slower; the tests compare the two."""
+        interpreter (:meth:`_Node.interpret`) and runs the in-record rules' closures one by one
+        instead of their generated happy path (``rules.compile_happy_path``) — same issues,
+        slower; the tests compare the two."""
         self.dataset = dataset
         rule_ids = frozenset(
             str(r.params["id"]) for r in dataset.rules if r.kind == "idcard" and "id" in r.params
@@ -880,6 +912,9 @@ class Validator:
         fields = dataset.fields
         self._root = _compile_node(fields, fields, tables, rule_ids, "", where, generated)
         self._rules = compile_rules(dataset, tables)
+        self._happy: HappyPath | None = (
+            compile_happy_path(dataset, tables, self._rules) if generated and self._rules else None
+        )
         self._key = tuple(tuple(k.split(".")) for k in dataset.key)
 
     def check(self, record: object, index: int = 0) -> Verdict:
@@ -898,7 +933,9 @@ class Validator:
         warns: list[Issue] = []
         new = self._root.run(record, record, "", errs, warns)
         rec: dict[str, Any] = record if new is None else new
-        if self._rules:
+        if not errs and self._happy is not None:
+            self._happy(rec, errs)
+        elif self._rules:
             bad = error_paths(errs)
             for rule in self._rules:
                 rule(rec, bad, errs)
