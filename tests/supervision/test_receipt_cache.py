@@ -5,6 +5,7 @@ and one voided elsewhere is remembered at most ``reference_cache_seconds``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -205,3 +206,43 @@ def test_a_lookup_that_overlapped_a_void_teaches_nothing() -> None:
     assert known.unknown(1, wanted) == wanted
     known.found(1, [("patient", "P1", None)], known.voids)  # a later lookup that found it
     assert known.unknown(1, wanted) == []
+
+
+def test_concurrent_lookups_share_one_statement_and_each_gets_its_own_warnings(
+    exchange_client: TestClient, auth: dict[str, str]
+) -> None:
+    """Ten uploads' lookups arriving together go out as one statement (the union of what they
+    ask), and each caller's warnings are those of its own uncached lookup — for a batch whose
+    references partly exist (some patients, outpatients and the base data uploaded)."""
+    app: Any = exchange_client.app
+    check, portal = app.state.reference_check, exchange_client.portal
+    engine = app.state.ctx.db.engine
+    for path, recs in (
+        ("/uploadOrganization", [record("organization")]),
+        ("/uploadDepartment", records("department", 8)[:4]),
+        ("/uploadPatientFile", records("patient", 8)[:4]),
+        ("/uploadOutpatient", records("outpatient", 8)[:3]),
+    ):
+        post(exchange_client, path, recs, auth)
+    check.known = KnownReferences(ttl=0)  # nothing known: every call looks up
+    rxs = records("prescription", 8) + records("payment", 2)
+
+    async def concurrently() -> tuple[list[Any], list[Any], int]:
+        async with engine.connect() as conn:
+            inst = int((await conn.execute(text("SELECT min(id) FROM institution"))).scalar())
+        calls = [
+            {"institution_id": inst, "dataset": "payment" if "payId" in r else "prescription",
+             "records": [(0, r)]}
+            for r in rxs
+        ]  # fmt: skip
+        before = check._rows.statements
+        got = await asyncio.gather(*(check(**kw) for kw in calls))
+        statements = check._rows.statements - before
+        want = [await missing_references(engine, **kw) for kw in calls]
+        return list(got), want, statements
+
+    got, want, statements = portal.call(concurrently)
+    assert got == want
+    patients = [any(i.field == "patientId" for i in w.get(0, [])) for w in got]
+    assert any(patients) and not all(patients)  # some patients exist, some do not
+    assert statements == 1
