@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -215,6 +215,26 @@ async def load_by_keys(
     return out
 
 
+_K = TypeVar("_K")
+
+
+def _not_cached(
+    answers: dict[tuple[int, _K], list[Rec]], keys: Iterable[_K], insts: Sequence[int], idx: Index
+) -> set[_K]:
+    """The keys some institution of ``insts`` has no cached answer for; the records of the
+    answers that are cached go into ``idx``."""
+    todo: set[_K] = set()
+    for key in keys:
+        for inst in insts:
+            answer = answers.get((inst, key))
+            if answer is None:
+                todo.add(key)
+            else:
+                for rec in answer:
+                    idx.add(rec)
+    return todo
+
+
 async def load_index(
     session: AsyncSession,
     subjects: Sequence[Rec],
@@ -305,16 +325,7 @@ async def load_index(
         # a sweep reads every dataset any rule reads by visit, once per visit: the visit's
         # other records are asked for again by the batches of its other datasets
         visit_datasets = set(VISIT_DATASETS)
-        todo_visits: set[str] = set()
-        for vn in visits:
-            for inst in insts:
-                answer = cache.visits.get((inst, vn))
-                if answer is None:
-                    todo_visits.add(vn)
-                else:
-                    for rec in answer:
-                        idx.add(rec)
-        visits = todo_visits
+        visits = _not_cached(cache.visits, visits, insts, idx)
     for part in chunks(sorted(visits), chunk_size(session)):
         loaded = await load_records(
             session,
@@ -329,16 +340,7 @@ async def load_index(
             cache.remember_visits(insts, part, loaded)
     times = {r.business_time for r in subjects if r.dataset == "prescription" and r.business_time}
     if cache is not None and cache.items_at:
-        todo_times: set[datetime] = set()
-        for t in times:
-            for inst in insts:
-                answer = cache.items_at.get((inst, t))
-                if answer is None:
-                    todo_times.add(t)
-                else:
-                    for rec in answer:
-                        idx.add(rec)
-        times = todo_times
+        times = _not_cached(cache.items_at, times, insts, idx)
     for part in chunks(sorted(times), chunk_size(session)):
         loaded = await load_records(
             session,

@@ -314,6 +314,12 @@ _Rows = Callable[[int, list[str], list[str], list[str]], Any]
 _Lookup = tuple[list[str], list[str], list[str]]
 
 
+def _union(lookups: Sequence[_Lookup]) -> _Lookup:
+    """One lookup asking for everything ``lookups`` ask for."""
+    datasets, keys, visits = (sorted(set().union(*part)) for part in zip(*lookups, strict=True))
+    return datasets, keys, visits
+
+
 class _Coalesced:
     """Lookups of concurrent uploads share round trips, per institution: while one statement is
     in flight, the lookups that arrive wait and go together in the next — the union of their
@@ -343,12 +349,7 @@ class _Coalesced:
     async def _drain(self, institution_id: int) -> None:
         try:
             while group := self._waiting.pop(institution_id, None):
-                if len(group) == 1:
-                    merged = group[0][0]
-                else:
-                    merged = tuple(
-                        sorted(set().union(*(lookup[i] for lookup, _ in group))) for i in range(3)
-                    )  # type: ignore[assignment]
+                merged = group[0][0] if len(group) == 1 else _union([g for g, _ in group])
                 self.statements += 1
                 try:
                     rows = await self._rows(institution_id, *merged)
