@@ -310,41 +310,83 @@ def server(url: str, port: int, text: str, workdir: Path) -> Iterator[subprocess
         proc.wait(timeout=60)
 
 
-#: autovacuum's defaults: a table is analysed once this many rows changed since the last time
-#: (autovacuum_analyze_threshold + autovacuum_analyze_scale_factor × rows).
-_ANALYZE_BASE, _ANALYZE_SCALE = 50, 0.1
+#: What autovacuum reads to decide: how often it visits a database, and when a table is due for
+#: VACUUM (dead rows, or rows inserted since the last vacuum) or ANALYZE (rows changed since the
+#: last analysis): threshold + scale factor × the table's rows. Read from the cluster's settings.
+_AUTOVACUUM_SETTINGS = (
+    "autovacuum_naptime",
+    "autovacuum_vacuum_threshold", "autovacuum_vacuum_scale_factor",
+    "autovacuum_vacuum_insert_threshold", "autovacuum_vacuum_insert_scale_factor",
+    "autovacuum_analyze_threshold", "autovacuum_analyze_scale_factor",
+    "autovacuum_vacuum_cost_delay", "autovacuum_vacuum_cost_limit", "vacuum_cost_limit",
+)  # fmt: skip
 
-_DUE_FOR_ANALYZE = """
-    SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.relname)
-    FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-    WHERE c.relkind = 'r' AND s.n_mod_since_analyze > %s + %s * greatest(c.reltuples, 0)
+_DUE = """
+    SELECT table_name, to_vacuum, to_analyze FROM (
+        SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.relname) AS table_name,
+               s.n_dead_tup > %(vt)s + %(vs)s * greatest(c.reltuples, 0)
+               OR s.n_ins_since_vacuum > %(it)s + %(is)s * greatest(c.reltuples, 0) AS to_vacuum,
+               s.n_mod_since_analyze > %(at)s + %(as)s * greatest(c.reltuples, 0) AS to_analyze
+        FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+        WHERE c.relkind = 'r'
+    ) due WHERE to_vacuum OR to_analyze
 """
 
 
 @contextmanager
-def autoanalyze(url: str, every: float = 2.0) -> Iterator[None]:
-    """Stand in for autovacuum's ANALYZE while the server runs, when the cluster runs with
-    autovacuum off (this machine's does; production must not): every ``every`` seconds, each
-    table (leaf partitions, as autovacuum does) whose changes since its last ANALYZE passed
-    autovacuum's default threshold is analysed. Without it the tables never get statistics and
-    plans made while they were nearly empty are kept (a pooled connection's prepared generic
-    plan is only replanned when its tables' statistics change): the receipts' reference lookup
-    then read a whole partition through the wrong index for every upload, a cost that grew with
-    every million records. Its CPU is PostgreSQL's, counted like an autovacuum worker's would be."""
+def autoanalyze(url: str, every: float | None = None) -> Iterator[None]:
+    """Stand in for autovacuum while the server runs, when the cluster runs with autovacuum off
+    (this machine's does; production must not). As autovacuum does with the cluster's own
+    settings: every ``autovacuum_naptime`` (60 s by default; ``every`` overrides it) each table
+    (leaf partitions, as autovacuum — it never processes a partitioned parent) past its
+    thresholds is vacuumed (dead rows, or inserted rows) and/or analysed (changed rows), the
+    vacuum throttled by autovacuum's cost delay and limit. Without it the tables never get
+    statistics and plans made while they were nearly empty are kept (a pooled connection's
+    prepared generic plan is only replanned when its tables' statistics change): the receipts'
+    reference lookup then read a whole partition through the wrong index for every upload, a
+    cost that grew with every million records; and the change feed, a queue whose rows the
+    supervision worker deletes, is never vacuumed. Its CPU is PostgreSQL's, counted like an
+    autovacuum worker's would be. (Until 2026-11-30 it only analysed, every 2 s: 30 times as
+    often as autovacuum, which made the queue and supervision's tables, changed constantly,
+    be analysed ~every 2 s — ~7 % of a core in the ingest benchmark's supervision-on legs.)"""
     with _admin(url) as conn:
         if conn.execute("SHOW autovacuum").fetchone() != ("off",):
             yield
             return
+        rows = conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+            (list(_AUTOVACUUM_SETTINGS),),
+        ).fetchall()
+    s = {name: float(value) for name, value in rows}
+    nap = s["autovacuum_naptime"] if every is None else every
+    limit = s["autovacuum_vacuum_cost_limit"]
+    limit = s["vacuum_cost_limit"] if limit < 0 else limit
+    params = {
+        "vt": s["autovacuum_vacuum_threshold"], "vs": s["autovacuum_vacuum_scale_factor"],
+        "it": s["autovacuum_vacuum_insert_threshold"],
+        "is": s["autovacuum_vacuum_insert_scale_factor"],
+        "at": s["autovacuum_analyze_threshold"], "as": s["autovacuum_analyze_scale_factor"],
+    }  # fmt: skip
     stop = threading.Event()
 
     def run() -> None:
         with _admin(url) as conn:
-            while not stop.wait(every):
-                due = conn.execute(_DUE_FOR_ANALYZE, (_ANALYZE_BASE, _ANALYZE_SCALE)).fetchall()
-                for (table,) in due:
-                    conn.execute(f"ANALYZE {table}")
+            conn.execute(f"SET vacuum_cost_delay = {s['autovacuum_vacuum_cost_delay']:g}")
+            conn.execute(f"SET vacuum_cost_limit = {int(limit)}")
+            while not stop.wait(nap):
+                for table, vacuum, analyze in conn.execute(_DUE, params).fetchall():
+                    if stop.is_set():
+                        break
+                    what = (
+                        "VACUUM (ANALYZE)"
+                        if vacuum and analyze
+                        else "VACUUM"
+                        if vacuum
+                        else "ANALYZE"
+                    )
+                    conn.execute(f"{what} {table}")
 
-    thread = threading.Thread(target=run, name="autoanalyze", daemon=True)
+    thread = threading.Thread(target=run, name="autovacuum", daemon=True)
     thread.start()
     try:
         yield
