@@ -28,9 +28,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import NoReturn
 
 from sqlalchemy import delete, insert, select
@@ -96,6 +98,9 @@ class TokenService:
         self.bad_tokens = state.window("token.unknown", limit=limit)
         # digest -> (grant, cached until, revocation generation it was read under)
         self._cache: dict[str, tuple[Grant | None, float, int]] = {}
+        # (digest, revocation generation) -> its load in flight: the requests that miss the
+        # cache together (every connection of a client when its entry expires) share one query
+        self._loading: dict[tuple[str, int], asyncio.Future[Grant | None]] = {}
 
     # ----------------------------------------------------------------------------- issuing
 
@@ -172,7 +177,7 @@ class TokenService:
             grant = hit[0]
         else:
             try:
-                grant = await self._load(engine, digest)
+                grant = await self._load_shared(engine, digest, generation)
             except (DBAPIError, PoolTimeout) as exc:
                 raise db_failure(exc, None, connection_lost=True) from None
             # Cached only if no revocation was announced while it was read: a grant read just
@@ -195,6 +200,24 @@ class TokenService:
         if wait:
             raise RateLimited(wait)
         raise TokenInvalid()
+
+    async def _load_shared(self, engine: AsyncEngine, digest: str, generation: int) -> Grant | None:
+        """:meth:`_load`, once for all the callers that miss the cache while it runs. Keyed by
+        the revocation generation too: a caller arriving after a revocation was announced never
+        gets a grant read before it. The load runs as a task of its own, so a caller that is
+        cancelled (its client went away) does not cancel it for the others."""
+        key = (digest, generation)
+        future = self._loading.get(key)
+        if future is None:
+            future = self._loading[key] = asyncio.ensure_future(self._load(engine, digest))
+            future.add_done_callback(partial(self._loaded, key))
+        return await asyncio.shield(future)
+
+    def _loaded(self, key: tuple[str, int], future: asyncio.Future[Grant | None]) -> None:
+        if self._loading.get(key) is future:
+            del self._loading[key]
+        if not future.cancelled():
+            future.exception()  # retrieved: the callers that were cancelled will not read it
 
     async def _load(self, engine: AsyncEngine, digest: str) -> Grant | None:
         stmt = (
