@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from typing import Any
 
@@ -169,6 +170,17 @@ def test_dependency_order_puts_referenced_datasets_first() -> None:
                 assert order.index(ref) < order.index(ds.code), (ds.code, ref)
 
 
+def test_every_prescription_item_carries_a_national_drug_code() -> None:
+    """Supervision's R31 flags a drug without 国家药品编码: a compliant world has none, herbal
+    (中药饮片) prescriptions included."""
+    items = generate_all(200, seed=11)["prescription_item"]
+    herbal = [i for i in items if i["drcode"] in {d.code for d in vocab.HERBS.values()}]
+    assert herbal, "the sample holds herbal prescriptions"
+    assert all(i["countrydrcode"] for i in items)
+    by_drug = {(i["drcode"], i["countrydrcode"]) for i in items}
+    assert len({c for c, _ in by_drug}) == len(by_drug)  # one code per drug
+
+
 # --------------------------------------------------------------------------- vocabulary
 
 
@@ -181,9 +193,13 @@ def test_vocabulary_codes_exist_in_the_code_tables() -> None:
         assert set(p.drugs) <= set(vocab.DRUGS), p.key
         assert {h for h, _ in p.herbs} <= set(vocab.HERBS), p.key
         assert set(p.labs) <= set(vocab.PANELS) and set(p.exams) <= set(vocab.EXAMS), p.key
-    for d in (*vocab.DRUGS.values(), *vocab.HERBS.values()):
+    drugs = (*vocab.DRUGS.values(), *vocab.HERBS.values())
+    assert len({d.national_code for d in drugs}) == len(drugs)
+    for d in drugs:
         assert d.form == "" or d.form in t["dosage_form"].codes, d.name
         assert d.freq in t["frequency"].codes and d.route in t["route"].codes, d.name
+        if d.kind == "herb":  # 医保中药饮片代码: T, standard 00 (药典), efficacy class, name
+            assert re.fullmatch(r"T00(0[1-9]|1\d|2[01])\d{5}", d.national_code), d.name
     for dept in vocab.DEPARTMENTS:
         assert dept.subject in t["subject"].codes and dept.dept_type in t["dept_type"].codes
         assert dept.practice == "" or dept.practice in t["practice_scope"].codes
