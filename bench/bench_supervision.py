@@ -459,16 +459,10 @@ def world_of(count: int) -> dict[str, list[dict[str, Any]]]:
     compliant where the generator is looser than the rules (``_clean``; and every doctor
     insured on that day, R07), then mutated like the sweep's data (~1 % of prescriptions,
     visits and telemedicine records break a rule)."""
-    import imsp.standard.sample.business as business
     from imsp.standard.sample import generate_all
-    from imsp.standard.sample.events import SPAN_DAYS as spread
 
     day = dt.datetime.now(BEIJING).date() + dt.timedelta(days=1)
-    setattr(business, "SPAN_DAYS", _WORLD_DAYS)  # noqa: B010 (a Final of the generator)
-    try:
-        world = generate_all(count, seed=11, org_code=bi.ORG, start=day)
-    finally:
-        setattr(business, "SPAN_DAYS", spread)  # noqa: B010
+    world = generate_all(count, seed=11, org_code=bi.ORG, start=day, span_days=_WORLD_DAYS)
     _clean(world)
     insured = next(d for d in world["doctor"] if d.get("policyNo"))
     for n, d in enumerate(world["doctor"]):

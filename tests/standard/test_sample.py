@@ -123,6 +123,24 @@ def test_records_are_deterministic_across_processes() -> None:
     assert out == json.dumps(generate("lis", 5, seed=4), ensure_ascii=False, sort_keys=True)
 
 
+def test_span_days_puts_the_business_events_on_that_many_days() -> None:
+    spread = generate_all(60, seed=5)
+    one_day = generate_all(60, seed=5, span_days=1)  # same arguments otherwise: not cached as one
+    start = f"{DEFAULT_START:%Y-%m-%d}"
+    assert {r["visitDate"][:10] for r in one_day["outpatient"]} == {start}
+    assert {r["datein"][:10] for r in one_day["prescription"]} == {start}
+    assert len({r["visitDate"][:10] for r in spread["outpatient"]}) > 10
+    assert (
+        max(r["visitDate"][:10] for r in spread["outpatient"]) <= f"{DEFAULT_START.replace(day=30)}"
+    )
+    assert len(one_day["outpatient"]) == len(spread["outpatient"])
+
+
+def test_span_days_below_one_is_a_clear_error() -> None:
+    with pytest.raises(SampleError, match="span_days"):
+        generate("outpatient", 3, span_days=0)
+
+
 def test_datasets_are_accepted_by_code_service_and_path() -> None:
     for name in ("payment", "uploadPayment", "/uploadPayment"):
         assert len(generate(name, 2)) == 2
