@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from functools import cache
 from typing import Any
 
@@ -197,6 +198,30 @@ def test_every_prescription_item_carries_a_national_drug_code() -> None:
     assert all(i["countrydrcode"] for i in items)
     by_drug = {(i["drcode"], i["countrydrcode"]) for i in items}
     assert len({c for c, _ in by_drug}) == len(by_drug)  # one code per drug
+
+
+@pytest.mark.parametrize("count", [12, 2000])
+def test_the_agreement_in_force_was_effective_before_the_first_business_day(count: int) -> None:
+    """Supervision's R17 needs a consent form (知情同意书) in force on each visit day: the version
+    in force of every agreement is effective before the world's start, however many versions a
+    large world has (they used to be released 90 days apart, decades into the future)."""
+    current = [a for a in generate("agreement", count) if a["status"] == "1"]
+    assert {a["protocolType"] for a in current} == {"1", "2", "3", "4", "5"}
+    for a in current:
+        assert a["expireDate"] is None
+        assert f"{a['effectiveDate']}" < f"{DEFAULT_START}", (a["version"], a["effectiveDate"])
+
+
+def test_liability_insurance_covers_business_days_running_into_the_next_year() -> None:
+    """R07: an insured doctor's policy is in force on every business day."""
+    start = date(2026, 12, 20)
+    data = generate_all(20, seed=3, start=start)
+    last = max(f"{v['visitDate']}"[:10] for v in data["outpatient"])
+    assert last.startswith("2027")
+    insured = [d for d in data["doctor"] if d["policyNo"]]
+    assert insured
+    for d in insured:
+        assert f"{d['policyStartDate']}" <= f"{start}" and f"{d['policyEndDate']}" >= last
 
 
 # --------------------------------------------------------------------------- vocabulary
