@@ -975,6 +975,11 @@ def growth(url: str, pid: int, args: argparse.Namespace) -> list[Step]:
 # --------------------------------------------------------------------------- main
 
 
+def load_average() -> str:
+    """The machine's load average over 1, 5 and 15 minutes, as the reports print it."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -996,7 +1001,7 @@ def machine() -> str:
         f"PostgreSQL {settings['server_version']} (shared_buffers {settings['shared_buffers']}, "
         f"max_wal_size {settings['max_wal_size']}, autovacuum {settings['autovacuum']}, fsync "
         f"and synchronous_commit on), {platform.system()} {platform.release()}; load average "
-        f"before the run {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min)"
+        f"before the run {load_average()} (1/5/15 min)"
     )
 
 
