@@ -65,6 +65,8 @@ import orjson
 import psycopg
 from sqlalchemy.engine import make_url
 
+import wrk_lua
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
 SECTION = "## 数据交换服务 / Exchange ingest"
@@ -74,19 +76,11 @@ TARGET_COPY_RATIO = 0.8
 TARGET_SERVER_US = 40
 TARGET_GROWTH_DRIFT = 0.10
 
-LUA = r"""
-local token = io.open(os.getenv("BENCH_DIR") .. "/token.txt"):read("*l")
+#: The wrk script: request templates from ``BENCH_BODY``, ``@@KEY@@`` made new per request.
+LUA = wrk_lua.script(r"""
 local templates = {}
 for line in io.lines(os.getenv("BENCH_BODY")) do templates[#templates + 1] = line end
 local run = os.getenv("BENCH_RUN")
-local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["accessToken"] = token
-local counter = 0
-local answered = 0
-threads = 0
-function setup(thread) threads = threads + 1; thread:set("id", threads) end
 function init(args) prefix = run .. "T" .. tostring(id) .. "N" end
 function request()
   counter = counter + 1
@@ -94,13 +88,7 @@ function request()
   local body = string.gsub(template, "@@KEY@@", prefix .. counter)
   return wrk.format(nil, nil, nil, body)
 end
-if limit > 0 then
-  function response(status, headers, body)
-    answered = answered + 1
-    if answered >= limit then wrk.thread:stop() end
-  end
-end
-"""
+""")
 
 
 @dataclass
@@ -1029,6 +1017,11 @@ def growth(url: str, pid: int, args: argparse.Namespace) -> list[Step]:
 # --------------------------------------------------------------------------- main
 
 
+def load_average() -> str:
+    """The machine's load average over 1, 5 and 15 minutes, as the reports print it."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -1050,7 +1043,7 @@ def machine() -> str:
         f"PostgreSQL {settings['server_version']} (shared_buffers {settings['shared_buffers']}, "
         f"max_wal_size {settings['max_wal_size']}, autovacuum {settings['autovacuum']}, fsync "
         f"and synchronous_commit on), {platform.system()} {platform.release()}; load average "
-        f"before the run {' / '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min)"
+        f"before the run {load_average()} (1/5/15 min)"
     )
 
 

@@ -15,7 +15,7 @@ upload, every record leaving its change in the feed), and keeps it:
   the worker's cost in ``bench_supervision.py ingest``.
 * ``b`` — a whole sample world (``--world`` objects per dataset, every dataset, ~16 records per
   object) with business times from today on, uploaded in dependency order (base data first),
-  ~1 % of the business records mutated to break a rule (``bench_supervision._mutate``).
+  ~1 % of the business records mutated to break a rule (``supervision_data.mutate``).
 
 ``run`` copies a template (``CREATE DATABASE … TEMPLATE``) before each measurement and runs, in a
 child process whose ``PYTHONPATH`` puts the code under test first (``--code name=src-dir``, old
@@ -81,20 +81,12 @@ def _shape_a(count: int) -> dict[str, list[dict[str, Any]]]:
 
 
 def _shape_b(count: int, today: dt.date) -> dict[str, list[dict[str, Any]]]:
-    import bench_supervision as bs
+    import supervision_data as sd
     from imsp.standard.sample import generate_all
 
     world = generate_all(count, seed=11, org_code=bi.ORG, start=today)
-    # as bench_supervision._clean, for the years these business times fall in
-    for d in world["doctor"]:
-        if d.get("policyNo"):
-            d.update(
-                policyStartDate=f"{today.year - 1}-01-01", policyEndDate=f"{today.year + 1}-12-31"
-            )
-    consent = next(a for a in world["agreement"] if a["protocolType"] == "3")
-    consent.update(status="1", effectiveDate="2020-01-01", expireDate=None)
     rng = random.Random(20251130)
-    return {ds: [bs._mutate(ds, doc, rng) for doc in docs] for ds, docs in world.items()}
+    return {ds: [sd.mutate(ds, doc, rng) for doc in docs] for ds, docs in world.items()}
 
 
 async def _upload(url: str, world: dict[str, list[dict[str, Any]]], now: dt.datetime) -> int:
@@ -246,9 +238,9 @@ async def _measure(
 
 
 def _digest(url: str) -> str:
-    import bench_supervision as bs
+    import supervision_sweep as sw
 
-    return bs._digest(url)
+    return sw.digest(url)
 
 
 def measure(args: argparse.Namespace) -> None:

@@ -33,6 +33,8 @@ from typing import Any
 
 import orjson
 
+import wrk_lua
+
 #: Key fields not renamed: the institution (``organID`` must be the token's), positions within
 #: a renamed key (``recipeDetailId`` under ``recipeID``) and versions.
 FIXED_KEYS = frozenset({"organID", "recipeDetailId", "version"})
@@ -42,8 +44,7 @@ FIXED_KEYS = frozenset({"organID", "recipeDetailId", "version"})
 #: re-runs R17 over all the institution's visits).
 ONCE = frozenset({"organization", "agreement"})
 
-LUA = r"""
-local token = io.open(os.getenv("BENCH_DIR") .. "/token.txt"):read("*l")
+LUA = wrk_lua.script(r"""
 local paths, bodies = {}, {}
 for line in io.lines(os.getenv("BENCH_BODY")) do
   local tab = string.find(line, "\t", 1, true)
@@ -54,16 +55,8 @@ local serial = tonumber(os.getenv("BENCH_SERIAL"))
 local lanes = tonumber(os.getenv("BENCH_LANES"))
 local doctors = tonumber(os.getenv("BENCH_DOCTORS"))
 local nthreads = tonumber(os.getenv("BENCH_THREADS"))
-local limit = tonumber(os.getenv("BENCH_LIMIT") or "0")
 local weights = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
 local checks = "10X98765432"
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["accessToken"] = token
-local counter = 0
-local answered = 0
-threads = 0
-function setup(thread) threads = threads + 1; thread:set("id", threads) end
 local function card(copy, doctor, rest)
   local division = (copy * doctors + tonumber(doctor)) % 1000000
   local body = string.format("%06d", division) .. string.sub(rest, 1, 8)
@@ -85,13 +78,7 @@ function request()
   end)
   return wrk.format(nil, paths[at], nil, body)
 end
-if limit > 0 then
-  function response(status, headers, body)
-    answered = answered + 1
-    if answered >= limit then wrk.thread:stop() end
-  end
-end
-"""
+""")
 
 
 def templates(world: Mapping[str, list[dict[str, Any]]]) -> tuple[list[str], int]:

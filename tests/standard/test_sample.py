@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import date
 from functools import cache
 from typing import Any
 
@@ -122,6 +124,24 @@ def test_records_are_deterministic_across_processes() -> None:
     assert out == json.dumps(generate("lis", 5, seed=4), ensure_ascii=False, sort_keys=True)
 
 
+def test_span_days_puts_the_business_events_on_that_many_days() -> None:
+    spread = generate_all(60, seed=5)
+    one_day = generate_all(60, seed=5, span_days=1)  # same arguments otherwise: not cached as one
+    start = f"{DEFAULT_START:%Y-%m-%d}"
+    assert {r["visitDate"][:10] for r in one_day["outpatient"]} == {start}
+    assert {r["datein"][:10] for r in one_day["prescription"]} == {start}
+    assert len({r["visitDate"][:10] for r in spread["outpatient"]}) > 10
+    assert (
+        max(r["visitDate"][:10] for r in spread["outpatient"]) <= f"{DEFAULT_START.replace(day=30)}"
+    )
+    assert len(one_day["outpatient"]) == len(spread["outpatient"])
+
+
+def test_span_days_below_one_is_a_clear_error() -> None:
+    with pytest.raises(SampleError, match="span_days"):
+        generate("outpatient", 3, span_days=0)
+
+
 def test_datasets_are_accepted_by_code_service_and_path() -> None:
     for name in ("payment", "uploadPayment", "/uploadPayment"):
         assert len(generate(name, 2)) == 2
@@ -169,6 +189,41 @@ def test_dependency_order_puts_referenced_datasets_first() -> None:
                 assert order.index(ref) < order.index(ds.code), (ds.code, ref)
 
 
+def test_every_prescription_item_carries_a_national_drug_code() -> None:
+    """Supervision's R31 flags a drug without 国家药品编码: a compliant world has none, herbal
+    (中药饮片) prescriptions included."""
+    items = generate_all(200, seed=11)["prescription_item"]
+    herbal = [i for i in items if i["drcode"] in {d.code for d in vocab.HERBS.values()}]
+    assert herbal, "the sample holds herbal prescriptions"
+    assert all(i["countrydrcode"] for i in items)
+    by_drug = {(i["drcode"], i["countrydrcode"]) for i in items}
+    assert len({c for c, _ in by_drug}) == len(by_drug)  # one code per drug
+
+
+@pytest.mark.parametrize("count", [12, 2000])
+def test_the_agreement_in_force_was_effective_before_the_first_business_day(count: int) -> None:
+    """Supervision's R17 needs a consent form (知情同意书) in force on each visit day: the version
+    in force of every agreement is effective before the world's start, however many versions a
+    large world has (they used to be released 90 days apart, decades into the future)."""
+    current = [a for a in generate("agreement", count) if a["status"] == "1"]
+    assert {a["protocolType"] for a in current} == {"1", "2", "3", "4", "5"}
+    for a in current:
+        assert a["expireDate"] is None
+        assert f"{a['effectiveDate']}" < f"{DEFAULT_START}", (a["version"], a["effectiveDate"])
+
+
+def test_liability_insurance_covers_business_days_running_into_the_next_year() -> None:
+    """R07: an insured doctor's policy is in force on every business day."""
+    start = date(2026, 12, 20)
+    data = generate_all(20, seed=3, start=start)
+    last = max(f"{v['visitDate']}"[:10] for v in data["outpatient"])
+    assert last.startswith("2027")
+    insured = [d for d in data["doctor"] if d["policyNo"]]
+    assert insured
+    for d in insured:
+        assert f"{d['policyStartDate']}" <= f"{start}" and f"{d['policyEndDate']}" >= last
+
+
 # --------------------------------------------------------------------------- vocabulary
 
 
@@ -181,9 +236,13 @@ def test_vocabulary_codes_exist_in_the_code_tables() -> None:
         assert set(p.drugs) <= set(vocab.DRUGS), p.key
         assert {h for h, _ in p.herbs} <= set(vocab.HERBS), p.key
         assert set(p.labs) <= set(vocab.PANELS) and set(p.exams) <= set(vocab.EXAMS), p.key
-    for d in (*vocab.DRUGS.values(), *vocab.HERBS.values()):
+    drugs = (*vocab.DRUGS.values(), *vocab.HERBS.values())
+    assert len({d.national_code for d in drugs}) == len(drugs)
+    for d in drugs:
         assert d.form == "" or d.form in t["dosage_form"].codes, d.name
         assert d.freq in t["frequency"].codes and d.route in t["route"].codes, d.name
+        if d.kind == "herb":  # 医保中药饮片代码: T, standard 00 (药典), efficacy class, name
+            assert re.fullmatch(r"T00(0[1-9]|1\d|2[01])\d{5}", d.national_code), d.name
     for dept in vocab.DEPARTMENTS:
         assert dept.subject in t["subject"].codes and dept.dept_type in t["dept_type"].codes
         assert dept.practice == "" or dept.practice in t["practice_scope"].codes

@@ -35,19 +35,29 @@ from imsp.standard.model import Dataset, Standard, load_standard
 from imsp.standard.sample.business import Business
 from imsp.standard.sample.engine import Filler
 from imsp.standard.sample.facts import FACTS, SINGLETONS, header
-from imsp.standard.sample.world import SampleError, World, at
+from imsp.standard.sample.world import SPAN_DAYS, SampleError, World, at
 
-__all__ = ["DEFAULT_START", "SampleError", "dependency_order", "generate", "generate_all"]
+__all__ = [
+    "DEFAULT_START",
+    "SPAN_DAYS",
+    "SampleError",
+    "dependency_order",
+    "generate",
+    "generate_all",
+]
 
-#: First day of the generated business events (they span the following 30 days).
+#: First day of the generated business events (they span the following ``span_days`` days).
 DEFAULT_START = date(2025, 6, 1)
 
 
 @lru_cache(maxsize=4)
-def _business(seed: int, org_code: str, org_name: str | None, bound: int, start: date) -> Business:
+def _business(
+    seed: int, org_code: str, org_name: str | None, bound: int, start: date, span_days: int
+) -> Business:
     world = World(
-        load_standard(), seed=seed, org_code=org_code, org_name=org_name, bound=bound, start=start
-    )
+        load_standard(), seed=seed, org_code=org_code, org_name=org_name, bound=bound,
+        start=start, span_days=span_days,
+    )  # fmt: skip
     return Business(world)
 
 
@@ -80,15 +90,18 @@ def generate(
     org_code: str = DEMO_ORG_CODE,
     org_name: str | None = None,
     start: date = DEFAULT_START,
+    span_days: int = SPAN_DAYS,
 ) -> list[dict[str, Any]]:
     """``count`` records of ``dataset`` (short code, service name, path or object) for one
-    institution. Raises :class:`SampleError` for an unknown dataset or an invalid ``org_code``
-    (it must be a valid unified social credit code)."""
+    institution, their business events on the ``span_days`` days from ``start`` (``1``: all on
+    that day — registrations and payments made ahead of a visit may still fall up to two days
+    before it). Raises :class:`SampleError` for an unknown dataset, an invalid ``org_code`` (it
+    must be a valid unified social credit code) or ``span_days`` below 1."""
     if count < 0:
         raise SampleError("count 不能为负数")
     std = load_standard()
     ds = _dataset(dataset, std)
-    b = _business(seed, org_code, org_name, max(count, 1), start)
+    b = _business(seed, org_code, org_name, max(count, 1), start, span_days)
     return list(_records(b, ds, count))
 
 
@@ -99,11 +112,21 @@ def generate_all(
     org_code: str = DEMO_ORG_CODE,
     org_name: str | None = None,
     start: date = DEFAULT_START,
+    span_days: int = SPAN_DAYS,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Records of every dataset, keyed by dataset code, in :func:`dependency_order` (upload order)."""
+    """Records of every dataset, keyed by dataset code, in :func:`dependency_order` (upload
+    order); the arguments as for :func:`generate`."""
     std = load_standard()
     return {
-        ds.code: generate(ds, count, seed=seed, org_code=org_code, org_name=org_name, start=start)
+        ds.code: generate(
+            ds,
+            count,
+            seed=seed,
+            org_code=org_code,
+            org_name=org_name,
+            start=start,
+            span_days=span_days,
+        )
         for ds in dependency_order(std)
     }
 

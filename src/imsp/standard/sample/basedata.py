@@ -132,6 +132,8 @@ def doctor(b: Business, i: int) -> Facts:
     licensed = s.person_type in ("11", "12", "21", "22")
     insured = prescriber and rng.random() < 0.7
     policy_start = date(w.start.year, 1, 1)
+    # in force on every business day, also when they run into the next year
+    policy_end = date((w.start + timedelta(days=w.span_days - 1)).year, 12, 31)
     first = s.first_unit
     types = {
         "physician": "1|3|4|5",
@@ -176,7 +178,7 @@ def doctor(b: Business, i: int) -> Facts:
         "assessQualified": "1" if licensed else None,
         "policyNo": f"PZBH{w.start.year}1301{rng.randrange(10**11):011d}" if insured else None,
         "policyStartDate": policy_start if insured else None,
-        "policyEndDate": date(w.start.year, 12, 31) if insured else None,
+        "policyEndDate": policy_end if insured else None,
         "realNameAuthFlag": "1",
         "realNameMethod": "1",
         "caCertSN": hexid(rng, 16) if s.role in ("physician", "pharmacist", "radiologist") else None,
@@ -215,6 +217,11 @@ def patient(b: Business, i: int) -> Facts:
     }
 
 
+#: Agreements are revised every 90 days from three years before the world's start; a world with
+#: more versions than fit in this many days revises them more often, so that the version in force
+#: is released (and effective) before the first business day.
+_REVISIONS_WITHIN: Final = 1000
+
 _PROTOCOLS: Final = (  # (protocol_type, id, business types)
     ("1", "XY-FWXY", "1|2|3|4|5"),
     ("2", "XY-YSZC", None),
@@ -229,7 +236,8 @@ def agreement(b: Business, i: int) -> Facts:
     kind, ident, types = _PROTOCOLS[i % len(_PROTOCOLS)]
     k = i // len(_PROTOCOLS)
     current = (w.bound - 1 - i % len(_PROTOCOLS)) // len(_PROTOCOLS)
-    release = add_years(w.start, -3) + timedelta(days=90 * k + 3 * (i % len(_PROTOCOLS)))
+    offset = 90 * k if 90 * current <= _REVISIONS_WITHIN else k * _REVISIONS_WITHIN // current
+    release = add_years(w.start, -3) + timedelta(days=offset + 3 * (i % len(_PROTOCOLS)))
     version = f"V1.{k}"
     title = w.name_of("protocol_type", kind)
     content = agreement_text(kind, w.org.name, w.org.internet_name, version)

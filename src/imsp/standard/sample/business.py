@@ -22,7 +22,6 @@ from typing import Any, Final
 
 from imsp.standard.sample import vocab
 from imsp.standard.sample.events import (
-    SPAN_DAYS,
     Actor,
     Appraisal,
     Consult,
@@ -70,7 +69,7 @@ class Business:
         return hit
 
     def day(self, rng: random.Random) -> date:
-        return self.w.start + timedelta(days=rng.randrange(SPAN_DAYS))
+        return self.w.start + timedelta(days=rng.randrange(self.w.span_days))
 
     @cached_property
     def physicians(self) -> list[Staff]:

@@ -169,7 +169,7 @@ def prescription_items(b: Business, i: int) -> Iterator[Facts]:
             "recipeDetailId": item.detail_id,
             "datein": x.time,
             "drcode": d.code,
-            "countrydrcode": None if herb else (f"X{d.atc[:5]}A{d.code[-3:]}A0010101{d.code[-4:]}" if d.atc else f"Z{d.code[2:]}A0010101010"),
+            "countrydrcode": d.national_code,
             "drname": d.name,
             "tradeName": d.trade or None,
             "drmodel": d.spec,

@@ -16,7 +16,6 @@ from imsp.standard.sample.vocab import Drug, Exam, Hospital, Panel
 from imsp.standard.sample.world import Patient, Person, Staff
 
 CENT: Final = Decimal("0.01")
-SPAN_DAYS: Final = 30  # business events fall on the 30 days from the world's start
 
 
 def money(x: Decimal) -> Decimal:

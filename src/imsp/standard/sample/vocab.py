@@ -308,6 +308,20 @@ class Drug:
     antibiotic: str = "0"
     remark: str = ""
     decoction: str = ""
+    efficacy: str = ""  # herbs: efficacy class of the 医保中药饮片 code (01 解表 … 17 补虚)
+
+    @property
+    def national_code(self) -> str:
+        """国家药品编码 (``countrydrcode``) in the shape of the NHSA code (国家医保药品分类与代码):
+        西药 ``X`` + ATC level 4 + name, dosage form and maker parts; 中成药 ``Z`` + …; 中药饮片
+        (10 characters) ``T`` + standard (``00``: 药典) + efficacy class + name code. No table of
+        national drug codes ships with the standard, so the parts after the class are derived from
+        the catalogue code (``drcode``): a unique, well-formed, fictitious code per drug."""
+        if self.kind == "herb":
+            return f"T00{self.efficacy}{int(self.code[-3:]):05d}"
+        if self.atc:
+            return f"X{self.atc[:5]}A{self.code[-3:]}A0010101{self.code[-4:]}"
+        return f"Z{self.code[2:]}A0010101010"
 
 
 def _d(
@@ -376,52 +390,54 @@ DRUGS: Final[dict[str, Drug]] = {
 }  # fmt: skip
 
 
-def _herb(code: str, name: str, cut: str, price: str, decoction: str = "") -> Drug:
+def _herb(code: str, name: str, efficacy: str, cut: str, price: str, decoction: str = "") -> Drug:
     return Drug(
         code, name, "", cut, "", 1, "g", "河北安国中药饮片有限公司", "", "", "g",
-        Decimal(1), "bid", "1", Decimal(price), "herb", False, "0", "", decoction,
+        Decimal(1), "bid", "1", Decimal(price), "herb", False, "0", "", decoction, efficacy,
     )  # fmt: skip
 
 
-#: Decoction pieces (中药饮片): price per gram, dose set by the formula.
+#: Decoction pieces (中药饮片): efficacy class (the textbook's order, as in the NHSA code: 01 解表,
+#: 02 清热, 04 祛风湿, 05 化湿, 06 利水渗湿, 07 温里, 08 理气, 12 活血化瘀, 13 化痰止咳平喘,
+#: 15 平肝息风, 17 补虚), cut, price per gram; the dose is set by the formula.
 HERBS: Final[dict[str, Drug]] = {
     d.name: d
     for d in (
-        _herb("ZY0003001", "天麻", "片", "0.9800"),
-        _herb("ZY0003002", "钩藤", "段", "0.1200", "后下"),
-        _herb("ZY0003003", "石决明", "煅，碎", "0.0500", "先煎"),
-        _herb("ZY0003004", "牛膝", "段", "0.0850"),
-        _herb("ZY0003005", "杜仲", "块", "0.0900"),
-        _herb("ZY0003006", "黄芩", "片", "0.1300"),
-        _herb("ZY0003007", "栀子", "碎", "0.0950"),
-        _herb("ZY0003008", "桑寄生", "段", "0.0700"),
-        _herb("ZY0003009", "茯苓", "块", "0.0900"),
-        _herb("ZY0003010", "桔梗", "片", "0.0800"),
-        _herb("ZY0003011", "荆芥", "段", "0.0600", "后下"),
-        _herb("ZY0003012", "紫菀", "段", "0.0750"),
-        _herb("ZY0003013", "百部", "片", "0.0700"),
-        _herb("ZY0003014", "白前", "段", "0.1100"),
-        _herb("ZY0003015", "陈皮", "丝", "0.0500"),
-        _herb("ZY0003016", "甘草", "片", "0.0600"),
-        _herb("ZY0003017", "苦参", "片", "0.0600"),
-        _herb("ZY0003018", "白鲜皮", "片", "0.1400"),
-        _herb("ZY0003019", "地肤子", "统货", "0.0700"),
-        _herb("ZY0003020", "生地黄", "片", "0.0550"),
-        _herb("ZY0003021", "牡丹皮", "片", "0.1200"),
-        _herb("ZY0003022", "独活", "片", "0.0800"),
-        _herb("ZY0003023", "秦艽", "片", "0.2200"),
-        _herb("ZY0003024", "桂枝", "片", "0.0450"),
-        _herb("ZY0003025", "防风", "片", "0.1800"),
-        _herb("ZY0003026", "川芎", "片", "0.1000"),
-        _herb("ZY0003027", "党参", "段", "0.1600"),
-        _herb("ZY0003028", "当归", "片", "0.1800"),
-        _herb("ZY0003029", "白芍", "片", "0.0700"),
-        _herb("ZY0003030", "法半夏", "统货", "0.2800"),
-        _herb("ZY0003031", "白术", "片", "0.1100"),
-        _herb("ZY0003032", "木香", "片", "0.1200"),
-        _herb("ZY0003033", "砂仁", "碎", "0.8000", "后下"),
-        _herb("ZY0003034", "高良姜", "片", "0.0900"),
-        _herb("ZY0003035", "香附", "碎", "0.0800"),
+        _herb("ZY0003001", "天麻", "15", "片", "0.9800"),
+        _herb("ZY0003002", "钩藤", "15", "段", "0.1200", "后下"),
+        _herb("ZY0003003", "石决明", "15", "煅，碎", "0.0500", "先煎"),
+        _herb("ZY0003004", "牛膝", "12", "段", "0.0850"),
+        _herb("ZY0003005", "杜仲", "17", "块", "0.0900"),
+        _herb("ZY0003006", "黄芩", "02", "片", "0.1300"),
+        _herb("ZY0003007", "栀子", "02", "碎", "0.0950"),
+        _herb("ZY0003008", "桑寄生", "04", "段", "0.0700"),
+        _herb("ZY0003009", "茯苓", "06", "块", "0.0900"),
+        _herb("ZY0003010", "桔梗", "13", "片", "0.0800"),
+        _herb("ZY0003011", "荆芥", "01", "段", "0.0600", "后下"),
+        _herb("ZY0003012", "紫菀", "13", "段", "0.0750"),
+        _herb("ZY0003013", "百部", "13", "片", "0.0700"),
+        _herb("ZY0003014", "白前", "13", "段", "0.1100"),
+        _herb("ZY0003015", "陈皮", "08", "丝", "0.0500"),
+        _herb("ZY0003016", "甘草", "17", "片", "0.0600"),
+        _herb("ZY0003017", "苦参", "02", "片", "0.0600"),
+        _herb("ZY0003018", "白鲜皮", "02", "片", "0.1400"),
+        _herb("ZY0003019", "地肤子", "06", "统货", "0.0700"),
+        _herb("ZY0003020", "生地黄", "02", "片", "0.0550"),
+        _herb("ZY0003021", "牡丹皮", "02", "片", "0.1200"),
+        _herb("ZY0003022", "独活", "04", "片", "0.0800"),
+        _herb("ZY0003023", "秦艽", "04", "片", "0.2200"),
+        _herb("ZY0003024", "桂枝", "01", "片", "0.0450"),
+        _herb("ZY0003025", "防风", "01", "片", "0.1800"),
+        _herb("ZY0003026", "川芎", "12", "片", "0.1000"),
+        _herb("ZY0003027", "党参", "17", "段", "0.1600"),
+        _herb("ZY0003028", "当归", "17", "片", "0.1800"),
+        _herb("ZY0003029", "白芍", "17", "片", "0.0700"),
+        _herb("ZY0003030", "法半夏", "13", "统货", "0.2800"),
+        _herb("ZY0003031", "白术", "17", "片", "0.1100"),
+        _herb("ZY0003032", "木香", "08", "片", "0.1200"),
+        _herb("ZY0003033", "砂仁", "05", "碎", "0.8000", "后下"),
+        _herb("ZY0003034", "高良姜", "07", "片", "0.0900"),
+        _herb("ZY0003035", "香附", "08", "碎", "0.0800"),
     )
 }
 

@@ -27,6 +27,8 @@ from imsp.standard.sample.vocab import DeptDef, Hospital, Profile
 #: adds records nobody refers to — a realistic institution, not one doctor per visit).
 STAFF_POOL: Final = 60
 PATIENT_POOL: Final = 5000
+#: Days the business events fall on, from the world's start (``span_days`` of the generator).
+SPAN_DAYS: Final = 30
 
 
 class SampleError(ValueError):
@@ -211,16 +213,20 @@ class World:
 
     def __init__(
         self, std: Standard, *, seed: int, org_code: str, org_name: str | None, bound: int,
-        start: date,
+        start: date, span_days: int = SPAN_DAYS,
     ) -> None:  # fmt: skip
         if not checks.is_uscc(org_code):
             raise SampleError(
                 f"机构代码 {org_code!r} 不是有效的统一社会信用代码（GB 32100 校验失败）"
             )
+        if span_days < 1:
+            raise SampleError(f"span_days 至少为 1（收到 {span_days}）")
         self.std = std
         self.seed = seed
         self.bound = max(1, bound)
         self.start = start
+        #: Business events fall on the ``span_days`` days from ``start``.
+        self.span_days = span_days
         self._key = org_code
         self.regions = std.tables["region"].names
         self.counties = tuple(
