@@ -75,6 +75,12 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=1, help="off/on pairs (ingest)")
     ap.add_argument("--stream", type=int, default=0, help="then one on leg of this many s")
+    ap.add_argument(
+        "--receipts",
+        action="store_true",
+        help="ingest: a third leg per round with the receipts' lookups and no worker (the "
+        "exchange's own share of supervision, as with the worker on other cores)",
+    )
     ap.add_argument("--drain-limit", type=float, default=120, help="longest wait for the feed (s)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)

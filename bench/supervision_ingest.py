@@ -45,7 +45,9 @@ def _env(url: str, workdir: Path, **extra: str) -> dict[str, str]:
 @contextmanager
 def _server(url: str, port: int, workers: int, workdir: Path, on: bool) -> Iterator[Any]:
     """``imsp serve exchange --workers N`` with supervision's receipt lookups on or off (the
-    exchange role never runs the worker: that is ``imsp serve worker``)."""
+    exchange role never runs the worker: that is ``imsp serve worker``, started by
+    :func:`_leg` in the on legs only — a ``receipts`` leg has the lookups and no worker, as
+    an exchange node has when the worker runs on cores of its own)."""
     env = _env(url, workdir, IMSP_SUPERVISION__REFERENCE_WARNINGS="true" if on else "false")
     cmd = bi.server_argv(bi.command_text(EXCHANGE, workers), port)
     proc = subprocess.Popen(
@@ -174,7 +176,8 @@ def _leg(args: argparse.Namespace, url: str, stream: Stream, mode: str, seconds:
     base = f"http://127.0.0.1:{args.port}"
     on = mode == "on"
     _analyze(url)
-    with _server(url, args.port, args.workers, stream.workdir, on) as proc:
+    lookups = mode in ("on", "receipts")
+    with _server(url, args.port, args.workers, stream.workdir, lookups) as proc:
         worker = None
         if on:
             worker = subprocess.Popen(
@@ -245,9 +248,13 @@ class Outcome:
 
     @property
     def ratio(self) -> float:
+        return self.share("on")
+
+    def share(self, mode: str) -> float:
+        """The ``mode`` legs' records/s over the off legs' (summed)."""
         off = sum(leg.run.rps for m, leg, _ in self.legs if m == "off")
-        on = sum(leg.run.rps for m, leg, _ in self.legs if m == "on")
-        return on / off if off else 0.0
+        of_mode = sum(leg.run.rps for m, leg, _ in self.legs if m == mode)
+        return of_mode / off if off else 0.0
 
 
 def outcome(args: argparse.Namespace, data: str) -> Outcome:
@@ -256,9 +263,8 @@ def outcome(args: argparse.Namespace, data: str) -> Outcome:
         stream = _stream(data, Path(tmp), url, args.world_count)
         # off, on, on, off, off, on …: each pair's order alternates so drift in the machine's
         # load weighs on both modes alike
-        order = [
-            m for r in range(args.rounds) for m in (("off", "on") if r % 2 == 0 else ("on", "off"))
-        ]
+        pair = ("off", "receipts", "on") if args.receipts else ("off", "on")
+        order = [m for r in range(args.rounds) for m in (pair if r % 2 == 0 else pair[::-1])]
         legs: list[tuple[str, Leg, str]] = []
         for mode in order:
             before = bi.load_average()

@@ -139,6 +139,7 @@ def ingest_report(args: argparse.Namespace, host: str, out: ing.Outcome) -> str:
         f"--workers {args.workers} --connections {args.connections}"
         + (f" --world-count {args.world_count}" if s.data == "world" else "")
         + (f" --stream {args.stream}" if args.stream else "")
+        + (" --receipts" if args.receipts else "")
         + f" --drain-limit {args.drain_limit:g}"
     )
     lines = [
@@ -160,7 +161,15 @@ def ingest_report(args: argparse.Namespace, host: str, out: ing.Outcome) -> str:
         "receipt, no worker (an off leg's changes stay in the change feed: the next on leg's "
         "worker starts with them). *On*: every receipt carries the -95 reference warnings "
         "(`supervision/references.py`, run alongside the write) and the worker evaluates the "
-        "change feed while the uploads run. The cluster runs with autovacuum off, so the "
+        "change feed while the uploads run. "
+        + (
+            "*Receipts*: the receipts' -95 lookups as in the on legs, but no worker — the "
+            "exchange's own share of supervision, what an exchange node pays when the worker "
+            "runs on cores of its own (its changes wait in the feed for the next on leg). "
+            if args.receipts
+            else ""
+        )
+        + "The cluster runs with autovacuum off, so the "
         "benchmark runs `ANALYZE` before each leg and when the load stops, and while the server "
         "runs vacuums and analyses each table past autovacuum's thresholds once every "
         "`autovacuum_naptime` (60 s), as autovacuum would (`bench_ingest.autoanalyze`; until "
@@ -178,7 +187,13 @@ def ingest_report(args: argparse.Namespace, host: str, out: ing.Outcome) -> str:
         *rows,
         "",
         f"**On / off: {out.ratio:.0%}** (sum of the on legs' records/s over the off legs'; "
-        "target ≥ 85 %).",
+        "target ≥ 85 %)."
+        + (
+            f" **Receipts only / off: {out.share('receipts'):.0%}** (the lookups without the "
+            "worker)."
+            if args.receipts
+            else ""
+        ),
         "",
         f"Supervision's verdict at the end ({out.stored:,} records stored): {total:,} findings "
         f"({total / out.stored * 1000 if out.stored else 0:.1f} per 1,000 records"
