@@ -28,7 +28,10 @@ row completed (rows, where, when, SHA-256 of the dump), then ``DROP TABLE`` of t
 table (or keep it with ``keep=True``).
 
 ``record_key`` keeps the archived keys, so a trace of an archived record says where its month
-went. A key of an archived month sent again is a new record in the current month (version 1):
+went. A record of the month corrected after the month ended has later versions stored in later
+months' ``record_version``: they stay online, and ``archived_record`` keeps the record's
+identity (dataset, business key, last version), so a trace still shows them and says which
+earlier versions are in which archive file (``exchange.queries.record_history``). A key of an archived month sent again is a new record in the current month (version 1):
 its ``record_key`` row moves to that month and remembers the archived one
 (``archived_month``), so the trace of the record says that its earlier versions were archived.
 """
@@ -277,7 +280,9 @@ def archive(
        row for the key that no archive holds;
     2. the partition is detached (which waits for the uploads in flight — those whose snapshot
        predates step 1 still write into the month — so every row of the month is in it);
-    3. ``pg_dump`` of the detached table; its SHA-256 and the row count complete the entry;
+    3. ``pg_dump`` of the detached table; its SHA-256 and the row count complete the entry
+       (before it, for ``record``: the identities of its records with later versions online,
+       :func:`_keep_identities`);
     4. ``DROP TABLE`` (or keep it, ``keep=True``).
 
     If a dump fails, the month stays archived — its table detached and kept in the database —
@@ -311,6 +316,7 @@ def archive(
         min_id = max_id = None
         if parent == "record":
             min_id, max_id = conn.execute(text(f'SELECT min(id), max(id) FROM "{name}"')).one()
+            _keep_identities(conn, name, month)
         conn.execute(
             text(
                 "UPDATE archived_partition SET rows = :rows, min_id = :lo, max_id = :hi"
@@ -340,6 +346,22 @@ def archive(
         )  # fmt: skip
         out.append(Archived(parent, name, month, rows, location, digest, keep))
     return out
+
+
+def _keep_identities(conn: Connection, name: str, month: date) -> None:
+    """Into ``archived_record``: each record of the detached ``name`` whose last version was
+    stored after ``month`` — its later versions stay online in ``record_version`` (their months
+    are not archived), and without this they would lose their dataset and business key with the
+    record row. ``updated_at`` is the receipt time of the last version (its ``record_version.at``),
+    so no version row need be read. Idempotent: a rerun after a failed dump adds nothing twice."""
+    _, end = _bounds("record_version", month)
+    conn.execute(
+        text(
+            "INSERT INTO archived_record (record_id, institution_id, dataset, key, month, version)"
+            f' SELECT id, institution_id, dataset, key, month, version FROM "{name}"'
+            f" WHERE updated_at >= {end} ON CONFLICT (record_id) DO NOTHING"
+        )
+    )
 
 
 def _attached(conn: Connection, parent: str, name: str) -> bool:
