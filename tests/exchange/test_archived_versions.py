@@ -22,9 +22,10 @@ from typing import Any
 
 import orjson
 import pytest
+from alembic import command
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from imsp.app import create_exchange_app
 from imsp.auth.service import IssuedCredential
@@ -33,7 +34,8 @@ from imsp.clock import BEIJING, FrozenClock
 from imsp.config import Settings
 from imsp.exchange import history, partitions, queries
 from imsp.standard.model import load_standard
-from tests.exchange.builders import ORG_A, get_token, records
+from imsp.storage import migrate
+from tests.exchange.builders import ORG_A, get_token, make_credential, records
 from tests.exchange.conftest import Peek
 from tests.support.database import run
 
@@ -107,6 +109,15 @@ def test_later_versions_of_an_archived_months_record_stay_shown_with_where_the_r
         (a_id, PATIENT.code, _key(a), date(2021, 3, 1), 3)
     ]
     assert peek.scalar("SELECT count(*) FROM record WHERE id = :i", i=a_id) == 0
+    # a month archived before archived_record existed (migration 0055): recovered the same
+    kept = peek.rows("SELECT * FROM archived_record")
+    engine = create_engine(settings.sync_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM archived_record"))
+        assert partitions.recover_identities(conn) == 1
+        assert partitions.recover_identities(conn) == 0  # once
+    engine.dispose()
+    assert peek.rows("SELECT * FROM archived_record") == kept
     assert (
         peek.scalar("SELECT count(*) FROM record_version WHERE record_id = :i", i=a_id) == 2
     )  # versions 2 and 3, in April and May
@@ -263,3 +274,40 @@ def test_reads_show_online_versions_of_a_record_whose_row_was_archived(
     assert (
         "版本 1 已归档" in out.output and "/backup/imsp.record_version_m202103.dump" in out.output
     )
+
+
+def test_migration_0055_recovers_the_identities_of_months_archived_before_it(
+    unmigrated: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database at 0051 whose March was archived by the archive as it was then (no
+    ``archived_record``): upgrading fills it from the requests still online; downgrading drops
+    it. On SQLite (nothing archived) the table is simply created."""
+    cfg = migrate.alembic_config(unmigrated)
+    unmigrated.data_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(cfg, "heads")
+    command.downgrade(cfg, "0051")  # every other branch at its head, this table gone
+    peek = Peek(unmigrated)
+    assert "archived_record" not in inspect(peek.engine).get_table_names()
+    cred = make_credential(unmigrated, FrozenClock(_at(3)), ORG_A)
+    [a] = records(PATIENT, 1)
+    _upload(unmigrated, cred, _at(3), [a])
+    _upload(unmigrated, cred, _at(4), [_fix(a, 2)])
+    [(rid,)] = peek.rows("SELECT id FROM record")
+    if not unmigrated.is_sqlite:
+        engine = create_engine(unmigrated.sync_url)
+        with engine.begin() as conn:
+            partitions.ensure(conn, now=_at(3), ahead=0, months=[date(2021, 4, 1)])
+        engine.dispose()
+        monkeypatch.setattr(partitions, "_keep_identities", lambda *args: None)  # as before 0055
+        _archive(unmigrated, date(2021, 3, 1), tmp_path / "archive")
+        monkeypatch.undo()
+        assert peek.count("record") == 0
+
+    command.upgrade(cfg, "heads")
+    expected = [] if unmigrated.is_sqlite else [(rid, PATIENT.code, _key(a), date(2021, 3, 1), 2)]
+    query = "SELECT record_id, dataset, key, month, version FROM archived_record"
+    assert peek.rows(query) == expected
+    command.downgrade(cfg, "0051")
+    command.upgrade(cfg, "heads")
+    assert peek.rows(query) == expected
+    peek.engine.dispose()

@@ -48,9 +48,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final
 
+import orjson
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from imsp.exchange.archive import restore
+from imsp.standard.model import load_standard
+from imsp.standard.validate import validator_for
 
 #: Partitioned table → its partition key column.
 PARENTS: Final[dict[str, str]] = {"record": "month", "record_version": "at", "exchange_log": "at"}
@@ -362,6 +367,62 @@ def _keep_identities(conn: Connection, name: str, month: date) -> None:
             f" WHERE updated_at >= {end} ON CONFLICT (record_id) DO NOTHING"
         )
     )
+
+
+def recover_identities(conn: Connection) -> int:
+    """For months archived before ``archived_record`` existed (migration 0055): the identity of
+    each archived record whose later versions are online, recovered from the request that
+    carried its last online version — the institution and dataset of its log row, the business
+    key as the validator derives it from the archived body. A record whose request is not online
+    any more (or kept no body) cannot be recovered and stays unshown. Returns the rows added."""
+    std = load_standard()
+    added = 0
+    ranges = conn.execute(
+        text(
+            "SELECT month, min_id, max_id FROM archived_partition"
+            " WHERE parent = 'record' AND min_id IS NOT NULL ORDER BY month"
+        )
+    ).all()
+    for month, lo, hi in ranges:
+        orphans = conn.execute(
+            text(
+                "SELECT DISTINCT ON (v.record_id) v.record_id, v.version, v.exchange_id,"
+                " v.position, v.at FROM record_version v"
+                " WHERE v.record_id BETWEEN :lo AND :hi"
+                " AND NOT EXISTS (SELECT 1 FROM record r WHERE r.id = v.record_id)"
+                " AND NOT EXISTS (SELECT 1 FROM archived_record a WHERE a.record_id = v.record_id)"
+                " ORDER BY v.record_id, v.version DESC"
+            ),
+            {"lo": lo, "hi": hi},
+        ).all()
+        for record_id, version, exchange_id, position, at in orphans:
+            log = conn.execute(
+                text(
+                    "SELECT institution_id, dataset, body FROM exchange_log"
+                    " WHERE id = :x AND at = :at"
+                ),
+                {"x": exchange_id, "at": at},
+            ).first()
+            if log is None or log.body is None or log.dataset not in std.datasets:
+                continue
+            doc = orjson.loads(restore(bytes(log.body)).removeprefix(b"\xef\xbb\xbf"))
+            docs = [doc] if isinstance(doc, dict) else doc
+            if not isinstance(docs, list) or not 0 <= position < len(docs):
+                continue
+            key = validator_for(std.datasets[log.dataset]).check(docs[position], position).key
+            if key is None:
+                continue
+            conn.execute(
+                text(
+                    "INSERT INTO archived_record"
+                    " (record_id, institution_id, dataset, key, month, version)"
+                    " VALUES (:r, :i, :d, :k, :m, :v) ON CONFLICT (record_id) DO NOTHING"
+                ),
+                {"r": record_id, "i": log.institution_id, "d": log.dataset, "k": key,
+                 "m": month, "v": version},
+            )  # fmt: skip
+            added += 1
+    return added
 
 
 def _attached(conn: Connection, parent: str, name: str) -> bool:

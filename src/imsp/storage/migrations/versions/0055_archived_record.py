@@ -2,9 +2,12 @@
 it, stored in later months, stayed online — so those versions keep their dataset and business
 key, and a trace or a request's page still shows them (``imsp.exchange.partitions.archive``).
 
-A new, empty table: no rewrite of any existing one.
+A new table: no rewrite of any existing one. On PostgreSQL, for months archived before this
+revision, it is filled from what is still online (``partitions.recover_identities``: the request
+that carried each such record's last online version); that reads only the version rows in the
+archived months' id ranges.
 
-Revision ID: 0052
+Revision ID: 0055
 Revises: 0051
 """
 
@@ -13,7 +16,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0052"
+from imsp.exchange import partitions
+
+revision = "0055"
 down_revision = "0051"
 branch_labels = None
 depends_on = None
@@ -37,6 +42,9 @@ def upgrade() -> None:
         "archived_record",
         ["institution_id", "dataset", "key"],
     )
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        partitions.recover_identities(bind)
 
 
 def downgrade() -> None:
