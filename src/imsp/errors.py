@@ -38,10 +38,13 @@ class BadRequest(ImspError):
     code = 40001
 
 
-class ClientDisconnected(BadRequest):
-    """The client closed the connection before its request body was complete: the request is
-    logged as 40001 (nothing was stored), while the metrics count it as cancelled, not as a
-    client's malformed request (``imsp.exchange.meters.CANCELLED``)."""
+class ClientDisconnected(ImspError):
+    """The client closed the connection before its request body was complete. Logged in
+    ``exchange_log`` with this code (nothing was stored) and metered as cancelled
+    (``imsp.exchange.meters.CANCELLED``): the audit and the metrics say the same thing. No client
+    receives it — there is no one left to answer."""
+
+    code = 49900
 
 
 class UnknownAppId(ImspError):

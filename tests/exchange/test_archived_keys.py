@@ -168,10 +168,18 @@ def test_records_sent_again_while_their_month_is_being_archived_start_over_once(
     )
     assert out.exit_code == 0, out.output
     assert "更早的版本已归档" in out.output and "2022-09" in out.output
+    # batch[0]'s record row went with September, but its correction (version 2, October) is
+    # online: shown, and version 1 named with September's archive
     archived = CliRunner().invoke(
         cli, ["exchange", "trace", "patient", _key(batch[0]), "--org", ORG_A], env=env
     )
-    assert archived.exit_code != 0 and "记录已归档" in archived.output
+    assert archived.exit_code == 0, archived.output
+    assert "记录行已归档（2022-09）" in archived.output and "版本 1 已归档" in archived.output
+    assert done[1].location in archived.output  # record_version's September dump
+    gone = CliRunner().invoke(
+        cli, ["exchange", "trace", "patient", _key(batch[2]), "--org", ORG_A], env=env
+    )
+    assert gone.exit_code == 0 and "更早的版本已归档（此后重新上报" in gone.output
 
     # from now on, an unchanged resend is unchanged again
     assert _upload(pg, cred, _at(11, 20), [batch[1]]) == [201]

@@ -1,6 +1,7 @@
 """An upload that ends without a receipt is metered as what it is — cancelled (code 499), never
-200 — and its records are counted by what the database holds: none when nothing was stored,
-every one when its write committed although the request was cancelled while it ran.
+200 — and logged in ``exchange_log`` alike (49900 客户端中断, never 200 or 40001); its records are
+counted by what the database holds: none when nothing was stored, every one when its write
+committed although the request was cancelled while it ran.
 
 Cancelled requests are real: the client closes the connection mid-body, or the server's graceful
 shutdown runs out of time and cancels the requests still in flight (uvicorn)."""
@@ -27,8 +28,10 @@ from imsp.app import create_exchange_app
 from imsp.auth.service import IssuedCredential
 from imsp.clock import FrozenClock
 from imsp.config import Settings
+from imsp.errors import ClientDisconnected
 from imsp.exchange.writer import Batch, LogEntry, Stored, Writer
 from imsp.standard.model import load_standard
+from imsp.standard.protocol import GATEWAY
 from tests.exchange.builders import get_token, records
 from tests.exchange.conftest import Peek
 from tests.exchange.test_metrics import fresh, scrape, value
@@ -54,11 +57,17 @@ def _requests(app: FastAPI, code: str) -> float:
     return got or 0.0
 
 
-def test_client_gone_mid_body_is_metered_as_cancelled_and_nothing_is_counted_stored(
-    settings: Settings, clock: FrozenClock, cred: IssuedCredential, peek: Peek
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+def test_client_gone_mid_body_is_logged_and_metered_alike_as_interrupted_never_accepted(
+    settings: Settings, clock: FrozenClock, cred: IssuedCredential, peek: Peek, chunked: bool
 ) -> None:
     app = create_exchange_app(fresh(settings), clock=clock)
     body = orjson.dumps(records(RX, 3))
+    half = body[: len(body) // 2]
+    if chunked:  # one chunk of half the body, then the connection closes: no last chunk
+        framing = b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(half), half)
+    else:
+        framing = b"Content-Length: %d\r\n\r\n%s" % (len(body), half)
     with live_server(app) as base, httpx.Client(base_url=base, timeout=30) as http:
         token = http.get(
             "/auth/accesstoken/create", params={"appId": cred.app_id, "appSecret": cred.app_secret}
@@ -67,15 +76,25 @@ def test_client_gone_mid_body_is_metered_as_cancelled_and_nothing_is_counted_sto
         with socket.create_connection((parts.hostname or "", parts.port or 0)) as raw:
             raw.sendall(
                 b"POST %s HTTP/1.1\r\nHost: imsp\r\nContent-Type: application/json\r\n"
-                b"accessToken: %s\r\nContent-Length: %d\r\n\r\n%s"
-                % (RX.path.encode(), token.encode(), len(body), body[:100])
+                b"accessToken: %s\r\n%s" % (RX.path.encode(), token.encode(), framing)
             )
             time.sleep(0.3)  # the head and part of the body are in
         deadline = time.monotonic() + 20
-        while peek.scalar("SELECT count(*) FROM exchange_log WHERE code = 40001") == 0:
-            assert time.monotonic() < deadline, "the refused request was never logged"
+        query = "SELECT count(*) FROM exchange_log WHERE service = :s"
+        while peek.scalar(query, s=RX.service) == 0:
+            assert time.monotonic() < deadline, "the interrupted request was never logged"
             time.sleep(0.05)
         s = scrape(http)
+    # the audit row: interrupted (客户端中断), nothing stored, no body kept, what arrived
+    [(code, size, total, success, fail, kept)] = peek.rows(
+        "SELECT code, size, total, success, fail, body IS NOT NULL FROM exchange_log"
+        " WHERE service = :s",
+        s=RX.service,
+    )
+    assert code == ClientDisconnected.code == 49900
+    assert GATEWAY[code].msg == "客户端中断"
+    assert (size, total, success, fail, bool(kept)) == (len(half), 0, 0, 0, False)
+    # the metric says the same: one request, ended without a receipt — not 200, not 40001
     assert value(s, "imsp_exchange_requests_total", service=RX.service, code="499") == 1
     assert value(s, "imsp_exchange_requests_total", service=RX.service, code="200") == 0
     assert value(s, "imsp_exchange_requests_total", service=RX.service, code="40001") == 0
@@ -98,6 +117,9 @@ class _Watched:
 
     async def log(self, entry: LogEntry, *, started: float) -> None:
         await self.inner.log(entry, started=started)
+
+    async def recode(self, entry: LogEntry) -> None:
+        await self.inner.recode(entry)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -202,7 +224,11 @@ def test_upload_cancelled_while_its_write_runs_counts_the_records_it_stored(
     assert not app.state.exchange_settling
     # the write went on and committed: every record counted once, by what was stored
     assert peek.count("record") == 3
-    assert peek.scalar("SELECT code FROM exchange_log WHERE service = :s", s=RX.service) == 200
+    # logged as its metric says (interrupted: no receipt reached the client), with what it stored
+    assert peek.rows(
+        "SELECT code, total, success, fail, body IS NOT NULL FROM exchange_log WHERE service = :s",
+        s=RX.service,
+    ) == [(49900, 3, 3, 0, True)]
     assert _stored_outcomes(app) == 3
     registry = app.state.metrics.registry
     assert not registry.get_sample_value(
@@ -232,10 +258,16 @@ def test_upload_cancelled_before_its_write_counts_nothing(
             request.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await request
-            assert not app.state.exchange_settling  # no write had begun
+            # no write had begun: only the log row of the interrupted request is pending
+            assert len(app.state.exchange_settling) == 1
 
     asyncio.run(go())
+    assert not app.state.exchange_settling
     assert _requests(app, "499") == 1 and _requests(app, "200") == 0
     assert _stored_outcomes(app) == 0
     assert peek.count("record") == 0
-    assert peek.scalar("SELECT count(*) FROM exchange_log WHERE service = :s", s=RX.service) == 0
+    # still in the audit, as interrupted with nothing stored (the shutdown waited to log it)
+    assert peek.rows(
+        "SELECT code, success, body IS NOT NULL FROM exchange_log WHERE service = :s",
+        s=RX.service,
+    ) == [(49900, 0, False)]

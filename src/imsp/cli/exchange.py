@@ -348,11 +348,17 @@ def exchange_show(exchange_id: str, body_file: Path | None) -> None:
                     v.dataset,
                     mask_key(std.dataset(v.dataset), v.key),
                     v.version,
-                    "是" if v.current else "",
+                    _current(v),
                 )
                 for v in versions
             ],
         )
+
+
+def _current(v: queries.StoredVersion) -> str:
+    if v.archived_month is not None:  # the version is online, its record's row archived
+        return f"记录行已归档（{v.archived_month:%Y-%m}）"
+    return "是" if v.current else ""
 
 
 @exchange.command("record")
@@ -372,6 +378,18 @@ def exchange_record(dataset: str, key: str, org_code: str) -> None:
     found = run(lambda s: queries.current_record(s, org_code=org_code, dataset=ds.code, key=key))
     if found is None:
         note = run(lambda s: history.archived_record(s, org_code=org_code, dataset=ds, key=key))
+        last = run(lambda s: history.last_online_version(s, org_code=org_code, dataset=ds, key=key))
+        if last is not None and last.content is not None:
+            # its row is archived, its last version (stored in a later month) is online
+            v = last.version
+            click.echo(
+                f"{ds.name}（{ds.code}） {mask_key(ds, key)}  organID={org_code}  版本 {v.version}"
+                f"  更新于 {format_datetime(v.at)}  exchangeId {v.exchange_id}"
+            )
+            where = f"：{note.text()}" if note is not None else ""
+            click.echo(f"记录的存储行已归档{where}；以下内容由该版本的请求报文重现（在线）")
+            _echo_json(mask_record(ds, last.content))
+            return
         if note is not None:
             raise click.ClickException(f"记录已归档：{note.text()}")
         raise click.ClickException("记录不存在 / no such record")
@@ -396,11 +414,12 @@ def exchange_trace(dataset: str, key: str, org_code: str, show_records: bool) ->
     except KeyError:
         raise click.BadParameter(f"未知数据集 {dataset}") from None
 
-    traced = run(
-        lambda s: history.trace_record(
+    trace = run(
+        lambda s: history.trace_key(
             s, org_code=org_code, dataset=ds, key=key, with_content=show_records
         )
     )
+    traced = trace.versions
     note = run(lambda s: history.archived_record(s, org_code=org_code, dataset=ds, key=key))
     if not traced:
         if note is not None:
@@ -416,12 +435,18 @@ def exchange_trace(dataset: str, key: str, org_code: str, show_records: bool) ->
                 v.exchange_id,
                 v.position,
                 v.app_id,
-                "是" if v.current else "",
+                _current(v),
             )
             for v in (t.version for t in traced)
         ],
     )
-    if note is not None:  # sent again after its month was archived: versions counted anew
+    kept = run(lambda s: history.record_archive_notes(s, trace.records))
+    for line in trace.record_notes(kept):
+        click.echo(line)
+    for gap in trace.offline:
+        click.echo(gap.text())
+    if note is not None and note.month not in kept and not any(r.archived for r in trace.records):
+        # sent again after its month was archived, none of its versions online: counted anew
         click.echo(f"更早的版本已归档（此后重新上报，版本从 1 重新计数）：{note.text()}")
     if show_records:
         for t in traced:

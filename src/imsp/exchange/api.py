@@ -242,12 +242,11 @@ def upload_handler(ds: Dataset, meter: UploadMeter | None) -> Handler:
             code = exc.code
             await _refused(request, entry, code, started)
             if isinstance(exc, ClientDisconnected):
-                code = CANCELLED  # logged as 40001; metered as what it is: the client went away
+                code = CANCELLED  # logged as 49900 (客户端中断), metered 499: the client went away
             raise
         except asyncio.CancelledError:
             code = CANCELLED
-            if write is not None:
-                _settle_later(request.app, write, meter)
+            _settle_later(request.app, entry, write, meter, started)
             raise
         except Exception:  # a bug: the request is still in the exchange log (as 50000)
             code = ImspError.code
@@ -266,21 +265,45 @@ def upload_handler(ds: Dataset, meter: UploadMeter | None) -> Handler:
     return fast(upload)
 
 
-def _settle_later(app: FastAPI, write: asyncio.Task[Receipt], meter: UploadMeter | None) -> None:
-    """The write of a cancelled upload goes on; when it ends, count the records it stored (its
-    receipt: the write committed) — or none, if it failed. The app waits for such writes before
-    it closes its writer (:func:`install`)."""
-    settling: set[asyncio.Task[Receipt]] = app.state.exchange_settling
-    settling.add(write)
+def _settle_later(
+    app: FastAPI,
+    entry: LogEntry,
+    write: asyncio.Task[Receipt] | None,
+    meter: UploadMeter | None,
+    started: float,
+) -> None:
+    """A cancelled upload (a shutdown past its grace period) is logged as what its metric says:
+    49900 客户端中断, never 200 — the client received no receipt.
 
-    def settled(done: asyncio.Task[Receipt]) -> None:
-        settling.discard(done)
-        if done.cancelled() or done.exception() is not None:
-            return  # nothing stored (the failure was the writer's to log)
-        if meter is not None:
-            meter.receipt(done.result().data["results"])
+    Its write, if begun, goes on (shielded); when it ends, the records it stored are counted and
+    its log row (written with the records, code 200) gets the code 49900, keeping the counts of
+    what was stored. If no write had begun, or it failed, the request is logged as 49900 with
+    nothing stored. The app waits for this before it closes its writer (:func:`install`)."""
+    settling: set[asyncio.Future[None]] = app.state.exchange_settling
+    writer: Writer = app.state.exchange_writer
+    entry.code = ClientDisconnected.code
 
-    write.add_done_callback(settled)
+    async def settle() -> None:
+        if write is not None:
+            await asyncio.wait([write])
+            if not write.cancelled() and write.exception() is None:  # it stored: count, recode
+                if meter is not None:
+                    meter.receipt(write.result().data["results"])
+                try:
+                    await writer.recode(entry)
+                except ImspError:
+                    log.warning("could not mark cancelled request %s", entry.id)
+                return
+            # nothing stored (the write failed): logged as interrupted below
+        entry.body = None
+        try:
+            await writer.log(entry, started=started)
+        except ImspError:  # the database is down: nothing to log to
+            log.warning("could not log cancelled request %s", entry.id)
+
+    task = asyncio.ensure_future(settle())
+    settling.add(task)
+    task.add_done_callback(settling.discard)
 
 
 # --------------------------------------------------------------------------- the standard
@@ -329,16 +352,16 @@ def install(app: FastAPI) -> None:
     limits = c.settings.exchange
     std = load_standard()
     app.state.tokens = TokenService(limits, c.clock, c.shared)
-    writer = app.state.exchange_writer = _open_writer(c)
-    close_at_shutdown(app, writer.close)
-    settling: set[asyncio.Task[Receipt]] = set()
+    app.state.exchange_writer = _open_writer(c)
+    settling: set[asyncio.Future[None]] = set()
     app.state.exchange_settling = settling
 
-    async def settle() -> None:  # cancelled uploads' writes end before the writer closes
+    async def close() -> None:  # cancelled uploads are settled and logged, then the writer closes
         while settling:
             await asyncio.gather(*settling, return_exceptions=True)
+        await app.state.exchange_writer.close()
 
-    close_at_shutdown(app, settle)
+    close_at_shutdown(app, close)
     published = _Published(std, limits.max_records)
     metrics: AppMetrics | None = app.state.metrics
     meters = app.state.exchange_meters = (

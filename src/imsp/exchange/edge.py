@@ -9,7 +9,9 @@ by the handler, ``exchange.api``):
    no other query parameter — 40001, 40007;
 3. ``Content-Type: application/json`` (charset, if given, must be UTF-8) — 41500;
 4. the body, read as a stream (``Content-Length`` or ``Transfer-Encoding: chunked``), refused with
-   41300 as soon as it passes ``max_body_bytes`` — also up front from ``Content-Length``;
+   41300 as soon as it passes ``max_body_bytes`` — also up front from ``Content-Length``; a
+   client that closes the connection before the body is complete — 49900 (客户端中断, in the
+   log only: nobody is left to answer);
 5. JSON parsing with orjson: invalid UTF-8, NUL characters, malformed JSON or nesting deeper than
    1024 — 40000; a key twice in one object — 40006; a UTF-8 BOM is tolerated (RFC 8259 §8.1); the
    body must be one object or an array of 1..``max_records`` records — 40001 / 41301;

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,23 +69,99 @@ async def archived_record(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """The history of one business key as far as it is online: every online version (oldest
+    first — those of records whose month was archived, then the current record's), the versions
+    no longer online with the archive files that hold them, and the key's records."""
+
+    versions: list[TracedVersion]
+    offline: list[queries.OfflineVersions]
+    records: list[queries.RecordRow]
+
+    def record_notes(self, notes: dict[date, queries.ArchiveNote]) -> list[str]:
+        """For each record whose row was archived: which month, where, and its last version."""
+        return [
+            f"记录（版本 1–{r.version}）的存储行{notes[r.month].text()}"
+            if r.month in notes
+            else f"记录（版本 1–{r.version}）的存储行所在月份 {r.month:%Y-%m} 已归档"
+            for r in self.records
+            if r.archived
+        ]
+
+
+async def _content(
+    session: AsyncSession, dataset: Dataset, v: queries.StoredVersion
+) -> dict[str, Any] | None:
+    """One version as stored: re-read from its archived request body and normalised by the same
+    validator that stored it (the archive keeps bodies, not a second copy of every version)."""
+    archived = await queries.archived_body(session, v.exchange_id)
+    if archived is None:
+        return None
+    raw = archived.records()[v.position]
+    verdict = validator_for(dataset).check(raw, v.position)
+    return verdict.record if verdict.record is not None else raw
+
+
 async def trace_record(
     session: AsyncSession, *, org_code: str, dataset: Dataset, key: str, with_content: bool
 ) -> list[TracedVersion]:
-    """Every version of one record, oldest first (empty if unknown). ``with_content``: each
-    version re-read from its archived request body and normalised by the same validator that
-    stored it (the archive keeps bodies, not a second copy of every version)."""
-    out: list[TracedVersion] = []
+    """Every online version of the current record of a key, oldest first (empty if unknown).
+    ``with_content``: each version's content as stored (:func:`_content`)."""
     history = await queries.record_history(
         session, org_code=org_code, dataset=dataset.code, key=key
     )
-    for v in history:
-        content = None
-        if with_content:
-            archived = await queries.archived_body(session, v.exchange_id)
-            if archived is not None:
-                raw = archived.records()[v.position]
-                verdict = validator_for(dataset).check(raw, v.position)
-                content = verdict.record if verdict.record is not None else raw
-        out.append(TracedVersion(v, content))
+    return [
+        TracedVersion(v, await _content(session, dataset, v) if with_content else None)
+        for v in history
+    ]
+
+
+async def trace_key(
+    session: AsyncSession, *, org_code: str, dataset: Dataset, key: str, with_content: bool
+) -> Trace:
+    """The whole history of a business key that is still online (:class:`Trace`), across its
+    records: a record whose month was archived keeps its later versions, stored in later months,
+    online and shown; the versions that went into an archive are named with its file."""
+    rows = await queries.record_rows(session, org_code=org_code, dataset=dataset.code, key=key)
+    history = await queries.record_history(
+        session, org_code=org_code, dataset=dataset.code, key=key, with_archived=True
+    )
+    offline = await queries.offline_versions(session, rows, history)
+    traced = [
+        TracedVersion(v, await _content(session, dataset, v) if with_content else None)
+        for v in history
+    ]
+    return Trace(traced, offline, rows)
+
+
+async def record_archive_notes(
+    session: AsyncSession, records: list[queries.RecordRow]
+) -> dict[date, queries.ArchiveNote]:
+    """The archive notes of the months of ``records`` whose row was archived."""
+    out: dict[date, queries.ArchiveNote] = {}
+    for r in records:
+        if r.archived and r.month not in out:
+            note = await queries.archive_note_for_month(session, table="record", month=r.month)
+            if note is not None:
+                out[r.month] = note
     return out
+
+
+async def last_online_version(
+    session: AsyncSession, *, org_code: str, dataset: Dataset, key: str
+) -> TracedVersion | None:
+    """A key whose record row was archived (and not sent again since) but whose last version,
+    stored in a later month, is online: that version with its content, re-read from its request
+    body (``None`` otherwise)."""
+    rows = await queries.record_rows(session, org_code=org_code, dataset=dataset.code, key=key)
+    if not rows or not rows[-1].archived:
+        return None
+    last = rows[-1]
+    history = await queries.record_history(
+        session, org_code=org_code, dataset=dataset.code, key=key, with_archived=True
+    )
+    for v in history:
+        if v.record_id == last.record_id and v.version == last.version:
+            return TracedVersion(v, await _content(session, dataset, v))
+    return None

@@ -33,9 +33,10 @@ OUTCOMES: Final = ("accepted", "warned", "dry_run", "not_stored", "rejected")
 
 #: The request code metered for an upload that ended without a receipt: the client closed the
 #: connection before its body was complete, or the request was cancelled (a shutdown past its
-#: grace period) — nginx's "client closed request". Not a gateway code: no client is answered
-#: with it. The records of such a request are counted only if its write committed (by what the
-#: write stored), never as accepted when they were not stored.
+#: grace period) — nginx's "client closed request". No client is answered with it; its
+#: ``exchange_log`` row carries the gateway code 49900 (客户端中断, ``errors.ClientDisconnected``),
+#: the same outcome. The records of such a request are counted only if its write committed (by
+#: what the write stored), never as accepted when they were not stored.
 CANCELLED: Final = 499
 
 #: Why a token request was refused (its gateway code), as a stable label.

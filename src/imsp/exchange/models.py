@@ -17,7 +17,8 @@ Design (数据上报, issue 4):
   and deleted by supervision (``imsp.exchange.changes``).
 * ``record_key`` — each business key's month (of first receipt): the ``record`` partition that
   holds it on PostgreSQL; ``archived_partition`` — the months detached and exported
-  (``imsp.exchange.partitions``).
+  (``imsp.exchange.partitions``); ``archived_record`` — records of an archived month whose later
+  versions stayed online.
 * ``exchange_log`` — every request to the token service and the upload services, accepted or not.
   Its id is a UUIDv7 made by the server (time-ordered, no round trip to obtain it) and is returned
   to the client as ``exchangeId``. Bodies of accepted uploads are kept compressed (zstd, ``archive``) with their
@@ -152,6 +153,26 @@ class ArchivedPartition(Base):
     sha256: Mapped[str | None] = mapped_column(String(64))  # of the dump file
     kept: Mapped[bool]  # the detached table was kept in the database
     archived_at: Mapped[datetime]
+
+
+class ArchivedRecord(Base):
+    """A record whose month was archived while later versions of it, stored in later months,
+    stayed online in ``record_version`` (a correction sent after the month ended). The record row
+    went into the archive with its month; this keeps its identity, so those versions still show
+    with their dataset and business key (``exchange show``, ``exchange trace``). Written by
+    ``imsp db partitions archive`` (``imsp.exchange.partitions``), PostgreSQL only."""
+
+    __tablename__ = "archived_record"
+    __table_args__ = (
+        Index("ix_archived_record_institution_id_dataset_key", "institution_id", "dataset", "key"),
+    )
+
+    record_id: Mapped[int] = mapped_column(BigId, primary_key=True)  # record.id
+    institution_id: Mapped[int]
+    dataset: Mapped[str] = mapped_column(String(30))
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH))
+    month: Mapped[date]  # the record's (archived) month
+    version: Mapped[int]  # its last version, the one its archived row holds
 
 
 class RecordVersion(Base):

@@ -28,7 +28,10 @@ row completed (rows, where, when, SHA-256 of the dump), then ``DROP TABLE`` of t
 table (or keep it with ``keep=True``).
 
 ``record_key`` keeps the archived keys, so a trace of an archived record says where its month
-went. A key of an archived month sent again is a new record in the current month (version 1):
+went. A record of the month corrected after the month ended has later versions stored in later
+months' ``record_version``: they stay online, and ``archived_record`` keeps the record's
+identity (dataset, business key, last version), so a trace still shows them and says which
+earlier versions are in which archive file (``exchange.queries.record_history``). A key of an archived month sent again is a new record in the current month (version 1):
 its ``record_key`` row moves to that month and remembers the archived one
 (``archived_month``), so the trace of the record says that its earlier versions were archived.
 """
@@ -45,9 +48,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final
 
+import orjson
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from imsp.exchange.archive import restore
+from imsp.standard.model import load_standard
+from imsp.standard.validate import validator_for
 
 #: Partitioned table → its partition key column.
 PARENTS: Final[dict[str, str]] = {"record": "month", "record_version": "at", "exchange_log": "at"}
@@ -277,7 +285,9 @@ def archive(
        row for the key that no archive holds;
     2. the partition is detached (which waits for the uploads in flight — those whose snapshot
        predates step 1 still write into the month — so every row of the month is in it);
-    3. ``pg_dump`` of the detached table; its SHA-256 and the row count complete the entry;
+    3. ``pg_dump`` of the detached table; its SHA-256 and the row count complete the entry
+       (before it, for ``record``: the identities of its records with later versions online,
+       :func:`_keep_identities`);
     4. ``DROP TABLE`` (or keep it, ``keep=True``).
 
     If a dump fails, the month stays archived — its table detached and kept in the database —
@@ -311,6 +321,7 @@ def archive(
         min_id = max_id = None
         if parent == "record":
             min_id, max_id = conn.execute(text(f'SELECT min(id), max(id) FROM "{name}"')).one()
+            _keep_identities(conn, name, month)
         conn.execute(
             text(
                 "UPDATE archived_partition SET rows = :rows, min_id = :lo, max_id = :hi"
@@ -340,6 +351,78 @@ def archive(
         )  # fmt: skip
         out.append(Archived(parent, name, month, rows, location, digest, keep))
     return out
+
+
+def _keep_identities(conn: Connection, name: str, month: date) -> None:
+    """Into ``archived_record``: each record of the detached ``name`` whose last version was
+    stored after ``month`` — its later versions stay online in ``record_version`` (their months
+    are not archived), and without this they would lose their dataset and business key with the
+    record row. ``updated_at`` is the receipt time of the last version (its ``record_version.at``),
+    so no version row need be read. Idempotent: a rerun after a failed dump adds nothing twice."""
+    _, end = _bounds("record_version", month)
+    conn.execute(
+        text(
+            "INSERT INTO archived_record (record_id, institution_id, dataset, key, month, version)"
+            f' SELECT id, institution_id, dataset, key, month, version FROM "{name}"'
+            f" WHERE updated_at >= {end} ON CONFLICT (record_id) DO NOTHING"
+        )
+    )
+
+
+def recover_identities(conn: Connection) -> int:
+    """For months archived before ``archived_record`` existed (migration 0055): the identity of
+    each archived record whose later versions are online, recovered from the request that
+    carried its last online version — the institution and dataset of its log row, the business
+    key as the validator derives it from the archived body. A record whose request is not online
+    any more (or kept no body) cannot be recovered and stays unshown. Returns the rows added."""
+    std = load_standard()
+    added = 0
+    ranges = conn.execute(
+        text(
+            "SELECT month, min_id, max_id FROM archived_partition"
+            " WHERE parent = 'record' AND min_id IS NOT NULL ORDER BY month"
+        )
+    ).all()
+    for month, lo, hi in ranges:
+        orphans = conn.execute(
+            text(
+                "SELECT DISTINCT ON (v.record_id) v.record_id, v.version, v.exchange_id,"
+                " v.position, v.at FROM record_version v"
+                " WHERE v.record_id BETWEEN :lo AND :hi"
+                " AND NOT EXISTS (SELECT 1 FROM record r WHERE r.id = v.record_id)"
+                " AND NOT EXISTS (SELECT 1 FROM archived_record a WHERE a.record_id = v.record_id)"
+                " ORDER BY v.record_id, v.version DESC"
+            ),
+            {"lo": lo, "hi": hi},
+        ).all()
+        for record_id, version, exchange_id, position, at in orphans:
+            log = conn.execute(
+                text(
+                    "SELECT institution_id, dataset, body FROM exchange_log"
+                    " WHERE id = :x AND at = :at"
+                ),
+                {"x": exchange_id, "at": at},
+            ).first()
+            if log is None or log.body is None or log.dataset not in std.datasets:
+                continue
+            doc = orjson.loads(restore(bytes(log.body)).removeprefix(b"\xef\xbb\xbf"))
+            docs = [doc] if isinstance(doc, dict) else doc
+            if not isinstance(docs, list) or not 0 <= position < len(docs):
+                continue
+            key = validator_for(std.datasets[log.dataset]).check(docs[position], position).key
+            if key is None:
+                continue
+            conn.execute(
+                text(
+                    "INSERT INTO archived_record"
+                    " (record_id, institution_id, dataset, key, month, version)"
+                    " VALUES (:r, :i, :d, :k, :m, :v) ON CONFLICT (record_id) DO NOTHING"
+                ),
+                {"r": record_id, "i": log.institution_id, "d": log.dataset, "k": key,
+                 "m": month, "v": version},
+            )  # fmt: skip
+            added += 1
+    return added
 
 
 def _attached(conn: Connection, parent: str, name: str) -> bool:

@@ -192,6 +192,22 @@ class PgWriter:
     async def log(self, entry: LogEntry, *, started: float) -> None:
         await self._submit(_Item(entry, None, started, self._future()))
 
+    async def recode(self, entry: LogEntry) -> None:
+        if not self._opened:
+            self._opened = True
+            await self.pool.open(wait=False)
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    "UPDATE exchange_log SET code = %s WHERE id = %s AND at = %s",
+                    (entry.code, entry.id, entry.at),
+                )
+        except PoolTimeout as exc:
+            raise db_failure(exc, None, connection_lost=True) from None
+        except psycopg.Error as exc:
+            lost = isinstance(exc, psycopg.OperationalError)
+            raise db_failure(exc, exc.sqlstate, connection_lost=lost) from None
+
     async def close(self) -> None:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -19,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from imsp.auth.models import Institution
 from imsp.clock import format_datetime
 from imsp.exchange import archive
-from imsp.exchange.models import ArchivedPartition, ExchangeLog, Record, RecordKey, RecordVersion
+from imsp.exchange.models import (
+    ArchivedPartition,
+    ArchivedRecord,
+    ExchangeLog,
+    Record,
+    RecordKey,
+    RecordVersion,
+)
 from imsp.exchange.partitions import month_of
 
 
@@ -69,6 +76,9 @@ class StoredVersion:
     position: int
     at: datetime
     app_id: str
+    #: The month of the record's row when that month was archived: the version is still online
+    #: (stored in a later month) but its record row is in the archive (``ArchivedRecord``).
+    archived_month: date | None = None
 
 
 _LOG_COLUMNS = (
@@ -166,25 +176,35 @@ async def archived_body(session: AsyncSession, exchange_id: uuid.UUID) -> Archiv
     return Archived(row, sha, body, archive.sha256_hex(body) == sha)
 
 
-def _versions() -> Select[int, str, str, int, bool, uuid.UUID, int, datetime, str]:
-    """Version rows with their record, in the column order :func:`_version` reads."""
-    return select(
-        Record.id,
-        Record.dataset,
-        Record.key,
-        RecordVersion.version,
-        Record.version == RecordVersion.version,
-        RecordVersion.exchange_id,
-        RecordVersion.position,
-        RecordVersion.at,
-        RecordVersion.app_id,
-    ).join(Record, Record.id == RecordVersion.record_id)
+def _versions() -> Select[int, str, str, int, bool, uuid.UUID, int, datetime, str, date | None]:
+    """Version rows with their record — the online one, or the identity an archived one left
+    (``ArchivedRecord``) — in the column order :func:`_version` reads. Version rows of neither
+    are left out."""
+    return (
+        select(
+            RecordVersion.record_id,
+            func.coalesce(Record.dataset, ArchivedRecord.dataset),
+            func.coalesce(Record.key, ArchivedRecord.key),
+            RecordVersion.version,
+            Record.version == RecordVersion.version,
+            RecordVersion.exchange_id,
+            RecordVersion.position,
+            RecordVersion.at,
+            RecordVersion.app_id,
+            ArchivedRecord.month,
+        )
+        .select_from(RecordVersion)
+        .outerjoin(Record, Record.id == RecordVersion.record_id)
+        .outerjoin(ArchivedRecord, ArchivedRecord.record_id == RecordVersion.record_id)
+        .where(or_(Record.id.is_not(None), ArchivedRecord.record_id.is_not(None)))
+    )
 
 
 async def versions_of_exchange(
     session: AsyncSession, exchange_id: uuid.UUID, *, at: datetime | None = None
 ) -> list[StoredVersion]:
-    """The record versions a request stored, in body order; ``at``: the request's receipt time
+    """The record versions a request stored, in body order — also those whose record's month
+    was archived since (``StoredVersion.archived_month``); ``at``: the request's receipt time
     if known (its log row's, which its versions share), else the id's window."""
     where = (
         [RecordVersion.exchange_id == exchange_id, RecordVersion.at == at]
@@ -196,20 +216,132 @@ async def versions_of_exchange(
 
 
 def _version(r: Any) -> StoredVersion:
-    return StoredVersion(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8])
+    return StoredVersion(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8], r[9])
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    """One record a business key has had: the online one, or one whose month was archived while
+    later versions of it stayed online (``archived``). A key has several when it was sent again
+    after its month was archived (it then starts over at version 1)."""
+
+    record_id: int
+    month: date
+    version: int  # its last version
+    archived: bool
+
+
+async def record_rows(
+    session: AsyncSession, *, org_code: str, dataset: str, key: str
+) -> list[RecordRow]:
+    """The records of one business key, oldest first: archived ones (by month), then the online
+    one."""
+    inst = select(Institution.id).where(Institution.org_code == org_code).scalar_subquery()
+    archived = (
+        await session.execute(
+            select(ArchivedRecord.record_id, ArchivedRecord.month, ArchivedRecord.version)
+            .where(
+                ArchivedRecord.institution_id == inst,
+                ArchivedRecord.dataset == dataset,
+                ArchivedRecord.key == key,
+            )
+            .order_by(ArchivedRecord.month, ArchivedRecord.record_id)
+        )
+    ).all()
+    online = (
+        await session.execute(
+            select(Record.id, Record.month, Record.version).where(
+                Record.institution_id == inst, Record.dataset == dataset, Record.key == key
+            )
+        )
+    ).all()
+    return [RecordRow(i, m, v, True) for i, m, v in archived] + [
+        RecordRow(i, m, v, False) for i, m, v in online
+    ]
 
 
 async def record_history(
-    session: AsyncSession, *, org_code: str, dataset: str, key: str
+    session: AsyncSession, *, org_code: str, dataset: str, key: str, with_archived: bool = False
 ) -> list[StoredVersion]:
-    """Every stored version of one record, oldest first (empty if the record is unknown)."""
-    stmt = (
-        _versions()
-        .join(Institution, Institution.id == Record.institution_id)
-        .where(Institution.org_code == org_code, Record.dataset == dataset, Record.key == key)
-        .order_by(RecordVersion.version)
-    )
-    return [_version(r) for r in (await session.execute(stmt)).all()]
+    """Every stored version of one record that is online, oldest first (empty if the record is
+    unknown). ``with_archived``: also the online versions of the key's records whose month was
+    archived (:func:`record_rows`), before the current record's."""
+    rows = await record_rows(session, org_code=org_code, dataset=dataset, key=key)
+    ids = [r.record_id for r in rows if with_archived or not r.archived]
+    if not ids:
+        return []
+    order = {rid: n for n, rid in enumerate(ids)}
+    stmt = _versions().where(RecordVersion.record_id.in_(ids))
+    found = [_version(r) for r in (await session.execute(stmt)).all()]
+    return sorted(found, key=lambda v: (order[v.record_id], v.version))
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineVersions:
+    """Versions ``first``..``last`` of the record ``record_id`` are no longer online: their
+    ``record_version`` rows went into the archives ``notes`` (the archived months that can hold
+    them, usually one)."""
+
+    record_id: int
+    first: int
+    last: int
+    notes: list[ArchiveNote]
+
+    def text(self) -> str:
+        which = (
+            f"版本 {self.first}" if self.first == self.last else (f"版本 {self.first}–{self.last}")
+        )
+        if not self.notes:
+            return f"{which} 不在线，也没有找到其归档记录"
+        return f"{which} 已归档：" + "；".join(n.text() for n in self.notes)
+
+
+async def offline_versions(
+    session: AsyncSession, rows: list[RecordRow], online: list[StoredVersion]
+) -> list[OfflineVersions]:
+    """For each record of ``rows``, its versions not among ``online`` (:func:`record_history`)
+    and the archives that hold them: the archived months of ``record_version`` between the months
+    of the nearest online versions around them (the record's own month below the first)."""
+    by_record: dict[int, dict[int, StoredVersion]] = {}
+    for v in online:
+        by_record.setdefault(v.record_id, {})[v.version] = v
+    gaps: list[tuple[int, int, int, date, date | None]] = []
+    for r in rows:
+        have = by_record.get(r.record_id, {})
+        n = 1
+        while n <= r.version:
+            if n in have:
+                n += 1
+                continue
+            first = n
+            while n <= r.version and n not in have:
+                n += 1
+            below, above = have.get(first - 1), have.get(n)
+            lo = month_of(below.at) if below is not None else r.month
+            hi = month_of(above.at) if above is not None else None
+            gaps.append((r.record_id, first, n - 1, lo, hi))
+    if not gaps:
+        return []
+    archives = [
+        _note(a)
+        for a in (
+            await session.execute(
+                select(ArchivedPartition)
+                .where(ArchivedPartition.parent == "record_version")
+                .where(ArchivedPartition.month >= min(g[3] for g in gaps))
+                .order_by(ArchivedPartition.month)
+            )
+        ).scalars()
+    ]
+    return [
+        OfflineVersions(
+            rid,
+            first,
+            last,
+            [a for a in archives if lo <= a.month and (hi is None or a.month <= hi)],
+        )
+        for rid, first, last, lo, hi in gaps
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +430,20 @@ async def archive_note_for_key(
             )
             .order_by(ArchivedPartition.month.desc())
             .limit(1)
+        )
+    ).scalar_one_or_none()
+    return _note(row) if row is not None else None
+
+
+async def archive_note_for_month(
+    session: AsyncSession, *, table: str, month: date
+) -> ArchiveNote | None:
+    """The archive of ``table``'s ``month`` (``None`` if that month is not archived)."""
+    row = (
+        await session.execute(
+            select(ArchivedPartition).where(
+                ArchivedPartition.parent == table, ArchivedPartition.month == month
+            )
         )
     ).scalar_one_or_none()
     return _note(row) if row is not None else None

@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     select,
     true,
+    update,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
@@ -67,6 +68,18 @@ class SqliteWriter:
         try:
             async with self.db.engine.begin() as conn:
                 await _insert_log(conn, entry, started=started)
+        except DBAPIError as exc:
+            raise db_failure(exc, None, connection_lost=exc.connection_invalidated) from None
+
+    async def recode(self, entry: LogEntry) -> None:
+        stmt = (
+            update(seam.EXCHANGE_LOG)
+            .where(seam.EXCHANGE_LOG.c.id == entry.id, seam.EXCHANGE_LOG.c.at == entry.at)
+            .values(code=entry.code)
+        )
+        try:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(stmt)
         except DBAPIError as exc:
             raise db_failure(exc, None, connection_lost=exc.connection_invalidated) from None
 

@@ -160,6 +160,11 @@ class Writer(Protocol):
         """Write the log row of a request that stored nothing."""
         ...
 
+    async def recode(self, entry: LogEntry) -> None:
+        """Set the code of ``entry``'s row, already written, to ``entry.code`` (an upload
+        cancelled while its write ran: ``exchange.api._settle_later``)."""
+        ...
+
     async def close(self) -> None: ...
 
 
