@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from imsp.cli.main import cli
 from imsp.config import Settings
-from imsp.standard.mask import mask
+from imsp.standard.mask import mask, mask_key
+from imsp.standard.model import load_standard
 from tests.exchange.builders import ORG_A, record, records
 from tests.exchange.conftest import Peek
 
@@ -142,8 +143,8 @@ def test_exchange_show_reproduces_the_exact_body(
     ) == [("exchange.body_export", xid)]
 
 
-def test_exchange_trace_follows_a_record_to_its_requests_masked(
-    imsp: Any, exchange_client: TestClient, auth: dict[str, str]
+def test_exchange_trace_follows_a_record_to_its_requests_masked_and_audits_the_viewing(
+    imsp: Any, exchange_client: TestClient, auth: dict[str, str], peek: Peek
 ) -> None:
     patient = record("patient", n=3)
     first = _upload(
@@ -164,3 +165,12 @@ def test_exchange_trace_follows_a_record_to_its_requests_masked(
     assert patient["mobile"] not in out
     missing = imsp("exchange", "trace", "patient", "nobody", "--org", ORG_A, ok=False)
     assert missing.exit_code != 0
+    imsp("exchange", "trace", "patient", patient["patientId"], "--org", ORG_A)  # no content
+    details = [
+        orjson.loads(d) if isinstance(d, str) else d  # SQLite gives the JSON as text
+        for (d,) in peek.rows("SELECT detail FROM audit_event WHERE action = 'personal_data.view'")
+    ]
+    key = mask_key(load_standard().dataset("patient"), patient["patientId"])
+    assert details == [
+        {"where": "cli_exchange_trace", "dataset": "patient", "key": key, "organID": ORG_A}
+    ]

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from imsp.config import Settings
 from imsp.exchange import archive, codec
+from imsp.standard.mask import mask_key
 from imsp.standard.model import load_standard
 from imsp.standard.sample import generate_all
 from tests.exchange.builders import ORG_A, record, records
@@ -174,10 +175,11 @@ def test_the_database_holds_no_plain_json_of_a_record(
     assert archive.restore(body) == orjson.dumps([rec])
 
 
-def test_imsp_exchange_record_shows_the_stored_record_masked(
+def test_imsp_exchange_record_shows_the_stored_record_masked_and_audited(
     imsp: Any,  # noqa: F811
     exchange_client: TestClient,
     auth: dict[str, str],
+    peek: Peek,
 ) -> None:
     rec = record("patient", n=6)
     _post(exchange_client, "/uploadPatientFile", orjson.dumps([rec]), auth)
@@ -188,3 +190,14 @@ def test_imsp_exchange_record_shows_the_stored_record_masked(
     assert "版本 1" in out and "字节" in out
     missing = imsp("exchange", "record", "patient", "nobody", "--org", ORG_A, ok=False)
     assert missing.exit_code != 0
+    viewed = peek.rows(
+        "SELECT actor, target, institution_id IS NOT NULL FROM audit_event"
+        " WHERE action = 'personal_data.view'"
+    )
+    assert viewed == [
+        (
+            "cli",
+            f"record:patient:{mask_key(load_standard().dataset('patient'), rec['patientId'])}",
+            True,
+        )
+    ]

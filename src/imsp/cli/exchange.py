@@ -26,7 +26,7 @@ from imsp.clock import BEIJING, SystemClock, format_datetime
 from imsp.exchange import history, queries, tokens
 from imsp.shared_state import open_state
 from imsp.standard.mask import mask_key, mask_record
-from imsp.standard.model import load_standard
+from imsp.standard.model import Dataset, load_standard
 
 
 def _echo_json(value: Any) -> None:
@@ -381,6 +381,7 @@ def exchange_record(dataset: str, key: str, org_code: str) -> None:
         last = run(lambda s: history.last_online_version(s, org_code=org_code, dataset=ds, key=key))
         if last is not None and last.content is not None:
             # its row is archived, its last version (stored in a later month) is online
+            _audit_view(org_code, ds, key, "cli_exchange_record")
             v = last.version
             click.echo(
                 f"{ds.name}（{ds.code}） {mask_key(ds, key)}  organID={org_code}  版本 {v.version}"
@@ -393,12 +394,24 @@ def exchange_record(dataset: str, key: str, org_code: str) -> None:
         if note is not None:
             raise click.ClickException(f"记录已归档：{note.text()}")
         raise click.ClickException("记录不存在 / no such record")
+    _audit_view(org_code, ds, key, "cli_exchange_record")
     click.echo(
         f"{ds.name}（{ds.code}） {mask_key(ds, key)}  organID={org_code}  版本 {found.version}"
         f"  更新于 {format_datetime(found.updated_at)}  exchangeId {found.exchange_id}"
         f"  存储 {found.stored_bytes} 字节"
     )
     _echo_json(mask_record(ds, found.data))
+
+
+def _audit_view(org_code: str, ds: Dataset, key: str, where: str) -> None:
+    """Audit the viewing of a record's content; committed before anything of it is shown."""
+    now = SystemClock().now()
+    shown = mask_key(ds, key)
+    run(
+        lambda s: history.audit_record_view(
+            s, org_code=org_code, dataset=ds, shown_key=shown, where=where, now=now
+        )
+    )
 
 
 @exchange.command("trace")
@@ -449,6 +462,7 @@ def exchange_trace(dataset: str, key: str, org_code: str, show_records: bool) ->
         # sent again after its month was archived, none of its versions online: counted anew
         click.echo(f"更早的版本已归档（此后重新上报，版本从 1 重新计数）：{note.text()}")
     if show_records:
+        _audit_view(org_code, ds, key, "cli_exchange_trace")
         for t in traced:
             click.echo(f"— 版本 {t.version.version}：")
             if t.content is None:

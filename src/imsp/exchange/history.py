@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.auth.audit import CLI, Actor, AuditAction, audit
+from imsp.auth.models import Institution
 from imsp.exchange import queries
 from imsp.standard.model import Dataset
 from imsp.standard.validate import validator_for
@@ -50,6 +52,29 @@ async def show_exchange(
             detail={"file": export_to},
         )  # fmt: skip
     return Exchange(row, archived, versions)
+
+
+async def audit_record_view(
+    session: AsyncSession,
+    *,
+    org_code: str,
+    dataset: Dataset,
+    shown_key: str,
+    where: str,
+    now: datetime,
+    actor: Actor = CLI,
+) -> None:
+    """Audit a viewing of a stored record's content (``imsp exchange record``, ``trace
+    --show``): a record holds personal data, and every viewing of it leaves a trace (as the
+    portal's record viewer does). Commit it before the content is shown."""
+    institution_id = await session.scalar(
+        select(Institution.id).where(Institution.org_code == org_code)
+    )
+    await audit(
+        session, actor, AuditAction.PERSONAL_DATA_VIEW, now,
+        target=f"record:{dataset.code}:{shown_key}", institution_id=institution_id,
+        detail={"where": where, "dataset": dataset.code, "key": shown_key, "organID": org_code},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
