@@ -26,6 +26,17 @@ Redis; its loss only costs one indexed query per upload.
 rate limits, sign-in delays and locks fall back to this process (the single-node behaviour) for
 ``RETRY_AFTER`` seconds before Redis is tried again, with one warning in the log per outage:
 correct uploads and sign-ins are never refused because Redis is down.
+
+**Lifecycle: one pool per event loop and process.** ``start()`` (the app's lifespan) makes the
+pooled client on the running loop and starts the watcher; ``close()`` on that same loop stops
+the watcher (bounded by ``STOP_TIMEOUT``, even when a cancellation is lost inside redis-py)
+and closes every pooled connection. Other loops (a CLI command) get a client per call, closed
+after it; starting or closing the state from another loop while it runs is refused, since that
+loop could neither use nor close its connections. A forked child never touches the parent's
+pool: its ``start()`` makes its own. Nothing here waits longer than ``CONNECT_TIMEOUT`` or
+``TIMEOUT`` on Redis: missing at start, silent, or restarted mid-run, the state starts, falls
+back as above, and uses Redis again (re-subscribing) once it answers. Connections are named
+``<prefix><pid>`` so ``CLIENT LIST`` shows which node holds them.
 """
 
 from __future__ import annotations
@@ -336,11 +347,12 @@ class RedisState:
         A state started on another loop must be closed there first — its connections cannot
         be closed from here, and replacing them silently would leak them."""
         loop = asyncio.get_running_loop()
-        if self._client is not None and self._pid == os.getpid() and self._loop is not loop:
+        self._forget_inherited()
+        if self._client is not None and self._loop is not loop:
             raise RuntimeError(
                 "RedisState is started on another event loop; close() it there before start()"
             )
-        if not self._owns_pool():  # first start, or in a forked child (inherited: left alone)
+        if self._client is None:
             self._client = self._new_client()
             self._scripts = _register(self._client)
             self._loop = loop
@@ -358,16 +370,23 @@ class RedisState:
         """Stop the watcher and close every pooled connection (bounded: see ``STOP_TIMEOUT``).
         Call it on the loop ``start()`` ran on; in a forked child the inherited client is only
         forgotten (its sockets are the parent's)."""
-        owned = self._owns_pool()
-        if self._client is not None and self._pid == os.getpid() and not owned:
+        self._forget_inherited()
+        if self._client is not None and not self._owns_pool():
             raise RuntimeError("RedisState.close() must run on the event loop start() ran on")
         await self._revocations.stop()
         client, self._client = self._client, None
         self._loop = None
         self._scripts = {}
-        if client is not None and owned:
+        if client is not None:
             with contextlib.suppress(*_ERRORS):
                 await client.aclose()
+
+    def _forget_inherited(self) -> None:
+        """In a forked child: drop the parent's client and watcher task without any I/O (their
+        sockets and loop are the parent's; closing them here would cut the parent off)."""
+        if self._client is not None and self._pid != os.getpid():
+            self._client, self._loop, self._scripts = None, None, {}
+            self._revocations.forget_task()
 
 
 class RedisWindow:
@@ -513,6 +532,12 @@ class RedisRevocations:
             await self.read()
             self._stopping = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._watch(self._stopping))
+
+    def forget_task(self) -> None:
+        """Drop a watcher task inherited through ``fork`` (it runs in the parent, not here)."""
+        self._task = None
+        self._trusted_until = 0.0
+        self._stopping = asyncio.Event()
 
     async def stop(self) -> None:
         """End the watcher, within ``STOP_TIMEOUT`` whatever it was doing.

@@ -10,6 +10,7 @@ complain about it.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import socket
 import threading
@@ -157,6 +158,46 @@ async def _restart_elsewhere(state: RedisState) -> None:
     await state.start()
     assert state.revocations.trusted()
     await state.close()
+
+
+def test_a_forked_child_makes_its_own_pool_and_leaves_its_parents_alone(prefix: str) -> None:
+    """A pre-forking server whose state was started before the fork: the child inherits the
+    parent's client object but must neither use nor close its sockets — it starts a pool of
+    its own, and the parent's connections still work after the child has closed its state."""
+    state = RedisState(REDIS_URL, prefix=prefix)
+    owner = asyncio.new_event_loop()
+    thread = threading.Thread(target=owner.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(state.start(), owner).result(BOUND)
+        parent = f"{prefix}{os.getpid()}"
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit status
+            code = 1
+            try:
+                code = asyncio.run(_in_child(state, parent))
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        window = state.window("t", limit=1, window=60)
+        asyncio.run_coroutine_threadsafe(window.fail(["k"], 1.0), owner).result(BOUND)
+        assert not state._down_until  # the parent's pool still answered
+        asyncio.run_coroutine_threadsafe(state.close(), owner).result(BOUND)
+        assert connections(REDIS_URL, prefix) == 0
+    finally:
+        owner.call_soon_threadsafe(owner.stop)
+        thread.join(timeout=10)
+        owner.close()
+
+
+async def _in_child(state: RedisState, parent: str) -> int:
+    await state.start()  # not "started on another loop": that loop is the parent's
+    ours = connections(REDIS_URL, state.client_name, exact=True)
+    assert await state.ping()
+    await state.close()
+    left = connections(REDIS_URL, state.client_name, exact=True)
+    return 0 if ours >= 1 and left == 0 and connections(REDIS_URL, parent, exact=True) else 2
 
 
 def test_redis_missing_at_start_then_restarted_mid_run(tmp_path: Path) -> None:

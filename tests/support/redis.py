@@ -70,12 +70,16 @@ def count_keys(prefix: str) -> int:
         client.close()
 
 
-def connections(url: str, name_prefix: str) -> int:
+def connections(url: str, name_prefix: str, *, exact: bool = False) -> int:
     """How many connections to the Redis at ``url`` carry a client name starting with
-    ``name_prefix`` (``RedisState`` names its connections after its key prefix)."""
+    ``name_prefix`` — or equal to it, ``exact`` (``RedisState`` names its connections after
+    its key prefix and process id)."""
     client = redis.Redis.from_url(url, socket_timeout=2)
     try:
-        return sum(1 for c in client.client_list() if c.get("name", "").startswith(name_prefix))
+        names = [c.get("name", "") for c in client.client_list()]
+        if exact:
+            return names.count(name_prefix)
+        return sum(1 for name in names if name.startswith(name_prefix))
     finally:
         client.close()
 
