@@ -26,6 +26,17 @@ Redis; its loss only costs one indexed query per upload.
 rate limits, sign-in delays and locks fall back to this process (the single-node behaviour) for
 ``RETRY_AFTER`` seconds before Redis is tried again, with one warning in the log per outage:
 correct uploads and sign-ins are never refused because Redis is down.
+
+**Lifecycle: one pool per event loop and process.** ``start()`` (the app's lifespan) makes the
+pooled client on the running loop and starts the watcher; ``close()`` on that same loop stops
+the watcher (bounded by ``STOP_TIMEOUT``, even when a cancellation is lost inside redis-py)
+and closes every pooled connection. Other loops (a CLI command) get a client per call, closed
+after it; starting or closing the state from another loop while it runs is refused, since that
+loop could neither use nor close its connections. A forked child never touches the parent's
+pool: its ``start()`` makes its own. Nothing here waits longer than ``CONNECT_TIMEOUT`` or
+``TIMEOUT`` on Redis: missing at start, silent, or restarted mid-run, the state starts, falls
+back as above, and uses Redis again (re-subscribing) once it answers. Connections are named
+``<prefix><pid>`` so ``CLIENT LIST`` shows which node holds them.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -72,6 +84,8 @@ RETRY_AFTER = 1.0
 TIMEOUT = 0.5
 #: Seconds a new connection may take (longer: a connect cut short can leak its socket).
 CONNECT_TIMEOUT = 1.0
+#: Seconds ``close()`` waits for the revocation watcher to end before it gives up on it.
+STOP_TIMEOUT = 2.0
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 _WINDOW_WAIT = """
@@ -207,6 +221,7 @@ class RedisState:
         self.url = url
         self._client: aioredis.Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0  # the process the pooled client was made in (a forked child never uses it)
         self._scripts: dict[str, Any] = {}
         self._down_until = 0.0
         self._fallback = MemoryState()
@@ -223,15 +238,31 @@ class RedisState:
             socket_timeout=TIMEOUT,
             socket_connect_timeout=CONNECT_TIMEOUT,
             retry=Retry(NoBackoff(), 0),
+            client_name=self.client_name,
+        )
+
+    @property
+    def client_name(self) -> str:
+        """The name each connection gives itself (``CLIENT LIST`` shows whose it is)."""
+        return f"{self.prefix}{os.getpid()}"
+
+    def _owns_pool(self) -> bool:
+        """Whether the pooled client may be used here: the loop it was made on, in the process
+        it was made in (a pre-forked child inherits its parent's objects, never its sockets)."""
+        return (
+            self._client is not None
+            and self._pid == os.getpid()
+            and self._loop is asyncio.get_running_loop()
         )
 
     @asynccontextmanager
     async def connected(self) -> AsyncIterator[tuple[aioredis.Redis, dict[str, Any]]]:
         """A client and its scripts. On the event loop the state was started on (the app's),
         the long-lived pooled client; on any other loop (a CLI command, a test driving the app
-        without its lifespan) a client of its own, closed afterwards — connections belong to
-        one loop and must not outlive it."""
-        if self._client is not None and self._loop is asyncio.get_running_loop():
+        without its lifespan) or in a forked child, a client of its own, closed afterwards —
+        connections belong to one loop of one process and must not outlive it."""
+        if self._owns_pool():
+            assert self._client is not None
             yield self._client, self._scripts
             return
         client = self._new_client()
@@ -309,12 +340,23 @@ class RedisState:
                     await self.script("unlock", [key], [token])
 
     async def start(self) -> None:
-        """Bind the pooled client to this event loop and start the revocation watcher."""
+        """Bind ONE pooled client to this event loop and start the revocation watcher
+        (idempotent on the same loop). Never blocks longer than a connect timeout: when Redis
+        does not answer, the state starts all the same and falls back (module docstring).
+
+        A state started on another loop must be closed there first — its connections cannot
+        be closed from here, and replacing them silently would leak them."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
+        self._forget_inherited()
+        if self._client is not None and self._loop is not loop:
+            raise RuntimeError(
+                "RedisState is started on another event loop; close() it there before start()"
+            )
+        if self._client is None:
             self._client = self._new_client()
             self._scripts = _register(self._client)
             self._loop = loop
+            self._pid = os.getpid()
         await self._revocations.start()
 
     async def ping(self) -> bool:
@@ -325,12 +367,26 @@ class RedisState:
             return False
 
     async def close(self) -> None:
+        """Stop the watcher and close every pooled connection (bounded: see ``STOP_TIMEOUT``).
+        Call it on the loop ``start()`` ran on; in a forked child the inherited client is only
+        forgotten (its sockets are the parent's)."""
+        self._forget_inherited()
+        if self._client is not None and not self._owns_pool():
+            raise RuntimeError("RedisState.close() must run on the event loop start() ran on")
         await self._revocations.stop()
         client, self._client = self._client, None
-        if client is not None and self._loop is asyncio.get_running_loop():
+        self._loop = None
+        self._scripts = {}
+        if client is not None:
             with contextlib.suppress(*_ERRORS):
                 await client.aclose()
-        self._loop = None
+
+    def _forget_inherited(self) -> None:
+        """In a forked child: drop the parent's client and watcher task without any I/O (their
+        sockets and loop are the parent's; closing them here would cut the parent off)."""
+        if self._client is not None and self._pid != os.getpid():
+            self._client, self._loop, self._scripts = None, None, {}
+            self._revocations.forget_task()
 
 
 class RedisWindow:
@@ -427,6 +483,7 @@ class RedisRevocations:
         self._trusted_until = 0.0
         self._lost = False  # the last read failed
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def generation(self) -> int:
@@ -473,22 +530,46 @@ class RedisRevocations:
     async def start(self) -> None:
         if self._task is None or self._task.done():
             await self.read()
-            self._task = asyncio.get_running_loop().create_task(self._watch())
+            self._stopping = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._watch(self._stopping))
+
+    def forget_task(self) -> None:
+        """Drop a watcher task inherited through ``fork`` (it runs in the parent, not here)."""
+        self._task = None
+        self._trusted_until = 0.0
+        self._stopping = asyncio.Event()
 
     async def stop(self) -> None:
+        """End the watcher, within ``STOP_TIMEOUT`` whatever it was doing.
+
+        A cancellation alone is not enough: one that lands inside redis-py's read of the
+        subscription can be absorbed there (the read just returns nothing and the task runs
+        on, seen about once in a few hundred stops), and a ``stop()`` that only awaited the
+        task then waited for ever — the app's shutdown hung before it closed the pool. So the
+        watcher also ends at its next turn when ``_stopping`` is set (within ``POLL``), and
+        the cancellation is repeated until the task is done."""
         task, self._task = self._task, None
         self._trusted_until = 0.0
-        if task is not None:
+        self._stopping.set()
+        if task is None:
+            return
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while not task.done() and time.monotonic() < deadline:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=0.05)
+        if not task.done():  # pragma: no cover - the stop flag ends it within POLL
+            log.warning("revocations: the watcher did not stop within %g s", STOP_TIMEOUT)
+            return
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("revocations: the watcher failed (%r)", task.exception())
 
-    async def _watch(self) -> None:
-        """Until cancelled: listen on the channel, and read the epoch key every ``POLL``."""
+    async def _watch(self, stopping: asyncio.Event) -> None:
+        """Until ``stopping`` (or cancelled): listen on the channel, and read the epoch key
+        every ``POLL``."""
         pubsub: Any = None
         next_read = time.monotonic() + POLL
         try:
-            while True:
+            while not stopping.is_set():
                 try:
                     if pubsub is None:
                         async with self.state.connected() as (client, _):
@@ -506,7 +587,7 @@ class RedisRevocations:
                         with contextlib.suppress(Exception):
                             await closing.aclose()
                     await asyncio.sleep(max(0.0, next_read - time.monotonic()))
-                if time.monotonic() >= next_read:
+                if time.monotonic() >= next_read and not stopping.is_set():
                     await self.read()
                     next_read = time.monotonic() + POLL
         finally:  # cancelled (stop): the subscription's connection is closed, wherever it was
