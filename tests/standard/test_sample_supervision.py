@@ -20,7 +20,8 @@ import pytest
 
 from imsp.clock import BEIJING
 from imsp.standard.model import load_standard
-from imsp.standard.sample import DEFAULT_START, SPAN_DAYS, generate_all
+from imsp.standard.sample import DEFAULT_START, SPAN_DAYS, generate_all, vocab
+from imsp.standard.sample.world import PAEDIATRIC_AGE
 from imsp.supervision.engine import Outcome, evaluate
 from imsp.supervision.facts import Index, Rec, as_time
 
@@ -123,6 +124,18 @@ def test_the_check_sees_a_mutated_record() -> None:
     found = {(o.rule_id, o.subject.key) for o in outcomes(world)}
     assert ("R24", rx["recipeID"]) in found
     assert ("R07", rx["recipeID"]) in found
+
+
+def test_a_world_without_a_paediatrician_has_no_child_under_six() -> None:
+    """World._make_patient makes a child six years older when nobody could see it (R12): that
+    stays within the ages of every profile that starts below six."""
+    for profile in vocab.PROFILES:
+        if profile.ages[0] < PAEDIATRIC_AGE:
+            assert profile.ages[1] >= 2 * PAEDIATRIC_AGE - 1, profile.name
+    small = _world(9, 0)  # the first paediatrician is staff 9
+    assert not any(d["subjectCode"] == "07" for d in small["doctor"])
+    assert min(p["age"] for p in small["prescription"]) >= PAEDIATRIC_AGE
+    assert min(p["age"] for p in _world(400, 2)["prescription"]) < PAEDIATRIC_AGE
 
 
 def test_every_business_event_is_before_the_evaluation() -> None:

@@ -183,6 +183,7 @@ class Business:
             recipe_type = "1" if any(x.drug.kind == "western" for x in items) else "2"
         delivery = rng.choices(("1", "0", "3"), (7, 2, 1))[0]
         after = checked or time
+        unique_id = hexid(rng, 16)
         period = rng.choice((1, 2, 3, 3))
         # dispensed or handed to the courier within the prescription's validity (R25), which
         # ends with its last day (reviews end before 22:00: there are always 2 hours left)
@@ -191,7 +192,7 @@ class Business:
         return Rx(
             index=i,
             recipe_id=f"RX{ymd(time)}{i:06d}",
-            unique_id=hexid(rng, 16),
+            unique_id=unique_id,
             visit=v,
             pharmacist=pharmacist,
             time=time,

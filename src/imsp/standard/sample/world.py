@@ -450,8 +450,11 @@ class World:
     def _make_patient(self, i: int) -> Patient:
         rng = self.rng("patient", i)
         profile = rng.choice(vocab.PROFILES)
-        youngest = profile.ages[0] if self.paediatricians else max(profile.ages[0], PAEDIATRIC_AGE)
-        age = rng.randrange(youngest, profile.ages[1] + 1)
+        age = rng.randrange(profile.ages[0], profile.ages[1] + 1)
+        if age < PAEDIATRIC_AGE and not self.paediatricians:
+            # no paediatrician to see a young child: six years older, still within the profile's
+            # ages (test_sample_supervision checks that they reach 11)
+            age += PAEDIATRIC_AGE
         sex = profile.sex or rng.choice("12")
         person = self.person(
             rng, sex=sex, born=self.birthday(rng, age), seq=range(0, 500), unique=True
