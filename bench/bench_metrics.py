@@ -45,10 +45,17 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import LUA, ORG, _cpu_of, fresh_database, prepare, wait_healthy
+from bench_ingest import (
+    LUA,
+    ORG,
+    _cpu_of,
+    fresh_database,
+    prepare,
+    wait_healthy,
+    write_section,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "performance.md"
 SECTION = "## 指标与日志的开销 / Metrics and logging overhead"
 
 VARIANTS: dict[str, dict[str, str]] = {
@@ -431,17 +438,6 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def write(section: str) -> None:
-    text = DOC.read_text("utf-8")
-    start = text.find(SECTION)
-    if start < 0:
-        DOC.write_text(text.rstrip("\n") + "\n\n" + section, "utf-8")
-        return
-    end = text.find("\n## ", start + len(SECTION))
-    rest = "" if end < 0 else text[end + 1 :]
-    DOC.write_text(text[:start] + section + ("\n" + rest if rest else ""), "utf-8")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=int, default=8)
@@ -460,7 +456,7 @@ def main() -> None:
     section = report(m, ab, runs, args)
     print(section)
     if args.write:
-        write(section)
+        write_section(SECTION, [section.rstrip("\n"), ""])
 
 
 if __name__ == "__main__":
