@@ -55,7 +55,6 @@ from bench_ingest import (
     write_section,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## 指标与日志的开销 / Metrics and logging overhead"
 
 VARIANTS: dict[str, dict[str, str]] = {
