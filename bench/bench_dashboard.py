@@ -56,7 +56,9 @@ from imsp.standard.model import load_standard  # noqa: E402
 from imsp.storage import migrate  # noqa: E402
 from imsp.supervision.quality import SUMMED  # noqa: E402
 
-DOC = ROOT / "docs" / "performance.md"
+sys.path.insert(0, str(ROOT / "bench"))
+import bench_ingest as bi  # noqa: E402
+
 SECTION = "## 监管看板 / Supervision dashboards"
 TARGET_MS = 300
 ADMIN_URL = os.environ.get("IMSP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -237,14 +239,7 @@ def _backend_cpu(url: str) -> float:
         pids = [r[0] for r in conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)
         )]  # fmt: skip
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return bi._cpu_of(set(pids))
 
 
 def timed(client: TestClient, path: str, n: int, url: str) -> dict[str, float]:
@@ -278,17 +273,6 @@ def largest_hospital(url: str) -> int:
         ).fetchone()
     assert row
     return int(row[0])
-
-
-def write_doc(text: str) -> None:
-    doc = DOC.read_text(encoding="utf-8")
-    if SECTION in doc:
-        start = doc.index(SECTION)
-        nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + ("\n" + doc[nxt:] if nxt != -1 else "\n")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.write_text(doc, encoding="utf-8")
 
 
 #: The migration that adds (and backfills) the month rollups: the benchmark loads the day rows
@@ -409,8 +393,10 @@ def main() -> None:
         )
         worst_cpu = max(r["app_cpu"] + r["pg_cpu"] for r in results.values())
         worst = max(r["p95"] for r in results.values())
-        write_doc(
-            f"""{SECTION}
+        bi.write_section(
+            SECTION,
+            [
+                f"""{SECTION}
 
 Command: `.venv/bin/python bench/bench_dashboard.py --records {args.records} --hospitals {args.hospitals} --days {args.days} --requests {args.requests} --write`
 ({dt.date.today()}, {os.cpu_count()} cores ({cpu}), PostgreSQL on loopback, Python {platform.python_version()}).
@@ -439,7 +425,9 @@ benchmark's database (from /proc): together, what a request costs whatever else 
 |---|---:|---:|---:|---:|---:|---:|
 {table}
 
-Target: < {TARGET_MS} ms each — worst p95 here {worst:.1f} ms ({"met" if worst < TARGET_MS else "NOT met"}); worst CPU per request {worst_cpu:.0f} ms (the server time on a machine with a free core; 1-minute load average before the timings {load_before:.1f})."""
+Target: < {TARGET_MS} ms each — worst p95 here {worst:.1f} ms ({"met" if worst < TARGET_MS else "NOT met"}); worst CPU per request {worst_cpu:.0f} ms (the server time on a machine with a free core; 1-minute load average before the timings {load_before:.1f}).""",
+                "",
+            ],
         )
 
 

@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_ingest as ingest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "performance.md"
 SECTION = "## 登录洪泛下的上传 / Uploads during a login flood"
 
 NOTE = (
@@ -89,17 +88,8 @@ def servers(kind: str, url: str, exchange: int, portal: int) -> Iterator[subproc
     }
     proc = subprocess.Popen(_command(kind, exchange, portal), env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
         for port in (exchange, portal):
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("the servers did not start")
-                time.sleep(0.2)
+            ingest.wait_healthy(proc, port, "the servers")
         yield proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -194,7 +184,7 @@ def main() -> None:
     print(f"p99 quiet ÷ p99 flood = {ratio:.2f} (≥ 0.8 expected)")
     if args.write:
         write_doc(host, args, quiet, loud, figures)
-        print(f"wrote {DOC.relative_to(ROOT)}")
+        print(f"wrote {ingest.DOC.relative_to(ROOT)}")
     if quiet.errors or loud.errors:
         raise SystemExit("some uploads failed — see wrk's output")
 
@@ -247,14 +237,7 @@ def write_doc(
             NOTE,
         ]
     )
-    doc = DOC.read_text()
-    if SECTION in doc:
-        start = doc.index(SECTION)
-        nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + ("\n" + doc[nxt:] if nxt != -1 else "\n")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text + "\n"
-    DOC.write_text(doc)
+    ingest.write_section(SECTION, [text, ""])
 
 
 if __name__ == "__main__":

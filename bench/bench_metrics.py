@@ -45,31 +45,17 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import ORG, fresh_database, prepare, wait_healthy
+from bench_ingest import (
+    LUA,
+    ORG,
+    _cpu_of,
+    fresh_database,
+    prepare,
+    wait_healthy,
+    write_section,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "performance.md"
 SECTION = "## 指标与日志的开销 / Metrics and logging overhead"
-
-LUA = r"""
-local token = io.open(os.getenv("BENCH_DIR") .. "/token.txt"):read("*l")
-local templates = {}
-for line in io.lines(os.getenv("BENCH_BODY")) do templates[#templates + 1] = line end
-local run = os.getenv("BENCH_RUN")
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["accessToken"] = token
-local counter = 0
-threads = 0
-function setup(thread) threads = threads + 1; thread:set("id", threads) end
-function init(args) prefix = run .. "T" .. tostring(id) .. "N" end
-function request()
-  counter = counter + 1
-  local template = templates[(counter + id * 7919) % #templates + 1]
-  local body = string.gsub(template, "@@KEY@@", prefix .. counter)
-  return wrk.format(nil, nil, nil, body)
-end
-"""
 
 VARIANTS: dict[str, dict[str, str]] = {
     "metrics off": {"IMSP_METRICS__ENABLED": "false"},
@@ -263,14 +249,6 @@ def _share(profile: cProfile.Profile) -> float:
 # --------------------------------------------------------------------------- processes
 
 
-def _cpu_of(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @contextmanager
 def serve(url: str, port: int, workdir: Path, extra: dict[str, str]) -> Iterator[int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMSP_")} | {
@@ -314,9 +292,9 @@ def load(url: str, body: Path, workdir: Path, seconds: int, pid: int) -> dict[st
     }
     cmd = ["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "--timeout", "10s",
            "-s", str(workdir / "upload.lua"), url]  # fmt: skip
-    before = _cpu_of(pid)
+    before = _cpu_of({pid})
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    cpu = _cpu_of(pid) - before
+    cpu = _cpu_of({pid}) - before
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|timeout) (\d+)", out))
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", out, re.M)
@@ -459,17 +437,6 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def write(section: str) -> None:
-    text = DOC.read_text("utf-8")
-    start = text.find(SECTION)
-    if start < 0:
-        DOC.write_text(text.rstrip("\n") + "\n\n" + section, "utf-8")
-        return
-    end = text.find("\n## ", start + len(SECTION))
-    rest = "" if end < 0 else text[end + 1 :]
-    DOC.write_text(text[:start] + section + ("\n" + rest if rest else ""), "utf-8")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=int, default=8)
@@ -488,7 +455,7 @@ def main() -> None:
     section = report(m, ab, runs, args)
     print(section)
     if args.write:
-        write(section)
+        write_section(SECTION, [section.rstrip("\n"), ""])
 
 
 if __name__ == "__main__":

@@ -58,20 +58,12 @@ _WORLD_DAYS = 1
 def world_of(count: int) -> dict[str, list[dict[str, Any]]]:
     """One sample world (every dataset, ``count`` objects each) for ``--data world``: its
     business events on one day, tomorrow in Beijing — registrations and payments made up to two
-    days before their visit are then today or yesterday, so T+1 holds for every record —, made
-    compliant where the generator is looser than the rules (it leaves ~30 % of the prescribing
-    doctors uninsured: here every doctor is insured on that day, R07), then mutated like the
-    sweep's data (~1 % of prescriptions, visits and telemedicine records break a rule)."""
+    days before their visit are then today or yesterday, so T+1 holds for every record —,
+    compliant as generated, then mutated like the sweep's data (~1 % of prescriptions, visits and
+    telemedicine records break a rule)."""
     from imsp.standard.sample import generate_all
 
     day = dt.datetime.now(BEIJING).date() + dt.timedelta(days=1)
     world = generate_all(count, seed=11, org_code=bi.ORG, start=day, span_days=_WORLD_DAYS)
-    insured = next(d for d in world["doctor"] if d.get("policyNo"))
-    for n, d in enumerate(world["doctor"]):
-        d.update(
-            policyNo=d.get("policyNo") or f"{insured['policyNo']}{n:02d}",
-            policyStartDate=f"{day.year - 1}-01-01",
-            policyEndDate=f"{day.year + 1}-12-31",
-        )
     rng = random.Random(20251130)
     return {code: [mutate(code, doc, rng) for doc in docs] for code, docs in world.items()}

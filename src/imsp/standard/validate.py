@@ -136,6 +136,25 @@ class _Meta:
         errs.append(self.issue(prefix, "type", f"类型错误，应为{_TYPE_LABEL[type_]}", v))
         return _SAME
 
+    def not_text(
+        self, v: Any, node: _Obj, root: _Obj, prefix: str, errs: list[Issue], limit: int
+    ) -> bool:
+        """What every string checker does first: True when ``v`` is empty (an error if the
+        field is required) or not a string (a type error) — nothing more to check; a string
+        longer than ``limit`` is an error, and the checker goes on with it."""
+        if type(v) is not str:
+            if v is None:
+                self.empty(node, root, prefix, errs)
+            else:
+                self.bad_type("string", prefix, errs, v)
+            return True
+        if not v or (v[0].isspace() and not v.strip()):
+            self.empty(node, root, prefix, errs)
+            return True
+        if len(v) > limit:
+            errs.append(self.issue(prefix, "length", f"长度超过 {limit} 个字符（{len(v)}）", v))
+        return False
+
 
 def _string_check(f: Field, m: _Meta, table: CodeTable | None, fmt: str | None) -> _Check:
     limit = f.length if f.length is not None else 1 << 30
@@ -174,14 +193,8 @@ def _string_check(f: Field, m: _Meta, table: CodeTable | None, fmt: str | None) 
         return "|".join(out) if changed else _SAME
 
     def check(v: Any, node: _Obj, root: _Obj, prefix: str, errs: _Errs, warns: _Errs) -> Any:
-        if type(v) is not str:
-            if v is None:
-                return m.empty(node, root, prefix, errs)
-            return m.bad_type("string", prefix, errs, v)
-        if not v or (v[0].isspace() and not v.strip()):
-            return m.empty(node, root, prefix, errs)
-        if len(v) > limit:
-            errs.append(m.issue(prefix, "length", f"长度超过 {limit} 个字符（{len(v)}）", v))
+        if m.not_text(v, node, root, prefix, errs, limit):
+            return _SAME
         if fmt_fn is not None and not fmt_fn(v):
             errs.append(m.issue(prefix, fmt or "", fmt_msg, v))
         if codes is None or v in codes:
@@ -230,14 +243,8 @@ def _system_check(
     multi = f.multi
 
     def check(v: Any, node: _Obj, root: _Obj, prefix: str, errs: _Errs, warns: _Errs) -> Any:
-        if type(v) is not str:
-            if v is None:
-                return m.empty(node, root, prefix, errs)
-            return m.bad_type("string", prefix, errs, v)
-        if not v or (v[0].isspace() and not v.strip()):
-            return m.empty(node, root, prefix, errs)
-        if len(v) > limit:
-            errs.append(m.issue(prefix, "length", f"长度超过 {limit} 个字符（{len(v)}）", v))
+        if m.not_text(v, node, root, prefix, errs, limit):
+            return _SAME
         raw = get_path(node if local else root, parts_path)
         system = sel_table.canonical(raw) if type(raw) is str else None
         system = system or default

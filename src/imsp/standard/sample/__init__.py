@@ -18,9 +18,15 @@ Guarantees (each checked by ``tests/standard/test_sample*.py``):
   ``totalFee``; payments, appraisals, LIS/PACS reports refer to existing business records; times
   are ordered; business keys are unique.
 
+* **Compliant** with every supervision rule (``imsp.supervision``, checked by
+  ``tests/standard/test_sample_supervision.py``): generated test data uploaded during access
+  confirmation (接入确认) raises no finding; violations in tests and benchmarks come only from
+  explicit mutation.
+
 ``count`` is the number of business objects: it is the number of records for every dataset except
-``prescription_item`` (all detail lines of ``count`` prescriptions) and ``organization`` (one
-record — its key is the institution itself).
+``prescription_item`` (all detail lines of ``count`` prescriptions), ``organization`` (one
+record — its key is the institution itself) and ``doctor`` / ``department`` (at least two: every
+institution has a prescriber and the pharmacist who reviews, and their departments).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from imsp.standard.demo import DEMO_ORG_CODE
 from imsp.standard.model import Dataset, Standard, load_standard
 from imsp.standard.sample.business import Business
 from imsp.standard.sample.engine import Filler
-from imsp.standard.sample.facts import FACTS, SINGLETONS, header
+from imsp.standard.sample.facts import FACTS, MINIMUMS, SINGLETONS, header
 from imsp.standard.sample.world import SPAN_DAYS, SampleError, World, at
 
 __all__ = [
@@ -74,7 +80,10 @@ def _dataset(dataset: str | Dataset, std: Standard) -> Dataset:
 def _records(b: Business, ds: Dataset, count: int) -> Iterator[dict[str, Any]]:
     provider = FACTS.get(ds.code)
     filler = Filler(ds, b.w.std, anchor=at(b.w.start, 9))
-    n = min(count, 1) if ds.code in SINGLETONS else count
+    if ds.code in SINGLETONS:
+        n = min(count, 1)
+    else:
+        n = max(count, MINIMUMS.get(ds.code, 0)) if count > 0 else 0
     for i in range(n):
         rng = b.w.rng(f"{ds.code}-record", i)
         facts_of = provider(b, i) if provider is not None else iter([header(b.w)])

@@ -16,7 +16,7 @@ from imsp.standard.sample.blocks import (
 )
 from imsp.standard.sample.business import Business
 from imsp.standard.sample.events import agreement_text, content_hash
-from imsp.standard.sample.world import STAFF_POOL, add_years, hexid
+from imsp.standard.sample.world import add_years, hexid
 
 
 def organization(b: Business, i: int) -> Facts:
@@ -99,7 +99,7 @@ def department(b: Business, i: int) -> Facts:
     head = next(
         (
             s
-            for s in (w.staff(j) for j in range(w.limit(STAFF_POOL)))
+            for s in (w.staff(j) for j in range(w.staff_limit))
             if s.dept == d and s.role != "nurse"
         ),
         None,
@@ -130,7 +130,7 @@ def doctor(b: Business, i: int) -> Facts:
     rng = w.rng("doctor-facts", i)
     prescriber = s.person_type in ("11", "12")
     licensed = s.person_type in ("11", "12", "21", "22")
-    insured = prescriber and rng.random() < 0.7
+    # the institution's medical liability insurance covers all its staff (R07)
     policy_start = date(w.start.year, 1, 1)
     # in force on every business day, also when they run into the next year
     policy_end = date((w.start + timedelta(days=w.span_days - 1)).year, 12, 31)
@@ -176,9 +176,9 @@ def doctor(b: Business, i: int) -> Facts:
         "prescribeRight": "1" if prescriber else None,
         "auditRight": "1" if s.role == "pharmacist" else None,
         "assessQualified": "1" if licensed else None,
-        "policyNo": f"PZBH{w.start.year}1301{rng.randrange(10**11):011d}" if insured else None,
-        "policyStartDate": policy_start if insured else None,
-        "policyEndDate": policy_end if insured else None,
+        "policyNo": f"PZBH{w.start.year}1301{rng.randrange(10**11):011d}",
+        "policyStartDate": policy_start,
+        "policyEndDate": policy_end,
         "realNameAuthFlag": "1",
         "realNameMethod": "1",
         "caCertSN": hexid(rng, 16) if s.role in ("physician", "pharmacist", "radiologist") else None,
@@ -222,10 +222,12 @@ def patient(b: Business, i: int) -> Facts:
 #: is released (and effective) before the first business day.
 _REVISIONS_WITHIN: Final = 1000
 
+#: The informed-consent form (互联网诊疗知情同意书) comes first: a world of one agreement still has
+#: the consent in force that every online visit needs (R17).
 _PROTOCOLS: Final = (  # (protocol_type, id, business types)
+    ("3", "XY-ZQTY", "4|5"),
     ("1", "XY-FWXY", "1|2|3|4|5"),
     ("2", "XY-YSZC", None),
-    ("3", "XY-ZQTY", "4|5"),
     ("5", "XY-YCZQ", "8|9"),
     ("4", "XY-YSRZ", "4|5"),
 )

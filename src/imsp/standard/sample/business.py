@@ -41,6 +41,7 @@ from imsp.standard.sample.events import (
 )
 from imsp.standard.sample.vocab import Drug, Exam, Panel
 from imsp.standard.sample.world import (
+    PAEDIATRIC_AGE,
     Patient,
     Staff,
     World,
@@ -80,6 +81,9 @@ class Business:
         return self.w.staff_with("pharmacist")
 
     def doctor_for(self, patient: Patient, rng: random.Random) -> Staff:
+        if patient.person.age(self.w.start) < PAEDIATRIC_AGE:
+            # a world without a paediatrician has no patient this young (World._make_patient)
+            return rng.choice(self.w.paediatricians)
         if patient.profile.herbs and rng.random() < vocab.TCM_FOLLOW_UP_SHARE:
             tcm = [s for s in self.physicians if s.dept.spec.subject == "50"]  # 中医科
             if tcm:
@@ -166,15 +170,11 @@ class Business:
                 )
             recipe_type = "3"
         else:
-            # Prescription lengths of online follow-up visits (vocab.RX_DAYS): a week for a short
-            # course, 2 or 4 weeks for a stable chronic disease, and long-term prescriptions
-            # (长期处方, 5 to 12 weeks) for stable adult chronic patients only.
-            days = rng.choices(vocab.RX_DAYS, weights=vocab.RX_DAYS_WEIGHTS)[0]
-            adult = v.patient.person.age(v.start.date()) >= 18
-            if days > 28 and adult:
-                long_term = True
-            elif days > 28:
-                days = 28
+            # Prescription lengths of online follow-up visits (vocab.RX_LENGTHS): a week for a
+            # short course, 2 or 4 weeks for a stable chronic disease, and long-term prescriptions
+            # (长期处方, 4 weeks) for stable adult chronic patients only.
+            days, long_term = rng.choices(vocab.RX_LENGTHS, weights=vocab.RX_LENGTH_WEIGHTS)[0]
+            long_term = long_term and v.patient.person.age(v.start.date()) >= 18
             for n, d in enumerate(v.regimen, 1):
                 per_day = _FREQ_PER_DAY.get(d.freq, 1)
                 packs = math.ceil(d.units * per_day * days / d.pack)
@@ -183,10 +183,16 @@ class Business:
             recipe_type = "1" if any(x.drug.kind == "western" for x in items) else "2"
         delivery = rng.choices(("1", "0", "3"), (7, 2, 1))[0]
         after = checked or time
+        unique_id = hexid(rng, 16)
+        period = rng.choice((1, 2, 3, 3))
+        # dispensed or handed to the courier within the prescription's validity (R25), which
+        # ends with its last day (reviews end before 22:00: there are always 2 hours left)
+        left = (at(time.date() + timedelta(days=period)) - after).total_seconds() // 60
+        dispatched = after + timedelta(minutes=rng.randrange(20, int(min(300, max(21, left)))))
         return Rx(
             index=i,
             recipe_id=f"RX{ymd(time)}{i:06d}",
-            unique_id=hexid(rng, 16),
+            unique_id=unique_id,
             visit=v,
             pharmacist=pharmacist,
             time=time,
@@ -194,10 +200,10 @@ class Business:
             recipe_type=recipe_type,
             packets=packets,
             long_term=long_term,
-            period=rng.choice((1, 2, 3, 3)),
+            period=period,
             items=tuple(items),
             delivery=delivery,
-            dispatched=after + timedelta(minutes=rng.randrange(20, 300)),
+            dispatched=dispatched,
             firm=rng.choice(vocab.DELIVERY_FIRMS) if delivery == "1" else "",
             courier=person_name(rng, rng.choice("12")),
             sign=signature(rng),

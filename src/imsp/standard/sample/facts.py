@@ -18,8 +18,9 @@ from typing import Final
 from imsp.standard.sample import basedata, care
 from imsp.standard.sample.blocks import BLOCK_KEYS, Facts, header
 from imsp.standard.sample.business import Business
+from imsp.standard.sample.world import MIN_STAFF
 
-__all__ = ["BLOCK_KEYS", "FACTS", "SINGLETONS", "Facts", "header"]
+__all__ = ["BLOCK_KEYS", "FACTS", "MINIMUMS", "SINGLETONS", "Facts", "header"]
 
 Provider = Callable[[Business, int], Facts]
 
@@ -52,3 +53,6 @@ FACTS: Final[dict[str, Callable[[Business, int], Iterator[Facts]]]] = {
 }
 #: Datasets with a single record per institution (their business key is the institution).
 SINGLETONS: Final = frozenset({"organization"})
+#: Datasets with at least this many records (for any count ≥ 1): the staff every world has —
+#: a prescriber and the reviewing pharmacist — and their departments (world.MIN_STAFF).
+MINIMUMS: Final = {"doctor": MIN_STAFF, "department": MIN_STAFF}

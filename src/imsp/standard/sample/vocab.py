@@ -41,12 +41,13 @@ SURNAME_CUM_WEIGHTS: Final = tuple(accumulate(SURNAME_WEIGHTS))
 #: about 40 % 师级, 31 % 中级, 14 % 副高, 6 % 正高) shifted towards seniors, since internet
 #: hospitals let doctors with at least three years of independent practice serve online.
 TITLE_MIX: Final = (26, 40, 22, 12)
-#: Days of medication per (non-herbal) prescription and their weights in %: 7 days 22, 14 days 28,
-#: 28 days 40, and long-term prescriptions (长期处方) of 8 or 12 weeks 10 % — an assumed mix for
-#: chronic-disease follow-up (no provincial statistic is published); 《长期处方管理规范（试行）》
-#: caps them at 12 weeks.
-RX_DAYS: Final = (7, 14, 28, 56, 84)
-RX_DAYS_WEIGHTS: Final = (22, 28, 40, 6, 4)
+#: Lengths of (non-herbal) prescriptions — (days, long-term prescription 长期处方) — and their
+#: weights in %: 7 days 22, 14 days 28, 28 days 40, and long-term prescriptions of 4 weeks 10 % —
+#: an assumed mix for chronic-disease follow-up (no provincial statistic is published).
+#: 《长期处方管理规范（试行）》: a long-term prescription is usually within 4 weeks, at most 12 for a
+#: stable patient; supervision flags one over 4 weeks as a risk (R27), so none is generated longer.
+RX_LENGTHS: Final = ((7, False), (14, False), (28, False), (28, True))
+RX_LENGTH_WEIGHTS: Final = (22, 28, 40, 10)
 #: Share of patients with a herbal regimen whose follow-up visit is with a TCM doctor (中医科),
 #: who then writes a herbal prescription (中药饮片处方).
 TCM_FOLLOW_UP_SHARE: Final = 0.35

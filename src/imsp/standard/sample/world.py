@@ -8,7 +8,14 @@ way every time) and cached.
 
 ``bound`` is the requested record count: business records only refer to staff and patients whose
 index is below it (and below the pool sizes), so the samples of every dataset generated with the
-same count refer only to records that exist in those samples.
+same count refer only to records that exist in those samples. Staff are the exception below
+:data:`MIN_STAFF`: every world has a prescriber and the pharmacist who reviews (the doctor and
+department samples then hold at least that many records).
+
+Every world complies with the supervision rules (``imsp.supervision``): each member of staff has
+worked at least three years before the first business day (R03, R09) and is covered by the
+institution's liability insurance (R07), a child under six is seen by a paediatrician (R12) — a
+world without one has no patient that young.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Final
 
 from imsp.standard import checks
@@ -27,6 +35,12 @@ from imsp.standard.sample.vocab import DeptDef, Hospital, Profile
 #: adds records nobody refers to — a realistic institution, not one doctor per visit).
 STAFF_POOL: Final = 60
 PATIENT_POOL: Final = 5000
+#: Staff referred to however small the count: staff 0 prescribes, staff 1 (the pharmacy's
+#: pharmacist) reviews — a prescription needs both, and they must differ (R22, R24).
+MIN_STAFF: Final = 2
+#: Patients younger than this see a paediatric physician (R12: 诊疗科目 07 儿科, 08, 09).
+PAEDIATRIC_AGE: Final = 6
+PAEDIATRIC_SUBJECTS: Final = ("07", "08", "09")
 #: Days the business events fall on, from the world's start (``span_days`` of the generator).
 SPAN_DAYS: Final = 30
 
@@ -353,9 +367,22 @@ class World:
             self._staff.append(self._make_staff(len(self._staff)))
         return self._staff[index]
 
+    @property
+    def staff_limit(self) -> int:
+        """How many staff (from index 0) business records may refer to."""
+        return max(self.limit(STAFF_POOL), MIN_STAFF)
+
     def staff_with(self, role: str) -> list[Staff]:
-        """Staff of a role that business records may refer to (index below the bound)."""
-        return [s for s in (self.staff(i) for i in range(self.limit(STAFF_POOL))) if s.role == role]
+        """Staff of a role that business records may refer to (index below the staff limit)."""
+        return [s for s in (self.staff(i) for i in range(self.staff_limit)) if s.role == role]
+
+    @cached_property
+    def paediatricians(self) -> list[Staff]:
+        return [
+            s
+            for s in self.staff_with("physician")
+            if s.dept.spec.subject.startswith(PAEDIATRIC_SUBJECTS)
+        ]
 
     def _staff_dept(self, i: int, role: str) -> Dept:
         kind = {"pharmacist": "pharmacy", "lab": "lab", "radiologist": "imaging"}.get(role)
@@ -379,6 +406,8 @@ class World:
             rng, sex=sex, born=self.birthday(rng, age), seq=range(500, 900), unique=True
         )
         work = add_years(person.born, rng.randrange(23, 26)) + timedelta(days=rng.randrange(200))
+        # at least three years of work before the first business day (R03, R09)
+        work = min(work, add_years(self.start, -3) - timedelta(days=30 + i % 90))
         years = age_on(work, self.start)
         titles = _TITLES[role]
         # The mix of professional titles (vocab.TITLE_MIX), capped by the years needed to reach a
@@ -422,6 +451,10 @@ class World:
         rng = self.rng("patient", i)
         profile = rng.choice(vocab.PROFILES)
         age = rng.randrange(profile.ages[0], profile.ages[1] + 1)
+        if age < PAEDIATRIC_AGE and not self.paediatricians:
+            # no paediatrician to see a young child: six years older, still within the profile's
+            # ages (test_sample_supervision checks that they reach 11)
+            age += PAEDIATRIC_AGE
         sex = profile.sex or rng.choice("12")
         person = self.person(
             rng, sex=sex, born=self.birthday(rng, age), seq=range(0, 500), unique=True
