@@ -82,6 +82,12 @@ def main() -> None:
         "exchange's own share of supervision, as with the worker on other cores)",
     )
     ap.add_argument("--drain-limit", type=float, default=120, help="longest wait for the feed (s)")
+    ap.add_argument(
+        "--fill",
+        type=int,
+        default=20,
+        help="ingest: s of the same stream, supervision off, before the first leg (not measured)",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 
@@ -19,9 +19,12 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
 World = dict[str, list[dict[str, Any]]]
 
 
-def mutate(ds: str, doc: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    """About 1 % of business records break a rule (a different one each time)."""
-    if rng.random() >= 0.01:
+def mutate(
+    ds: str, doc: dict[str, Any], rng: random.Random, *, force: bool = False
+) -> dict[str, Any]:
+    """About 1 % of business records break a rule (a different one each time); ``force``: this
+    one does."""
+    if not force and rng.random() >= 0.01:
         return doc
     if ds == "prescription":
         breaks: list[dict[str, Any]] = [
@@ -66,4 +69,14 @@ def world_of(count: int) -> dict[str, list[dict[str, Any]]]:
     day = dt.datetime.now(BEIJING).date() + dt.timedelta(days=1)
     world = generate_all(count, seed=11, org_code=bi.ORG, start=day, span_days=_WORLD_DAYS)
     rng = random.Random(20251130)
-    return {code: [mutate(code, doc, rng) for doc in docs] for code, docs in world.items()}
+    mutated = {code: [mutate(code, doc, rng) for doc in docs] for code, docs in world.items()}
+    # a small world may draw no mutation at all: then one, so every copy carries a finding
+    if all(mutated[code] == world[code] for code in _MUTABLE):
+        code = rng.choice(_MUTABLE)
+        i = rng.randrange(len(world[code]))
+        mutated[code][i] = mutate(code, world[code][i], rng, force=True)
+    return mutated
+
+
+#: The datasets :func:`mutate` changes.
+_MUTABLE: Final = ("prescription", "outpatient", "telemedicine")

@@ -140,7 +140,7 @@ def ingest_report(args: argparse.Namespace, host: str, out: ing.Outcome) -> str:
         + (f" --world-count {args.world_count}" if s.data == "world" else "")
         + (f" --stream {args.stream}" if args.stream else "")
         + (" --receipts" if args.receipts else "")
-        + f" --drain-limit {args.drain_limit:g}"
+        + f" --drain-limit {args.drain_limit:g} --fill {args.fill}"
     )
     lines = [
         f"### 上传与监管同时运行（{s.data}）/ Ingest with supervision on and off, {title} "
@@ -156,7 +156,10 @@ def ingest_report(args: argparse.Namespace, host: str, out: ing.Outcome) -> str:
         "",
         f"Data: {what}",
         "",
-        f"Method: one fresh database; {args.connections} connections, {args.duration} s per leg "
+        f"Method: one fresh database, first filled by {args.fill} s of the same stream with "
+        "supervision off (not measured: the legs run on tables that hold data and statistics, "
+        "as a production database's do; the fill's changes wait in the feed like an off leg's); "
+        f"{args.connections} connections, {args.duration} s per leg "
         "after a 3 s warm-up, legs alternating off/on. *Off*: no reference lookup in the "
         "receipt, no worker (an off leg's changes stay in the change feed: the next on leg's "
         "worker starts with them). *On*: every receipt carries the -95 reference warnings "
