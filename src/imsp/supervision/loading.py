@@ -12,11 +12,12 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    LargeBinary,
     Select,
     Text,
     and_,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +61,8 @@ _COLUMNS = (
     Record.key,
     Record.version,
     Record.created_at,
-    Record.data,
+    # the stored bytes: ``Rec`` decodes them when first read (``Rec.data``)
+    type_coerce(Record.data, LargeBinary),
     Record.voided,
     Record.visit_no,
     Record.business_time,
@@ -157,7 +160,7 @@ def _newest(d: dict[Any, Any], n: int) -> dict[Any, Any]:
 
 
 def record_query() -> Select[Any]:
-    return select(*_COLUMNS)
+    return cast("Select[Any]", select(*_COLUMNS))
 
 
 def to_rec(row: Any) -> Rec:
