@@ -104,8 +104,9 @@ def _shape_c(copies: int, lanes: int) -> list[tuple[str, list[dict[str, Any]]]]:
     interleaved — record ``i`` of each of ``lanes`` copies, then record ``i + 1`` … (as one wrk
     thread sends them). Consecutive requests of one service go as one upload (their changes keep
     the stream's order)."""
-    import bench_supervision as bs
     import orjson
+
+    import bench_supervision as bs
     import world_stream as ws
 
     world = bs.world_of(20)
@@ -361,7 +362,7 @@ def run(args: argparse.Namespace) -> None:
     for shape in args.shape.split(","):
         # shape a: as many changes as --rounds of the default batch (500), whatever --batch;
         # b and c: until the feed is empty
-        rounds = args.rounds * 500 // args.batch if shape == "a" else 0
+        rounds = args.rounds * 500 // args.batch if shape == "a" else args.limit // args.batch
         for rep in range(args.repeat):
             order = codes if rep % 2 == 0 else codes[::-1]
             for (code, src), mode in itertools.product(order, args.mode.split(",")):
@@ -390,6 +391,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8, help="shape a: rounds of 500 measured")
     ap.add_argument(
         "--batch", type=int, default=500, help="changes a round (a stream's rounds are smaller)"
+    )
+    ap.add_argument(
+        "--limit", type=int, default=0, help="shapes b, c: changes measured (0: until empty)"
     )
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--profile", help="directory for cProfile dumps (first repeat)")
