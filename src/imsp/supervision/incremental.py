@@ -33,6 +33,7 @@ from imsp.supervision.engine import Stats, evaluate_records
 from imsp.supervision.facts import Rec
 from imsp.supervision.loading import (
     VISIT_DATASETS,
+    VISIT_READS,
     BaseCache,
     among,
     chunk_size,
@@ -92,13 +93,31 @@ async def expand(
         # the changed records themselves are loaded already (their documents decoded): not again
         known = {r.id for r in recs}
 
-        visits = {r.visit_no for r in recs if r.visit_no}
-        visits |= {r["bussID"] for r in recs if r["bussID"]}
-        visits |= {r.key for r in recs if r.dataset in _VISIT_KEYED}
-        for part in chunks(sorted(visits), size):
-            loaded = await _others(
-                session, inst, known, found, among(session, Record.visit_no, part)
-            )
+        # visit number → the datasets of this round's records in it
+        arrived: dict[str, set[str]] = {}
+        for r in recs:
+            for number in (r.visit_no, r["bussID"], r.key if r.dataset in _VISIT_KEYED else ""):
+                if number:
+                    arrived.setdefault(number, set()).add(r.dataset)
+        for part in chunks(sorted(arrived), size):
+            loaded = [
+                rec
+                for rec in await load_records(
+                    session, Record.institution_id == inst, among(session, Record.visit_no, part)
+                )
+                if rec.id not in known
+            ]
+            # a record of the visit is evaluated again only if its rules read one of the
+            # datasets that arrived (a registration reads none: a prescription of its visit
+            # arriving does not evaluate it again)
+            for rec in loaded:
+                reads = VISIT_READS.get(rec.dataset)
+                if (
+                    reads is not None
+                    and rec.visit_no is not None
+                    and not reads.isdisjoint(arrived.get(rec.visit_no, ()))
+                ):
+                    found.setdefault(rec.id, rec)
             if cache is not None:
                 asked = set(part)
                 mine = [r for r in recs if r.visit_no in asked]

@@ -96,6 +96,14 @@ _VISIT_NEEDS: Final[dict[str, tuple[str, ...]]] = {
     "inspection": ("outpatient",),  # R37
     "appraise": ("outpatient", "prescription"),  # R44
 }
+#: dataset → the datasets its rules read among the other records of its visit: by visit
+#: number, or by a key the visit's records share (a payment's prescription, a report's request,
+#: an evaluation's consultation …). A record of a visit is re-evaluated when a record of one of
+#: these arrives in it, not when any does (``incremental.expand``).
+VISIT_READS: Final[dict[str, frozenset[str]]] = {
+    ds: frozenset(_VISIT_NEEDS.get(ds, ())) | {other for _, other in _LINKS.get(ds, ())}
+    for ds in {*_VISIT_NEEDS, *_LINKS}
+}
 #: Every dataset read by visit number (what a sweep reads of a visit, whichever rule asks).
 VISIT_DATASETS: Final = tuple(sorted({ds for needs in _VISIT_NEEDS.values() for ds in needs}))
 #: Base data (基本信息): few records referred to by many; sweeps keep them between batches.
