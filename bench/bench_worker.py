@@ -1,8 +1,9 @@
 """Benchmark: the supervision worker's CPU per change on PostgreSQL (not a test).
 
-    .venv/bin/python bench/bench_worker.py fill [--shape a,b] [--count 6000] [--world 300]
-    .venv/bin/python bench/bench_worker.py run  [--shape a,b] [--code new=src,old=/tmp/main/src]
-        [--mode worker,sweep] [--rounds 8] [--repeat 2] [--profile DIR]
+    .venv/bin/python bench/bench_worker.py fill [--shape a,b,c] [--count 6000] [--world 300]
+        [--copies 32] [--lanes 16]
+    .venv/bin/python bench/bench_worker.py run  [--shape a,b,c] [--code new=src,old=/tmp/main/src]
+        [--mode worker,sweep] [--rounds 8] [--batch 500] [--limit 0] [--repeat 2] [--profile DIR]
 
 ``fill`` makes one template database per data shape, filled with real uploads through the
 exchange's own code (``imsp.exchange.ingest.ingest`` with the PostgreSQL writer, 100 records an
@@ -16,12 +17,20 @@ upload, every record leaving its change in the feed), and keeps it:
 * ``b`` — a whole sample world (``--world`` objects per dataset, every dataset, ~16 records per
   object) with business times from today on, uploaded in dependency order (base data first),
   ~1 % of the business records mutated to break a rule (``bench_supervision._mutate``).
+* ``c`` — the realistic stream of ``bench_supervision.py ingest --data world`` as the worker
+  meets it when behind: ``--copies`` renamed copies of one small world (``world_of(20)``,
+  ``world_stream``; the institution's record and agreements once first), ``--lanes`` copies
+  interleaved record by record as one wrk thread sends them. ``--copies 320`` gives a feed of
+  ~100,000 changes, about what the ingest benchmark leaves queued; ``run --limit 20000``
+  measures the first 20,000 of it (``--batch 50`` / ``200``: the rounds of a worker that
+  keeps up).
 
 ``run`` copies a template (``CREATE DATABASE … TEMPLATE``) before each measurement and runs, in a
 child process whose ``PYTHONPATH`` puts the code under test first (``--code name=src-dir``, old
 and new alternating within each ``--repeat``), one warm-up round of ``worker.run_once`` and then
 ``--rounds`` rounds of 500 changes (shape a; ``--batch`` sets the round's size, the same number
-of changes) or every round until the feed is empty (shape b), with a frozen clock one minute
+of changes) or every round until the feed is empty (shapes b, c; or ``--limit`` changes), with a
+frozen clock one minute
 after the fill. It reports per change: the
 worker's CPU (``time.process_time``), the CPU of the PostgreSQL backends serving the copy (from
 ``/proc``), statements per round, and a digest of the findings and pending checks written (the
