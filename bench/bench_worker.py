@@ -1,8 +1,9 @@
 """Benchmark: the supervision worker's CPU per change on PostgreSQL (not a test).
 
-    .venv/bin/python bench/bench_worker.py fill [--shape a,b] [--count 6000] [--world 300]
-    .venv/bin/python bench/bench_worker.py run  [--shape a,b] [--code new=src,old=/tmp/main/src]
-        [--mode worker,sweep] [--rounds 8] [--repeat 2] [--profile DIR]
+    .venv/bin/python bench/bench_worker.py fill [--shape a,b,c] [--count 6000] [--world 300]
+        [--copies 32] [--lanes 16]
+    .venv/bin/python bench/bench_worker.py run  [--shape a,b,c] [--code new=src,old=/tmp/main/src]
+        [--mode worker,sweep] [--rounds 8] [--batch 500] [--limit 0] [--repeat 2] [--profile DIR]
 
 ``fill`` makes one template database per data shape, filled with real uploads through the
 exchange's own code (``imsp.exchange.ingest.ingest`` with the PostgreSQL writer, 100 records an
@@ -16,12 +17,20 @@ upload, every record leaving its change in the feed), and keeps it:
 * ``b`` — a whole sample world (``--world`` objects per dataset, every dataset, ~16 records per
   object) with business times from today on, uploaded in dependency order (base data first),
   ~1 % of the business records mutated to break a rule (``supervision_data.mutate``).
+* ``c`` — the realistic stream of ``bench_supervision.py ingest --data world`` as the worker
+  meets it when behind: ``--copies`` renamed copies of one small world (``world_of(20)``,
+  ``world_stream``; the institution's record and agreements once first), ``--lanes`` copies
+  interleaved record by record as one wrk thread sends them. ``--copies 320`` gives a feed of
+  ~100,000 changes, about what the ingest benchmark leaves queued; ``run --limit 20000``
+  measures the first 20,000 of it (``--batch 50`` / ``200``: the rounds of a worker that
+  keeps up).
 
 ``run`` copies a template (``CREATE DATABASE … TEMPLATE``) before each measurement and runs, in a
 child process whose ``PYTHONPATH`` puts the code under test first (``--code name=src-dir``, old
 and new alternating within each ``--repeat``), one warm-up round of ``worker.run_once`` and then
 ``--rounds`` rounds of 500 changes (shape a; ``--batch`` sets the round's size, the same number
-of changes) or every round until the feed is empty (shape b), with a frozen clock one minute
+of changes) or every round until the feed is empty (shapes b, c; or ``--limit`` changes), with a
+frozen clock one minute
 after the fill. It reports per change: the
 worker's CPU (``time.process_time``), the CPU of the PostgreSQL backends serving the copy (from
 ``/proc``), statements per round, and a digest of the findings and pending checks written (the
@@ -89,7 +98,64 @@ def _shape_b(count: int, today: dt.date) -> dict[str, list[dict[str, Any]]]:
     return {ds: [sd.mutate(ds, doc, rng) for doc in docs] for ds, docs in world.items()}
 
 
-async def _upload(url: str, world: dict[str, list[dict[str, Any]]], now: dt.datetime) -> int:
+def _shape_c(copies: int, lanes: int) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The realistic stream (``bench_supervision.py ingest --data world``) as uploads in the order
+    its requests arrive: the institution's own record and agreements once, then ``copies``
+    renamed copies of one small world (``world_of(20)``, ``world_stream``), ``lanes`` copies
+    interleaved — record ``i`` of each of ``lanes`` copies, then record ``i + 1`` … (as one wrk
+    thread sends them). Consecutive requests of one service go as one upload (their changes keep
+    the stream's order)."""
+    import orjson
+
+    import supervision_data as sd
+    import world_stream as ws
+
+    world = sd.world_of(20)
+    lines, doctors = ws.templates(world)
+    uploads: list[tuple[str, list[dict[str, Any]]]] = [
+        (code, world[code]) for code in sorted(ws.ONCE)
+    ]
+    by_service = _services()
+    for first in range(0, copies, lanes):
+        group = range(first, min(first + lanes, copies))
+        for line in lines:
+            path, body = line.split("\t", 1)
+            docs = [
+                orjson.loads(ws.instantiate(body, serial=1, copy=c, doctors=doctors))[0]
+                for c in group
+            ]
+            uploads.append((by_service[path[1:]], docs))
+    return uploads
+
+
+def _services() -> dict[str, str]:
+    from imsp.standard.model import load_standard
+
+    return {d.service: d.code for d in load_standard().datasets.values()}
+
+
+def _partners(url: str, world: dict[str, list[dict[str, Any]]] | list[Any]) -> None:
+    """Register the hospitals the telemedicine records invite (R42)."""
+    docs = (
+        world.get("telemedicine", [])
+        if isinstance(world, dict)
+        else [d for code, part in world if code == "telemedicine" for d in part]
+    )
+    codes = sorted({c for t in docs for c in (t["applyOrgCode"], t["invitedOrgCode"])} - {bi.ORG})
+    with psycopg.connect(url, autocommit=True) as conn:
+        for code in codes:
+            conn.execute(
+                "INSERT INTO institution (org_code, name, created_at) VALUES (%s, '合作医院', now()) "
+                "ON CONFLICT (org_code) DO NOTHING",
+                (code,),
+            )
+
+
+async def _upload(
+    url: str,
+    world: dict[str, list[dict[str, Any]]] | list[tuple[str, list[dict[str, Any]]]],
+    now: dt.datetime,
+) -> int:
     from imsp.auth.service import ensure_institution
     from imsp.config import Settings
     from imsp.exchange.ingest import ingest
@@ -106,11 +172,8 @@ async def _upload(url: str, world: dict[str, list[dict[str, Any]]], now: dt.date
     try:
         async with db.session() as s:
             inst = await ensure_institution(s, org_code=bi.ORG, name="基准测试医院", now=now)
-            for t in world.get("telemedicine", []):  # invited hospitals are registered (R42)
-                for code in {t["applyOrgCode"], t["invitedOrgCode"]} - {bi.ORG}:
-                    await ensure_institution(s, org_code=code, name="合作医院", now=now)
         grant = Grant(inst.id, bi.ORG, "app-bench", now + dt.timedelta(days=3650))
-        for code, docs in world.items():
+        for code, docs in world.items() if isinstance(world, dict) else world:
             ds = load_standard().datasets[code]
             for i in range(0, len(docs), UPLOAD):
                 entry = LogEntry(
@@ -138,7 +201,14 @@ def fill(args: argparse.Namespace) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
         url = _url(name)
         bi.prepare(url)
-        world = _shape_a(args.count) if shape == "a" else _shape_b(args.world, now.date())
+        world: Any = (
+            _shape_a(args.count)
+            if shape == "a"
+            else _shape_b(args.world, now.date())
+            if shape == "b"
+            else _shape_c(args.copies, args.lanes)
+        )
+        _partners(url, world)  # invited hospitals are registered (R42)
         t0 = time.perf_counter()
         stored = asyncio.run(_upload(url, world, now))
         with psycopg.connect(url, autocommit=True) as conn:
@@ -146,9 +216,13 @@ def fill(args: argparse.Namespace) -> None:
             conn.execute("CREATE TABLE bench_meta AS SELECT %s::timestamptz AS filled_at", (now,))
             depth = conn.execute("SELECT count(*) FROM record_change").fetchone()
         print(
-            f"shape {shape}: {sum(map(len, world.values()))} records sent, {stored} stored, "
+            f"shape {shape}: {sum(len(d) for _, d in _parts(world))} records sent, {stored} stored, "
             f"{depth[0] if depth else 0} changes queued, {time.perf_counter() - t0:.0f} s"
         )
+
+
+def _parts(world: Any) -> list[tuple[str, list[dict[str, Any]]]]:
+    return list(world.items()) if isinstance(world, dict) else list(world)
 
 
 # --------------------------------------------------------------------------- measure (child)
@@ -287,8 +361,9 @@ def run(args: argparse.Namespace) -> None:
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for shape in args.shape.split(","):
-        # shape a: as many changes as --rounds of the default batch (500), whatever --batch
-        rounds = args.rounds * 500 // args.batch if shape == "a" else 0
+        # shape a: as many changes as --rounds of the default batch (500), whatever --batch;
+        # b and c: until the feed is empty
+        rounds = args.rounds * 500 // args.batch if shape == "a" else args.limit // args.batch
         for rep in range(args.repeat):
             order = codes if rep % 2 == 0 else codes[::-1]
             for (code, src), mode in itertools.product(order, args.mode.split(",")):
@@ -311,10 +386,15 @@ def main() -> None:
     ap.add_argument("--shape", default="a,b")
     ap.add_argument("--count", type=int, default=6000, help="shape a: prescriptions")
     ap.add_argument("--world", type=int, default=300, help="shape b: objects per dataset")
+    ap.add_argument("--copies", type=int, default=32, help="shape c: copies of the world")
+    ap.add_argument("--lanes", type=int, default=16, help="shape c: copies interleaved")
     ap.add_argument("--code", default=f"new={ROOT / 'src'}", help="name=src-dir,…")
     ap.add_argument("--rounds", type=int, default=8, help="shape a: rounds of 500 measured")
     ap.add_argument(
         "--batch", type=int, default=500, help="changes a round (a stream's rounds are smaller)"
+    )
+    ap.add_argument(
+        "--limit", type=int, default=0, help="shapes b, c: changes measured (0: until empty)"
     )
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--profile", help="directory for cProfile dumps (first repeat)")

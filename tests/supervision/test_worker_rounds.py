@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import event, func, select
 
 from imsp.clock import FrozenClock
 from imsp.config import Settings
 from imsp.exchange.models import RecordChange
+from imsp.supervision import incremental
 from imsp.supervision.worker import run_once, run_worker
 from tests.supervision.builders import NOW, Platform, run, world
 
@@ -88,3 +90,36 @@ def test_a_record_whose_own_change_waits_in_the_feed_is_left_to_that_change(
     evaluated, pending = run(go())
     assert evaluated == [1, 1]  # the patient alone, then the prescription
     assert pending == 1  # the prescription waits for its doctor, visit, organization …
+
+
+def test_a_record_whose_change_is_beyond_the_window_is_evaluated_now(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queued-change check looks only ``QUEUED_WINDOW`` changes past the round (the feed
+    has no index by record): a record whose change lies further on is evaluated now, and again
+    when its change comes — more work, the same end state."""
+    monkeypatch.setattr(incremental, "QUEUED_WINDOW", 0)
+    conf = settings.supervision.model_copy(update={"batch": 1})
+    one = settings.model_copy(update={"supervision": conf})
+    w = world()
+    rx = w["prescription"][0]
+    patient = next(p for p in w["patient"] if p["patientId"] == rx["patientId"])
+
+    async def go() -> list[int]:
+        p = Platform(settings)
+        try:
+            await p.upload("patient", [patient], at=NOW)
+            await p.upload("prescription", [rx], at=NOW)
+            evaluated = []
+            for _ in range(2):
+                r = await run_once(p.db, settings=one, clock=FrozenClock(NOW), worker="t")
+                assert r.claimed == 1
+                evaluated.append(r.stats.records)
+            incremental_state = len(await p.findings()), len(await p.pending())
+            await p.sweep(now=NOW)
+            assert (len(await p.findings()), len(await p.pending())) == incremental_state
+            return evaluated
+        finally:
+            await p.close()
+
+    assert run(go()) == [2, 1]  # the patient and its prescription, then the prescription again

@@ -19,11 +19,25 @@ claimable again (work must therefore be idempotent — it may see a change twice
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imsp.exchange.models import RecordChange
@@ -42,46 +56,57 @@ class Change:
     stored_at: datetime
 
 
+_T = cast(Table, RecordChange.__table__)
+_C = _T.c
+_RETURNED = (
+    _C.id, _C.institution_id, _C.dataset, _C.business_key, _C.record_id, _C.version, _C.stored_at
+)  # fmt: skip
+#: The claim as one Core statement, compiled once (its parameters: the worker, the lease's end,
+#: ``now`` and the limit). Run on the session's connection: an ORM-enabled ``UPDATE … RETURNING``
+#: cost a round ~10 % of the worker's CPU in the ORM's bulk-update bookkeeping.
+_CLAIM = (
+    update(_T)
+    .where(
+        _C.id.in_(
+            select(_C.id)
+            .where(or_(_C.claimed_until.is_(None), _C.claimed_until <= bindparam("now")))
+            .order_by(_C.id)
+            .limit(bindparam("limit", type_=Integer))
+            .with_for_update(skip_locked=True)  # SQLite: no row locks; its writers are serialised
+            .scalar_subquery()
+        )
+    )
+    .values(claimed_by=bindparam("worker"), claimed_until=bindparam("until"))
+    .returning(*_RETURNED)
+)
+#: The ack on PostgreSQL: the ids as one array parameter (the same statement text for any
+#: number of ids; ``IN`` renders a parameter per id).
+_ACK_PG = delete(_T).where(_C.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+_ACK = delete(_T).where(_C.id.in_(bindparam("ids", expanding=True)))
+
+
 async def claim(
     session: AsyncSession, *, worker: str, limit: int, now: datetime, lease: timedelta
 ) -> list[Change]:
     """Lease up to ``limit`` claimable changes (never claimed, or whose lease ended by ``now``) to
     ``worker`` until ``now + lease``; oldest first."""
-    claimable = (
-        select(RecordChange.id)
-        .where(or_(RecordChange.claimed_until.is_(None), RecordChange.claimed_until <= now))
-        .order_by(RecordChange.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)  # SQLite: no row locks; its writers are serialised
-        .scalar_subquery()
+    conn = await session.connection()
+    rows = await conn.execute(
+        _CLAIM, {"worker": worker, "until": now + lease, "now": now, "limit": limit}
     )
-    stmt = (
-        update(RecordChange)
-        .where(RecordChange.id.in_(claimable))
-        .values(claimed_by=worker, claimed_until=now + lease)
-        .returning(
-            RecordChange.id,
-            RecordChange.institution_id,
-            RecordChange.dataset,
-            RecordChange.business_key,
-            RecordChange.record_id,
-            RecordChange.version,
-            RecordChange.stored_at,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    rows = (await session.execute(stmt)).all()
-    return sorted((Change(*row) for row in rows), key=lambda c: c.id)
+    return sorted(itertools.starmap(Change, rows), key=_by_id)
+
+
+def _by_id(change: Change) -> int:
+    return change.id
 
 
 async def ack(session: AsyncSession, ids: Sequence[int]) -> None:
     """Delete the changes whose work is done (in the unit of work that did it)."""
     if ids:
-        await session.execute(
-            delete(RecordChange)
-            .where(RecordChange.id.in_(list(ids)))
-            .execution_options(synchronize_session=False)
-        )
+        conn = await session.connection()
+        postgres = conn.dialect.name == "postgresql"
+        await conn.execute(_ACK_PG if postgres else _ACK, {"ids": list(ids)})
 
 
 async def depth(session: AsyncSession) -> int:

@@ -564,7 +564,7 @@ def try_rule(
                 key=key,
                 version=1,
                 created_at=received,
-                data=dict(doc),
+                doc=dict(doc),
                 voided=doc.get("operType") == "3",
                 visit_no=visit if isinstance(visit, str) and visit else None,
             )

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from imsp.clock import BEIJING
+from imsp.exchange.codec import decode
 from imsp.standard.mask import mask
 from imsp.standard.model import load_standard
 
@@ -77,7 +78,10 @@ class Rec:
     key: str
     version: int
     created_at: datetime  # first received by the platform (aware)
-    data: dict[str, Any]
+    #: the document, or its stored encoding (``imsp.exchange.codec``) until first read: a round
+    #: of the worker reads many records only to find they need no evaluation (their own change
+    #: is still queued), and decoding was most of what reading them cost
+    doc: dict[str, Any] | bytes
     voided: bool = False
     visit_no: str | None = None  # the record table's typed column (数据标准 columns.visit_no)
     business_time: datetime | None = None  # the record table's typed column (aware, UTC)
@@ -85,8 +89,25 @@ class Rec:
     #: thousands of others, and ``data`` never changes once loaded
     memo: dict[str, datetime | None] | None = field(default=None, compare=False, repr=False)
 
+    @property
+    def data(self) -> dict[str, Any]:
+        """The record's document (decoded at first use)."""
+        doc = self.doc
+        if doc.__class__ is dict:
+            return doc
+        return self._decode()
+
+    def _decode(self) -> dict[str, Any]:
+        doc = self.doc
+        if not isinstance(doc, dict):
+            doc = self.doc = decode(bytes(doc))
+        return doc
+
     def __getitem__(self, name: str) -> str:
-        value = self.data.get(name)
+        doc = self.doc
+        if doc.__class__ is not dict:
+            doc = self._decode()
+        value = doc.get(name)
         if value.__class__ is str:  # most fields: no call to text()
             return value.strip()
         return text(value)

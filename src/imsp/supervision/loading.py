@@ -12,11 +12,12 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    LargeBinary,
     Select,
     Text,
     and_,
@@ -25,6 +26,8 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    true,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +62,8 @@ _COLUMNS = (
     Record.key,
     Record.version,
     Record.created_at,
-    Record.data,
+    # the stored bytes: ``Rec`` decodes them when first read (``Rec.data``)
+    type_coerce(Record.data, LargeBinary),
     Record.voided,
     Record.visit_no,
     Record.business_time,
@@ -92,6 +96,14 @@ _VISIT_NEEDS: Final[dict[str, tuple[str, ...]]] = {
     "inspection": ("outpatient",),  # R37
     "appraise": ("outpatient", "prescription"),  # R44
 }
+#: dataset → the datasets its rules read among the other records of its visit: by visit
+#: number, or by a key the visit's records share (a payment's prescription, a report's request,
+#: an evaluation's consultation …). A record of a visit is re-evaluated when a record of one of
+#: these arrives in it, not when any does (``incremental.expand``).
+VISIT_READS: Final[dict[str, frozenset[str]]] = {
+    ds: frozenset(_VISIT_NEEDS.get(ds, ())) | {other for _, other in _LINKS.get(ds, ())}
+    for ds in {*_VISIT_NEEDS, *_LINKS}
+}
 #: Every dataset read by visit number (what a sweep reads of a visit, whichever rule asks).
 VISIT_DATASETS: Final = tuple(sorted({ds for needs in _VISIT_NEEDS.values() for ds in needs}))
 #: Base data (基本信息): few records referred to by many; sweeps keep them between batches.
@@ -116,17 +128,22 @@ class BaseCache:
     #: (institution, visit number) → its records of ``VISIT_DATASETS`` (the most recent
     #: ``RECENT // 4`` visits)
     visits: dict[tuple[int, str], list[Rec]] = field(default_factory=dict)
-    #: (institution, business time) → its prescription items (the worker's round only: filled
-    #: by ``incremental.expand``, which asked the same question first)
-    items_at: dict[tuple[int, datetime], list[Rec]] = field(default_factory=dict)
+    #: (institution, prescription key) → its items, read by key (the worker's round only:
+    #: filled by ``incremental.expand``, which asked the same question first). Set, it also
+    #: tells :func:`load_index` to read the items of the batch's prescriptions by key, not by
+    #: business time (see :func:`load_items_of`).
+    items_of: dict[tuple[int, str], list[Rec]] | None = None
 
-    def remember_items(self, inst: int, times: list[datetime], recs: list[Rec]) -> None:
-        items = self.items_at
-        for t in times:
-            items[(inst, t)] = []
+    def remember_items(self, recipes: Sequence[tuple[int, str]], recs: Iterable[Rec]) -> None:
+        items = self.items_of
+        if items is None:
+            items = self.items_of = {}
+        for k in recipes:
+            items[k] = []
         for r in recs:
-            if r.business_time is not None:
-                items[(inst, r.business_time)].append(r)
+            got = items.get((r.institution_id, r.key.split("|", 1)[0]))
+            if got is not None:
+                got.append(r)
 
     def remember_visits(self, insts: Sequence[int], numbers: list[str], recs: list[Rec]) -> None:
         visits = self.visits
@@ -157,7 +174,7 @@ def _newest(d: dict[Any, Any], n: int) -> dict[Any, Any]:
 
 
 def record_query() -> Select[Any]:
-    return select(*_COLUMNS)
+    return cast("Select[Any]", select(*_COLUMNS))
 
 
 def to_rec(row: Any) -> Rec:
@@ -212,6 +229,55 @@ async def load_by_keys(
                 Record.dataset == ds,
                 among(session, Record.key, part),
             )
+    return out
+
+
+async def load_items_of(session: AsyncSession, recipes: Sequence[tuple[int, str]]) -> list[Rec]:
+    """The items of the prescriptions ``recipes`` ((institution, key) pairs), by key: an item's
+    key is ``<recipeID>|<recipeDetailId>``, so a prescription's items are one range of the
+    unique key index. (Items are otherwise found by their prescription's business time, which
+    a sweep reads for a whole batch in one statement, but which reads every item of that
+    second: copies of one world, or a busy hospital, give many prescriptions the same time.)"""
+    if not recipes:
+        return []
+    if _postgres(session):
+        # one statement: the key ranges as arrays, each range read by the unique key index —
+        # a LATERAL subquery behind ``OFFSET 0`` (not pulled up into a join), since the
+        # planner, not knowing the arrays' length, may otherwise hash-join every item of the
+        # institution against the ranges
+        keyed = (
+            func.unnest(
+                bindparam(None, [inst for inst, _ in recipes], type_=ARRAY(Integer)),
+                bindparam(None, [key + "|" for _, key in recipes], type_=ARRAY(Text)),
+                bindparam(None, [key + "}" for _, key in recipes], type_=ARRAY(Text)),
+            )
+            .table_valued("inst", "lo", "hi")
+            .render_derived(name="ranges")
+        )
+        items = (
+            record_query()
+            .where(
+                Record.institution_id == keyed.c.inst,
+                Record.dataset == "prescription_item",
+                Record.key >= keyed.c.lo,
+                Record.key < keyed.c.hi,
+            )
+            .offset(0)
+            .lateral("items")
+        )
+        stmt = select(*items.c).select_from(keyed).join(items, true())
+        return [Rec(*row) for row in await rows_of(session, stmt)]
+    out: list[Rec] = []
+    for part in chunks(recipes, 50):
+        ranges = [
+            and_(
+                Record.institution_id == inst,
+                Record.key >= key + "|",
+                Record.key < key + "}",  # "}" follows "|": every key "<recipeID>|…"
+            )
+            for inst, key in part
+        ]
+        out += await load_records(session, Record.dataset == "prescription_item", or_(*ranges))
     return out
 
 
@@ -338,9 +404,30 @@ async def load_index(
         read += loaded
         if cache is not None:
             cache.remember_visits(insts, part, loaded)
-    times = {r.business_time for r in subjects if r.dataset == "prescription" and r.business_time}
-    if cache is not None and cache.items_at:
-        times = _not_cached(cache.items_at, times, insts, idx)
+    if cache is not None and cache.items_of is not None:
+        # the worker's round: each prescription's own items, by key (cached by ``expand``)
+        todo_recipes: list[tuple[int, str]] = []
+        for r in subjects:
+            if r.dataset == "prescription":
+                recipe = (r.institution_id, r.key)
+                answer = cache.items_of.get(recipe)
+                if answer is None:
+                    todo_recipes.append(recipe)
+                else:
+                    for rec in answer:
+                        idx.add(rec)
+        loaded = await load_items_of(session, todo_recipes)
+        cache.remember_items(todo_recipes, loaded)
+        for rec in loaded:
+            idx.add(rec)
+        read += loaded
+        times: set[datetime] = set()  # every prescription's items are read, whatever their time
+        by_key = True
+    else:
+        times = {
+            r.business_time for r in subjects if r.dataset == "prescription" and r.business_time
+        }
+        by_key = False
     for part in chunks(sorted(times), chunk_size(session)):
         loaded = await load_records(
             session,
@@ -353,49 +440,14 @@ async def load_index(
         read += loaded
     # Items whose datein differs from their prescription's (a data error) are found by key.
     short = [
-        r
+        (r.institution_id, r.key)
         for r in subjects
-        if r.dataset == "prescription"
+        if not by_key
+        and r.dataset == "prescription"
         and len(idx.items_of(r.institution_id, r.key)) < _count(r.raw("itemCount"))
     ]
-    if short and _postgres(session):
-        # one statement: the key ranges as arrays, joined (an OR of 50 ranges a statement
-        # was ten statements a round of the worker when items lag their prescriptions)
-        keyed = (
-            func.unnest(
-                bindparam(None, [r.institution_id for r in short], type_=ARRAY(Integer)),
-                bindparam(None, [r.key + "|" for r in short], type_=ARRAY(Text)),
-                bindparam(None, [r.key + "}" for r in short], type_=ARRAY(Text)),
-            )
-            .table_valued("inst", "lo", "hi")
-            .render_derived(name="ranges")
-        )
-        stmt = (
-            record_query()
-            .join(
-                keyed,
-                and_(
-                    Record.institution_id == keyed.c.inst,
-                    Record.key >= keyed.c.lo,
-                    Record.key < keyed.c.hi,
-                ),
-            )
-            .where(Record.dataset == "prescription_item")
-        )
-        for row in await rows_of(session, stmt):
-            idx.add(Rec(*row))
-        short = []
-    for part in chunks(short, 50):
-        ranges = [
-            and_(
-                Record.institution_id == r.institution_id,
-                Record.key >= r.key + "|",
-                Record.key < r.key + "}",  # "}" follows "|": every key "<recipeID>|…"
-            )
-            for r in part
-        ]
-        for rec in await load_records(session, Record.dataset == "prescription_item", or_(*ranges)):
-            idx.add(rec)
+    for rec in await load_items_of(session, short):
+        idx.add(rec)
     if "outpatient" in datasets:
         todo = [i for i in insts if cache is None or i not in cache.agreements]
         if todo:

@@ -95,6 +95,7 @@ async def run_once(
                 now=clock.now(),
                 grace=grace,
                 claimed=True,
+                horizon=claimed[-1].id,
             )
             await feed.ack(s, [c.id for c in claimed])
     return Round(len(claimed), stats)
