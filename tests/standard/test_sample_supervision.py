@@ -66,7 +66,7 @@ def outcomes(world: World, now: datetime | None = None) -> list[Outcome]:
                 key="|".join(str(doc.get(k, "")) for k in ds.key),
                 version=1,
                 created_at=_received(code, doc, now),
-                data=dict(doc),
+                doc=dict(doc),
                 voided=doc.get("operType") == "3",
                 visit_no=visit if isinstance(visit, str) and visit else None,
             )
