@@ -59,11 +59,10 @@ def test_a_round_that_drains_the_feed_is_followed_by_the_pause_not_another_claim
     assert len(claims) == 3, len(claims)
 
 
-def test_a_record_whose_own_change_waits_in_the_feed_is_left_to_that_change(
-    settings: Settings,
-) -> None:
-    """A patient arrives before its prescription is evaluated (a backlog): the patient's round
-    does not evaluate the prescription, whose own change comes next; the end state is the same."""
+def _patient_then_prescription_one_change_a_round(settings: Settings) -> tuple[list[int], int]:
+    """Upload a prescription's patient, then the prescription, and run the worker two rounds of
+    one change each: the records each round evaluated, and the pending checks at the end — the
+    end state checked against a full sweep."""
     conf = settings.supervision.model_copy(update={"batch": 1})
     one = settings.model_copy(update={"supervision": conf})
     w = world()
@@ -80,14 +79,22 @@ def test_a_record_whose_own_change_waits_in_the_feed_is_left_to_that_change(
                 r = await run_once(p.db, settings=one, clock=FrozenClock(NOW), worker="t")
                 assert r.claimed == 1
                 evaluated.append(r.stats.records)
-            incremental = len(await p.findings()), len(await p.pending())
+            incremental_state = len(await p.findings()), len(await p.pending())
             await p.sweep(now=NOW)  # what every rule says of every record now
-            assert (len(await p.findings()), len(await p.pending())) == incremental
-            return evaluated, incremental[1]
+            assert (len(await p.findings()), len(await p.pending())) == incremental_state
+            return evaluated, incremental_state[1]
         finally:
             await p.close()
 
-    evaluated, pending = run(go())
+    return run(go())
+
+
+def test_a_record_whose_own_change_waits_in_the_feed_is_left_to_that_change(
+    settings: Settings,
+) -> None:
+    """A patient arrives before its prescription is evaluated (a backlog): the patient's round
+    does not evaluate the prescription, whose own change comes next; the end state is the same."""
+    evaluated, pending = _patient_then_prescription_one_change_a_round(settings)
     assert evaluated == [1, 1]  # the patient alone, then the prescription
     assert pending == 1  # the prescription waits for its doctor, visit, organization …
 
@@ -99,27 +106,5 @@ def test_a_record_whose_change_is_beyond_the_window_is_evaluated_now(
     has no index by record): a record whose change lies further on is evaluated now, and again
     when its change comes — more work, the same end state."""
     monkeypatch.setattr(incremental, "QUEUED_WINDOW", 0)
-    conf = settings.supervision.model_copy(update={"batch": 1})
-    one = settings.model_copy(update={"supervision": conf})
-    w = world()
-    rx = w["prescription"][0]
-    patient = next(p for p in w["patient"] if p["patientId"] == rx["patientId"])
-
-    async def go() -> list[int]:
-        p = Platform(settings)
-        try:
-            await p.upload("patient", [patient], at=NOW)
-            await p.upload("prescription", [rx], at=NOW)
-            evaluated = []
-            for _ in range(2):
-                r = await run_once(p.db, settings=one, clock=FrozenClock(NOW), worker="t")
-                assert r.claimed == 1
-                evaluated.append(r.stats.records)
-            incremental_state = len(await p.findings()), len(await p.pending())
-            await p.sweep(now=NOW)
-            assert (len(await p.findings()), len(await p.pending())) == incremental_state
-            return evaluated
-        finally:
-            await p.close()
-
-    assert run(go()) == [2, 1]  # the patient and its prescription, then the prescription again
+    evaluated, _ = _patient_then_prescription_one_change_a_round(settings)
+    assert evaluated == [2, 1]  # the patient and its prescription, then the prescription again
